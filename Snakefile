@@ -1,0 +1,36 @@
+# gos-build: GOS10m-style geomorphology scene-classification datasets from raw
+# public inputs. Thin on purpose: every rule calls one `gos-build` command; all
+# logic lives in the installed `gos_build` package (src/gos_build/).
+#
+#   snakemake --cores all                          # the embedded demo AOI (config.yaml)
+#   snakemake --cores all --configfile my_aoi.yaml # your own AOI
+#
+# A --configfile replaces config.yaml instead of being merged into it, so a
+# new AOI never inherits the demo's inputs or bbox.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    tile=ID_PATTERN,
+
+
+
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/grid.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

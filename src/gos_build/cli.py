@@ -1,0 +1,105 @@
+"""The ``gos-build`` command: one sub-command per stage, thin over the stage modules.
+
+A bad input ends with one line on stderr (``gos-build: error: ...``) and exit
+status 2, never a traceback; an unexpected failure keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from . import __version__
+from .errors import GosBuildError
+
+log = logging.getLogger("gos_build")
+
+
+def _cmd_demo_inputs(args) -> None:
+    from .demo import demo_inputs
+
+    manifest = demo_inputs(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
+                           cloud_fraction=args.cloud_fraction)
+    log.info("demo inputs in %s: %d DEM tile(s), %s, %d polygons", args.out, len(manifest["dem"]),
+             manifest["sentinel2"][0], manifest["polygon_count"])
+
+
+def _cmd_grid(args) -> None:
+    from .grid import build_grid
+    from .io import atomic_write_text
+
+    if (args.bbox is None) == (args.geometry is None):
+        raise GosBuildError("grid: give exactly one of --bbox or --geometry")
+    grid = build_grid(bbox=args.bbox, geometry_path=args.geometry, crs=args.crs, resolution=args.resolution,
+                      chip_size=args.chip_size, tile_chips=args.tile_chips)
+    atomic_write_text(args.out, grid.to_json())
+    log.info("grid %s: %d x %d px at %g m, %d tile(s) -> %s", grid.crs, grid.width, grid.height,
+             grid.resolution, len(grid.tiles()), args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"gos-build {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument("--log", metavar="FILE", help="write the full log (and any traceback) to FILE")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo-inputs", help="write deterministic demo inputs (SRTM HGT, Sentinel-2 SAFE, GeoPackage)")
+    d.add_argument("--bbox", nargs=4, type=float, required=True, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--baseline", default="05.09", help="Sentinel-2 processing baseline: 05.09 (offset -1000) or 02.14")
+    d.add_argument("--cloud-fraction", type=float, default=0.05, help="fraction of the granule under cloud (0-0.9)")
+    d.set_defaults(func=_cmd_demo_inputs)
+
+    g = sub.add_parser("grid", help="write the reference grid (CRS, transform, tiles) of an AOI as JSON")
+    g.add_argument("out", help="output grid.json")
+    g.add_argument("--bbox", nargs=4, type=float, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+    g.add_argument("--geometry", help="OGR vector file whose polygons are the AOI")
+    g.add_argument("--crs", default="auto", help="'auto' (UTM zone of the AOI centroid) or e.g. EPSG:32652")
+    g.add_argument("--resolution", type=float, default=10.0, help="pixel size, metres")
+    g.add_argument("--chip-size", type=int, default=64, help="chip width, pixels")
+    g.add_argument("--tile-chips", type=int, default=32, help="processing tile width, chips")
+    g.set_defaults(func=_cmd_grid)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args)
+    try:
+        args.func(args)
+    except GosBuildError as exc:
+        if args.log:
+            log.error("%s", exc)
+        print(f"gos-build: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gos-build: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a bad input: keep the traceback
+        log.exception("internal error")
+        if args.log:
+            print(f"gos-build: internal error: {exc!r} (traceback in {args.log})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _setup_logging(args) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    if args.log:
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(args.log, mode="w", encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(fmt)
+    root.addHandler(handler)
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

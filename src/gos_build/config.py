@@ -1,0 +1,167 @@
+"""Config checking: one clear line per problem, naming the key and what was expected.
+
+The JSON schema (``gos_build/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the contract;
+:func:`check_config` turns schema violations into readable messages and adds
+the checks a schema cannot express (bbox order, ratios summing to 1).
+Defaults are filled by :func:`fill_defaults` with the same rule as
+``snakemake.utils.validate(..., set_default=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import GosBuildError
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+_JSON_TYPES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def load_schema(path: str | Path | None = None) -> dict:
+    with open(path or SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(value) -> str:
+    kind = _JSON_TYPES.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text if len(text) < 60 else text[:57] + '...'}"
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    key = _key(err.absolute_path)
+    v, schema, inst = err.validator, err.schema, err.instance
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(k for k in inst if k not in schema.get("properties", {}))
+        parts = []
+        for k in extra:
+            close = difflib.get_close_matches(str(k), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            parts.append(f"unknown key '{k}'{hint}")
+        where = "" if key == "(top level)" else f" '{key}'"
+        return f"config key{where}: {', '.join(parts)}; allowed keys: {', '.join(allowed)}"
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        full = f"{key}.{missing}" if key != "(top level)" else missing
+        return f"config key '{full}': missing (required)"
+    if v == "type":
+        want = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
+        return f"config key '{key}': expected {want}, got {_describe(inst)}"
+    if v == "enum":
+        return f"config key '{key}': expected one of {schema['enum']}, got {_describe(inst)}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return f"config key '{key}': expected a value {op} {schema[v]}, got {inst!r}"
+    if v in ("minItems", "maxItems"):
+        return f"config key '{key}': expected {schema.get('minItems')}..{schema.get('maxItems', 'any')} items, got {len(inst)}"
+    if v == "not" and "multipleOf" in schema.get("not", {}):
+        return f"config key '{key}': expected an odd integer, got {inst!r}"
+    if v == "oneOf" and key == "aoi":
+        return "config key 'aoi': give exactly one of 'bbox' or 'geometry'"
+    if v == "pattern":
+        return f"config key '{key}': {inst!r} does not match {schema['pattern']}"
+    if v == "propertyNames":
+        return f"config key '{key}': class ids must be integers 1..254, got {inst!r}"
+    return f"config key '{key}': {err.message}"
+
+
+def _semantic_problems(cfg: dict) -> list[str]:
+    out = []
+    for key, bbox in (("aoi.bbox", cfg.get("aoi", {}).get("bbox")), ("demo.bbox", (cfg.get("demo") or {}).get("bbox"))):
+        if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(b, (int, float)) for b in bbox):
+            lon0, lat0, lon1, lat1 = bbox
+            if not (lon0 < lon1 and lat0 < lat1):
+                out.append(f"config key '{key}': expected [lon_min, lat_min, lon_max, lat_max] with min < max, got {bbox}")
+            elif not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180 and -90 <= lat0 <= 90 and -90 <= lat1 <= 90):
+                out.append(f"config key '{key}': {bbox} is outside lon [-180, 180] / lat [-90, 90]")
+    ratios = (cfg.get("split") or {}).get("ratios")
+    if isinstance(ratios, dict) and all(isinstance(ratios.get(k), (int, float)) for k in ("train", "val", "test")):
+        total = ratios["train"] + ratios["val"] + ratios["test"]
+        if abs(total - 1.0) > 1e-6:
+            out.append(f"config key 'split.ratios': train + val + test must be 1, got {total:g}")
+    classes = cfg.get("classes")
+    if isinstance(classes, dict):
+        seen: dict = {}
+        for cid, spec in classes.items():
+            for val in (spec or {}).get("values", []) if isinstance(spec, dict) else []:
+                if val in seen and seen[val] != cid:
+                    out.append(f"config key 'classes': value {val!r} is listed for class {seen[val]} and class {cid}")
+                seen[val] = cid
+    return out
+
+
+def check_config(config: dict, schema: dict | None = None) -> None:
+    """Raise :class:`GosBuildError` listing every problem of ``config`` (one line each)."""
+    schema = schema or load_schema()
+    # class ids arrive as int keys from YAML; JSON schema wants string keys
+    cfg = _stringify_keys(config)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    problems = []
+    for err in errors:
+        msg = _message(err)
+        if msg not in problems:
+            problems.append(msg)
+    problems += [p for p in _semantic_problems(cfg) if p not in problems]
+    if problems:
+        raise GosBuildError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _stringify_keys(obj):
+    if isinstance(obj, dict):
+        return {str(k): _stringify_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_stringify_keys(v) for v in obj]
+    return obj
+
+
+def fill_defaults(config: dict, schema: dict | None = None) -> dict:
+    """A copy of ``config`` with every schema default filled in (nested objects too)."""
+    schema = schema or load_schema()
+
+    def fill(inst, sch):
+        if not isinstance(inst, dict):
+            return
+        for key, sub in sch.get("properties", {}).items():
+            if key not in inst and "default" in sub:
+                inst[key] = copy.deepcopy(sub["default"])
+            if key in inst:
+                fill(inst[key], sub)
+        extra = sch.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in inst:
+                if key not in sch.get("properties", {}):
+                    fill(inst[key], extra)
+
+    out = copy.deepcopy(config)
+    fill(out, schema)
+    return out
+
+
+def load_config(path: str | Path) -> dict:
+    """Read, check and default-fill a config file; raise GosBuildError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except OSError as exc:
+        raise GosBuildError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise GosBuildError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise GosBuildError(f"{path}: a config must be a YAML mapping")
+    try:
+        check_config(cfg)
+    except GosBuildError as exc:
+        raise GosBuildError(f"{path}: {exc}") from None
+    return fill_defaults(cfg)

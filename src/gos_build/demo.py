@@ -1,0 +1,527 @@
+"""``gos-build demo-inputs``: deterministic raw inputs in the real formats, for any bbox.
+
+Writes, under ``out``:
+
+* ``srtm/N43E128.hgt`` ...: SRTM1 tiles (1 arc-second, 3601 x 3601,
+  big-endian int16 metres, WGS84, a few -32768 voids inside the bbox);
+* ``sentinel2/S2B_MSIL2A_..._N0509_..._T52TCP_....SAFE``: a Sentinel-2 L2A
+  product with one granule over the bbox (JP2 B02 B03 B04 B08 in ``R10m``,
+  SCL in ``R20m``, ``MTD_MSIL2A.xml`` carrying processing baseline,
+  quantification value and -- from baseline 04.00 -- BOA_ADD_OFFSET per band,
+  ``MTD_TL.xml`` with the tile geocoding GDAL's SENTINEL2 driver reads);
+* ``polygons.gpkg``: interpretation polygons in EPSG:4326, field ``genesis``
+  holding Chinese class names;
+* ``demo-inputs.json``: what was written, written last (a run that died
+  leaves no such file, and the folder is rebuilt).
+
+Same arguments -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+from scipy import ndimage
+
+from .errors import GosBuildError
+from .grid import utm_crs_for
+from .synthetic import CLASS_NAMES_ZH, Landscape
+
+BASELINES = ("05.09", "02.14")
+BANDS_10M = ("B02", "B03", "B04", "B08")
+# Sentinel-2 band_id as used in the product metadata (0 = B01 ... 12 = B12)
+BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7,
+            "B8A": 8, "B09": 9, "B10": 10, "B11": 11, "B12": 12}
+SENSING_DATE = dt.date(2020, 10, 26)  # the GOS10m scene date
+_FULL_DETAIL_MARGIN_DEG = 0.05
+_HGT_SIZE = 3601
+_GPKG_DATE = "2020-10-26T00:00:00Z"
+
+
+# -- helpers -----------------------------------------------------------------
+def _check_bbox(bbox) -> tuple[float, float, float, float]:
+    lon0, lat0, lon1, lat1 = (float(b) for b in bbox)
+    if not (lon0 < lon1 and lat0 < lat1):
+        raise GosBuildError(f"--bbox: expected LON_MIN LAT_MIN LON_MAX LAT_MAX with min < max, got {list(bbox)}")
+    if not (-180 <= lon0 and lon1 <= 180 and -60 <= lat0 and lat1 <= 60):
+        raise GosBuildError(f"--bbox: {list(bbox)} is outside SRTM coverage (lat -60..60, lon -180..180)")
+    return lon0, lat0, lon1, lat1
+
+
+def hgt_name(lat: int, lon: int) -> str:
+    """SRTM tile name of the 1-degree cell whose south-west corner is (lat, lon): N43E128."""
+    return f"{'N' if lat >= 0 else 'S'}{abs(lat):02d}{'E' if lon >= 0 else 'W'}{abs(lon):03d}.hgt"
+
+
+def mgrs_tile(lon: float, lat: float) -> str:
+    """MGRS 100 km tile id (e.g. 52TCP) of a lon/lat point, as Sentinel-2 names its granules."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    band = "CDEFGHJKLMNPQRSTUVWX"[min(max(int(math.floor((lat + 80.0) / 8.0)), 0), 19)]
+    utm = Transformer.from_crs("EPSG:4326", f"EPSG:{32600 + zone}", always_xy=True)
+    e, n = utm.transform(lon, lat)
+    if lat < 0:
+        n += 10_000_000.0
+    zone_set = (zone - 1) % 6 + 1
+    col = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")[(zone_set - 1) % 3][int(e // 100_000) - 1]
+    row_idx = int(n // 100_000) % 20
+    if zone_set % 2 == 0:
+        row_idx = (row_idx + 5) % 20
+    return f"{zone:02d}{band}{col}{'ABCDEFGHJKLMNPQRSTUV'[row_idx]}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# -- SRTM --------------------------------------------------------------------
+def write_hgt_tiles(land: Landscape, bbox, out: Path, seed: int) -> list[Path]:
+    """SRTM1 HGT tiles covering ``bbox`` (plus the full-detail margin); returns their paths."""
+    lon0, lat0, lon1, lat1 = bbox
+    m = _FULL_DETAIL_MARGIN_DEG
+    paths = []
+    for lat in range(math.floor(lat0 - m), math.ceil(lat1 + m)):
+        for lon in range(math.floor(lon0 - m), math.ceil(lon1 + m)):
+            z = _hgt_elevation(land, lat, lon, (lon0 - m, lat0 - m, lon1 + m, lat1 + m))
+            _add_voids(z, lat, lon, bbox, seed)
+            path = out / hgt_name(lat, lon)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            z.astype(">i2").tofile(path)
+            paths.append(path)
+    return paths
+
+
+def _hgt_elevation(land: Landscape, lat: int, lon: int, detail_bbox) -> np.ndarray:
+    """int16 elevations of one SRTM1 tile; full 1" detail inside ``detail_bbox``, 6" elsewhere."""
+    n = _HGT_SIZE
+    coarse = np.linspace(0.0, 1.0, (n - 1) // 6 + 1)  # every 6th post
+    clon, clat = np.meshgrid(lon + coarse, lat + 1.0 - coarse)
+    # zoom with grid_mode=False maps first/last posts onto first/last posts
+    z = ndimage.zoom(land.elevation(clon, clat), n / coarse.size, order=1)
+    assert z.shape == (n, n), z.shape
+    d0, d1, d2, d3 = detail_bbox
+    c0 = max(0, int(math.floor((d0 - lon) * 3600)))
+    c1 = min(n, int(math.ceil((d2 - lon) * 3600)) + 1)
+    r0 = max(0, int(math.floor((lat + 1 - d3) * 3600)))
+    r1 = min(n, int(math.ceil((lat + 1 - d1) * 3600)) + 1)
+    if c1 > c0 and r1 > r0:
+        cols = lon + np.arange(c0, c1) / 3600.0
+        for rs in range(r0, r1, 256):  # row blocks keep memory small
+            re_ = min(r1, rs + 256)
+            rows = lat + 1.0 - np.arange(rs, re_) / 3600.0
+            glon, glat = np.meshgrid(cols, rows)
+            z[rs:re_, c0:c1] = land.elevation(glon, glat)
+    return np.round(z).astype(np.int16)
+
+
+def _add_voids(z: np.ndarray, lat: int, lon: int, bbox, seed: int) -> None:
+    """Punch a few small -32768 voids (radius 1-4 px) where the tile meets the bbox."""
+    lon0, lat0, lon1, lat1 = bbox
+    a0, a1 = max(lon0, lon), min(lon1, lon + 1)
+    b0, b1 = max(lat0, lat), min(lat1, lat + 1)
+    if a1 <= a0 or b1 <= b0:
+        return
+    rng = np.random.default_rng([seed, lat + 90, lon + 180, 7])
+    rr, cc = np.mgrid[-4:5, -4:5]
+    for _ in range(5):
+        col = int((rng.uniform(a0, a1) - lon) * 3600)
+        row = int((lat + 1 - rng.uniform(b0, b1)) * 3600)
+        radius = rng.uniform(1.0, 4.0)
+        disk = rr**2 + cc**2 <= radius**2
+        r_idx, c_idx = np.clip(row + rr[disk], 0, _HGT_SIZE - 1), np.clip(col + cc[disk], 0, _HGT_SIZE - 1)
+        z[r_idx, c_idx] = -32768
+
+
+# -- Sentinel-2 ----------------------------------------------------------------
+def _sun_angles(lat: float) -> tuple[float, float]:
+    """(zenith, azimuth) degrees of the sun at about 10:30 local solar time on the scene date."""
+    decl = -12.6  # solar declination on 26 October
+    hour_angle = math.radians(-22.5)  # 10:30 local solar time
+    la, de = math.radians(lat), math.radians(decl)
+    cos_z = math.sin(la) * math.sin(de) + math.cos(la) * math.cos(de) * math.cos(hour_angle)
+    zen = math.acos(cos_z)
+    az = math.atan2(-math.sin(hour_angle), math.tan(de) * math.cos(la) - math.sin(la) * math.cos(hour_angle))
+    return math.degrees(zen), (math.degrees(az) + 360.0) % 360.0
+
+
+def _illumination(z: np.ndarray, res: float, zenith: float, azimuth: float) -> np.ndarray:
+    """cos(incidence)/cos(zenith) of a north-up elevation grid (Horn gradient, res in metres)."""
+    p = np.pad(z, 1, mode="edge")
+    dzdx = ((p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])) / (8 * res)
+    dzdy = ((p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])) / (8 * res)
+    slope = np.arctan(np.hypot(dzdx, dzdy))
+    aspect = np.arctan2(-dzdx, dzdy)  # downslope direction, clockwise from north
+    zr, ar = math.radians(zenith), math.radians(azimuth)
+    cos_i = math.cos(zr) * np.cos(slope) + math.sin(zr) * np.sin(slope) * np.cos(ar - aspect)
+    return np.clip(cos_i / math.cos(zr), 0.05, 2.5)
+
+
+def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: float) -> Path:
+    """A Sentinel-2 L2A SAFE product with one granule covering ``bbox`` (+1 km); returns its folder."""
+    lon0, lat0, lon1, lat1 = bbox
+    clon, clat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    crs = utm_crs_for(clon, clat)
+    epsg = int(crs.split(":")[1])
+    tile = mgrs_tile(clon, clat)
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    xs, ys = to_utm.transform([lon0, lon1, lon1, lon0], [lat0, lat0, lat1, lat1])
+    # granule extent: bbox + 1 km, snapped outward to 60 m so the 10/20/60 m grids nest
+    ulx = math.floor((min(xs) - 1000) / 60) * 60
+    uly = math.ceil((max(ys) + 1000) / 60) * 60
+    lrx = math.ceil((max(xs) + 1000) / 60) * 60
+    lry = math.floor((min(ys) - 1000) / 60) * 60
+    ncols10, nrows10 = (lrx - ulx) // 10, (uly - lry) // 10
+
+    utc_hours = (10.5 - clon / 15.0) % 24
+    sense = dt.datetime.combine(SENSING_DATE, dt.time()) + dt.timedelta(hours=utc_hours)
+    sense = sense.replace(microsecond=0)
+    stamp = sense.strftime("%Y%m%dT%H%M%S")
+    gen = (sense + dt.timedelta(hours=2, minutes=19)).strftime("%Y%m%dT%H%M%S")
+    nbase = "N" + baseline.replace(".", "")
+    product = f"S2B_MSIL2A_{stamp}_{nbase}_R046_T{tile}_{gen}.SAFE"
+    granule = f"L2A_T{tile}_A019031_{stamp}"
+    safe = out / product
+    img = safe / "GRANULE" / granule / "IMG_DATA"
+    zenith, azimuth = _sun_angles(clat)
+
+    def lonlat(res: int, rows: slice, ncols: int):
+        r = np.arange(rows.start, rows.stop)
+        c = np.arange(ncols)
+        x = ulx + (c + 0.5) * res
+        y = uly - (r + 0.5) * res
+        gx, gy = np.meshgrid(x, y)
+        return to_ll.transform(gx, gy)
+
+    # cloud threshold: the (1 - cloud_fraction) quantile of the cloud field over the granule
+    if cloud_fraction > 0:
+        qlon, qlat = lonlat(60, slice(0, nrows10 // 6), ncols10 // 6)
+        threshold = float(np.quantile(land.cloud_field(qlon, qlat), 1.0 - cloud_fraction))
+    else:
+        threshold = math.inf
+    shadow_km = 1.2 * math.tan(math.radians(zenith))  # ~1.2 km cloud height
+    sdx = -shadow_km * 1000 * math.sin(math.radians(azimuth))  # shadows fall away from the sun
+    sdy = -shadow_km * 1000 * math.cos(math.radians(azimuth))
+
+    offset = -1000 if baseline >= "04.00" else 0
+    quant = 10000
+    bands = np.zeros((4, nrows10, ncols10), dtype=np.uint16)
+    block = 256
+    for r0 in range(0, nrows10, block):
+        rows = slice(r0, min(nrows10, r0 + block))
+        # one pixel of context above and below for the illumination gradient
+        ctx = slice(max(0, rows.start - 1), min(nrows10, rows.stop + 1))
+        glon, glat = lonlat(10, ctx, ncols10)
+        z = land.elevation(glon, glat)
+        illum = _illumination(z, 10.0, zenith, azimuth)[rows.start - ctx.start : rows.stop - ctx.start]
+        glon, glat = glon[rows.start - ctx.start : rows.stop - ctx.start], glat[rows.start - ctx.start : rows.stop - ctx.start]
+        refl, _ = land.surface(glon, glat)
+        refl = refl * (0.3 + 0.7 * illum)
+        op = land.cloud_opacity(glon, glat, threshold)
+        slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
+        shade = land.cloud_opacity(slon, slat, threshold)
+        refl = refl * (1.0 - 0.65 * shade * (1.0 - op))
+        cloud = np.array([0.42, 0.43, 0.46, 0.48]).reshape(4, 1, 1)
+        refl = (1.0 - op) * refl + op * cloud
+        # order B04 B03 B02 B08 in `refl` -> B02 B03 B04 B08 on disk
+        dn = np.round(refl[[2, 1, 0, 3]] * quant) - offset
+        bands[:, rows] = np.clip(dn, 1, 65535).astype(np.uint16)
+
+    nrows20, ncols20 = nrows10 // 2, ncols10 // 2
+    scl = np.zeros((nrows20, ncols20), dtype=np.uint8)
+    for r0 in range(0, nrows20, block):
+        rows = slice(r0, min(nrows20, r0 + block))
+        glon, glat = lonlat(20, rows, ncols20)
+        _, s = land.surface(glon, glat)
+        op = land.cloud_opacity(glon, glat, threshold)
+        slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
+        shade = land.cloud_opacity(slon, slat, threshold)
+        s[(shade > 0.3) & (op < 0.02)] = 3
+        s[op > 0.02] = 10
+        s[op > 0.2] = 8
+        s[op > 0.6] = 9
+        scl[rows] = s
+
+    stem = f"T{tile}_{stamp}"
+    t10 = Affine(10, 0, ulx, 0, -10, uly)
+    t20 = Affine(20, 0, ulx, 0, -20, uly)
+    image_files = []
+    for i, band in enumerate(BANDS_10M):
+        rel = f"GRANULE/{granule}/IMG_DATA/R10m/{stem}_{band}_10m"
+        _write_jp2(safe / f"{rel}.jp2", bands[i], t10, crs)
+        image_files.append(rel)
+    rel = f"GRANULE/{granule}/IMG_DATA/R20m/{stem}_SCL_20m"
+    _write_jp2(safe / f"{rel}.jp2", scl, t20, crs)
+    image_files.append(rel)
+
+    cloud_pct = 100.0 * float(np.isin(scl, (8, 9, 10)).mean())
+    footprint = _footprint(to_ll, ulx, uly, lrx, lry)
+    _write_text(safe / "MTD_MSIL2A.xml", _mtd_msil2a(product, stamp, gen, baseline, tile, granule, image_files,
+                                                     offset, quant, cloud_pct, footprint, sense))
+    _write_text(safe / "GRANULE" / granule / "MTD_TL.xml", _mtd_tl(tile, epsg, baseline, stamp, gen, ulx, uly,
+                                                                      nrows10, ncols10, zenith, azimuth, cloud_pct))
+    for sub in ("AUX_DATA", "DATASTRIP", "HTML", "rep_info"):
+        (safe / sub).mkdir(parents=True, exist_ok=True)
+    (safe / "GRANULE" / granule / "QI_DATA").mkdir(parents=True, exist_ok=True)
+    return safe
+
+
+def _shift(to_ll, to_utm, lon, lat, dx: float, dy: float):
+    x, y = to_utm.transform(lon, lat)
+    return to_ll.transform(x + dx, y + dy)
+
+
+def _footprint(to_ll, ulx, uly, lrx, lry) -> str:
+    lons, lats = to_ll.transform([ulx, lrx, lrx, ulx, ulx], [uly, uly, lry, lry, uly])
+    return " ".join(f"{la:.6f} {lo:.6f}" for lo, la in zip(lons, lats))
+
+
+def _write_jp2(path: Path, arr: np.ndarray, transform: Affine, crs: str) -> None:
+    """Lossless JPEG 2000 (OpenJPEG), georeferenced, as the ground segment writes them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = dict(driver="JP2OpenJPEG", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype,
+                   crs=crs, transform=transform, QUALITY="100", REVERSIBLE="YES", YCC="NO",
+                   BLOCKXSIZE="1024", BLOCKYSIZE="1024", RESOLUTIONS="4")
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(arr, 1)
+
+
+def _mtd_msil2a(product, stamp, gen, baseline, tile, granule, image_files, offset, quant, cloud_pct,
+                footprint, sense) -> str:
+    iso = sense.strftime("%Y-%m-%dT%H:%M:%S.024Z")
+    gen_iso = dt.datetime.strptime(gen, "%Y%m%dT%H%M%S").strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    files = "\n".join(f"              <IMAGE_FILE>{f}</IMAGE_FILE>" for f in image_files)
+    offsets = ""
+    if offset:
+        rows = "\n".join(f'          <BOA_ADD_OFFSET band_id="{i}">{offset}</BOA_ADD_OFFSET>' for i in range(13))
+        offsets = f"\n        <BOA_ADD_OFFSET_VALUES_LIST>\n{rows}\n        </BOA_ADD_OFFSET_VALUES_LIST>"
+    phys = "\n".join(
+        f'          <Spectral_Information bandId="{i}" physicalBand="{b.replace("B0", "B") if b != "B8A" else b}"/>'
+        for b, i in BAND_IDS.items()
+    )
+    scl_names = ["NODATA", "SATURATED_DEFECTIVE", "DARK_FEATURE_SHADOW", "CLOUD_SHADOW", "VEGETATION",
+                 "NOT_VEGETATED", "WATER", "UNCLASSIFIED", "CLOUD_MEDIUM_PROBA", "CLOUD_HIGH_PROBA",
+                 "THIN_CIRRUS", "SNOW_ICE"]
+    scl = "\n".join(
+        f"          <Scene_Classification_ID><SCENE_CLASSIFICATION_TEXT>SC_{n}</SCENE_CLASSIFICATION_TEXT>"
+        f"<SCENE_CLASSIFICATION_INDEX>{i}</SCENE_CLASSIFICATION_INDEX></Scene_Classification_ID>"
+        for i, n in enumerate(scl_names)
+    )
+    nb = baseline
+    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">
+  <n1:General_Info>
+    <Product_Info>
+      <PRODUCT_START_TIME>{iso}</PRODUCT_START_TIME>
+      <PRODUCT_STOP_TIME>{iso}</PRODUCT_STOP_TIME>
+      <PRODUCT_URI>{product}</PRODUCT_URI>
+      <PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL>
+      <PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>
+      <PROCESSING_BASELINE>{nb}</PROCESSING_BASELINE>
+      <PRODUCT_DOI>synthetic: written by gos-build demo-inputs</PRODUCT_DOI>
+      <GENERATION_TIME>{gen_iso}</GENERATION_TIME>
+      <PREVIEW_IMAGE_URL>Not applicable</PREVIEW_IMAGE_URL>
+      <PREVIEW_GEO_INFO>Not applicable</PREVIEW_GEO_INFO>
+      <Datatake datatakeIdentifier="GS2B_{stamp}_019031_N{nb}">
+        <SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME>
+        <DATATAKE_TYPE>INS-NOBS</DATATAKE_TYPE>
+        <DATATAKE_SENSING_START>{iso}</DATATAKE_SENSING_START>
+        <SENSING_ORBIT_NUMBER>46</SENSING_ORBIT_NUMBER>
+        <SENSING_ORBIT_DIRECTION>DESCENDING</SENSING_ORBIT_DIRECTION>
+      </Datatake>
+      <Query_Options completeSingleTile="true">
+        <PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT>
+      </Query_Options>
+      <Product_Organisation>
+        <Granule_List>
+          <Granule datastripIdentifier="S2B_OPER_MSI_L2A_DS_2BPS_{gen}_S{stamp}_N{nb}" granuleIdentifier="S2B_OPER_MSI_L2A_TL_2BPS_{gen}_A019031_T{tile}_N{nb}" imageFormat="JPEG2000">
+{files}
+          </Granule>
+        </Granule_List>
+      </Product_Organisation>
+    </Product_Info>
+    <Product_Image_Characteristics>
+      <Special_Values>
+        <SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT>
+        <SPECIAL_VALUE_INDEX>0</SPECIAL_VALUE_INDEX>
+      </Special_Values>
+      <Special_Values>
+        <SPECIAL_VALUE_TEXT>SATURATED</SPECIAL_VALUE_TEXT>
+        <SPECIAL_VALUE_INDEX>65535</SPECIAL_VALUE_INDEX>
+      </Special_Values>
+      <Image_Display_Order>
+        <RED_CHANNEL>3</RED_CHANNEL>
+        <GREEN_CHANNEL>2</GREEN_CHANNEL>
+        <BLUE_CHANNEL>1</BLUE_CHANNEL>
+      </Image_Display_Order>
+      <QUANTIFICATION_VALUES_LIST>
+        <BOA_QUANTIFICATION_VALUE unit="none">{quant}</BOA_QUANTIFICATION_VALUE>
+        <AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>
+        <WVP_QUANTIFICATION_VALUE unit="cm">1000.0</WVP_QUANTIFICATION_VALUE>
+      </QUANTIFICATION_VALUES_LIST>{offsets}
+      <Reflectance_Conversion>
+        <U>0.9756</U>
+        <Spectral_Information_List>
+{phys}
+        </Spectral_Information_List>
+      </Reflectance_Conversion>
+      <Scene_Classification_List>
+{scl}
+      </Scene_Classification_List>
+    </Product_Image_Characteristics>
+  </n1:General_Info>
+  <n1:Geometric_Info>
+    <Product_Footprint>
+      <Product_Footprint>
+        <Global_Footprint>
+          <EXT_POS_LIST>{footprint}</EXT_POS_LIST>
+        </Global_Footprint>
+      </Product_Footprint>
+      <RASTER_CS_TYPE>POINT</RASTER_CS_TYPE>
+      <PIXEL_ORIGIN>1</PIXEL_ORIGIN>
+    </Product_Footprint>
+    <Coordinate_Reference_System>
+      <GEO_TABLES version="1">EPSG</GEO_TABLES>
+      <HORIZONTAL_CS_TYPE>GEOGRAPHIC</HORIZONTAL_CS_TYPE>
+    </Coordinate_Reference_System>
+  </n1:Geometric_Info>
+  <n1:Quality_Indicators_Info>
+    <Cloud_Coverage_Assessment>{cloud_pct:.4f}</Cloud_Coverage_Assessment>
+  </n1:Quality_Indicators_Info>
+</n1:Level-2A_User_Product>
+"""
+
+
+def _mtd_tl(tile, epsg, baseline, stamp, gen, ulx, uly, nrows10, ncols10, zenith, azimuth, cloud_pct) -> str:
+    zone = epsg % 100
+    hemi = "N" if epsg < 32700 else "S"
+    sense_iso = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S").strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    sizes = "\n".join(
+        f'      <Size resolution="{r}">\n        <NROWS>{nrows10 * 10 // r}</NROWS>\n'
+        f"        <NCOLS>{ncols10 * 10 // r}</NCOLS>\n      </Size>"
+        for r in (10, 20, 60)
+    )
+    geopos = "\n".join(
+        f'      <Geoposition resolution="{r}">\n        <ULX>{ulx}</ULX>\n        <ULY>{uly}</ULY>\n'
+        f"        <XDIM>{r}</XDIM>\n        <YDIM>-{r}</YDIM>\n      </Geoposition>"
+        for r in (10, 20, 60)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<n1:Level-2A_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-2A_Tile_Metadata.xsd" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <n1:General_Info>
+    <TILE_ID metadataLevel="Brief">S2B_OPER_MSI_L2A_TL_2BPS_{gen}_A019031_T{tile}_N{baseline}</TILE_ID>
+    <DATASTRIP_ID metadataLevel="Standard">S2B_OPER_MSI_L2A_DS_2BPS_{gen}_S{stamp}_N{baseline}</DATASTRIP_ID>
+    <SENSING_TIME metadataLevel="Standard">{sense_iso}</SENSING_TIME>
+  </n1:General_Info>
+  <n1:Geometric_Info>
+    <Tile_Geocoding metadataLevel="Brief">
+      <HORIZONTAL_CS_NAME>WGS84 / UTM zone {zone}{hemi}</HORIZONTAL_CS_NAME>
+      <HORIZONTAL_CS_CODE>EPSG:{epsg}</HORIZONTAL_CS_CODE>
+{sizes}
+{geopos}
+    </Tile_Geocoding>
+    <Tile_Angles metadataLevel="Standard">
+      <Mean_Sun_Angle>
+        <ZENITH_ANGLE unit="deg">{zenith:.6f}</ZENITH_ANGLE>
+        <AZIMUTH_ANGLE unit="deg">{azimuth:.6f}</AZIMUTH_ANGLE>
+      </Mean_Sun_Angle>
+    </Tile_Angles>
+  </n1:Geometric_Info>
+  <n1:Quality_Indicators_Info metadataLevel="Standard">
+    <Image_Content_QI>
+      <CLOUDY_PIXEL_PERCENTAGE>{cloud_pct:.4f}</CLOUDY_PIXEL_PERCENTAGE>
+    </Image_Content_QI>
+  </n1:Quality_Indicators_Info>
+</n1:Level-2A_Tile_ID>
+"""
+
+
+# -- polygons ------------------------------------------------------------------
+def write_polygons(land: Landscape, bbox, path: Path) -> int:
+    """Interpretation polygons (EPSG:4326, field ``genesis``) over bbox + margin; returns the feature count."""
+    import geopandas as gpd
+    import pyogrio
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    res = 1.0 / 7200.0  # 0.5 arc-second, ~15 m
+    m = 0.01
+    lon0 = math.floor((bbox[0] - m) / res) * res
+    lat1 = math.ceil((bbox[3] + m) / res) * res
+    ncols = int(math.ceil((bbox[2] + m - lon0) / res))
+    nrows = int(math.ceil((lat1 - (bbox[1] - m)) / res))
+    transform = Affine(res, 0, lon0, 0, -res, lat1)
+    cls = np.zeros((nrows, ncols), dtype=np.uint8)
+    for r0 in range(0, nrows, 512):
+        rows = np.arange(r0, min(nrows, r0 + 512))
+        glon, glat = np.meshgrid(lon0 + (np.arange(ncols) + 0.5) * res, lat1 - (rows + 0.5) * res)
+        cls[rows] = land.classes(glon, glat)
+    records = [(shape(geom), CLASS_NAMES_ZH[int(val)]) for geom, val in shapes(cls, transform=transform)]
+    gdf = gpd.GeoDataFrame(
+        {"id": np.arange(1, len(records) + 1, dtype=np.int32), "genesis": [r[1] for r in records]},
+        geometry=[r[0] for r in records],
+        crs="EPSG:4326",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _GPKG_DATE})
+    try:
+        pyogrio.write_dataframe(gdf, path, layer="landforms", driver="GPKG", dataset_options={"VERSION": "1.2"})
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+    return len(gdf)
+
+
+# -- the command ---------------------------------------------------------------
+def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", cloud_fraction: float = 0.05) -> dict:
+    """Write the demo inputs for ``bbox`` into ``out`` and return the manifest (also in demo-inputs.json)."""
+    bbox = _check_bbox(bbox)
+    if baseline not in BASELINES:
+        raise GosBuildError(f"--baseline: expected one of {', '.join(BASELINES)}, got '{baseline}'")
+    if not 0.0 <= cloud_fraction <= 0.9:
+        raise GosBuildError(f"--cloud-fraction: expected a value in [0, 0.9], got {cloud_fraction}")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".demo-inputs.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise GosBuildError(f"{out}: cannot write the demo inputs here ({exc.strerror})") from None
+    land = Landscape(seed)
+    hgts = write_hgt_tiles(land, bbox, tmp / "srtm", seed)
+    safe = write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction)
+    n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
+
+    # move the finished pieces into place, then write the manifest last
+    (out / "demo-inputs.json").unlink(missing_ok=True)
+    for name in ("srtm", "sentinel2", "polygons.gpkg"):
+        dest = out / name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        elif dest.exists():
+            dest.unlink()
+        os.replace(tmp / name, dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    manifest = {
+        "generator": "gos-build demo-inputs",
+        "bbox": list(bbox),
+        "seed": seed,
+        "baseline": baseline,
+        "cloud_fraction": cloud_fraction,
+        "dem": [f"srtm/{p.name}" for p in hgts],
+        "sentinel2": [f"sentinel2/{safe.name}"],
+        "polygons": "polygons.gpkg",
+        "polygon_count": n_poly,
+    }
+    _write_text(out / "demo-inputs.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -1,0 +1,282 @@
+"""The reference grid: AOI -> projected CRS -> 10 m pixels on a global chip lattice -> tiles.
+
+Conventions (all coordinates in the grid CRS, metres):
+
+* The *chip lattice* is global: cell edges lie on multiples of
+  ``chip_size * resolution`` (640 m by default) from the CRS origin, so two
+  overlapping AOIs in the same CRS put their chips on exactly the same pixels.
+* The grid covers the AOI's bounds snapped outwards to that lattice.
+* *Processing tiles* are cells of a coarser global lattice,
+  ``tile_chips * chip_size * resolution`` metres wide (20 480 m by default),
+  clipped to the grid. Only tiles that touch the AOI are listed.
+* Ids name the south-west (lower-left) corner of a lattice cell in metres,
+  ``E0500480N4880000`` -- the SRTM/MGRS habit of naming a cell by its
+  south-west corner. Tiles and chips use the same scheme on their own
+  lattices; W/S replace E/N for negative coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.windows import Window
+from shapely.geometry import Polygon, box
+
+from .errors import GosBuildError
+
+ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"
+_ID_RE = re.compile(rf"^([EW])(\d{{7,8}})([NS])(\d{{7,8}})$")
+
+
+def lattice_id(x: float, y: float) -> str:
+    """Id of the lattice cell whose south-west corner is (x, y), metres."""
+    xi, yi = int(round(x)), int(round(y))
+    return f"{'E' if xi >= 0 else 'W'}{abs(xi):07d}{'N' if yi >= 0 else 'S'}{abs(yi):07d}"
+
+
+def parse_lattice_id(cell_id: str) -> tuple[int, int]:
+    """(x, y) of the south-west corner named by a lattice id, metres."""
+    m = _ID_RE.match(cell_id)
+    if not m:
+        raise GosBuildError(f"'{cell_id}' is not a lattice id like E0500480N4880000")
+    x = int(m.group(2)) * (1 if m.group(1) == "E" else -1)
+    y = int(m.group(4)) * (1 if m.group(3) == "N" else -1)
+    return x, y
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """EPSG code (``EPSG:326zz`` north, ``EPSG:327zz`` south) of the UTM zone at lon/lat.
+
+    Plain 6-degree zones; the Norway/Svalbard exceptions are not applied
+    (set ``aoi.crs`` explicitly there).
+    """
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A processing tile: a window of the grid, in grid pixels (row/col from the top-left)."""
+
+    id: str
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+    @property
+    def window(self) -> Window:
+        return Window(self.col_off, self.row_off, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid in a projected CRS, on the global chip lattice.
+
+    ``x_min``/``y_max`` is the top-left corner (metres); pixels are
+    ``resolution`` metres square; ``aoi_wkt`` is the AOI polygon in the grid CRS.
+    """
+
+    crs: str
+    resolution: float
+    chip_size: int
+    tile_chips: int
+    x_min: float
+    y_max: float
+    width: int
+    height: int
+    aoi_wkt: str
+
+    # -- geometry -----------------------------------------------------------
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.resolution, 0.0, self.x_min, 0.0, -self.resolution, self.y_max)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x_min, y_min, x_max, y_max) of the grid, metres."""
+        return (
+            self.x_min,
+            self.y_max - self.height * self.resolution,
+            self.x_min + self.width * self.resolution,
+            self.y_max,
+        )
+
+    @property
+    def chip_span(self) -> float:
+        """Width of one chip lattice cell, metres (640 by default)."""
+        return self.chip_size * self.resolution
+
+    @property
+    def tile_span(self) -> float:
+        """Width of one tile lattice cell, metres (20 480 by default)."""
+        return self.tile_chips * self.chip_span
+
+    @property
+    def aoi(self) -> Polygon:
+        return shapely.from_wkt(self.aoi_wkt)
+
+    # -- tiles --------------------------------------------------------------
+    def tiles(self) -> list[Tile]:
+        """Processing tiles touching the AOI, ordered north to south, west to east."""
+        span = self.tile_span
+        x0, y0, x1, y1 = self.bounds
+        aoi = self.aoi
+        shapely.prepare(aoi)
+        out = []
+        for ty in range(math.floor(y1 / span - 1e-9), math.floor(y0 / span + 1e-9) - 1, -1):
+            for tx in range(math.floor(x0 / span + 1e-9), math.ceil(x1 / span - 1e-9)):
+                cx0, cy0 = max(tx * span, x0), max(ty * span, y0)
+                cx1, cy1 = min((tx + 1) * span, x1), min((ty + 1) * span, y1)
+                if cx1 <= cx0 or cy1 <= cy0:
+                    continue
+                if not aoi.intersects(box(cx0, cy0, cx1, cy1)):
+                    continue
+                col = int(round((cx0 - x0) / self.resolution))
+                row = int(round((y1 - cy1) / self.resolution))
+                out.append(
+                    Tile(
+                        id=lattice_id(tx * span, ty * span),
+                        row_off=row,
+                        col_off=col,
+                        height=int(round((cy1 - cy0) / self.resolution)),
+                        width=int(round((cx1 - cx0) / self.resolution)),
+                    )
+                )
+        return out
+
+    def tile(self, tile_id: str) -> Tile:
+        for t in self.tiles():
+            if t.id == tile_id:
+                return t
+        raise GosBuildError(f"tile '{tile_id}' is not a tile of this grid ({self.crs})")
+
+    def window_transform(self, window: Window) -> Affine:
+        """Affine transform of a (possibly halo-extended) window of this grid."""
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+    def halo_window(self, tile: Tile, halo: int) -> Window:
+        """The tile's window grown by ``halo`` pixels on every side (may reach past the grid)."""
+        return Window(tile.col_off - halo, tile.row_off - halo, tile.width + 2 * halo, tile.height + 2 * halo)
+
+    # -- serialisation ------------------------------------------------------
+    def to_json(self) -> str:
+        doc = asdict(self)
+        doc["tiles"] = [asdict(t) for t in self.tiles()]
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Grid":
+        doc = json.loads(text)
+        doc.pop("tiles", None)
+        return cls(**doc)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Grid":
+        try:
+            return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise GosBuildError(f"{path}: not a gos-build grid file ({exc})") from None
+
+
+def _aoi_polygon(bbox=None, geometry_path=None):
+    """The AOI as (polygon, its CRS, its WGS84 centroid lon/lat), from a bbox or an OGR vector file."""
+    if bbox is not None:
+        lon0, lat0, lon1, lat1 = (float(v) for v in bbox)
+        if not (lon0 < lon1 and lat0 < lat1):
+            raise GosBuildError(
+                f"aoi.bbox: expected [lon_min, lat_min, lon_max, lat_max] with min < max, got {list(bbox)}"
+            )
+        if not (-180 <= lon0 and lon1 <= 180 and -90 <= lat0 and lat1 <= 90):
+            raise GosBuildError(f"aoi.bbox: {list(bbox)} is outside lon [-180, 180] / lat [-90, 90]")
+        poly = box(lon0, lat0, lon1, lat1)
+        # densify: a bbox edge is straight in lon/lat, curved in the grid CRS
+        poly = shapely.segmentize(poly, max_segment_length=max(lon1 - lon0, lat1 - lat0) / 64)
+        return poly, CRS.from_epsg(4326), ((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    if geometry_path is None:
+        raise GosBuildError("aoi: give either 'bbox' or 'geometry'")
+    import pyogrio
+
+    try:
+        gdf = pyogrio.read_dataframe(geometry_path)
+    except Exception as exc:  # pyogrio raises several DataSource errors
+        raise GosBuildError(f"aoi.geometry: cannot read {geometry_path}: {exc}") from None
+    if gdf.crs is None:
+        raise GosBuildError(f"aoi.geometry: {geometry_path} has no CRS; define one (e.g. ogr2ogr -a_srs)")
+    geom = shapely.union_all(shapely.make_valid(gdf.geometry.values))
+    if geom.is_empty or geom.area == 0:
+        raise GosBuildError(f"aoi.geometry: {geometry_path} holds no polygon with an area")
+    to_ll = Transformer.from_crs(gdf.crs, "EPSG:4326", always_xy=True)
+    c = geom.centroid
+    return geom, CRS.from_user_input(gdf.crs), to_ll.transform(c.x, c.y)
+
+
+def build_grid(
+    bbox=None,
+    geometry_path=None,
+    crs: str = "auto",
+    resolution: float = 10.0,
+    chip_size: int = 64,
+    tile_chips: int = 32,
+) -> Grid:
+    """Build the reference grid for an AOI given as a WGS84 bbox or an OGR vector file.
+
+    The CRS is the UTM zone of the AOI centroid unless ``crs`` names one; it
+    must be projected with metre units.
+    """
+    aoi_src, src_crs, (clon, clat) = _aoi_polygon(bbox, geometry_path)
+    if crs in (None, "auto"):
+        crs = utm_crs_for(clon, clat)
+    try:
+        crs_obj = CRS.from_user_input(crs)
+    except Exception:
+        raise GosBuildError(f"aoi.crs: '{crs}' is not a CRS PROJ knows (try 'EPSG:32652')") from None
+    if not crs_obj.is_projected or crs_obj.axis_info[0].unit_name not in ("metre", "meter"):
+        raise GosBuildError(f"aoi.crs: {crs} is not a projected CRS in metres")
+    crs_str = crs_obj.to_string() if crs_obj.to_epsg() is None else f"EPSG:{crs_obj.to_epsg()}"
+
+    to_grid = Transformer.from_crs(src_crs, crs_obj, always_xy=True)
+    aoi = shapely.transform(aoi_src, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
+    if not aoi.is_valid:
+        aoi = shapely.make_valid(aoi)
+    if aoi.is_empty or aoi.area <= 0:
+        raise GosBuildError("aoi: the AOI has zero area in the grid CRS")
+
+    span = chip_size * resolution
+    x0, y0, x1, y1 = aoi.bounds
+    gx0 = math.floor(x0 / span) * span
+    gy0 = math.floor(y0 / span) * span
+    gx1 = math.ceil(x1 / span) * span
+    gy1 = math.ceil(y1 / span) * span
+    return Grid(
+        crs=crs_str,
+        resolution=float(resolution),
+        chip_size=int(chip_size),
+        tile_chips=int(tile_chips),
+        x_min=float(gx0),
+        y_max=float(gy1),
+        width=int(round((gx1 - gx0) / resolution)),
+        height=int(round((gy1 - gy0) / resolution)),
+        aoi_wkt=shapely.to_wkt(aoi, rounding_precision=3),
+    )
+
+
+def grid_from_config(config: dict) -> Grid:
+    """The grid a (validated) gos-build config describes."""
+    aoi, g = config["aoi"], config["grid"]
+    return build_grid(
+        bbox=aoi.get("bbox"),
+        geometry_path=aoi.get("geometry"),
+        crs=aoi.get("crs", "auto"),
+        resolution=g["resolution"],
+        chip_size=g["chip_size"],
+        tile_chips=g["tile_chips"],
+    )

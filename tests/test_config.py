@@ -1,0 +1,137 @@
+"""Config checking: each problem named by key, defaults filled, and Snakemake stopping before any job."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from gos_build.config import check_config, fill_defaults, load_config
+from gos_build.errors import GosBuildError
+
+DEMO = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+
+
+def _problems(cfg) -> str:
+    with pytest.raises(GosBuildError) as info:
+        check_config(cfg)
+    return str(info.value)
+
+
+def test_shipped_configs_are_valid():
+    check_config(DEMO)
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    cfg = copy.deepcopy(DEMO)
+    cfg["grid"]["tile_chip"] = 8
+    msg = _problems(cfg)
+    assert "config key 'grid': unknown key 'tile_chip' (did you mean 'tile_chips'?)" in msg
+
+
+def test_unknown_top_level_key():
+    cfg = copy.deepcopy(DEMO)
+    cfg["chip"] = {}
+    assert "unknown key 'chip' (did you mean 'chips'?)" in _problems(cfg)
+
+
+def test_wrong_type_names_key_and_expectation():
+    cfg = copy.deepcopy(DEMO)
+    cfg["grid"]["resolution"] = "ten"
+    assert "config key 'grid.resolution': expected number, got string 'ten'" in _problems(cfg)
+
+
+def test_bbox_min_greater_than_max():
+    cfg = copy.deepcopy(DEMO)
+    cfg["aoi"]["bbox"] = [128.25, 43.60, 128.125, 43.69]
+    assert "config key 'aoi.bbox': expected [lon_min, lat_min, lon_max, lat_max] with min < max" in _problems(cfg)
+
+
+def test_bad_values():
+    cfg = copy.deepcopy(DEMO)
+    cfg["terrain"]["window"] = 8
+    cfg["split"]["method"] = "stratified"
+    cfg["split"]["ratios"] = {"train": 0.8, "val": 0.1, "test": 0.2}
+    cfg["chips"]["min_purity"] = 1.5
+    del cfg["inputs"]["class_field"]
+    msg = _problems(cfg)
+    assert "config key 'terrain.window': expected an odd integer, got 8" in msg
+    assert "config key 'split.method': expected one of ['block', 'random'], got string 'stratified'" in msg
+    assert "config key 'split.ratios': train + val + test must be 1, got 1.1" in msg
+    assert "config key 'chips.min_purity': expected a value <= 1, got 1.5" in msg
+    assert "config key 'inputs.class_field': missing (required)" in msg
+
+
+def test_class_value_claimed_twice():
+    cfg = copy.deepcopy(DEMO)
+    cfg["classes"][2]["values"].append("tectonic")
+    assert "value 'tectonic' is listed for class 1 and class 2" in _problems(cfg)
+
+
+def test_bbox_and_geometry_are_exclusive():
+    cfg = copy.deepcopy(DEMO)
+    cfg["aoi"]["geometry"] = "aoi.gpkg"
+    assert "give exactly one of 'bbox' or 'geometry'" in _problems(cfg)
+
+
+def test_defaults_are_filled_from_the_schema():
+    cfg = {k: v for k, v in copy.deepcopy(DEMO).items() if k in ("aoi", "inputs", "classes")}
+    full = fill_defaults(cfg)
+    assert full["grid"] == {"resolution": 10, "chip_size": 64, "stride": 64, "tile_chips": 32}
+    assert full["terrain"]["hillshade"] == {"azimuth": 315, "altitude": 45}
+    assert full["split"]["ratios"] == {"train": 0.7, "val": 0.1, "test": 0.2}
+    assert full["labels"]["overlap"] == "error"
+    assert "demo" not in full  # no demo unless asked for
+
+
+def _snakemake(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.yaml"))])
+def test_dry_run_of_every_config(config, tmp_path):
+    res = _snakemake("-n", "--configfile", str(ROOT / config), "--snakefile", str(ROOT / "Snakefile"),
+                     "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "rule grid" in res.stdout + res.stderr
+
+
+def test_bad_config_stops_snakemake_before_any_job(tmp_path):
+    bad = copy.deepcopy(DEMO)
+    bad["grid"]["tile_chip"] = 8
+    bad["aoi"]["bbox"] = [129, 43, 128, 44]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    res = _snakemake("--cores", "1", "--configfile", str(path), "--directory", str(tmp_path),
+                     "--snakefile", str(ROOT / "Snakefile"))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "config key 'grid': unknown key 'tile_chip'" in out
+    assert "config key 'aoi.bbox'" in out
+    assert "Select jobs to execute" not in out and not (tmp_path / "results").exists()
+
+
+def test_configfile_replaces_the_default_config(tmp_path):
+    """A --configfile without `demo:` must not inherit the demo section or bbox of config.yaml."""
+    cfg = copy.deepcopy(DEMO)
+    del cfg["demo"]
+    cfg["aoi"] = {"name": "mine", "bbox": [2.9, 45.7, 3.0, 45.8]}
+    for key in ("sentinel2", "dem"):
+        f = tmp_path / f"{key}.tif"
+        f.write_bytes(b"")
+        cfg["inputs"][key] = [str(f)]
+    cfg["inputs"]["polygons"] = str(tmp_path / "p.gpkg")
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    res = _snakemake("-n", "--configfile", str(path), "--snakefile", str(ROOT / "Snakefile"),
+                     "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "demo_inputs" not in res.stdout
+    assert "results/mine/grid.json" in res.stdout

@@ -1,0 +1,83 @@
+# Helpers shared by the workflow files -- config checks, the grid and its tiles,
+# input resolution, GDAL settings per job. No geospatial logic here.
+
+import glob
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from gos_build.config import check_config
+from gos_build.errors import GosBuildError
+from gos_build.grid import ID_PATTERN, grid_from_config
+
+# -- config: friendly messages first, then Snakemake's validator fills defaults
+try:
+    check_config(config)
+except GosBuildError as exc:
+    raise WorkflowError(str(exc)) from None
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+AOI = config["aoi"]["name"]
+OUT = f"results/{AOI}"
+LOGS = f"logs/{AOI}"
+BENCH = f"benchmarks/runs/{AOI}"
+ENV = "../../envs/gos-build.yaml"
+DEMO = config.get("demo")
+
+# -- the reference grid and its processing tiles (known at parse time: tiles are
+#    the only wildcard, so ~12 000 chips never become DAG nodes)
+try:
+    GRID = grid_from_config(config)
+except GosBuildError as exc:
+    raise WorkflowError(str(exc)) from None
+TILES = [t.id for t in GRID.tiles()]
+if not TILES:
+    raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
+
+
+def grid_args():
+    """`gos-build grid` arguments for this config's AOI and grid keys."""
+    aoi, g = config["aoi"], config["grid"]
+    where = f"--bbox {' '.join(str(v) for v in aoi['bbox'])}" if "bbox" in aoi else f"--geometry '{aoi['geometry']}'"
+    return (
+        f"{where} --crs {aoi['crs']} --resolution {g['resolution']} "
+        f"--chip-size {g['chip_size']} --tile-chips {g['tile_chips']}"
+    )
+
+
+def demo_manifest():
+    return f"{DEMO['out']}/demo-inputs.json"
+
+
+def input_files(key):
+    """Files of `inputs.<key>` a rule depends on.
+
+    With a `demo:` section the inputs do not exist before the demo rule runs, so
+    rules depend on its manifest; otherwise every glob must match something now.
+    """
+    if DEMO:
+        return [demo_manifest()]
+    patterns = config["inputs"][key]
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    files = []
+    for pattern in patterns:
+        hits = sorted(glob.glob(pattern))
+        if not hits:
+            raise WorkflowError(f"inputs.{key}: '{pattern}' matches no file")
+        files += hits
+    return files
+
+
+def quoted(patterns):
+    """Glob patterns as one shell-quoted argument list (expanded by gos-build, not the shell)."""
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    return " ".join(f"'{p}'" for p in patterns)
+
+
+# GDAL's block cache and thread pool follow each job's threads/resources, so N
+# parallel jobs never oversubscribe memory (GDAL defaults to 5 % of RAM each).
+GDAL_ENV = "GDAL_NUM_THREADS={threads} GDAL_CACHEMAX={resources.gdal_cache_mb}"
+
+
+def all_targets():
+    return [f"{OUT}/grid.json"]

@@ -1,0 +1,28 @@
+# Demo inputs: real formats (SRTM HGT, Sentinel-2 L2A SAFE, GeoPackage) written
+# by `gos-build demo-inputs` when the config has a `demo:` section.
+
+import os
+
+if DEMO:
+
+    rule demo_inputs:
+        output:
+            demo_manifest(),
+        log:
+            f"{LOGS}/demo_inputs.log",
+        benchmark:
+            f"{BENCH}/demo_inputs.tsv"
+        conda:
+            ENV
+        params:
+            bbox=" ".join(str(v) for v in DEMO.get("bbox", config["aoi"].get("bbox", []))),
+            out=lambda wildcards, output: os.path.dirname(output[0]),
+            seed=DEMO["seed"],
+            baseline=DEMO["baseline"],
+            cloud=DEMO["cloud_fraction"],
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        shell:
+            "gos-build --log {log} demo-inputs --bbox {params.bbox} --out {params.out} "
+            "--seed {params.seed} --baseline {params.baseline} --cloud-fraction {params.cloud}"

@@ -1,0 +1,17 @@
+# The reference grid: CRS, 10 m transform on the global chip lattice, tiles.
+
+
+rule grid:
+    output:
+        f"{OUT}/grid.json",
+    log:
+        f"{LOGS}/grid.log",
+    conda:
+        ENV
+    params:
+        args=grid_args(),
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "gos-build --log {log} grid {output} {params.args}"
