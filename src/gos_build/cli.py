@@ -38,6 +38,13 @@ def _cmd_grid(args) -> None:
              grid.resolution, len(grid.tiles()), args.out)
 
 
+def _cmd_terrain(args) -> None:
+    from .terrain import terrain_file
+
+    terrain_file(args.dem, args.out_dir, window=args.window, local_statistic=args.local_statistic,
+                 azimuth=args.azimuth, altitude=args.altitude)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -62,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chip-size", type=int, default=64, help="chip width, pixels")
     g.add_argument("--tile-chips", type=int, default=32, help="processing tile width, chips")
     g.set_defaults(func=_cmd_grid)
+
+    t = sub.add_parser("terrain", help="the seven terrain parameters of a projected DEM (metres)",
+                       description="Write OUT_DIR/{hillshade,slope,mean,std,northness,eastness,dev}.tif, "
+                       "float32 on the DEM's own grid, nodata -9999.")
+    t.add_argument("dem", help="DEM raster in a projected CRS with metre units")
+    t.add_argument("out_dir", help="output folder")
+    t.add_argument("--window", type=int, default=9, help="odd window width (pixels) for mean/std/dev")
+    t.add_argument("--local-statistic", choices=("mean", "median"), default="mean")
+    t.add_argument("--azimuth", type=float, default=315.0, help="hillshade sun azimuth, degrees")
+    t.add_argument("--altitude", type=float, default=45.0, help="hillshade sun altitude, degrees")
+    t.set_defaults(func=_cmd_terrain)
     return p
 
 
@@ -98,7 +116,8 @@ def _setup_logging(args) -> None:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(fmt)
     root.addHandler(handler)
-    logging.getLogger("pyogrio").setLevel(logging.WARNING)
+    for noisy in ("pyogrio", "rasterio", "fiona"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

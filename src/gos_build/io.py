@@ -32,3 +32,17 @@ def atomic_path(path: str | Path):
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
+
+
+def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform, nodata) -> dict:
+    """Profile of every GeoTIFF gos-build writes: tiled, DEFLATE, predictor, no timestamps.
+
+    GDAL writes no TIFFTAG_DATETIME unless asked, so equal arrays give equal bytes.
+    """
+    floating = str(dtype).startswith("float")
+    profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype, crs=crs,
+                   transform=transform, nodata=nodata, compress="deflate", zlevel=6,
+                   predictor=3 if floating else 2, interleave="band", bigtiff="if_safer")
+    if width >= 256 and height >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    return profile
