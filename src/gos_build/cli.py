@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from . import __version__
@@ -45,11 +46,29 @@ def _cmd_terrain(args) -> None:
                  azimuth=args.azimuth, altitude=args.altitude)
 
 
+def _cmd_dem_mosaic(args) -> None:
+    from .dem import build_mosaic, expand_inputs
+    from .grid import Grid
+
+    build_mosaic(expand_inputs(args.dem, "dem"), Grid.read(args.grid), args.out)
+
+
+def _cmd_terrain_tile(args) -> None:
+    from .grid import Grid
+    from .terrain import terrain_tile
+
+    terrain_tile(Grid.read(args.grid), args.tile, args.mosaic, args.out, window=args.window,
+                 local_statistic=args.local_statistic, resampling=args.resampling, azimuth=args.azimuth,
+                 altitude=args.altitude)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--log", metavar="FILE", help="write the full log (and any traceback) to FILE")
+    p.add_argument("--threads", type=int, metavar="N", help="GDAL_NUM_THREADS for this run (a job's threads)")
+    p.add_argument("--gdal-cache-mb", type=int, metavar="MB", help="GDAL_CACHEMAX for this run (default: GDAL's 5 %% of RAM)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo-inputs", help="write deterministic demo inputs (SRTM HGT, Sentinel-2 SAFE, GeoPackage)")
@@ -80,12 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--azimuth", type=float, default=315.0, help="hillshade sun azimuth, degrees")
     t.add_argument("--altitude", type=float, default=45.0, help="hillshade sun altitude, degrees")
     t.set_defaults(func=_cmd_terrain)
+
+    m = sub.add_parser("dem-mosaic", help="VRT mosaic of DEM files (.hgt, .hgt.zip, GeoTIFF); checks AOI coverage")
+    m.add_argument("--grid", required=True, help="grid.json of the AOI")
+    m.add_argument("--out", required=True, help="output .vrt")
+    m.add_argument("dem", nargs="+", help="DEM files or glob patterns")
+    m.set_defaults(func=_cmd_dem_mosaic)
+
+    tt = sub.add_parser("terrain-tile", help="DEM + seven terrain parameters for one processing tile")
+    tt.add_argument("--grid", required=True, help="grid.json of the AOI")
+    tt.add_argument("--tile", required=True, help="tile id, e.g. E0424960N4828160")
+    tt.add_argument("--mosaic", required=True, help="DEM mosaic (.vrt) from dem-mosaic")
+    tt.add_argument("--out", required=True, help="output GeoTIFF (8 bands: dem + 7 parameters)")
+    tt.add_argument("--window", type=int, default=9)
+    tt.add_argument("--local-statistic", choices=("mean", "median"), default="mean")
+    tt.add_argument("--resampling", choices=("cubic", "bilinear"), default="cubic")
+    tt.add_argument("--azimuth", type=float, default=315.0)
+    tt.add_argument("--altitude", type=float, default=45.0)
+    tt.set_defaults(func=_cmd_terrain_tile)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args)
+    # GDAL reads these when the first dataset opens: a job's share, never the machine's
+    if args.threads:
+        os.environ["GDAL_NUM_THREADS"] = str(args.threads)
+    if args.gdal_cache_mb:
+        os.environ["GDAL_CACHEMAX"] = str(args.gdal_cache_mb)
     try:
         args.func(args)
     except GosBuildError as exc:

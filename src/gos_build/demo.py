@@ -32,6 +32,7 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
+from .dem import hgt_name
 from .errors import GosBuildError
 from .grid import utm_crs_for
 from .synthetic import CLASS_NAMES_ZH, Landscape
@@ -55,11 +56,6 @@ def _check_bbox(bbox) -> tuple[float, float, float, float]:
     if not (-180 <= lon0 and lon1 <= 180 and -60 <= lat0 and lat1 <= 60):
         raise GosBuildError(f"--bbox: {list(bbox)} is outside SRTM coverage (lat -60..60, lon -180..180)")
     return lon0, lat0, lon1, lat1
-
-
-def hgt_name(lat: int, lon: int) -> str:
-    """SRTM tile name of the 1-degree cell whose south-west corner is (lat, lon): N43E128."""
-    return f"{'N' if lat >= 0 else 'S'}{abs(lat):02d}{'E' if lon >= 0 else 'W'}{abs(lon):03d}.hgt"
 
 
 def mgrs_tile(lon: float, lat: float) -> str:

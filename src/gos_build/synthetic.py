@@ -128,7 +128,7 @@ class Landscape:
         """Soft class memberships (tectonic, volcanic, fluvial), summing to 1."""
         river, plateau = self.fields(u, v)
         # valley walls sit just outside the fluvial polygon: its inside is flat floor
-        wf = _sigmoid((_FLUVIAL_HALF_WIDTH + 0.006 - np.abs(river)) / 0.004)
+        wf = _sigmoid((_FLUVIAL_HALF_WIDTH + 0.035 - np.abs(river)) / 0.01)
         wv = _sigmoid((plateau - _VOLCANIC_LEVEL) / 0.02) * (1.0 - wf)
         return 1.0 - wf - wv, wv, wf, river
 

@@ -291,6 +291,58 @@ def terrain_file(
                 p.unlink(missing_ok=True)
 
 
+TILE_BANDS = ("dem",) + LAYERS
+
+
+def terrain_tile(
+    grid,
+    tile_id: str,
+    mosaic: str | Path,
+    out: str | Path,
+    window: int = 9,
+    local_statistic: str = "mean",
+    resampling: str = "cubic",
+    azimuth: float = 315.0,
+    altitude: float = 45.0,
+) -> Path:
+    """One processing tile: DEM warped onto the grid (with halo) and its seven parameters.
+
+    Writes ``out``: a float32 GeoTIFF of 8 bands ``dem`` + :data:`LAYERS` on
+    the tile's pixels of the grid, nodata -9999.
+    """
+    import rasterio
+
+    from .dem import dem_for_window
+    from .io import atomic_path, geotiff_profile
+
+    tile = grid.tile(tile_id)
+    halo = halo_for(window)
+    z = dem_for_window(mosaic, grid, grid.halo_window(tile, halo), resampling)
+    if np.isnan(z[halo:-halo, halo:-halo]).all():
+        raise GosBuildError(f"{mosaic}: no DEM value on tile {tile_id}")
+    layers = terrain_layers(z, halo, grid.resolution, grid.resolution, window, local_statistic, azimuth, altitude)
+    dem = z[halo:-halo, halo:-halo].copy()
+    dem[np.isnan(dem)] = NODATA
+    layers = {"dem": dem, **layers}
+    profile = geotiff_profile(tile.width, tile.height, len(TILE_BANDS), "float32", grid.crs,
+                              grid.window_transform(tile.window), NODATA)
+    with atomic_path(out) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, name in enumerate(TILE_BANDS, start=1):
+                dst.write(layers[name], i)
+                dst.set_band_description(i, name)
+                dst.update_tags(i, units=_UNITS[name])
+    nodata_frac = float((dem == NODATA).mean())
+    log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
+             float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),
+             nodata_frac, out)
+    return Path(out)
+
+
+_UNITS = {"dem": "m", "hillshade": "grey level 1-255", "slope": "degree", "mean": "m", "std": "m",
+          "northness": "1", "eastness": "1", "dev": "1"}
+
+
 def _read_edge_padded(src, win, nodata) -> np.ndarray:
     """Read a window that may reach past the raster; outside is filled by repeating edge values."""
     from rasterio.windows import Window

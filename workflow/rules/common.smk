@@ -74,10 +74,10 @@ def quoted(patterns):
     return " ".join(f"'{p}'" for p in patterns)
 
 
-# GDAL's block cache and thread pool follow each job's threads/resources, so N
-# parallel jobs never oversubscribe memory (GDAL defaults to 5 % of RAM each).
-GDAL_ENV = "GDAL_NUM_THREADS={threads} GDAL_CACHEMAX={resources.gdal_cache_mb}"
+# GDAL's block cache and thread pool follow each job's threads/resources
+# (`gos-build --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb}`),
+# so N parallel jobs never oversubscribe memory (GDAL's default is 5 % of RAM each).
 
 
 def all_targets():
-    return [f"{OUT}/grid.json"]
+    return [f"{OUT}/grid.json", *expand(f"{OUT}/tiles/{{tile}}/terrain.tif", tile=TILES)]
