@@ -48,7 +48,7 @@ rule terrain:
     resources:
         mem_mb=1500,
         runtime=20,
-        gdal_cache_mb=256,
+        gdal_cache_mb=64,
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} terrain-tile --grid {input.grid} --tile {wildcards.tile}"
         " --mosaic {input.mosaic} --out {output} --window {params.window} --local-statistic {params.stat}"
