@@ -155,6 +155,11 @@ def test_bad_dem_inputs(tmp_path):
     short.write_bytes(b"\x00\x01" * 1000)
     with pytest.raises(GosBuildError, match=r"N45E002.hgt: not an SRTM HGT tile \(2000 bytes"):
         build_mosaic([str(short)], grid, tmp_path / "m.vrt")
+    empty = tmp_path / "N45E003.hgt"
+    np.full((3601, 3601), -32768, dtype=">i2").tofile(empty)
+    with pytest.raises(GosBuildError, match=r"N45E003.hgt: every pixel of the DEM is nodata"):
+        build_mosaic([str(empty)], grid, tmp_path / "m.vrt")
+    assert not (tmp_path / "m.vrt").exists()
     bad_zip = tmp_path / "N45E002.hgt.zip"
     bad_zip.write_bytes(b"PK not a zip")
     with pytest.raises(GosBuildError, match="not a readable zip file"):

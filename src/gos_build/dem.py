@@ -91,6 +91,11 @@ def _describe_source(path: str) -> dict:
                 raise GosBuildError(f"{path}: rotated rasters are not supported")
             if ds.driver == "SRTMHGT" and ds.width not in (1201, 3601):
                 raise GosBuildError(f"{path}: an HGT tile must be 1201 or 3601 posts square, got {ds.width}")
+            # a decimated read is enough to tell an all-nodata file
+            step = max(1, min(ds.width, ds.height) // 256)
+            sample = ds.read(1, out_shape=(max(1, ds.height // step), max(1, ds.width // step)), masked=True)
+            if sample.mask.all() or (ds.nodata is None and np.all(sample == SOURCE_NODATA)):
+                raise GosBuildError(f"{path.split('/vsizip/')[-1]}: every pixel of the DEM is nodata")
             return dict(path=path, crs=ds.crs, transform=ds.transform, width=ds.width, height=ds.height,
                         nodata=ds.nodata, bounds=tuple(ds.bounds), driver=ds.driver)
     except RasterioIOError as exc:
