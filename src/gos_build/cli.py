@@ -62,6 +62,37 @@ def _cmd_terrain_tile(args) -> None:
                  altitude=args.altitude)
 
 
+def _cmd_labels_prepare(args) -> None:
+    import json
+
+    from .grid import Grid
+    from .labels import prepare_labels
+
+    try:
+        classes = json.loads(args.classes)
+    except ValueError as exc:
+        raise GosBuildError(f"--classes: not JSON ({exc})") from None
+    prepare_labels(args.polygons, args.class_field, classes, Grid.read(args.grid), args.out, args.summary,
+                   overlap=args.overlap, unknown_values=args.unknown_values)
+
+
+def _cmd_labels_tile(args) -> None:
+    import json
+
+    from .grid import Grid
+    from .io import atomic_write_text
+    from .labels import rasterize_tile
+
+    counts = rasterize_tile(args.prepared, Grid.read(args.grid), args.tile, args.out)
+    atomic_write_text(args.counts, json.dumps(counts, sort_keys=True) + "\n")
+
+
+def _cmd_labels_summary(args) -> None:
+    from .labels import summarize
+
+    summarize(args.prepare_summary, args.counts, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -117,6 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--azimuth", type=float, default=315.0)
     tt.add_argument("--altitude", type=float, default=45.0)
     tt.set_defaults(func=_cmd_terrain_tile)
+
+    lp = sub.add_parser("labels-prepare", help="interpretation polygons -> class ids, repaired, in the grid CRS")
+    lp.add_argument("--grid", required=True, help="grid.json of the AOI")
+    lp.add_argument("--polygons", required=True, help="any OGR vector file (GeoPackage, Shapefile, GeoJSON)")
+    lp.add_argument("--class-field", required=True, help="attribute holding the class value")
+    lp.add_argument("--classes", required=True, help='the config\'s classes as JSON: {"1": {"name": ..., "values": [...]}}')
+    lp.add_argument("--overlap", choices=("error", "first", "priority"), default="error")
+    lp.add_argument("--unknown-values", choices=("error", "ignore"), default="error")
+    lp.add_argument("--out", required=True, help="output GeoPackage (grid CRS)")
+    lp.add_argument("--summary", required=True, help="output JSON: counts and areas per class")
+    lp.set_defaults(func=_cmd_labels_prepare)
+
+    lt = sub.add_parser("labels-tile", help="rasterize prepared polygons on one tile (uint8, 0 = unlabelled)")
+    lt.add_argument("--grid", required=True)
+    lt.add_argument("--tile", required=True)
+    lt.add_argument("--prepared", required=True, help="GeoPackage from labels-prepare")
+    lt.add_argument("--out", required=True, help="output GeoTIFF")
+    lt.add_argument("--counts", required=True, help="output JSON: pixels per class id")
+    lt.set_defaults(func=_cmd_labels_tile)
+
+    ls = sub.add_parser("labels-summary", help="per-class features, areas and labelled pixels of the AOI")
+    ls.add_argument("--prepare-summary", required=True, help="JSON from labels-prepare")
+    ls.add_argument("--out", required=True, help="output JSON")
+    ls.add_argument("counts", nargs="*", help="per-tile JSON counts from labels-tile")
+    ls.set_defaults(func=_cmd_labels_summary)
     return p
 
 

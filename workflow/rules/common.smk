@@ -80,4 +80,9 @@ def quoted(patterns):
 
 
 def all_targets():
-    return [f"{OUT}/grid.json", *expand(f"{OUT}/tiles/{{tile}}/terrain.tif", tile=TILES)]
+    return [
+        f"{OUT}/grid.json",
+        *expand(f"{OUT}/tiles/{{tile}}/terrain.tif", tile=TILES),
+        *expand(f"{OUT}/tiles/{{tile}}/labels.tif", tile=TILES),
+        f"{OUT}/labels/summary.json",
+    ]

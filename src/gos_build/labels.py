@@ -1,0 +1,257 @@
+"""Geomorphic interpretation polygons -> class raster (uint8, 0 = unlabelled) on the grid.
+
+Two steps, so the per-tile work stays small:
+
+1. :func:`prepare_labels` (once per AOI) reads any OGR vector in any CRS,
+   maps ``class_field`` values to class ids, repairs invalid geometries
+   (``make_valid``), skips empty and non-polygon ones, reprojects to the grid
+   CRS, applies the overlap rule and writes ``polygons.gpkg`` (grid CRS,
+   fields ``src_fid``, ``class_id``, ``burn_order``) plus ``prepare.json``.
+2. :func:`rasterize_tile` burns the features touching one tile, pixel-centre
+   rule, in ``burn_order`` (later wins).
+
+Overlaps between polygons of different classes (``labels.overlap``):
+
+* ``error``: stop, listing the overlapping feature ids (OGR FIDs of the
+  input file) and the overlap areas (m^2); overlaps under 1 m^2 (digitising
+  slivers) are ignored;
+* ``first``: the feature that comes first in the file wins;
+* ``priority``: the class listed first in ``classes`` wins (then file order).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from .errors import GosBuildError
+from .grid import Grid
+
+log = logging.getLogger(__name__)
+
+SLIVER_M2 = 1.0
+_POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+def _value_key(v) -> str:
+    """Class values compare as trimmed text: 2, '2' and ' 2 ' are the same value."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v).strip()
+
+
+def class_lookup(classes: dict) -> dict[str, int]:
+    """Attribute value (as text) -> class id, from the config's ``classes`` section."""
+    out = {}
+    for cid, spec in classes.items():
+        for v in spec["values"]:
+            out[_value_key(v)] = int(cid)
+    return out
+
+
+def _polygonal(geom):
+    """The polygonal part of a (repaired) geometry, or None."""
+    if geom is None or geom.is_empty:
+        return None
+    if geom.geom_type in _POLYGONAL:
+        return geom
+    if geom.geom_type == "GeometryCollection":
+        parts = [g for g in shapely.get_parts(geom) if g.geom_type in _POLYGONAL and not g.is_empty]
+        return shapely.union_all(parts) if parts else None
+    return None
+
+
+def prepare_labels(
+    polygons: str | Path,
+    class_field: str,
+    classes: dict,
+    grid: Grid,
+    out_gpkg: str | Path,
+    out_json: str | Path,
+    overlap: str = "error",
+    unknown_values: str = "error",
+) -> dict:
+    """Validate, map, repair, reproject and order the polygons; see the module docstring."""
+    import geopandas as gpd
+    import pyogrio
+
+    from .io import atomic_path, atomic_write_text
+
+    polygons = str(polygons)
+    classes = {int(k): v for k, v in classes.items()}
+    try:
+        info = pyogrio.read_info(polygons)
+        gdf = pyogrio.read_dataframe(polygons, fid_as_index=True)
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise GosBuildError(f"inputs.polygons: {polygons}: not a readable vector file ({exc})") from None
+    if gdf.crs is None:
+        raise GosBuildError(f"inputs.polygons: {polygons} has no CRS; assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
+    if class_field not in gdf.columns:
+        raise GosBuildError(f"inputs.class_field: {polygons} has no field '{class_field}' "
+                            f"(fields: {', '.join(map(str, gdf.columns.drop('geometry')))})")
+    if len(gdf) == 0:
+        raise GosBuildError(f"inputs.polygons: {polygons} holds no feature")
+    lookup = class_lookup(classes)
+    keys = gdf[class_field].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _value_key(v))
+    unknown = Counter(k for k in keys if k not in lookup)
+    if unknown and unknown_values == "error":
+        listing = ", ".join(f"'{k}' ({n} feature{'s' if n > 1 else ''})" for k, n in sorted(unknown.items(), key=str))
+        raise GosBuildError(f"inputs.polygons: {polygons}: values of '{class_field}' not in classes: {listing}; "
+                            "map them in classes[*].values or set labels.unknown_values: ignore")
+    stats = Counter()
+    stats["features"] = len(gdf)
+    stats["unknown_value"] = sum(unknown.values())
+    keep, cids, fids = [], [], []
+    for fid, key, geom in zip(gdf.index, keys, gdf.geometry.values):
+        if key not in lookup:
+            continue
+        if geom is None or geom.is_empty:
+            stats["empty"] += 1
+            continue
+        if not geom.is_valid:
+            stats["repaired"] += 1
+            geom = shapely.make_valid(geom)
+        geom = _polygonal(geom)
+        if geom is None:
+            stats["not_polygon"] += 1
+            continue
+        keep.append(geom)
+        cids.append(lookup[key])
+        fids.append(int(fid))
+    if not keep:
+        raise GosBuildError(f"inputs.polygons: {polygons}: no polygon with a known class value")
+    feats = gpd.GeoDataFrame({"src_fid": fids, "class_id": cids}, geometry=keep, crs=gdf.crs).to_crs(grid.crs)
+    # reprojection can make a ring self-touch again: repair once more, quietly
+    feats["geometry"] = [g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in feats.geometry.values]
+    feats = feats[~feats.geometry.isna()]
+    aoi = grid.aoi
+    feats = feats[feats.intersects(shapely.box(*grid.bounds))].copy()
+    if not feats.intersects(aoi).any():
+        raise GosBuildError(f"inputs.polygons: {polygons}: no polygon touches the AOI")
+
+    overlaps = _class_overlaps(feats)
+    if overlaps and overlap == "error":
+        listing = "; ".join(f"features {a} and {b}: {area:.0f} m2" for a, b, area in overlaps[:10])
+        more = f" (and {len(overlaps) - 10} more)" if len(overlaps) > 10 else ""
+        raise GosBuildError(f"inputs.polygons: {polygons}: polygons of different classes overlap: {listing}{more}; "
+                            "fix them or set labels.overlap: first | priority")
+    order = list(classes)  # config order = priority
+    if overlap == "priority":
+        # burn the lowest priority first; within a class, file order
+        rank = feats["class_id"].map(lambda c: -order.index(c))
+        feats = feats.assign(_r=rank.values).sort_values(["_r", "src_fid"], kind="stable").drop(columns="_r")
+    else:  # first (and error, where no overlap remains): later burns win, so burn in reverse file order
+        feats = feats.sort_values("src_fid", ascending=False, kind="stable")
+    feats["burn_order"] = np.arange(len(feats), dtype=np.int32)
+
+    per_class = {}
+    for cid in order:
+        sub = feats[feats["class_id"] == cid]
+        per_class[str(cid)] = {
+            "name": classes[cid]["name"],
+            "features": int(len(sub)),
+            "area_m2": float(sum(g.area for g in sub.geometry.values)),
+            "area_in_aoi_m2": float(sum(g.intersection(aoi).area for g in sub.geometry.values)),
+        }
+    summary = {
+        "source": polygons,
+        "layer": info.get("layer_name"),
+        "source_crs": gdf.crs.to_string(),
+        "class_field": class_field,
+        "overlap_rule": overlap,
+        "overlaps_resolved": len(overlaps),
+        "features_read": stats["features"],
+        "skipped": {"unknown_value": stats["unknown_value"], "empty": stats["empty"], "not_polygon": stats["not_polygon"]},
+        "repaired": stats["repaired"],
+        "unknown_values": dict(sorted(unknown.items(), key=str)),
+        "classes": per_class,
+    }
+    log.info("labels: %d features read from %s; %d repaired (make_valid), skipped %d empty, %d not polygonal, "
+             "%d unknown value", stats["features"], polygons, stats["repaired"], stats["empty"],
+             stats["not_polygon"], stats["unknown_value"])
+    for cid, c in per_class.items():
+        log.info("labels: class %s %s: %d features, %.3f km2 (%.3f km2 in the AOI)", cid, c["name"], c["features"],
+                 c["area_m2"] / 1e6, c["area_in_aoi_m2"] / 1e6)
+    with atomic_path(out_gpkg) as tmp:
+        Path(tmp).unlink()
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2000-01-01T00:00:00Z"})
+        try:
+            pyogrio.write_dataframe(feats, tmp, layer="labels", driver="GPKG", dataset_options={"VERSION": "1.2"},
+                                    layer_options={"SPATIAL_INDEX": "YES"})
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+    atomic_write_text(out_json, json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return summary
+
+
+def _class_overlaps(feats) -> list[tuple[int, int, float]]:
+    """(fid_a, fid_b, area m^2) of overlapping polygons of different classes, largest first."""
+    geoms = feats.geometry.values
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    cls = feats["class_id"].to_numpy()
+    fid = feats["src_fid"].to_numpy()
+    out = []
+    for i, j in zip(left, right):
+        if i < j and cls[i] != cls[j]:
+            area = geoms[i].intersection(geoms[j]).area
+            if area >= SLIVER_M2:
+                a, b = sorted((int(fid[i]), int(fid[j])))
+                out.append((a, b, area))
+    return sorted(out, key=lambda t: (-t[2], t[0], t[1]))
+
+
+def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Path) -> dict[str, int]:
+    """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
+    import pyogrio
+    import rasterio
+    from rasterio.features import rasterize
+
+    from .io import atomic_path, geotiff_profile
+
+    tile = grid.tile(tile_id)
+    transform = grid.window_transform(tile.window)
+    x0, y1 = transform.c, transform.f
+    bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
+    feats = pyogrio.read_dataframe(prepared, bbox=bounds)
+    feats = feats.sort_values("burn_order", kind="stable")
+    box = shapely.box(*bounds)
+    shapes = [(g.intersection(box) if not g.within(box) else g, int(c))
+              for g, c in zip(feats.geometry.values, feats["class_id"]) if g is not None]
+    shapes = [(g, c) for g, c in shapes if not g.is_empty]
+    if shapes:
+        arr = rasterize(shapes, out_shape=(tile.height, tile.width), transform=transform, fill=0,
+                        dtype="uint8", all_touched=False)
+    else:
+        arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
+    profile = geotiff_profile(tile.width, tile.height, 1, "uint8", grid.crs, transform, None)
+    with atomic_path(out) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(arr, 1)
+            dst.set_band_description(1, "label")
+    ids, counts = np.unique(arr, return_counts=True)
+    result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
+    log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))
+    return result
+
+
+def summarize(prepare_json: str | Path, tile_counts: list[str | Path], out_json: str | Path) -> dict:
+    """Add labelled pixel counts (summed over tile sidecars) to the prepare summary."""
+    from .io import atomic_write_text
+
+    summary = json.loads(Path(prepare_json).read_text(encoding="utf-8"))
+    total = Counter()
+    for p in tile_counts:
+        total.update(json.loads(Path(p).read_text(encoding="utf-8")))
+    for cid, c in summary["classes"].items():
+        c["pixels"] = int(total.get(cid, 0))
+    summary["unlabelled_pixels"] = int(total.get("0", 0))
+    atomic_write_text(out_json, json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    for cid, c in summary["classes"].items():
+        log.info("labels: class %s %s: %d labelled pixels", cid, c["name"], c["pixels"])
+    return summary
