@@ -28,6 +28,7 @@ wildcard_constraints:
 
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/grid.smk"
+include: "workflow/rules/sentinel2.smk"
 include: "workflow/rules/terrain.smk"
 include: "workflow/rules/labels.smk"
 

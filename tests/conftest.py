@@ -33,10 +33,25 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def auvergne_demo(tmp_path_factory) -> Path:
-    """Demo inputs for a small AOI in France (UTM 31N), baseline 05.09."""
+def make_demo(tmp_path_factory):
+    """Demo inputs for the small Auvergne AOI (UTM 31N), made once per distinct set of arguments."""
     from gos_build.demo import demo_inputs
 
-    out = tmp_path_factory.mktemp("auvergne")
-    demo_inputs(AUVERGNE_BBOX, out, seed=3, baseline="05.09", cloud_fraction=0.1)
-    return out
+    made: dict = {}
+
+    def make(**kwargs) -> Path:
+        args = {"seed": 3, "baseline": "05.09", "cloud_fraction": 0.1, "granules": 1, **kwargs}
+        key = tuple(sorted(args.items()))
+        if key not in made:
+            out = tmp_path_factory.mktemp("demo")
+            demo_inputs(AUVERGNE_BBOX, out, **args)
+            made[key] = out
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def auvergne_demo(make_demo) -> Path:
+    """Demo inputs for a small AOI in France (UTM 31N), baseline 05.09, 10 % cloud."""
+    return make_demo()

@@ -127,6 +127,7 @@ def test_configfile_replaces_the_default_config(tmp_path):
         f = tmp_path / f"{key}.tif"
         f.write_bytes(b"")
         cfg["inputs"][key] = [str(f)]
+    (tmp_path / "p.gpkg").write_bytes(b"")
     cfg["inputs"]["polygons"] = str(tmp_path / "p.gpkg")
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
@@ -135,3 +136,19 @@ def test_configfile_replaces_the_default_config(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "demo_inputs" not in res.stdout
     assert "results/mine/grid.json" in res.stdout
+
+
+def test_input_glob_matching_nothing_stops_the_dry_run(tmp_path):
+    cfg = copy.deepcopy(DEMO)
+    del cfg["demo"]
+    cfg["inputs"]["dem"] = [str(tmp_path / "srtm" / "*.hgt")]
+    path = tmp_path / "nodem.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    res = _snakemake("-n", "--configfile", str(path), "--snakefile", str(ROOT / "Snakefile"),
+                     "--directory", str(tmp_path))
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert f"inputs.dem: '{tmp_path}/srtm/*.hgt' matches no file" in out
+    # relative to the working directory, the demo's other inputs are missing too: all are listed at once
+    assert "inputs.sentinel2: 'resources/demo/sentinel2/*.SAFE' matches no file" in out
+    assert "inputs.polygons: 'resources/demo/polygons.gpkg' matches no file" in out

@@ -21,7 +21,7 @@ def _cmd_demo_inputs(args) -> None:
     from .demo import demo_inputs
 
     manifest = demo_inputs(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
-                           cloud_fraction=args.cloud_fraction)
+                           cloud_fraction=args.cloud_fraction, granules=args.granules)
     log.info("demo inputs in %s: %d DEM tile(s), %s, %d polygons", args.out, len(manifest["dem"]),
              manifest["sentinel2"][0], manifest["polygon_count"])
 
@@ -93,6 +93,31 @@ def _cmd_labels_summary(args) -> None:
     summarize(args.prepare_summary, args.counts, args.out)
 
 
+def _cmd_s2_inventory(args) -> None:
+    from .grid import Grid
+    from .sentinel2 import INVALID_SCL, inventory
+
+    invalid = tuple(INVALID_SCL) + ((11,) if args.mask_snow else ())
+    inventory(args.sentinel2, Grid.read(args.grid), args.out, invalid_scl=invalid)
+
+
+def _cmd_s2_tile(args) -> None:
+    from .grid import Grid
+    from .sentinel2 import s2_tile
+
+    s2_tile(args.inventory, Grid.read(args.grid), args.tile, args.out_rgb, args.out_valid)
+
+
+def _cmd_s2_preview(args) -> None:
+    from pathlib import Path as P
+
+    from .grid import Grid
+    from .sentinel2 import visual_preview
+
+    tiles = {P(t).parent.name: t for t in args.rgb}
+    visual_preview(Grid.read(args.grid), tiles, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -108,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--baseline", default="05.09", help="Sentinel-2 processing baseline: 05.09 (offset -1000) or 02.14")
     d.add_argument("--cloud-fraction", type=float, default=0.05, help="fraction of the granule under cloud (0-0.9)")
+    d.add_argument("--granules", type=int, default=1, help="adjacent Sentinel-2 products (west to east) to mosaic")
     d.set_defaults(func=_cmd_demo_inputs)
 
     g = sub.add_parser("grid", help="write the reference grid (CRS, transform, tiles) of an AOI as JSON")
@@ -148,6 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--azimuth", type=float, default=315.0)
     tt.add_argument("--altitude", type=float, default=45.0)
     tt.set_defaults(func=_cmd_terrain_tile)
+
+    si = sub.add_parser("s2-inventory", help="find Sentinel-2 products, read their radiometry, check AOI coverage")
+    si.add_argument("--grid", required=True)
+    si.add_argument("--out", required=True, help="output inventory JSON")
+    si.add_argument("--mask-snow", action="store_true", help="treat SCL 11 (snow/ice) as invalid too")
+    si.add_argument("sentinel2", nargs="+", help=".SAFE folders, .SAFE.zip files or band GeoTIFFs (globs)")
+    si.set_defaults(func=_cmd_s2_inventory)
+
+    st = sub.add_parser("s2-tile", help="cloud-masked RGB reflectance and valid mask for one tile")
+    st.add_argument("--grid", required=True)
+    st.add_argument("--tile", required=True)
+    st.add_argument("--inventory", required=True, help="JSON from s2-inventory")
+    st.add_argument("--out-rgb", required=True)
+    st.add_argument("--out-valid", required=True)
+    st.set_defaults(func=_cmd_s2_tile)
+
+    sp = sub.add_parser("s2-preview", help="8-bit RGB preview (COG) of the whole AOI from the tiles' rgb.tif")
+    sp.add_argument("--grid", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("rgb", nargs="+", help="tiles/<tile>/rgb.tif files")
+    sp.set_defaults(func=_cmd_s2_preview)
 
     lp = sub.add_parser("labels-prepare", help="interpretation polygons -> class ids, repaired, in the grid CRS")
     lp.add_argument("--grid", required=True, help="grid.json of the AOI")

@@ -40,6 +40,7 @@ from shapely.geometry import box
 
 from .errors import GosBuildError
 from .grid import Grid
+from .resample import KERNELS, resample_points
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,8 @@ def _coverage(srcs, crs, grid: Grid) -> tuple[float, list[str]]:
 
 def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: str = "cubic") -> np.ndarray:
     """Elevation (float32 metres, NaN nodata) on ``window`` of the grid (may reach past the grid)."""
-    if resampling not in _KERNELS:
-        raise GosBuildError(f"terrain.resampling: expected one of {sorted(_KERNELS)}, got '{resampling}'")
+    if resampling not in KERNELS:
+        raise GosBuildError(f"terrain.resampling: expected one of {sorted(KERNELS)}, got '{resampling}'")
     h, w = int(window.height), int(window.width)
     rows, cols = np.mgrid[0:h, 0:w]
     x = grid.x_min + (window.col_off + cols + 0.5) * grid.resolution
@@ -219,48 +220,7 @@ def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: s
         z = src.read(1, window=Window(col0, row0, col1 - col0, row1 - row0), boundless=True,
                      fill_value=SOURCE_NODATA, out_dtype="float32")
     z = fill_voids(z)
-    return resample_points(z, fr - row0, fc - col0, resampling)
-
-
-def _keys_cubic(t: np.ndarray) -> list[np.ndarray]:
-    """Keys (1981) cubic convolution weights (a = -0.5, GDAL's 'cubic') for offsets -1, 0, 1, 2."""
-    a = -0.5
-
-    def k(d):
-        d = np.abs(d)
-        return np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
-                        np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
-
-    return [k(t + 1), k(t), k(1 - t), k(2 - t)]
-
-
-_KERNELS = {"bilinear": (0, lambda t: [1.0 - t, t]), "cubic": (-1, _keys_cubic)}
-
-
-def resample_points(z: np.ndarray, r: np.ndarray, c: np.ndarray, method: str) -> np.ndarray:
-    """Interpolate ``z`` (SOURCE_NODATA = void) at fractional pixel-centre indices (r, c).
-
-    Bilinear uses the 2 x 2, cubic convolution the 4 x 4 neighbourhood; a point
-    whose neighbourhood holds a void or lies outside ``z`` is NaN. Each point's
-    value depends on its own indices only (float32 result).
-    """
-    first, weights = _KERNELS[method]
-    r0, c0 = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
-    wr, wc = weights(r - r0), weights(c - c0)
-    n = len(wr)
-    inside = (r0 + first >= 0) & (c0 + first >= 0) & (r0 + first + n <= z.shape[0]) & (c0 + first + n <= z.shape[1])
-    rr, cc = np.where(inside, r0, -first), np.where(inside, c0, -first)
-    out = np.zeros(r.shape, dtype=np.float64)
-    void = ~inside
-    for i in range(n):
-        row = np.zeros(r.shape, dtype=np.float64)
-        for j in range(n):
-            v = z[rr + first + i, cc + first + j].astype(np.float64)
-            void |= v == SOURCE_NODATA
-            row += wc[j] * v
-        out += wr[i] * row
-    out[void] = np.nan
-    return out.astype(np.float32)
+    return resample_points(z, fr - row0, fc - col0, resampling, void=SOURCE_NODATA)
 
 
 def fill_voids(z: np.ndarray) -> np.ndarray:

@@ -161,8 +161,14 @@ def _illumination(z: np.ndarray, res: float, zenith: float, azimuth: float) -> n
     return np.clip(cos_i / math.cos(zr), 0.05, 2.5)
 
 
-def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: float) -> Path:
-    """A Sentinel-2 L2A SAFE product with one granule covering ``bbox`` (+1 km); returns its folder."""
+def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: float, part: int = 0,
+               parts: int = 1) -> Path:
+    """A Sentinel-2 L2A SAFE product with one granule over ``bbox`` (+1 km); returns its folder.
+
+    With ``parts`` > 1 the granule covers the ``part``-th of ``parts`` west-to-east
+    strips of that extent (1 km overlap between neighbours), each product with
+    its own clouds -- adjacent granules to mosaic.
+    """
     lon0, lat0, lon1, lat1 = bbox
     clon, clat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
     crs = utm_crs_for(clon, clat)
@@ -176,13 +182,17 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     uly = math.ceil((max(ys) + 1000) / 60) * 60
     lrx = math.ceil((max(xs) + 1000) / 60) * 60
     lry = math.floor((min(ys) - 1000) / 60) * 60
+    if parts > 1:
+        strip = math.ceil((lrx - ulx) / parts / 60) * 60
+        ulx, lrx = max(ulx, ulx + part * strip - 1020), min(lrx, ulx + (part + 1) * strip + 1020)
+        tile = mgrs_tile(*to_ll.transform((ulx + lrx) / 2, (uly + lry) / 2))  # scene time/sun stay the scene's
     ncols10, nrows10 = (lrx - ulx) // 10, (uly - lry) // 10
 
     utc_hours = (10.5 - clon / 15.0) % 24
     sense = dt.datetime.combine(SENSING_DATE, dt.time()) + dt.timedelta(hours=utc_hours)
     sense = sense.replace(microsecond=0)
     stamp = sense.strftime("%Y%m%dT%H%M%S")
-    gen = (sense + dt.timedelta(hours=2, minutes=19)).strftime("%Y%m%dT%H%M%S")
+    gen = (sense + dt.timedelta(hours=2, minutes=19 + part)).strftime("%Y%m%dT%H%M%S")
     nbase = "N" + baseline.replace(".", "")
     product = f"S2B_MSIL2A_{stamp}_{nbase}_R046_T{tile}_{gen}.SAFE"
     granule = f"L2A_T{tile}_A019031_{stamp}"
@@ -190,9 +200,9 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     img = safe / "GRANULE" / granule / "IMG_DATA"
     zenith, azimuth = _sun_angles(clat)
 
-    def lonlat(res: int, rows: slice, ncols: int):
+    def lonlat(res: int, rows: slice, ncols: int, col0: int = 0):
         r = np.arange(rows.start, rows.stop)
-        c = np.arange(ncols)
+        c = np.arange(col0, col0 + ncols)
         x = ulx + (c + 0.5) * res
         y = uly - (r + 0.5) * res
         gx, gy = np.meshgrid(x, y)
@@ -201,7 +211,7 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     # cloud threshold: the (1 - cloud_fraction) quantile of the cloud field over the granule
     if cloud_fraction > 0:
         qlon, qlat = lonlat(60, slice(0, nrows10 // 6), ncols10 // 6)
-        threshold = float(np.quantile(land.cloud_field(qlon, qlat), 1.0 - cloud_fraction))
+        threshold = float(np.quantile(land.cloud_field(qlon, qlat, part), 1.0 - cloud_fraction))
     else:
         threshold = math.inf
     shadow_km = 1.2 * math.tan(math.radians(zenith))  # ~1.2 km cloud height
@@ -214,17 +224,16 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     block = 256
     for r0 in range(0, nrows10, block):
         rows = slice(r0, min(nrows10, r0 + block))
-        # one pixel of context above and below for the illumination gradient
-        ctx = slice(max(0, rows.start - 1), min(nrows10, rows.stop + 1))
-        glon, glat = lonlat(10, ctx, ncols10)
-        z = land.elevation(glon, glat)
-        illum = _illumination(z, 10.0, zenith, azimuth)[rows.start - ctx.start : rows.stop - ctx.start]
-        glon, glat = glon[rows.start - ctx.start : rows.stop - ctx.start], glat[rows.start - ctx.start : rows.stop - ctx.start]
+        # one pixel of real terrain around the block for the illumination gradient (also beyond
+        # the granule's edge: adjacent granules must agree where they overlap)
+        glon, glat = lonlat(10, slice(rows.start - 1, rows.stop + 1), ncols10 + 2, col0=-1)
+        illum = _illumination(land.elevation(glon, glat), 10.0, zenith, azimuth)[1:-1, 1:-1]
+        glon, glat = glon[1:-1, 1:-1], glat[1:-1, 1:-1]
         refl, _ = land.surface(glon, glat)
         refl = refl * (0.3 + 0.7 * illum)
-        op = land.cloud_opacity(glon, glat, threshold)
+        op = land.cloud_opacity(glon, glat, threshold, part)
         slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
-        shade = land.cloud_opacity(slon, slat, threshold)
+        shade = land.cloud_opacity(slon, slat, threshold, part)
         refl = refl * (1.0 - 0.65 * shade * (1.0 - op))
         cloud = np.array([0.42, 0.43, 0.46, 0.48]).reshape(4, 1, 1)
         refl = (1.0 - op) * refl + op * cloud
@@ -238,9 +247,9 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
         rows = slice(r0, min(nrows20, r0 + block))
         glon, glat = lonlat(20, rows, ncols20)
         _, s = land.surface(glon, glat)
-        op = land.cloud_opacity(glon, glat, threshold)
+        op = land.cloud_opacity(glon, glat, threshold, part)
         slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
-        shade = land.cloud_opacity(slon, slat, threshold)
+        shade = land.cloud_opacity(slon, slat, threshold, part)
         s[(shade > 0.3) & (op < 0.02)] = 3
         s[op > 0.02] = 10
         s[op > 0.2] = 8
@@ -478,13 +487,16 @@ def write_polygons(land: Landscape, bbox, path: Path) -> int:
 
 
 # -- the command ---------------------------------------------------------------
-def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", cloud_fraction: float = 0.05) -> dict:
+def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", cloud_fraction: float = 0.05,
+                granules: int = 1) -> dict:
     """Write the demo inputs for ``bbox`` into ``out`` and return the manifest (also in demo-inputs.json)."""
     bbox = _check_bbox(bbox)
     if baseline not in BASELINES:
         raise GosBuildError(f"--baseline: expected one of {', '.join(BASELINES)}, got '{baseline}'")
     if not 0.0 <= cloud_fraction <= 0.9:
         raise GosBuildError(f"--cloud-fraction: expected a value in [0, 0.9], got {cloud_fraction}")
+    if not 1 <= granules <= 8:
+        raise GosBuildError(f"--granules: expected 1 to 8, got {granules}")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -495,7 +507,7 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
         raise GosBuildError(f"{out}: cannot write the demo inputs here ({exc.strerror})") from None
     land = Landscape(seed)
     hgts = write_hgt_tiles(land, bbox, tmp / "srtm", seed)
-    safe = write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction)
+    safes = [write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction, i, granules) for i in range(granules)]
     n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
 
     # move the finished pieces into place, then write the manifest last
@@ -514,8 +526,9 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
         "seed": seed,
         "baseline": baseline,
         "cloud_fraction": cloud_fraction,
+        "granules": granules,
         "dem": [f"srtm/{p.name}" for p in hgts],
-        "sentinel2": [f"sentinel2/{safe.name}"],
+        "sentinel2": [f"sentinel2/{safe.name}" for safe in safes],
         "polygons": "polygons.gpkg",
         "polygon_count": n_poly,
     }

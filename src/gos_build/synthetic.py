@@ -201,7 +201,7 @@ class Landscape:
         parcel = (
             _hash01(np.floor(u / 0.32).astype(np.int64), np.floor(v / 0.21).astype(np.int64), self._s(91)) * 3
         ).astype(np.int64)
-        field = crops[np.minimum(parcel, 2)].T.reshape((4,) + np.shape(u))
+        field = np.moveaxis(crops[np.minimum(parcel, 2)], -1, 0)  # (..., 4) -> (4, ...)
         is_water = np.abs(river) < 0.04 * _FLUVIAL_HALF_WIDTH  # ~60-80 m wide channel
         texture = 1.0 + 0.12 * fbm(u, v, 0.12, 3, self._s(95))
         refl = (
@@ -215,11 +215,11 @@ class Landscape:
         scl[is_water & (wf > 0.5)] = 6
         return refl, scl
 
-    def cloud_opacity(self, lon, lat, threshold: float):
+    def cloud_opacity(self, lon, lat, threshold: float, pass_id: int = 0):
         """Cloud opacity in [0, 1] (0 clear); ``threshold`` on the cloud field sets cover."""
-        return np.clip((self.cloud_field(lon, lat) - threshold) / 0.08, 0.0, 1.0)
+        return np.clip((self.cloud_field(lon, lat, pass_id) - threshold) / 0.08, 0.0, 1.0)
 
-    def cloud_field(self, lon, lat):
-        """The smooth field whose upper tail is cloud, about [-1, 1]."""
+    def cloud_field(self, lon, lat, pass_id: int = 0):
+        """The smooth field whose upper tail is cloud, about [-1, 1]; each pass has its own clouds."""
         u, v = landscape_km(lon, lat)
-        return fbm(u, v, 2.5, 4, self._s(71))
+        return fbm(u, v, 2.5, 4, self._s(71 + 7 * pass_id))

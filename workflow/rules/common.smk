@@ -49,6 +49,23 @@ def demo_manifest():
     return f"{DEMO['out']}/demo-inputs.json"
 
 
+def missing_inputs():
+    """One line per `inputs` glob that matches no file (none with a `demo:` section)."""
+    if DEMO:
+        return []
+    lines = []
+    for key in ("sentinel2", "dem", "polygons"):
+        patterns = config["inputs"][key]
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            if not glob.glob(pattern):
+                lines.append(f"inputs.{key}: '{pattern}' matches no file")
+    return lines
+
+
+if missing_inputs():
+    raise WorkflowError("\n".join(missing_inputs()))
+
+
 def input_files(key):
     """Files of `inputs.<key>` a rule depends on.
 
@@ -84,5 +101,7 @@ def all_targets():
         f"{OUT}/grid.json",
         *expand(f"{OUT}/tiles/{{tile}}/terrain.tif", tile=TILES),
         *expand(f"{OUT}/tiles/{{tile}}/labels.tif", tile=TILES),
+        *expand(f"{OUT}/tiles/{{tile}}/rgb.tif", tile=TILES),
+        f"{OUT}/sentinel2/visual.tif",
         f"{OUT}/labels/summary.json",
     ]

@@ -1,0 +1,231 @@
+"""Sentinel-2 stage, checked against direct reads of the product's own JP2 bands and SCL."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AUVERGNE_BBOX, run_cli
+from gos_build.errors import GosBuildError
+from gos_build.grid import build_grid
+from gos_build.sentinel2 import composite_window, discover, inventory, load_inventory, s2_tile
+
+AOI = (2.96, 45.725, 3.00, 45.76)  # inside the demo bbox
+
+
+def _safes(demo: Path) -> list[Path]:
+    return sorted((demo / "sentinel2").glob("*.SAFE"))
+
+
+def _tiles(patterns, tmp_path, tile_chips=4, aoi=AOI):
+    """Run inventory + every tile; return (grid, rgb (3, H, W) uint16, valid (H, W) uint8)."""
+    grid = build_grid(bbox=aoi, tile_chips=tile_chips)
+    inv = tmp_path / "inventory.json"
+    inventory(patterns, grid, inv)
+    rgb = np.zeros((3, grid.height, grid.width), np.uint16)
+    valid = np.zeros((grid.height, grid.width), np.uint8)
+    for t in grid.tiles():
+        s2_tile(inv, grid, t.id, tmp_path / f"{t.id}_rgb.tif", tmp_path / f"{t.id}_valid.tif")
+        sl = (slice(t.row_off, t.row_off + t.height), slice(t.col_off, t.col_off + t.width))
+        with rasterio.open(tmp_path / f"{t.id}_rgb.tif") as ds:
+            assert ds.dtypes == ("uint16",) * 3 and ds.nodata == 0 and ds.crs.to_epsg() == 32631
+            rgb[(slice(None),) + sl] = ds.read()
+        with rasterio.open(tmp_path / f"{t.id}_valid.tif") as ds:
+            valid[sl] = ds.read(1)
+    return grid, rgb, valid
+
+
+def _band(safe: Path, name: str):
+    (path,) = safe.rglob(f"*_{name}_*m.jp2")
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds.transform
+
+
+def test_rgb_and_mask_equal_the_product_pixels(auvergne_demo, tmp_path):
+    """Grid and granule share UTM 31N and the 10 m lattice: every grid pixel is one product pixel."""
+    (safe,) = _safes(auvergne_demo)
+    grid, rgb, valid = _tiles([str(safe)], tmp_path)
+    rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
+    x = grid.x_min + (cols + 0.5) * 10
+    y = grid.y_max - (rows + 0.5) * 10
+    for i, band in enumerate(("B04", "B03", "B02")):
+        dn, t = _band(safe, band)
+        r, c = ((t.f - y) // 10).astype(int), ((x - t.c) // 10).astype(int)
+        assert np.array_equal(rgb[i], np.clip(dn[r, c].astype(int) - 1000, 1, None))  # (DN - 1000) / 10000 * 10000
+    scl, t20 = _band(safe, "SCL")
+    expected = ~np.isin(scl[((t20.f - y) // 20).astype(int), ((x - t20.c) // 20).astype(int)], (0, 1, 3, 8, 9, 10))
+    assert np.array_equal(valid.astype(bool), expected)
+    assert 0.01 < 1 - expected.mean() < 0.5  # the demo's clouds fall on this AOI
+
+
+def test_baselines_give_identical_rgb(make_demo, tmp_path):
+    (new,) = _safes(make_demo(baseline="05.09"))
+    (old,) = _safes(make_demo(baseline="02.14"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, rgb_new, valid_new = _tiles([str(new)], tmp_path / "a")
+    _, rgb_old, valid_old = _tiles([str(old)], tmp_path / "b")
+    assert np.array_equal(rgb_new, rgb_old) and np.array_equal(valid_new, valid_old)
+    assert rgb_new.mean() > 100
+
+
+def test_zip_and_folder_give_identical_output(auvergne_demo, tmp_path):
+    (safe,) = _safes(auvergne_demo)
+    archive = tmp_path / f"{safe.name}.zip"
+    shutil.make_archive(str(archive)[:-4], "zip", root_dir=safe.parent, base_dir=safe.name)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, rgb_dir, valid_dir = _tiles([str(safe)], tmp_path / "a")
+    _, rgb_zip, valid_zip = _tiles([str(archive)], tmp_path / "b")
+    assert np.array_equal(rgb_dir, rgb_zip) and np.array_equal(valid_dir, valid_zip)
+    assert all(g.bands["B04"].startswith("/vsizip/") for p in discover([str(archive)]) for g in p.granules)
+    assert {p.name for p in tmp_path.iterdir()} == {"a", "b", archive.name}  # nothing unpacked
+
+
+def test_two_granules_mosaic_without_seam_or_hole(make_demo, tmp_path):
+    one = make_demo(cloud_fraction=0.0)
+    two = make_demo(cloud_fraction=0.0, granules=2)
+    assert len(_safes(two)) == 2
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    aoi = (2.95, 45.72, 3.01, 45.765)  # the whole demo bbox: spans both granules
+    _, rgb1, valid1 = _tiles([str(one / "sentinel2" / "*.SAFE")], tmp_path / "a", aoi=aoi)
+    _, rgb2, valid2 = _tiles([str(two / "sentinel2" / "*.SAFE")], tmp_path / "b", aoi=aoi)
+    assert (rgb2 > 0).all() and valid2.all()  # no hole
+    assert np.array_equal(rgb1, rgb2)  # no seam: the same pixels as a single granule
+
+
+def test_valid_pixel_wins_over_invalid(make_demo, tmp_path):
+    two = make_demo(cloud_fraction=0.3, granules=2)
+    safes = _safes(two)
+    grid = build_grid(bbox=(2.95, 45.72, 3.01, 45.765), tile_chips=64)
+    inventory([str(s) for s in safes], grid, tmp_path / "inv.json")
+    products, invalid = load_inventory(tmp_path / "inv.json")
+    refl, valid = composite_window(products, grid, grid.tiles()[0].window, invalid)
+    # per product, SCL validity of every grid pixel (nearest), read directly
+    rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
+    x, y = grid.x_min + (cols + 0.5) * 10, grid.y_max - (rows + 0.5) * 10
+    ok = []
+    for p in products:
+        scl, t = _band(Path(p.source), "SCL")
+        r, c = ((t.f - y) // 20).astype(int), ((x - t.c) // 20).astype(int)
+        inside = (r >= 0) & (c >= 0) & (r < scl.shape[0]) & (c < scl.shape[1])
+        ok.append(inside & ~np.isin(scl[np.clip(r, 0, scl.shape[0] - 1), np.clip(c, 0, scl.shape[1] - 1)], invalid))
+    rescued = ~ok[0] & ok[1]  # cloudy in the first (least cloudy) product, clear in the second
+    assert rescued.sum() > 100
+    assert valid[rescued].all()
+    assert np.array_equal(valid, ok[0] | ok[1])
+
+
+def test_tiled_equals_untiled(auvergne_demo, tmp_path):
+    (safe,) = _safes(auvergne_demo)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, a, va = _tiles([str(safe)], tmp_path / "a", tile_chips=2)
+    _, b, vb = _tiles([str(safe)], tmp_path / "b", tile_chips=256)
+    assert np.array_equal(a, b) and np.array_equal(va, vb)
+
+
+def test_band_geotiffs_as_input(auvergne_demo, tmp_path):
+    (safe,) = _safes(auvergne_demo)
+    folder = tmp_path / "cogs"
+    folder.mkdir()
+    for band in ("B02", "B03", "B04", "SCL"):
+        (src,) = safe.rglob(f"*_{band}_*m.jp2")
+        with rasterio.open(src) as ds:
+            profile = ds.profile | {"driver": "GTiff", "compress": "deflate"}
+            data = ds.read()
+        if band != "SCL":  # a STAC-style COG: offset already applied, scale in the metadata
+            data = np.clip(data.astype(int) - 1000, 1, None).astype(np.uint16)
+        with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
+            dst.write(data)
+            if band != "SCL":
+                dst.scales, dst.offsets = (0.0001,), (0.0,)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, from_safe, v1 = _tiles([str(safe)], tmp_path / "a")
+    _, from_tif, v2 = _tiles([str(folder / "*.tif")], tmp_path / "b")
+    assert np.array_equal(from_safe, from_tif) and np.array_equal(v1, v2)
+
+
+# -- bad inputs: one line naming the file ------------------------------------------------
+def _copy(safe: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / safe.name
+    shutil.copytree(safe, dst)
+    return dst
+
+
+def test_missing_band(auvergne_demo, tmp_path):
+    safe = _copy(_safes(auvergne_demo)[0], tmp_path)
+    (b03,) = safe.rglob("*_B03_10m.jp2")
+    b03.unlink()
+    with pytest.raises(GosBuildError, match=rf"{safe.name}: GRANULE/.*_B03_10m.jp2 is missing from the product"):
+        discover([str(safe)])
+
+
+def test_corrupt_jp2(auvergne_demo, tmp_path):
+    safe = _copy(_safes(auvergne_demo)[0], tmp_path)
+    (b04,) = safe.rglob("*_B04_10m.jp2")
+    b04.write_bytes(b04.read_bytes()[:200])
+    grid = build_grid(bbox=AOI)
+    res = run_cli("s2-inventory", "--grid", _grid(grid, tmp_path), "--out", str(tmp_path / "i.json"), str(safe))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert re.match(rf"gos-build: error: {safe.name}: .*_B04_10m.jp2 is not a readable JPEG 2000", res.stderr)
+    assert not (tmp_path / "i.json").exists()
+
+
+def _grid(grid, tmp_path):
+    p = tmp_path / "grid.json"
+    p.write_text(grid.to_json())
+    return str(p)
+
+
+def test_product_not_covering_the_aoi(auvergne_demo):
+    (safe,) = _safes(auvergne_demo)
+    grid = build_grid(bbox=(3.00, 45.72, 3.06, 45.76))  # reaches ~3.5 km east of the granule
+    with pytest.raises(GosBuildError) as info:
+        inventory([str(safe)], grid, "/nonexistent/never-written.json")
+    msg = str(info.value)
+    frac = float(re.search(r"the products cover ([\d.]+) % of the AOI", msg).group(1))
+    assert 20 < frac < 60 and safe.name in msg
+
+
+def test_all_cloud_scene(auvergne_demo, tmp_path):
+    safe = _copy(_safes(auvergne_demo)[0], tmp_path)
+    (scl,) = safe.rglob("*_SCL_20m.jp2")
+    with rasterio.open(scl) as ds:
+        profile, shape = ds.profile, ds.shape
+    with rasterio.open(scl, "w", **profile) as dst:
+        dst.write(np.full(shape, 9, np.uint8), 1)  # cloud, high probability, everywhere
+    with pytest.raises(GosBuildError, match=f"no valid pixel over the AOI: every pixel is cloud.*{safe.name}"):
+        inventory([str(safe)], build_grid(bbox=AOI), tmp_path / "i.json")
+
+
+def test_metadata_without_offsets(auvergne_demo, tmp_path):
+    safe = _copy(_safes(auvergne_demo)[0], tmp_path)
+    mtd = safe / "MTD_MSIL2A.xml"
+    mtd.write_text(re.sub(r"\s*<BOA_ADD_OFFSET_VALUES_LIST>.*</BOA_ADD_OFFSET_VALUES_LIST>", "", mtd.read_text(), flags=re.S))
+    with pytest.raises(GosBuildError, match=r"processing baseline 05.09 but no BOA_ADD_OFFSET for band B04"):
+        discover([str(safe)])
+
+
+def test_zip_entry_escaping_the_folder_is_refused(auvergne_demo, tmp_path):
+    (safe,) = _safes(auvergne_demo)
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(safe / "MTD_MSIL2A.xml", f"{safe.name}/MTD_MSIL2A.xml")
+        zf.writestr("../../outside.txt", "x")
+    with pytest.raises(GosBuildError, match=r"zip entry '../../outside.txt' points outside the product folder"):
+        discover([str(archive)])
+    assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_glob_matching_nothing():
+    with pytest.raises(GosBuildError, match=r"inputs.sentinel2: '/nowhere/\*.SAFE' matches no file"):
+        discover(["/nowhere/*.SAFE"])
