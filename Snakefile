@@ -31,6 +31,7 @@ include: "workflow/rules/grid.smk"
 include: "workflow/rules/sentinel2.smk"
 include: "workflow/rules/terrain.smk"
 include: "workflow/rules/labels.smk"
+include: "workflow/rules/chips.smk"
 
 
 rule all:

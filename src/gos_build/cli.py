@@ -50,7 +50,13 @@ def _cmd_dem_mosaic(args) -> None:
     from .dem import build_mosaic, expand_inputs
     from .grid import Grid
 
-    build_mosaic(expand_inputs(args.dem, "dem"), Grid.read(args.grid), args.out)
+    import json
+
+    from .io import atomic_write_text
+
+    summary = build_mosaic(expand_inputs(args.dem, "dem"), Grid.read(args.grid), args.out)
+    if args.summary:
+        atomic_write_text(args.summary, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def _cmd_terrain_tile(args) -> None:
@@ -118,6 +124,55 @@ def _cmd_s2_preview(args) -> None:
     visual_preview(Grid.read(args.grid), tiles, args.out)
 
 
+def _cmd_chips_tile(args) -> None:
+    import json
+
+    from .chips import chips_tile
+    from .grid import Grid
+
+    dirs = {Path(d).name: Path(d) for d in args.tile_dirs}
+    chips_tile(Grid.read(args.grid), args.tile, dirs, json.loads(args.classes), args.stride, args.min_purity,
+               args.max_nodata, args.max_cloud, args.out_zip, args.out_json)
+
+
+def _cmd_dataset(args) -> None:
+    import json
+
+    from .archive import build_dataset
+    from .grid import Grid
+
+    cfg = json.loads(args.config_json)
+    grid = Grid.read(args.grid)
+    prov = {"config": cfg, "grid": json.loads(grid.to_json())}
+    for key, path in (("sentinel2", args.sentinel2), ("dem", args.dem), ("labels", args.labels)):
+        if path:
+            prov[key] = json.loads(Path(path).read_text(encoding="utf-8"))
+    prov["grid"].pop("aoi_wkt", None)
+    if len(args.shards) % 2:
+        raise GosBuildError("dataset: give chips.json and chips.zip of every tile")
+    jsons = sorted(p for p in args.shards if p.endswith(".json"))
+    zips = sorted(p for p in args.shards if p.endswith(".zip"))
+    build_dataset(list(zip(jsons, zips)), cfg["classes"], cfg["split"], grid.chip_span, args.out, prov)
+
+
+def _cmd_package(args) -> None:
+    from .archive import package
+
+    package(args.dataset, args.dist, args.aoi)
+
+
+def _cmd_validate(args) -> None:
+    from .archive import validate_dataset
+
+    problems = validate_dataset(args.dataset, args.chip_size)
+    if problems:
+        for p in problems[:200]:
+            print(f"{args.dataset}: {p}", file=sys.stderr)
+        more = f" (first 200 shown)" if len(problems) > 200 else ""
+        raise GosBuildError(f"{args.dataset}: {len(problems)} problem(s){more}")
+    print(f"{args.dataset}: OK")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -160,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("dem-mosaic", help="VRT mosaic of DEM files (.hgt, .hgt.zip, GeoTIFF); checks AOI coverage")
     m.add_argument("--grid", required=True, help="grid.json of the AOI")
     m.add_argument("--out", required=True, help="output .vrt")
+    m.add_argument("--summary", help="output JSON: sources, CRS, resolution, AOI coverage")
     m.add_argument("dem", nargs="+", help="DEM files or glob patterns")
     m.set_defaults(func=_cmd_dem_mosaic)
 
@@ -195,6 +251,41 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("rgb", nargs="+", help="tiles/<tile>/rgb.tif files")
     sp.set_defaults(func=_cmd_s2_preview)
+
+    ch = sub.add_parser("chips-tile", help="judge the candidate chips of one tile and write its shard")
+    ch.add_argument("--grid", required=True)
+    ch.add_argument("--tile", required=True)
+    ch.add_argument("--classes", required=True, help="the config's classes as JSON")
+    ch.add_argument("--stride", type=int, default=64)
+    ch.add_argument("--min-purity", type=float, default=0.9)
+    ch.add_argument("--max-nodata", type=float, default=0.0)
+    ch.add_argument("--max-cloud", type=float, default=0.05)
+    ch.add_argument("--out-zip", required=True)
+    ch.add_argument("--out-json", required=True)
+    ch.add_argument("tile_dirs", nargs="+", help="tiles/<tile> folders (this tile and, for stride < chip size, "
+                    "its east/south neighbours) with labels.tif valid.tif rgb.tif terrain.tif")
+    ch.set_defaults(func=_cmd_chips_tile)
+
+    ds = sub.add_parser("dataset", help="gather the tile shards into the dataset folder (splits, stats, manifest)")
+    ds.add_argument("--grid", required=True)
+    ds.add_argument("--config-json", required=True, help="the effective config as JSON")
+    ds.add_argument("--sentinel2", help="inventory.json (provenance)")
+    ds.add_argument("--dem", help="dem/mosaic.json (provenance)")
+    ds.add_argument("--labels", help="labels/summary.json (provenance)")
+    ds.add_argument("--out", required=True, help="dataset folder")
+    ds.add_argument("shards", nargs="+", help="chips.json and chips.zip of every tile")
+    ds.set_defaults(func=_cmd_dataset)
+
+    pk = sub.add_parser("package", help="zip the dataset: one archive per modality plus labels/splits")
+    pk.add_argument("--dataset", required=True)
+    pk.add_argument("--dist", required=True)
+    pk.add_argument("--aoi", required=True)
+    pk.set_defaults(func=_cmd_package)
+
+    va = sub.add_parser("validate", help="check a dataset folder: manifest, chip geometry, splits, labels")
+    va.add_argument("dataset")
+    va.add_argument("--chip-size", type=int, default=64)
+    va.set_defaults(func=_cmd_validate)
 
     lp = sub.add_parser("labels-prepare", help="interpretation polygons -> class ids, repaired, in the grid CRS")
     lp.add_argument("--grid", required=True, help="grid.json of the AOI")

@@ -8,7 +8,10 @@ from snakemake.utils import validate
 
 from gos_build.config import check_config
 from gos_build.errors import GosBuildError
-from gos_build.grid import ID_PATTERN, grid_from_config
+import os
+
+from gos_build.chips import MODALITIES
+from gos_build.grid import ID_PATTERN, grid_from_config, lattice_id, parse_lattice_id
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
 try:
@@ -18,6 +21,7 @@ except GosBuildError as exc:
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 AOI = config["aoi"]["name"]
+DIST_NAMES = [*MODALITIES, "labels"]
 OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
@@ -97,11 +101,26 @@ def quoted(patterns):
 
 
 def all_targets():
+    """The default target: the dataset folder, its distribution zips and the imagery preview."""
     return [
-        f"{OUT}/grid.json",
-        *expand(f"{OUT}/tiles/{{tile}}/terrain.tif", tile=TILES),
-        *expand(f"{OUT}/tiles/{{tile}}/labels.tif", tile=TILES),
-        *expand(f"{OUT}/tiles/{{tile}}/rgb.tif", tile=TILES),
+        f"{OUT}/dataset",
+        *expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=DIST_NAMES),
         f"{OUT}/sentinel2/visual.tif",
-        f"{OUT}/labels/summary.json",
     ]
+
+
+def chip_tile_dirs(wildcards):
+    """This tile's folder, plus its east/south neighbours when chips overlap (stride < chip size)."""
+    dirs = [f"{OUT}/tiles/{wildcards.tile}"]
+    if config["grid"]["stride"] < config["grid"]["chip_size"]:
+        x, y = parse_lattice_id(wildcards.tile)
+        span = GRID.tile_span
+        for dx, dy in ((span, 0), (0, -span), (span, -span)):
+            tid = lattice_id(x + dx, y + dy)
+            if tid in TILES:
+                dirs.append(f"{OUT}/tiles/{tid}")
+    return dirs
+
+
+def chip_inputs(wildcards):
+    return [f"{d}/{name}" for d in chip_tile_dirs(wildcards) for name in ("labels.tif", "valid.tif", "rgb.tif", "terrain.tif")]

@@ -9,7 +9,8 @@ rule dem_mosaic:
         grid=f"{OUT}/grid.json",
         dem=input_files("dem"),
     output:
-        f"{OUT}/dem/mosaic.vrt",
+        vrt=f"{OUT}/dem/mosaic.vrt",
+        summary=f"{OUT}/dem/mosaic.json",
     log:
         f"{LOGS}/dem_mosaic.log",
     benchmark:
@@ -23,7 +24,8 @@ rule dem_mosaic:
         runtime=5,
         gdal_cache_mb=64,
     shell:
-        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} dem-mosaic --grid {input.grid} --out {output} {params.dem}"
+        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} dem-mosaic --grid {input.grid} --out {output.vrt}"
+        " --summary {output.summary} {params.dem}"
 
 
 rule terrain:

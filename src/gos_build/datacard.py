@@ -1,0 +1,103 @@
+"""datacard.md: what a dataset is made of -- inputs, config, software, counts -- in one readable page."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import yaml
+
+SPLITS = ("train", "val", "test")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that shaped the bytes (GDAL through rasterio)."""
+    import rasterio
+
+    out = {}
+    for dist in ("gos-build", "numpy", "scipy", "rasterio", "richdem2", "shapely", "pyproj", "pyogrio",
+                 "geopandas", "snakemake"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    out["GDAL (rasterio)"] = rasterio.__gdal_version__
+    return out
+
+
+def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, prov: dict) -> None:
+    cfg = prov.get("config", {})
+    aoi = cfg.get("aoi", {})
+    grid = prov.get("grid", {})
+    inv = prov.get("sentinel2", {})
+    dem = prov.get("dem", {})
+    lab = prov.get("labels", {})
+    out = [f"# Dataset card: {aoi.get('name', '?')}", ""]
+    out += ["GOS10m-style multimodal geomorphology scene-classification chips, built by gos-build "
+            f"{versions()['gos-build']}: {grid.get('chip_size', 64)} x {grid.get('chip_size', 64)} px chips at "
+            f"{grid.get('resolution', 10):g} m, one genesis class per chip, nine co-registered layers "
+            "(rgb, dem, hillshade, slope, mean, std, northness, eastness, dev).", ""]
+    out += ["## Area", "",
+            f"- AOI: {'bbox ' + str(aoi['bbox']) if 'bbox' in aoi else 'geometry ' + str(aoi.get('geometry'))} (WGS84)",
+            f"- Grid: {grid.get('crs')}, {grid.get('width')} x {grid.get('height')} px, origin "
+            f"({grid.get('x_min')}, {grid.get('y_max')}), {len(grid.get('tiles', []))} processing tiles", ""]
+    out += ["## Chips per class and split", "", "| id | class | 名称 | " + " | ".join(SPLITS) + " | total |",
+            "|---:|---|---|" + "---:|" * (len(SPLITS) + 1)]
+    totals = {s: 0 for s in SPLITS}
+    for cid, c in sorted(classes.items()):
+        row = summary["counts"][str(cid)]
+        out.append(f"| {cid} | {c['name']} | {c.get('name_zh', '')} | " + " | ".join(str(row[s]) for s in SPLITS)
+                   + f" | {sum(row.values())} |")
+        for s in SPLITS:
+            totals[s] += row[s]
+    out.append("| | **all** | | " + " | ".join(f"**{totals[s]}**" for s in SPLITS) + f" | **{sum(totals.values())}** |")
+    split = cfg.get("split", {})
+    out += ["", f"Split: `{split.get('method')}`"
+            + (f", blocks of {split.get('block_chips')} x {split.get('block_chips')} chips, buffer "
+               f"{split.get('buffer_chips', 0)} chip(s)" if split.get("method") == "block" else "")
+            + f", seed {split.get('seed')}, target ratios {split.get('ratios')}.", ""]
+    out += ["## Candidates and rejections", "",
+            f"- Candidate cells (chip fully inside the AOI): {summary['candidates']}; cells partly outside: "
+            f"{summary['partial_aoi']}",
+            "- Rejected, by first failing test: "
+            + ", ".join(f"{k}: {v}" for k, v in summary["rejected"].items()),
+            f"- Kept: {summary['kept']}; dropped by the split buffer: {summary['dropped_by_buffer']}; "
+            f"in the dataset: {summary['in_dataset']}",
+            f"- Filters: {cfg.get('chips', {})}", ""]
+    out += ["## Inputs", ""]
+    if cfg.get("demo"):
+        out += [f"The inputs are synthetic, written by `gos-build demo-inputs` ({cfg['demo']}): real formats "
+                "over a generated landscape, not observations.", ""]
+    out += ["### Sentinel-2", ""]
+    for p in inv.get("products", []):
+        out.append(f"- `{p['name']}`: {p['level']}, processing baseline {p['baseline']}, cloud "
+                   f"{p['cloud_percent']} %, reflectance = (DN + {p['offsets']['B04']:g}) / {p['quantification']:g}, "
+                   f"{len(p['granules'])} granule(s)")
+    out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
+    for s in dem.get("sources", []):
+        out.append(f"- `{s.split('/vsizip/')[-1]}`")
+    if dem:
+        out += ["", f"Mosaic CRS {dem.get('crs')}, resolution {dem.get('resolution')}; voids filled by inverse "
+                "distance (<= 64 source px); resampled with "
+                f"{cfg.get('terrain', {}).get('resampling', 'cubic')} onto the grid."]
+    out += ["", "### Interpretation polygons", ""]
+    if lab:
+        out.append(f"- `{lab.get('source')}` (layer `{lab.get('layer')}`, {lab.get('source_crs')}), field "
+                   f"`{lab.get('class_field')}`: {lab.get('features_read')} features, {lab.get('repaired')} repaired, "
+                   f"skipped {lab.get('skipped')}, overlap rule `{lab.get('overlap_rule')}`")
+        for cid, c in sorted(lab.get("classes", {}).items(), key=lambda kv: int(kv[0])):
+            out.append(f"  - class {cid} {c['name']}: {c['features']} polygons, {c['area_in_aoi_m2'] / 1e6:.2f} km² "
+                       f"in the AOI, {c.get('pixels', '?')} labelled pixels")
+    out += ["", "## Layer statistics (train chips)", "", "| layer | units | mean | std | min | max |",
+            "|---|---|---|---|---|---|"]
+    for layer, st in stats.items():
+        def fmt(vals):
+            return ", ".join("-" if v is None else f"{v:.4g}" for v in vals)
+        out.append(f"| {layer} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
+                   f"{fmt(st['max'])} |")
+    out += ["", "## Software", ""] + [f"- {k} {v}" for k, v in versions().items()]
+    out += ["", "## Config", "", "```yaml", yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False).rstrip(), "```",
+            "", "## Licence", "",
+            "Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); "
+            "the interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).", ""]
+    Path(path).write_text("\n".join(out), encoding="utf-8")

@@ -1,0 +1,152 @@
+"""Chips, splits and the archive: hand-made cases with known answers."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import run_cli
+from gos_build.archive import SPLITS, assign_splits, build_dataset, validate_dataset
+from gos_build.chips import MODALITIES, candidates, chips_tile, judge
+from gos_build.errors import GosBuildError
+from gos_build.grid import build_grid
+from gos_build.io import geotiff_profile
+from gos_build.terrain import NODATA
+
+CLASSES = {1: {"name": "tectonic", "name_zh": "构造地貌", "values": ["tectonic"]},
+           2: {"name": "volcanic", "name_zh": "火山熔岩地貌", "values": ["volcanic"]},
+           3: {"name": "fluvial", "name_zh": "流水地貌", "values": ["fluvial"]}}
+
+
+def test_judge_counts_each_reason():
+    lab = np.ones((64, 64), np.uint8)
+    ok_valid = np.ones((64, 64), np.uint8)
+    rgb = np.full((3, 64, 64), 500, np.uint16)
+    ter = np.zeros((8, 64, 64), np.float32)
+    assert judge(lab, ok_valid, rgb, ter, 0.9, 0.0, 0.05)[:2] == (None, 1)
+    mixed = lab.copy()
+    mixed[:8] = 2  # 12.5 % class 2 -> purity 0.875
+    reason, label, purity, _ = judge(mixed, ok_valid, rgb, ter, 0.9, 0.0, 0.05)
+    assert (reason, label, purity) == ("purity", 1, 0.875)
+    assert judge(mixed, ok_valid, rgb, ter, 0.85, 0.0, 0.05)[0] is None
+    part_unlabelled = lab.copy()
+    part_unlabelled[:7] = 0  # unlabelled pixels count against purity
+    assert judge(part_unlabelled, ok_valid, rgb, ter, 0.9, 0.0, 0.05)[0] == "purity"
+    assert judge(np.zeros_like(lab), ok_valid, rgb, ter, 0.9, 0.0, 0.05)[0] == "unlabelled"
+    holed = ter.copy()
+    holed[3, 10, 10] = NODATA  # one nodata pixel in `slope`
+    assert judge(lab, ok_valid, rgb, holed, 0.9, 0.0, 0.05)[0] == "nodata"
+    assert judge(lab, ok_valid, rgb, holed, 0.9, 0.001, 0.05)[0] is None  # 1/4096 < 0.001
+    cloudy = ok_valid.copy()
+    cloudy[:4] = 0  # 6.25 % invalid
+    assert judge(lab, cloudy, rgb, ter, 0.9, 0.0, 0.05)[0] == "cloud"
+    assert judge(lab, cloudy, rgb, ter, 0.9, 0.0, 0.07)[0] is None
+
+
+def _write(path, arr, grid, tile, dtype, nodata):
+    arr = arr if arr.ndim == 3 else arr[None]
+    profile = geotiff_profile(tile.width, tile.height, arr.shape[0], dtype, grid.crs,
+                              grid.window_transform(tile.window), nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr.astype(dtype))
+
+
+def test_tile_with_one_chip_per_outcome(tmp_path):
+    # a grid of exactly one tile; a few chips are set up to fail one test each
+    grid = build_grid(bbox=(128.13, 43.61, 128.17, 43.64), tile_chips=256)
+    (tile,) = grid.tiles()
+    h, w = tile.height, tile.width
+    lab = np.ones((h, w), np.uint8)
+    valid = np.ones((h, w), np.uint8)
+    rgb = np.full((3, h, w), 700, np.uint16)
+    ter = np.ones((8, h, w), np.float32)
+    cands, partial = candidates(grid, tile.id, 64)  # cells fully inside the AOI, (row, col) in the grid
+    assert len(cands) >= 6 and partial > 0
+    (r0, c0), (r1, c1), (r2, c2), (r3, c3), (r4, c4) = cands[:5]
+    lab[r0 : r0 + 64, c0 : c0 + 64] = 3  # chip 0: pure fluvial -> kept, label 3
+    lab[r1 : r1 + 20, c1 : c1 + 64] = 2  # chip 1: 69 % tectonic -> purity
+    ter[6, r2 + 5, c2 + 5] = NODATA  # chip 2: one nodata pixel in eastness -> nodata
+    valid[r3 : r3 + 10, c3 : c3 + 64] = 0  # chip 3: 15.6 % cloud -> cloud
+    lab[r4 : r4 + 64, c4 : c4 + 64] = 0  # chip 4: unlabelled
+    d = tmp_path / "tiles" / tile.id
+    d.mkdir(parents=True)
+    _write(d / "labels.tif", lab, grid, tile, "uint8", None)
+    _write(d / "valid.tif", valid, grid, tile, "uint8", None)
+    _write(d / "rgb.tif", rgb, grid, tile, "uint16", 0)
+    _write(d / "terrain.tif", ter, grid, tile, "float32", NODATA)
+    doc = chips_tile(grid, tile.id, {tile.id: d}, CLASSES, 64, 0.9, 0.0, 0.05, tmp_path / "c.zip", tmp_path / "c.json")
+    assert doc["rejected"] == {"unlabelled": 1, "purity": 1, "nodata": 1, "cloud": 1}
+    assert doc["kept"] == doc["candidates"] - 4
+    by_id = {c["id"]: c for c in doc["chips"]}
+    x0 = grid.x_min + c0 * 10
+    y0 = grid.y_max - (r0 + 64) * 10
+    first = by_id[f"E{int(x0):07d}N{int(y0):07d}"]
+    assert first["label"] == 3 and first["purity"] == 1.0 and first["class"] == "fluvial"
+    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
+        names = zf.namelist()
+        assert names == sorted(names) and len(names) == 9 * doc["kept"]
+        assert {n.split("/")[0] for n in names} == set(MODALITIES)
+        with rasterio.MemoryFile(zf.read(f"slope/fluvial/{first['id']}.tif")) as mem, mem.open() as ds:
+            assert ds.shape == (64, 64) and ds.bounds.left == x0 and ds.bounds.bottom == y0
+            assert ds.crs.to_string() == grid.crs
+
+
+def _lattice_chips(n=30, span=640.0, x0=400000, y0=4800000):
+    return [{"id": f"c{i}_{j}", "x": x0 + i * span, "y": y0 + j * span} for i in range(n) for j in range(n)]
+
+
+def test_block_split_is_disjoint_meets_ratios_and_is_seeded():
+    chips = _lattice_chips()
+    split = assign_splits(chips, 640.0, "block", block_chips=5, seed=42, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
+    assert set(split) == {c["id"] for c in chips}  # every chip in exactly one split (a dict: one value each)
+    share = {s: sum(v == s for v in split.values()) / len(split) for s in SPLITS}
+    assert share["train"] == pytest.approx(0.7, abs=0.03) and share["val"] == pytest.approx(0.1, abs=0.03)
+    # blocks are whole: all chips of a 5 x 5 block share a split
+    for c in chips:
+        i, j = (int(v) for v in c["id"][1:].split("_"))
+        assert split[c["id"]] == split[f"c{i // 5 * 5}_{j // 5 * 5}"]
+    again = assign_splits(chips, 640.0, "block", block_chips=5, seed=42, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
+    other = assign_splits(chips, 640.0, "block", block_chips=5, seed=7, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
+    assert again == split and other != split
+
+
+def test_buffer_keeps_splits_apart():
+    chips = _lattice_chips()
+    split = assign_splits(chips, 640.0, "block", block_chips=5, buffer_chips=1, seed=42,
+                          ratios={"train": 0.7, "val": 0.1, "test": 0.2})
+    pos = {(int(c["id"][1:].split("_")[0]), int(c["id"].split("_")[1])): c["id"] for c in chips}
+    dropped = len(chips) - len(split)
+    assert dropped > 0
+    for (i, j), cid in pos.items():
+        if cid not in split:
+            continue
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                other = pos.get((i + di, j + dj))
+                if other in split:
+                    assert split[other] == split[cid], (cid, other)
+
+
+def test_random_split_is_seeded():
+    chips = _lattice_chips(10)
+    a = assign_splits(chips, 640.0, "random", seed=1, ratios={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert a == assign_splits(chips, 640.0, "random", seed=1, ratios={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert set(a.values()) == set(SPLITS)
+
+
+def test_no_chip_passing_the_filters(tmp_path):
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [],
+                             "rejected": {"purity": 9, "cloud": 3, "nodata": 0, "unlabelled": 0}}))
+    z = tmp_path / "t.zip"
+    zipfile.ZipFile(z, "w").close()
+    with pytest.raises(GosBuildError, match=r"no chip passed the filters \(12 candidates; rejected: cloud 3, "
+                                            r"nodata 0, purity 9, unlabelled 0\)"):
+        build_dataset([(str(j), str(z))], CLASSES, {"method": "block", "block_chips": 4, "seed": 1,
+                      "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}, 640.0, tmp_path / "ds", {})
+    assert not (tmp_path / "ds").exists()
