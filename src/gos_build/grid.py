@@ -161,7 +161,7 @@ class Grid:
 
     def window_transform(self, window: Window) -> Affine:
         """Affine transform of a (possibly halo-extended) window of this grid."""
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def halo_window(self, tile: Tile, halo: int) -> Window:
         """The tile's window grown by ``halo`` pixels on every side (may reach past the grid)."""

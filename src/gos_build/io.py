@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager
@@ -16,10 +17,13 @@ def atomic_path(path: str | Path):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a run killed with SIGKILL never reached `finally`: sweep its leftovers of this target
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes[-1:]),
                                    dir=path.parent)
     except OSError as exc:
-        raise GosBuildError(f"{path.parent}: cannot write here ({exc.strerror})") from None
+        raise GosBuildError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -452,7 +452,7 @@ def visual_preview(grid: Grid, rgb_tiles: dict[str, str | Path], out: str | Path
             lo, hi = np.percentile(img[b][data], [2, 98])
             scaled = (img[b].astype(np.float64) - lo) / max(hi - lo, 1.0)
             out8[b] = np.where(data, np.clip(np.round(1 + 254 * scaled), 1, 255), 0)
-    transform = grid.transform * rasterio.Affine.scale(factor)
+    transform = grid.transform @ rasterio.Affine.scale(factor)
     with atomic_path(out) as tmp:
         mem = Path(str(tmp) + ".src.tif")
         try:

@@ -20,9 +20,11 @@ if DEMO:
             seed=DEMO["seed"],
             baseline=DEMO["baseline"],
             cloud=DEMO["cloud_fraction"],
+            granules=DEMO["granules"],
         resources:
-            mem_mb=2000,
-            runtime=30,
+            mem_mb=4000,
+            runtime=60,
         shell:
             "gos-build --log {log} demo-inputs --bbox {params.bbox} --out {params.out} "
             "--seed {params.seed} --baseline {params.baseline} --cloud-fraction {params.cloud}"
+            " --granules {params.granules}"

@@ -6,6 +6,8 @@ rule grid:
         f"{OUT}/grid.json",
     log:
         f"{LOGS}/grid.log",
+    benchmark:
+        f"{BENCH}/grid.tsv"
     conda:
         ENV
     params:

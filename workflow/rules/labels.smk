@@ -66,6 +66,8 @@ rule labels_summary:
         f"{OUT}/labels/summary.json",
     log:
         f"{LOGS}/labels_summary.log",
+    benchmark:
+        f"{BENCH}/labels_summary.tsv"
     conda:
         ENV
     resources:

@@ -59,6 +59,8 @@ rule s2_preview:
         f"{OUT}/sentinel2/visual.tif",
     log:
         f"{LOGS}/s2_preview.log",
+    benchmark:
+        f"{BENCH}/s2_preview.tsv"
     conda:
         ENV
     resources:

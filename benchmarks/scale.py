@@ -1,0 +1,116 @@
+"""Benchmark: the GOS10m-size AOI end to end (never part of the tests).
+
+    python benchmarks/scale.py [--skip-cores-1]
+
+1. generates the inputs of configs/gos10m_scale.yaml once (timed apart:
+   inputs are "already generated" for the targets);
+2. builds the dataset with --cores 2, then again from scratch with --cores 1;
+3. builds a ~500 km2 AOI inside it over the same inputs (peak memory must
+   not grow with the AOI);
+4. dry-runs configs/province.yaml.
+
+Prints, from Snakemake's `benchmark:` files, per rule: jobs, wall seconds
+(sum and max over jobs), CPU seconds, peak RSS (max over jobs); and end-to-end
+wall times, the speed-up and chips per second. Results go to
+benchmarks/runs/scale.json as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "benchmarks" / "runs"
+
+
+def snakemake(*args, check=True) -> float:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if check and res.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed:\n{res.stderr[-3000:]}")
+    return wall
+
+
+def rule_table(bench_dir: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "wall_sum": 0.0, "wall_max": 0.0, "cpu": 0.0, "rss_max": 0.0})
+    for tsv in sorted(bench_dir.rglob("*.tsv")):
+        rule = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")
+        with open(tsv) as f:
+            rec = next(csv.DictReader(f, delimiter="\t"))
+        r = rows[rule]
+        r["jobs"] += 1
+        r["wall_sum"] += float(rec["s"])
+        r["wall_max"] = max(r["wall_max"], float(rec["s"]))
+        r["cpu"] += float(rec["cpu_time"]) if rec.get("cpu_time") not in (None, "", "NA", "-") else 0.0
+        rss = rec.get("max_rss")
+        r["rss_max"] = max(r["rss_max"], float(rss) if rss not in (None, "", "NA", "-") else 0.0)
+    return dict(rows)
+
+
+def build(config: Path, name: str, cores: int) -> dict:
+    shutil.rmtree(ROOT / "results" / name, ignore_errors=True)
+    shutil.rmtree(RUNS / name, ignore_errors=True)
+    wall = snakemake("--cores", str(cores), "--configfile", str(config), "--quiet", "rules")
+    table = rule_table(RUNS / name)
+    chips = len((ROOT / "results" / name / "dataset" / "labels.txt").read_text().splitlines()) - 1
+    return {"cores": cores, "wall_s": wall, "chips": chips, "rules": table,
+            "peak_rss_mb": max(r["rss_max"] for r in table.values())}
+
+
+def print_table(title: str, run: dict) -> None:
+    print(f"\n### {title}: --cores {run['cores']}, {run['wall_s']:.1f} s end to end, {run['chips']} chips "
+          f"({run['chips'] / run['wall_s']:.1f} chips/s), peak RSS of any job {run['peak_rss_mb']:.0f} MB\n")
+    print("| rule | jobs | wall s (sum) | wall s (max job) | CPU s | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for rule, r in sorted(run["rules"].items(), key=lambda kv: -kv[1]["wall_sum"]):
+        print(f"| {rule} | {r['jobs']} | {r['wall_sum']:.1f} | {r['wall_max']:.1f} | {r['cpu']:.1f} | {r['rss_max']:.0f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-cores-1", action="store_true", help="skip the --cores 1 run (saves several minutes)")
+    args = ap.parse_args()
+    RUNS.mkdir(parents=True, exist_ok=True)
+    scale = ROOT / "configs" / "gos10m_scale.yaml"
+    cfg = yaml.safe_load(scale.read_text(encoding="utf-8"))
+    manifest = ROOT / cfg["demo"]["out"] / "demo-inputs.json"
+    out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    if not manifest.exists():
+        out["inputs_s"] = snakemake("--cores", "2", "--configfile", str(scale), "--quiet", "rules", str(manifest.relative_to(ROOT)))
+        print(f"inputs generated in {out['inputs_s']:.0f} s")
+    # ~500 km2 inside the scale AOI, same inputs
+    small = dict(cfg, aoi={"name": "gos10m_500", "bbox": [127.9, 43.75, 128.2, 43.95]})
+    small_cfg = RUNS / "gos10m_500.yaml"
+    small_cfg.write_text(yaml.safe_dump(small, allow_unicode=True), encoding="utf-8")
+
+    out["scale_2"] = build(scale, "gos10m_scale", 2)
+    print_table("~4800 km2", out["scale_2"])
+    if not args.skip_cores_1:
+        out["scale_1"] = build(scale, "gos10m_scale", 1)
+        print_table("~4800 km2", out["scale_1"])
+        print(f"\nspeed-up --cores 2 vs 1: {out['scale_1']['wall_s'] / out['scale_2']['wall_s']:.2f}x")
+    out["small_2"] = build(small_cfg, "gos10m_500", 2)
+    print_table("~500 km2", out["small_2"])
+    print(f"\npeak RSS 4800 km2 / 500 km2: {out['scale_2']['peak_rss_mb'] / out['small_2']['peak_rss_mb']:.2f}")
+    out["province_dry_run_s"] = snakemake("-n", "--configfile", str(ROOT / "configs" / "province.yaml"), "--quiet")
+    print(f"province dry run: {out['province_dry_run_s']:.1f} s")
+    (RUNS / "scale.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"\nmachine: {out['machine']}")
+
+
+if __name__ == "__main__":
+    main()
