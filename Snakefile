@@ -8,6 +8,8 @@
 # A --configfile replaces config.yaml instead of being merged into it, so a
 # new AOI never inherits the demo's inputs or bbox.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,7 +17,7 @@ min_version("9.0")
 
 if not workflow.config_settings.configfiles:
 
-    configfile: "config.yaml"
+    configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -90,7 +90,8 @@ def main() -> None:
     manifest = ROOT / cfg["demo"]["out"] / "demo-inputs.json"
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
     if not manifest.exists():
-        out["inputs_s"] = snakemake("--cores", "2", "--configfile", str(scale), "--quiet", "rules", str(manifest.relative_to(ROOT)))
+        out["inputs_s"] = snakemake(str(manifest.relative_to(ROOT)), "--cores", "2", "--configfile", str(scale),
+                                    "--quiet", "rules")
         print(f"inputs generated in {out['inputs_s']:.0f} s")
     # ~500 km2 inside the scale AOI, same inputs
     small = dict(cfg, aoi={"name": "gos10m_500", "bbox": [127.9, 43.75, 128.2, 43.95]})

@@ -152,3 +152,14 @@ def test_input_glob_matching_nothing_stops_the_dry_run(tmp_path):
     # relative to the working directory, the demo's other inputs are missing too: all are listed at once
     assert "inputs.sentinel2: 'resources/demo/sentinel2/*.SAFE' matches no file" in out
     assert "inputs.polygons: 'resources/demo/polygons.gpkg' matches no file" in out
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    """The cluster profile parses and plans the demo with snakemake-executor-plugin-slurm installed."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    res = _snakemake("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--snakefile", str(ROOT / "Snakefile"),
+                     "--directory", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout + res.stderr
+    assert "rule terrain" in out and "rule chips" in out
+    assert "mem_mb=2000" in out and "runtime=20" in out  # set-resources of the profile reach the terrain jobs
