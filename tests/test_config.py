@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from gos_build.config import check_config, fill_defaults, load_config
+from gos_build.config import check_config, load_config, with_defaults
 from gos_build.errors import GosBuildError
 
 DEMO = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
@@ -83,7 +83,7 @@ def test_bbox_and_geometry_are_exclusive():
 
 def test_defaults_are_filled_from_the_schema():
     cfg = {k: v for k, v in copy.deepcopy(DEMO).items() if k in ("aoi", "inputs", "classes")}
-    full = fill_defaults(cfg)
+    full = with_defaults(cfg)
     assert full["grid"] == {"resolution": 10, "chip_size": 64, "stride": 64, "tile_chips": 32}
     assert full["terrain"]["hillshade"] == {"azimuth": 315, "altitude": 45}
     assert full["split"]["ratios"] == {"train": 0.7, "val": 0.1, "test": 0.2}

@@ -3,8 +3,8 @@
 The JSON schema (``gos_build/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the contract;
 :func:`check_config` turns schema violations into readable messages and adds
 the checks a schema cannot express (bbox order, ratios summing to 1).
-Defaults are filled by :func:`fill_defaults` with the same rule as
-``snakemake.utils.validate(..., set_default=True)``.
+Defaults are filled by Snakemake's own ``validate(..., set_default=True)``
+(:func:`with_defaults`), the same call the workflow makes.
 """
 
 from __future__ import annotations
@@ -126,29 +126,6 @@ def _stringify_keys(obj):
     return obj
 
 
-def fill_defaults(config: dict, schema: dict | None = None) -> dict:
-    """A copy of ``config`` with every schema default filled in (nested objects too)."""
-    schema = schema or load_schema()
-
-    def fill(inst, sch):
-        if not isinstance(inst, dict):
-            return
-        for key, sub in sch.get("properties", {}).items():
-            if key not in inst and "default" in sub:
-                inst[key] = copy.deepcopy(sub["default"])
-            if key in inst:
-                fill(inst[key], sub)
-        extra = sch.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key in inst:
-                if key not in sch.get("properties", {}):
-                    fill(inst[key], extra)
-
-    out = copy.deepcopy(config)
-    fill(out, schema)
-    return out
-
-
 def load_config(path: str | Path) -> dict:
     """Read, check and default-fill a config file; raise GosBuildError naming the file."""
     try:
@@ -164,4 +141,14 @@ def load_config(path: str | Path) -> dict:
         check_config(cfg)
     except GosBuildError as exc:
         raise GosBuildError(f"{path}: {exc}") from None
-    return fill_defaults(cfg)
+    return with_defaults(cfg)
+
+
+def with_defaults(config: dict) -> dict:
+    """A copy of a checked config with the schema's defaults filled in, exactly as the workflow does it
+    (``snakemake.utils.validate(..., set_default=True)``)."""
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(config)
+    validate(cfg, str(SCHEMA_PATH), set_default=True)
+    return cfg
