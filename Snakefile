@@ -34,6 +34,7 @@ include: "workflow/rules/sentinel2.smk"
 include: "workflow/rules/terrain.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/chips.smk"
+include: "workflow/rules/baseline.smk"
 
 
 rule all:

@@ -169,3 +169,20 @@ def test_polygons_outside_the_aoi_and_missing_field(tmp_path):
         prepare_labels(far, "genesis", CLASSES, grid, tmp_path / "p.gpkg", tmp_path / "p.json")
     with pytest.raises(GosBuildError, match="inputs.class_field: .* has no field 'landform' \\(fields: genesis\\)"):
         prepare_labels(far, "landform", CLASSES, grid, tmp_path / "p.gpkg", tmp_path / "p.json")
+
+
+def test_shared_edges_digitised_differently_are_not_overlaps(tmp_path):
+    """Two lon/lat polygons sharing an edge, one with an extra vertex on it: no overlap in the file's CRS.
+
+    Reprojected to UTM, the straight edge and its two-segment copy bend apart by millimetres over
+    kilometres (square metres of fake overlap); overlaps are therefore judged before reprojection.
+    """
+    west = Polygon([(128.10, 43.60), (128.15, 43.60), (128.15, 43.70), (128.10, 43.70)])
+    east = Polygon([(128.15, 43.60), (128.20, 43.60), (128.20, 43.70), (128.15, 43.70), (128.15, 43.6537)])
+    src = _write(tmp_path / "edge.gpkg", [west, east], ["tectonic", "fluvial"], crs="EPSG:4326")
+    import geopandas as gpd
+
+    utm = gpd.read_file(src).to_crs("EPSG:32652")
+    assert utm.geometry[0].intersection(utm.geometry[1]).area > 0.01  # the reprojection artefact exists ...
+    summary = prepare_labels(src, "genesis", CLASSES, build_grid(bbox=BBOX), tmp_path / "p.gpkg", tmp_path / "p.json")
+    assert summary["overlaps_resolved"] == 0  # ... and is not an overlap

@@ -11,55 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
-
-DEMO_BBOX = (128.125, 43.60, 128.25, 43.69)
-AOI_A = [128.14, 43.615, 128.18, 43.645]  # ~3.2 x 3.3 km
-AOI_B = [128.15, 43.62, 128.19, 43.65]  # overlaps most of A
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    from gos_build.demo import demo_inputs
-
-    out = tmp_path_factory.mktemp("inputs")
-    demo_inputs(DEMO_BBOX, out, seed=0, cloud_fraction=0.05)
-    return out
-
-
-def _config(inputs: Path, name: str, bbox, **extra) -> dict:
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-    del cfg["demo"]
-    cfg["aoi"] = {"name": name, "bbox": bbox}
-    cfg["inputs"].update(sentinel2=[str(inputs / "sentinel2" / "*.SAFE")], dem=[str(inputs / "srtm" / "*.hgt")],
-                         polygons=str(inputs / "polygons.gpkg"))
-    cfg["grid"]["tile_chips"] = 4  # several tiles even for a small AOI
-    cfg["split"]["block_chips"] = 2
-    for key, value in extra.items():
-        cfg[key].update(value)
-    return cfg
-
-
-def _run(workdir: Path, cfg: dict, *args) -> subprocess.CompletedProcess:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "aoi.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    # the rules call `gos-build`: the one installed beside this Python
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                           str(workdir), "--configfile", str(path), *args], capture_output=True, text=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def runs(inputs, tmp_path_factory):
-    base = tmp_path_factory.mktemp("runs")
-    out = {}
-    for key, cores, bbox in (("a2", "2", AOI_A), ("a1", "1", AOI_A), ("b2", "2", AOI_B)):
-        res = _run(base / key, _config(inputs, "aoi", bbox), "--cores", cores)
-        assert res.returncode == 0, res.stderr[-3000:]
-        out[key] = base / key / "results" / "aoi"
-    return out
-
+from conftest import AOI_A, ROOT, run_cli, run_workflow, workflow_config
 
 def test_cores_1_and_2_give_the_same_bytes(runs):
     a2, a1 = runs["a2"], runs["a1"]
@@ -132,7 +84,7 @@ def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_p
 
     work = tmp_path / "killed"
     work.mkdir()
-    cfg = _config(inputs, "aoi", AOI_A)
+    cfg = workflow_config(inputs, "aoi", AOI_A)
     path = work / "aoi.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -150,8 +102,8 @@ def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_p
     proc.wait()
     assert not (work / "results" / "aoi" / "dataset").exists()
     # a killed Snakemake leaves its lock on the working directory: release it, as the docs say
-    assert _run(work, cfg, "--unlock").returncode == 0
-    res = _run(work, cfg, "--cores", "2", "--rerun-incomplete")
+    assert run_workflow(work, cfg, "--unlock").returncode == 0
+    res = run_workflow(work, cfg, "--cores", "2", "--rerun-incomplete")
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = (work / "results" / "aoi" / "dataset" / "MANIFEST.sha256").read_bytes()
     assert manifest == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()

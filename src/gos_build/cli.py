@@ -173,6 +173,12 @@ def _cmd_validate(args) -> None:
     print(f"{args.dataset}: OK")
 
 
+def _cmd_baseline(args) -> None:
+    from .ml import baseline
+
+    baseline(args.dataset, args.out_dir, seed=args.seed, epochs=args.epochs, threads=args.threads or 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -286,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("dataset")
     va.add_argument("--chip-size", type=int, default=64)
     va.set_defaults(func=_cmd_validate)
+
+    bl = sub.add_parser("baseline", help="train the two-branch CNN on block and random splits; metrics (needs [ml])")
+    bl.add_argument("dataset", help="dataset folder")
+    bl.add_argument("out_dir", help="output folder: metrics.json, report.md, confusion.png")
+    bl.add_argument("--epochs", type=int, default=15)
+    bl.add_argument("--seed", type=int, default=42)
+    bl.set_defaults(func=_cmd_baseline)
 
     lp = sub.add_parser("labels-prepare", help="interpretation polygons -> class ids, repaired, in the grid CRS")
     lp.add_argument("--grid", required=True, help="grid.json of the AOI")

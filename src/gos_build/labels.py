@@ -125,21 +125,28 @@ def prepare_labels(
         fids.append(int(fid))
     if not keep:
         raise GosBuildError(f"inputs.polygons: {polygons}: no polygon with a known class value")
-    feats = gpd.GeoDataFrame({"src_fid": fids, "class_id": cids}, geometry=keep, crs=gdf.crs).to_crs(grid.crs)
-    # reprojection can make a ring self-touch again: repair once more, quietly
-    feats["geometry"] = [g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in feats.geometry.values]
-    feats = feats[~feats.geometry.isna()]
-    aoi = grid.aoi
-    feats = feats[feats.intersects(shapely.box(*grid.bounds))].copy()
-    if not feats.intersects(aoi).any():
-        raise GosBuildError(f"inputs.polygons: {polygons}: no polygon touches the AOI")
-
-    overlaps = _class_overlaps(feats)
+    feats = gpd.GeoDataFrame({"src_fid": fids, "class_id": cids}, geometry=keep, crs=gdf.crs)
+    # overlaps are judged in the file's own CRS, where shared edges coincide exactly; reprojected, two
+    # copies of an edge digitised with different vertices bend apart and fake slivers of square metres
+    frame = shapely.box(*grid.bounds)
+    near = shapely.segmentize(frame.buffer(1000.0, join_style="mitre"), 500.0)  # a prefilter: generous, dense
+    frame_src = gpd.GeoSeries([near], crs=grid.crs).to_crs(gdf.crs).iloc[0].buffer(0)
+    feats = feats[feats.intersects(frame_src)]
+    overlaps = _class_overlaps(feats, grid.crs)
     if overlaps and overlap == "error":
         listing = "; ".join(f"features {a} and {b}: {area:.0f} m2" for a, b, area in overlaps[:10])
         more = f" (and {len(overlaps) - 10} more)" if len(overlaps) > 10 else ""
         raise GosBuildError(f"inputs.polygons: {polygons}: polygons of different classes overlap: {listing}{more}; "
                             "fix them or set labels.overlap: first | priority")
+    feats = feats.to_crs(grid.crs)
+    # reprojection can make a ring self-touch again: repair once more, quietly
+    feats["geometry"] = [g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in feats.geometry.values]
+    feats = feats[~feats.geometry.isna()]
+    aoi = grid.aoi
+    feats = feats[feats.intersects(frame)].copy()
+    if not feats.intersects(aoi).any():
+        raise GosBuildError(f"inputs.polygons: {polygons}: no polygon touches the AOI")
+
     order = list(classes)  # config order = priority
     if overlap == "priority":
         # burn the lowest priority first; within a class, file order
@@ -189,8 +196,11 @@ def prepare_labels(
     return summary
 
 
-def _class_overlaps(feats) -> list[tuple[int, int, float]]:
-    """(fid_a, fid_b, area m^2) of overlapping polygons of different classes, largest first."""
+def _class_overlaps(feats, area_crs) -> list[tuple[int, int, float]]:
+    """(fid_a, fid_b, area m^2 in ``area_crs``) of overlapping polygons of different classes, largest first."""
+    from pyproj import Transformer
+
+    to_m = Transformer.from_crs(feats.crs, area_crs, always_xy=True)
     geoms = feats.geometry.values
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="intersects")
@@ -199,7 +209,10 @@ def _class_overlaps(feats) -> list[tuple[int, int, float]]:
     out = []
     for i, j in zip(left, right):
         if i < j and cls[i] != cls[j]:
-            area = geoms[i].intersection(geoms[j]).area
+            inter = geoms[i].intersection(geoms[j])
+            if inter.is_empty or inter.area == 0:
+                continue
+            area = shapely.transform(inter, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1]))).area
             if area >= SLIVER_M2:
                 a, b = sorted((int(fid[i]), int(fid[j])))
                 out.append((a, b, area))

@@ -1,0 +1,27 @@
+# Baseline (not part of the default target): `snakemake --cores N baseline`.
+# Trains the two-branch CNN on the dataset's block split and on a seeded random
+# split of the same chips; needs PyTorch (`pip install -e '.[ml]'`).
+
+
+rule baseline:
+    input:
+        f"{OUT}/dataset",
+    output:
+        metrics=f"{OUT}/baseline/metrics.json",
+        report=f"{OUT}/baseline/report.md",
+        figure=f"{OUT}/baseline/confusion.png",
+    log:
+        f"{LOGS}/baseline.log",
+    benchmark:
+        f"{BENCH}/baseline.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    params:
+        seed=config["split"]["seed"],
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "gos-build --log {log} --threads {threads} baseline {input} {params.out} --seed {params.seed}"
