@@ -15,6 +15,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 if not workflow.config_settings.configfiles:
 
     configfile: os.path.join(workflow.basedir, "config.yaml")
@@ -34,6 +37,7 @@ include: "workflow/rules/sentinel2.smk"
 include: "workflow/rules/terrain.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/chips.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/baseline.smk"
 
 

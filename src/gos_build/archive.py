@@ -163,7 +163,8 @@ def build_dataset(shards: list[tuple[str, str]], classes: dict, split_cfg: dict,
         raise GosBuildError(f"{out_dir.parent}: cannot write the dataset here ({exc.strerror})") from None
     try:
         keep = set(split_of)
-        for _, zpath in shards:
+        for n, (_, zpath) in enumerate(shards, start=1):
+            log.info("dataset: shard %d/%d %s", n, len(shards), zpath)
             with zipfile.ZipFile(zpath) as zf:
                 for name in zf.namelist():
                     parts = name.split("/")

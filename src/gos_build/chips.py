@@ -20,7 +20,8 @@ Chip ids are the south-west corner of the chip in the grid CRS, metres
 The shard (``chips.zip``) holds ``<modality>/<class>/<chip_id>.tif`` for the
 kept chips, GeoTIFFs with fixed bytes, stored in sorted order with a fixed
 timestamp; ``chips.json`` holds one record per kept chip (label, purity,
-corner, per-layer sums for the dataset statistics) and the rejection counts.
+corner, per-layer sums for the dataset statistics), the rejection counts and
+the south-west corner and reason of every rejected candidate.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: di
     cands, partial = candidates(grid, tile_id, stride)
     reasons = Counter({r: 0 for r in REJECTIONS})
     records = []
+    rejected_cells = []
     entries: list[tuple[str, bytes]] = []
     if cands:
         # one read covering every candidate (reaching into neighbour tiles when stride < chip size)
@@ -174,6 +176,8 @@ def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: di
                 reason = "unlabelled"  # a raster value with no class (cannot happen from labels-prepare)
             if reason:
                 reasons[reason] += 1
+                rejected_cells.append([grid.x_min + c * grid.resolution,
+                                       grid.y_max - (r + size) * grid.resolution, reason])
                 continue
             x = grid.x_min + c * grid.resolution
             y_top = grid.y_max - r * grid.resolution
@@ -199,7 +203,8 @@ def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: di
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, data)
     doc = {"tile": tile_id, "candidates": len(cands), "partial_aoi": partial, "kept": len(records),
-           "rejected": dict(reasons), "chips": sorted(records, key=lambda d: d["id"])}
+           "rejected": dict(reasons), "rejected_cells": sorted(rejected_cells),
+           "chips": sorted(records, key=lambda d: d["id"])}
     atomic_write_text(out_json, json.dumps(doc, sort_keys=True) + "\n")
     log.info("chips tile %s: %d candidates, %d kept, rejected %s, %d cells partly outside the AOI", tile_id,
              len(cands), len(records), dict(reasons), partial)

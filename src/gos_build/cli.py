@@ -179,6 +179,13 @@ def _cmd_baseline(args) -> None:
     baseline(args.dataset, args.out_dir, seed=args.seed, epochs=args.epochs, threads=args.threads or 1)
 
 
+def _cmd_figures(args) -> None:
+    from .figures import make_figures
+    from .grid import Grid
+
+    make_figures(Grid.read(args.grid), args.dataset, args.tiles_dir, args.visual, args.shards, args.out_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gos-build", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
@@ -292,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("dataset")
     va.add_argument("--chip-size", type=int, default=64)
     va.set_defaults(func=_cmd_validate)
+
+    fg = sub.add_parser("figures", help="overview, galleries, counts and histograms of a built dataset (PNG)")
+    fg.add_argument("--grid", required=True)
+    fg.add_argument("--dataset", required=True)
+    fg.add_argument("--tiles-dir", required=True, help="results/<aoi>/tiles")
+    fg.add_argument("--visual", required=True, help="sentinel2/visual.tif")
+    fg.add_argument("--out-dir", required=True)
+    fg.add_argument("shards", nargs="*", help="tiles/<tile>/chips.json (rejected candidates)")
+    fg.set_defaults(func=_cmd_figures)
 
     bl = sub.add_parser("baseline", help="train the two-branch CNN on block and random splits; metrics (needs [ml])")
     bl.add_argument("dataset", help="dataset folder")

@@ -64,7 +64,12 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             f"- Kept: {summary['kept']}; dropped by the split buffer: {summary['dropped_by_buffer']}; "
             f"in the dataset: {summary['in_dataset']}",
             f"- Filters: {cfg.get('chips', {})}", ""]
-    out += ["## Inputs", ""]
+    out += ["## Figures", "", "Written next to the dataset by the `figures` rule (and in `snakemake --report`):", "",
+            "- [AOI overview: imagery, hillshade, labels, chips by split](../figures/overview.png)",
+            "- [chips per class and split, rejections](../figures/counts.png)",
+            "- [per-layer histograms by class](../figures/histograms.png)"]
+    out += [f"- [gallery: {c['name']}](../figures/gallery_{c['name']}.png)" for _, c in sorted(classes.items())]
+    out += ["", "## Inputs", ""]
     if cfg.get("demo"):
         out += [f"The inputs are synthetic, written by `gos-build demo-inputs` ({cfg['demo']}): real formats "
                 "over a generated landscape, not observations.", ""]

@@ -22,6 +22,7 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 AOI = config["aoi"]["name"]
 DIST_NAMES = [*MODALITIES, "labels"]
+CLASS_NAMES = [c["name"] for _, c in sorted(config["classes"].items(), key=lambda kv: int(kv[0]))]
 OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
@@ -106,6 +107,7 @@ def all_targets():
         f"{OUT}/dataset",
         *expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=DIST_NAMES),
         f"{OUT}/sentinel2/visual.tif",
+        f"{OUT}/figures/overview.png",
     ]
 
 

@@ -1,0 +1,284 @@
+"""Figures of a built dataset (PNG, matplotlib): look before you train.
+
+* ``overview.png``: the AOI -- RGB preview, hillshade, label map with the
+  class legend (English and Chinese names), and the chip lattice coloured by
+  split with rejected candidates coloured by reason;
+* ``gallery_<class>.png``: sample chips of one class, one row per modality;
+* ``counts.png``: chips per class and split, rejections by reason;
+* ``histograms.png``: per-layer value distributions by class (what separates
+  the classes), from the train chips.
+
+All read the dataset folder and the per-tile layers decimated, so memory does
+not grow with the AOI. Chinese names need a CJK font (Debian
+``fonts-wqy-microhei``); without one the legend falls back to English names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+from .chips import MODALITIES
+from .grid import Grid
+
+log = logging.getLogger(__name__)
+
+SPLIT_COLOURS = {"train": "#1b9e77", "val": "#7570b3", "test": "#d95f02"}
+REASON_COLOURS = {"purity": "#bdbdbd", "cloud": "#67a9cf", "nodata": "#000000", "unlabelled": "#fddbc7"}
+CLASS_COLOURS = ["#8c510a", "#c51b7d", "#2166ac", "#1a9850", "#fee08b", "#762a83", "#e08214", "#4d4d4d"]
+_ZH_SAMPLE = "构造地貌火山熔岩流水"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def cjk_font() -> str | None:
+    """Name of an installed font that has the Chinese class names' glyphs, or None."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    for path in sorted(font_manager.findSystemFonts()):
+        try:
+            ft = FT2Font(path)
+        except (OSError, RuntimeError):
+            continue
+        if all(ft.get_char_index(ord(c)) for c in _ZH_SAMPLE):
+            font_manager.fontManager.addfont(path)
+            return font_manager.FontProperties(fname=path).get_name()
+    return None
+
+
+def _save(fig, path: Path) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        # no timestamp or software version in the PNG: same data, same bytes
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    _plt().close(fig)
+
+
+def _mosaic(grid: Grid, tiles_dir: Path, name: str, band: int, factor: int, fill, resampling=Resampling.nearest):
+    H, W = math.ceil(grid.height / factor), math.ceil(grid.width / factor)
+    out = None
+    for t in grid.tiles():
+        oh, ow = math.ceil(t.height / factor), math.ceil(t.width / factor)
+        with rasterio.open(tiles_dir / t.id / name) as ds:
+            part = ds.read(band, out_shape=(oh, ow), resampling=resampling)
+        if out is None:
+            out = np.full((H, W), fill, dtype=part.dtype)
+        r0, c0 = t.row_off // factor, t.col_off // factor
+        out[r0 : r0 + oh, c0 : c0 + ow] = part[: H - r0, : W - c0]
+    return out
+
+
+def _read_dataset(dataset: Path):
+    classes = {}
+    for line in (dataset / "classes.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            cid, name, zh = (line.split("\t") + [""])[:3]
+            classes[int(cid)] = (name, zh)
+    rows = [ln.split() for ln in (dataset / "labels.txt").read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")]
+    chips = [{"id": r[0], "label": int(r[1]), "split": r[3], "x": float(r[4]), "y": float(r[5])} for r in rows]
+    return classes, chips
+
+
+def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jsons: list[Path], out: Path,
+             zh_font: str | None) -> None:
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch, Rectangle
+
+    classes, chips = _read_dataset(dataset)
+    factor = max(1, math.ceil(max(grid.width, grid.height) / 1200))
+    extent = (grid.bounds[0], grid.bounds[2], grid.bounds[1], grid.bounds[3])
+    fig, axes = plt.subplots(1, 4, figsize=(22, 6))
+    with rasterio.open(visual) as ds:
+        f = max(1, math.ceil(max(ds.width, ds.height) / 1200))
+        rgb = ds.read(out_shape=(3, math.ceil(ds.height / f), math.ceil(ds.width / f)), resampling=Resampling.average)
+        vext = (ds.bounds.left, ds.bounds.right, ds.bounds.bottom, ds.bounds.top)
+    axes[0].imshow(np.moveaxis(rgb, 0, -1), extent=vext)
+    axes[0].set_title("Sentinel-2 RGB (2-98 % stretch)")
+    hs = _mosaic(grid, tiles_dir, "terrain.tif", 2, factor, -9999.0, Resampling.average)
+    axes[1].imshow(np.ma.masked_equal(hs, -9999.0), cmap="gray", extent=extent, vmin=0, vmax=255)
+    axes[1].set_title("hillshade (315°, 45°)")
+    lab = _mosaic(grid, tiles_dir, "labels.tif", 1, factor, 0)
+    ids = sorted(classes)
+    cmap = ListedColormap(["#ffffff"] + [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(ids))])
+    index = np.zeros(lab.shape, dtype=np.int32)
+    for k, cid in enumerate(ids, start=1):
+        index[lab == cid] = k
+    axes[2].imshow(index, cmap=cmap, vmin=0, vmax=len(ids), extent=extent, interpolation="nearest")
+    handles = [Patch(color=CLASS_COLOURS[k % len(CLASS_COLOURS)],
+                     label=f"{cid} {classes[cid][0]}" + (f" {classes[cid][1]}" if zh_font and classes[cid][1] else ""))
+               for k, cid in enumerate(ids)]
+    legend = axes[2].legend(handles=handles, loc="lower left", fontsize=9, framealpha=0.9)
+    if zh_font:
+        for text in legend.get_texts():
+            text.set_fontfamily(zh_font)
+    axes[2].set_title("labels (interpretation polygons)")
+    ax = axes[3]
+    ax.imshow(np.ma.masked_equal(hs, -9999.0), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
+    span = grid.chip_span
+    for c in chips:
+        ax.add_patch(Rectangle((c["x"], c["y"]), span, span, facecolor=SPLIT_COLOURS[c["split"]], alpha=0.75,
+                               edgecolor="none"))
+    for p in shard_jsons:
+        for x, y, reason in json.loads(Path(p).read_text(encoding="utf-8")).get("rejected_cells", []):
+            ax.add_patch(Rectangle((x, y), span, span, facecolor=REASON_COLOURS.get(reason, "#ff00ff"), alpha=0.8,
+                                   edgecolor="none"))
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.legend(handles=[Patch(color=v, label=k) for k, v in SPLIT_COLOURS.items()]
+              + [Patch(color=v, label=f"rejected: {k}") for k, v in REASON_COLOURS.items()],
+              loc="lower left", fontsize=8, framealpha=0.9)
+    ax.set_title("chips by split; rejected candidates by reason")
+    for a in axes:
+        for part in getattr(grid.aoi, "geoms", [grid.aoi]):
+            a.plot(*part.exterior.xy, color="red", lw=0.8)
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.suptitle(f"AOI overview ({grid.crs}, {grid.width} x {grid.height} px at {grid.resolution:g} m)")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: int = 0) -> None:
+    """One column per sample chip of the class, one row per modality."""
+    plt = _plt()
+    classes, chips = _read_dataset(dataset)
+    name = classes[class_id][0]
+    mine = sorted(c["id"] for c in chips if c["label"] == class_id)
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
+    fig, axes = plt.subplots(len(MODALITIES), max(1, len(pick)), figsize=(1.7 * max(1, len(pick)) + 1, 1.7 * len(MODALITIES)),
+                             squeeze=False)
+    cmaps = {"dem": "terrain", "hillshade": "gray", "slope": "magma", "mean": "terrain", "std": "viridis",
+             "northness": "RdBu", "eastness": "RdBu", "dev": "RdBu"}
+    for j, cid in enumerate(pick):
+        for i, m in enumerate(MODALITIES):
+            with rasterio.open(dataset / m / name / f"{cid}.tif") as ds:
+                a = ds.read().astype(np.float64)
+            ax = axes[i][j]
+            if m == "rgb":
+                lo, hi = np.percentile(a[a > 0], [2, 98]) if (a > 0).any() else (0, 1)
+                ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / max(hi - lo, 1), 0, 1))
+            else:
+                v = np.ma.masked_equal(a[0], -9999.0)
+                lim = {"northness": (-1, 1), "eastness": (-1, 1), "dev": (-2.5, 2.5), "hillshade": (0, 255)}.get(m)
+                ax.imshow(v, cmap=cmaps[m], vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(m, fontsize=9)
+            if i == 0:
+                ax.set_title(cid, fontsize=7)
+    fig.suptitle(f"class {class_id} {name}: {len(mine)} chips, {len(pick)} shown")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def counts(dataset: Path, out: Path) -> None:
+    plt = _plt()
+    classes, chips = _read_dataset(dataset)
+    card = (dataset / "datacard.md").read_text(encoding="utf-8")
+    rejected = {}
+    for line in card.splitlines():
+        if line.startswith("- Rejected, by first failing test: "):
+            for part in line.split(": ", 1)[1].split(", "):
+                k, v = part.split(": ")
+                rejected[k] = int(v)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    ids = sorted(classes)
+    x = np.arange(len(ids))
+    bottom = np.zeros(len(ids))
+    for s, colour in SPLIT_COLOURS.items():
+        vals = np.array([sum(1 for c in chips if c["label"] == cid and c["split"] == s) for cid in ids])
+        axes[0].bar(x, vals, bottom=bottom, color=colour, label=s)
+        for xi, (b, v) in enumerate(zip(bottom, vals)):
+            if v:
+                axes[0].text(xi, b + v / 2, str(v), ha="center", va="center", fontsize=8, color="white")
+        bottom += vals
+    axes[0].set_xticks(x, [classes[c][0] for c in ids])
+    axes[0].set_ylabel("chips")
+    axes[0].legend()
+    axes[0].set_title("chips per class and split")
+    keys = sorted(rejected)
+    axes[1].bar(keys, [rejected[k] for k in keys], color=[REASON_COLOURS.get(k, "#999") for k in keys], edgecolor="k")
+    for i, k in enumerate(keys):
+        axes[1].text(i, rejected[k], str(rejected[k]), ha="center", va="bottom", fontsize=8)
+    axes[1].set_title("rejected candidates, by first failing test")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) -> None:
+    """Value distributions of every layer by class, over (up to ``per_class``) train chips per class."""
+    plt = _plt()
+    classes, chips = _read_dataset(dataset)
+    rng = np.random.default_rng(seed)
+    layers = ["rgb:red", "rgb:green", "rgb:blue"] + list(MODALITIES[1:])
+    values = {cid: {ly: [] for ly in layers} for cid in classes}
+    for cid in classes:
+        ids = sorted(c["id"] for c in chips if c["label"] == cid and c["split"] == "train")
+        if len(ids) > per_class:
+            ids = sorted(rng.choice(ids, size=per_class, replace=False))
+        for chip in ids:
+            for m in MODALITIES:
+                with rasterio.open(dataset / m / classes[cid][0] / f"{chip}.tif") as ds:
+                    a = ds.read().astype(np.float64)
+                    nodata = ds.nodata
+                for b in range(a.shape[0]):
+                    key = f"rgb:{('red', 'green', 'blue')[b]}" if m == "rgb" else m
+                    v = a[b].ravel()
+                    values[cid][key].append(v[v != nodata][::4])
+    fig, axes = plt.subplots(3, 4, figsize=(18, 11))
+    for ax, ly in zip(axes.flat, layers):
+        allv = [np.concatenate(values[c][ly]) for c in classes if values[c][ly]]
+        if not allv:
+            continue
+        lo, hi = np.percentile(np.concatenate(allv), [0.5, 99.5])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
+        for k, cid in enumerate(sorted(classes)):
+            if values[cid][ly]:
+                ax.hist(np.concatenate(values[cid][ly]), bins=bins, density=True, histtype="step", lw=1.5,
+                        color=CLASS_COLOURS[k % len(CLASS_COLOURS)], label=classes[cid][0])
+        ax.set_title(ly)
+        ax.set_yticks([])
+    axes.flat[0].legend()
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    fig.suptitle("per-layer value distributions by class (train chips)")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual: str | Path, shard_jsons,
+                 out_dir: str | Path) -> list[Path]:
+    dataset, tiles_dir, out_dir = Path(dataset), Path(tiles_dir), Path(out_dir)
+    zh = cjk_font()
+    if zh is None:
+        log.warning("figures: no font with Chinese glyphs found (Debian: fonts-wqy-microhei); legends in English only")
+    classes, _ = _read_dataset(dataset)
+    made = []
+    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), [Path(s) for s in shard_jsons], p, zh)),
+             ("counts.png", lambda p: counts(dataset, p)),
+             ("histograms.png", lambda p: histograms(dataset, p))]
+    steps += [(f"gallery_{classes[cid][0]}.png", lambda p, cid=cid: gallery(dataset, cid, p)) for cid in sorted(classes)]
+    for i, (name, fn) in enumerate(steps, start=1):
+        fn(out_dir / name)
+        made.append(out_dir / name)
+        log.info("figures: %d/%d %s", i, len(steps), out_dir / name)
+    return made
