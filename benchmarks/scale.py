@@ -30,6 +30,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
+from pyproj import Transformer
+
+from gos_build.config import with_defaults
+from gos_build.grid import grid_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "runs"
@@ -87,14 +91,27 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     scale = ROOT / "configs" / "gos10m_scale.yaml"
     cfg = yaml.safe_load(scale.read_text(encoding="utf-8"))
+    cfg["demo"]["bbox"] = cfg["aoi"]["bbox"]  # explicit, so the small AOI below shares the very same inputs
+    scale = RUNS / "gos10m_scale.yaml"
+    scale.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     manifest = ROOT / cfg["demo"]["out"] / "demo-inputs.json"
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
     if not manifest.exists():
         out["inputs_s"] = snakemake(str(manifest.relative_to(ROOT)), "--cores", "2", "--configfile", str(scale),
                                     "--quiet", "rules")
         print(f"inputs generated in {out['inputs_s']:.0f} s")
-    # ~500 km2 inside the scale AOI, same inputs
-    small = dict(cfg, aoi={"name": "gos10m_500", "bbox": [127.9, 43.75, 128.2, 43.95]})
+    # ~500 km2 inside the scale AOI, same inputs: one full processing tile plus ~1 km around it, so the
+    # largest job of both runs works on a full tile (memory is bounded by the tile, not the AOI)
+    grid = grid_from_config(with_defaults(cfg))
+    full = [t for t in grid.tiles() if (t.width, t.height) == (grid.tile_chips * grid.chip_size,) * 2]
+    t = full[len(full) // 2]
+    x0 = grid.x_min + t.col_off * grid.resolution - 1000
+    y1 = grid.y_max - t.row_off * grid.resolution + 1000
+    x1, y0 = x0 + t.width * grid.resolution + 2000, y1 - t.height * grid.resolution - 2000
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform([x0, x1, x1, x0], [y0, y0, y1, y1])
+    small_bbox = [round(min(lon), 4), round(min(lat), 4), round(max(lon), 4), round(max(lat), 4)]
+    small = dict(cfg, aoi={"name": "gos10m_500", "bbox": small_bbox},
+                 demo=dict(cfg["demo"], bbox=cfg["aoi"]["bbox"]))  # the scale AOI's inputs, not regenerated
     small_cfg = RUNS / "gos10m_500.yaml"
     small_cfg.write_text(yaml.safe_dump(small, allow_unicode=True), encoding="utf-8")
 
@@ -106,7 +123,8 @@ def main() -> None:
         print(f"\nspeed-up --cores 2 vs 1: {out['scale_1']['wall_s'] / out['scale_2']['wall_s']:.2f}x")
     out["small_2"] = build(small_cfg, "gos10m_500", 2)
     print_table("~500 km2", out["small_2"])
-    print(f"\npeak RSS 4800 km2 / 500 km2: {out['scale_2']['peak_rss_mb'] / out['small_2']['peak_rss_mb']:.2f}")
+    print(f"\nsmall AOI bbox {small_bbox}: {out['small_2']['chips']} chips")
+    print(f"peak RSS 4800 km2 / 500 km2: {out['scale_2']['peak_rss_mb'] / out['small_2']['peak_rss_mb']:.2f}")
     out["province_dry_run_s"] = snakemake("-n", "--configfile", str(ROOT / "configs" / "province.yaml"), "--quiet")
     print(f"province dry run: {out['province_dry_run_s']:.1f} s")
     (RUNS / "scale.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

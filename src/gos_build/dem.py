@@ -200,27 +200,46 @@ def _coverage(srcs, crs, grid: Grid) -> tuple[float, list[str]]:
     return fraction, missing
 
 
-def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: str = "cubic") -> np.ndarray:
-    """Elevation (float32 metres, NaN nodata) on ``window`` of the grid (may reach past the grid)."""
+def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: str = "cubic",
+                   block_rows: int = 256) -> np.ndarray:
+    """Elevation (float32 metres, NaN nodata) on ``window`` of the grid (may reach past the grid).
+
+    Resampled ``block_rows`` rows at a time: memory stays bounded, values do not
+    depend on the blocking (each pixel depends on its own position only).
+    """
     if resampling not in KERNELS:
         raise GosBuildError(f"terrain.resampling: expected one of {sorted(KERNELS)}, got '{resampling}'")
     h, w = int(window.height), int(window.width)
-    rows, cols = np.mgrid[0:h, 0:w]
-    x = grid.x_min + (window.col_off + cols + 0.5) * grid.resolution
-    y = grid.y_max - (window.row_off + rows + 0.5) * grid.resolution
+    out = np.empty((h, w), dtype=np.float32)
     with rasterio.open(mosaic) as src:
-        sx, sy = Transformer.from_crs(grid.crs, src.crs, always_xy=True).transform(x, y)
+        to_src = Transformer.from_crs(grid.crs, src.crs, always_xy=True)
         inv = ~src.transform
-        # fractional source pixel indices, 0.0 = centre of pixel 0
-        fc = inv.a * sx + inv.b * sy + inv.c - 0.5
-        fr = inv.d * sx + inv.e * sy + inv.f - 0.5
+        # the source window: footprint of the whole grid window (dense edge sample) plus margins
+        ex = grid.x_min + (window.col_off + np.concatenate([np.arange(w + 1), np.full(h + 1, w), np.arange(w + 1),
+                                                            np.zeros(h + 1)])) * grid.resolution
+        ey = grid.y_max - (window.row_off + np.concatenate([np.zeros(w + 1), np.arange(h + 1), np.full(w + 1, h),
+                                                            np.arange(h + 1)])) * grid.resolution
+        fc, fr = _frac_index(inv, *to_src.transform(ex, ey))
         margin = FILL_DISTANCE + _KERNEL_MARGIN
         col0, row0 = int(math.floor(np.nanmin(fc))) - margin, int(math.floor(np.nanmin(fr))) - margin
         col1, row1 = int(math.ceil(np.nanmax(fc))) + margin + 1, int(math.ceil(np.nanmax(fr))) + margin + 1
         z = src.read(1, window=Window(col0, row0, col1 - col0, row1 - row0), boundless=True,
                      fill_value=SOURCE_NODATA, out_dtype="float32")
     z = fill_voids(z)
-    return resample_points(z, fr - row0, fc - col0, resampling, void=SOURCE_NODATA)
+    cols = np.arange(w)
+    for r0 in range(0, h, block_rows):
+        rows = np.arange(r0, min(h, r0 + block_rows))
+        cc, rr = np.meshgrid(cols, rows)
+        x = grid.x_min + (window.col_off + cc + 0.5) * grid.resolution
+        y = grid.y_max - (window.row_off + rr + 0.5) * grid.resolution
+        fc, fr = _frac_index(inv, *to_src.transform(x, y))
+        out[rows[0] : rows[-1] + 1] = resample_points(z, fr - row0, fc - col0, resampling, void=SOURCE_NODATA)
+    return out
+
+
+def _frac_index(inv, sx, sy):
+    """Fractional source pixel indices (col, row) of points, 0.0 = the centre of pixel 0."""
+    return inv.a * sx + inv.b * sy + inv.c - 0.5, inv.d * sx + inv.e * sy + inv.f - 0.5
 
 
 def fill_voids(z: np.ndarray) -> np.ndarray:

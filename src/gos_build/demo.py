@@ -116,7 +116,13 @@ def _hgt_elevation(land: Landscape, lat: int, lon: int, detail_bbox) -> np.ndarr
             rows = lat + 1.0 - np.arange(rs, re_) / 3600.0
             glon, glat = np.meshgrid(cols, rows)
             z[rs:re_, c0:c1] = land.elevation(glon, glat)
-    return np.round(z).astype(np.int16)
+    # SRTM's own noise (~1 m here): without it a smooth plateau becomes clean 1 m terraces once rounded.
+    # Keyed on the global post index, so neighbouring tiles agree on their shared edge row/column.
+    from .synthetic import _hash01
+
+    post_x, post_y = np.meshgrid(lon * 3600 + np.arange(n, dtype=np.int64), (lat + 1) * 3600 - np.arange(n, dtype=np.int64))
+    noise = (_hash01(post_x, post_y, land.seed * 1000 + 97) + _hash01(post_x, post_y, land.seed * 1000 + 98) - 1.0) * 2.5
+    return np.round(z + noise).astype(np.int16)
 
 
 def _add_voids(z: np.ndarray, lat: int, lon: int, bbox, seed: int) -> None:

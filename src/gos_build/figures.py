@@ -163,6 +163,10 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     mine = sorted(c["id"] for c in chips if c["label"] == class_id)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
+    stats = json.loads((dataset / "stats.json").read_text(encoding="utf-8"))["rgb"]
+    # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
+    lo = np.array([m - 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
+    hi = np.array([m + 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
     fig, axes = plt.subplots(len(MODALITIES), max(1, len(pick)), figsize=(1.7 * max(1, len(pick)) + 1, 1.7 * len(MODALITIES)),
                              squeeze=False)
     cmaps = {"dem": "terrain", "hillshade": "gray", "slope": "magma", "mean": "terrain", "std": "viridis",
@@ -173,8 +177,7 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
                 a = ds.read().astype(np.float64)
             ax = axes[i][j]
             if m == "rgb":
-                lo, hi = np.percentile(a[a > 0], [2, 98]) if (a > 0).any() else (0, 1)
-                ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / max(hi - lo, 1), 0, 1))
+                ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1))
             else:
                 v = np.ma.masked_equal(a[0], -9999.0)
                 lim = {"northness": (-1, 1), "eastness": (-1, 1), "dev": (-2.5, 2.5), "hillshade": (0, 255)}.get(m)

@@ -409,7 +409,13 @@ def s2_tile(inventory_json: str | Path, grid: Grid, tile_id: str, out_rgb: str |
 
     products, invalid_scl = load_inventory(inventory_json)
     tile = grid.tile(tile_id)
-    refl, valid = composite_window(products, grid, tile.window, invalid_scl)
+    refl = np.empty((3, tile.height, tile.width), dtype=np.float32)
+    valid = np.empty((tile.height, tile.width), dtype=bool)
+    # 256 rows at a time keeps memory bounded; each pixel depends on its own position only
+    for r0 in range(0, tile.height, 256):
+        n = min(256, tile.height - r0)
+        win = Window(tile.col_off, tile.row_off + r0, tile.width, n)
+        refl[:, r0 : r0 + n], valid[r0 : r0 + n] = composite_window(products, grid, win, invalid_scl)
     have = ~np.isnan(refl).any(axis=0)
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), 0).astype(np.uint16)
     mask = (valid & have).astype(np.uint8)

@@ -304,6 +304,7 @@ def terrain_tile(
     resampling: str = "cubic",
     azimuth: float = 315.0,
     altitude: float = 45.0,
+    block_rows: int = 512,
 ) -> Path:
     """One processing tile: DEM warped onto the grid (with halo) and its seven parameters.
 
@@ -320,10 +321,15 @@ def terrain_tile(
     z = dem_for_window(mosaic, grid, grid.halo_window(tile, halo), resampling)
     if np.isnan(z[halo:-halo, halo:-halo]).all():
         raise GosBuildError(f"{mosaic}: no DEM value on tile {tile_id}")
-    layers = terrain_layers(z, halo, grid.resolution, grid.resolution, window, local_statistic, azimuth, altitude)
     dem = z[halo:-halo, halo:-halo].copy()
     dem[np.isnan(dem)] = NODATA
-    layers = {"dem": dem, **layers}
+    layers = {"dem": dem, **{name: np.empty((tile.height, tile.width), np.float32) for name in LAYERS}}
+    for r0 in range(0, tile.height, block_rows):  # bounded memory; rows see real neighbours through the halo
+        n = min(block_rows, tile.height - r0)
+        part = terrain_layers(z[r0 : r0 + n + 2 * halo], halo, grid.resolution, grid.resolution, window,
+                              local_statistic, azimuth, altitude)
+        for name in LAYERS:
+            layers[name][r0 : r0 + n] = part[name]
     profile = geotiff_profile(tile.width, tile.height, len(TILE_BANDS), "float32", grid.crs,
                               grid.window_transform(tile.window), NODATA)
     with atomic_path(out) as tmp:
