@@ -6,14 +6,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/setup.sh
 
-# GDAL's command-line tools (gdaldem, gdalinfo) are the reference the terrain
-# tests compare against; install Debian's gdal-bin where we can.
-if ! command -v gdaldem >/dev/null 2>&1; then
+# Debian packages the checks use: GDAL's command-line tools (gdaldem, gdalinfo) are
+# the reference the terrain tests compare against; Chromium renders the report;
+# a CJK font draws the Chinese class names in the figures. Installed where we can.
+need=()
+command -v gdaldem >/dev/null 2>&1 || need+=(gdal-bin)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need+=(fonts-wqy-microhei)
+if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "check: installing Debian gdal-bin (reference gdaldem/gdalinfo)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdal-bin >/dev/null
+    echo "check: installing Debian ${need[*]}"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "check: gdaldem not found and cannot install gdal-bin here; reference tests will be skipped" >&2
+    echo "check: missing ${need[*]} and cannot install them here; the tests needing them are skipped" >&2
   fi
 fi
 

@@ -197,7 +197,7 @@ def train_and_evaluate(root: str | Path, split_of: dict[str, str] | None = None,
             loss = loss_fn(model(batch["rgb"], batch["terrain"]), batch["label"])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         val_set = cache.get("val") or cache["train"]
         val_acc = metrics(val_set["label"].tolist(), _predict(model, val_set), n_classes)["overall_accuracy"]
         history.append({"epoch": epoch + 1, "train_loss": total / len(order), "val_accuracy": val_acc})

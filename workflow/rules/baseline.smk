@@ -9,7 +9,7 @@ rule baseline:
     output:
         metrics=f"{OUT}/baseline/metrics.json",
         report=f"{OUT}/baseline/report.md",
-        figure=f"{OUT}/baseline/confusion.png",
+        figure=report(f"{OUT}/baseline/confusion.png", caption="../report/baseline.rst", category="5 Baseline"),
     log:
         f"{LOGS}/baseline.log",
     benchmark:
