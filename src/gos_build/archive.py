@@ -120,6 +120,37 @@ def _r(v):
     return None if v is None else float(f"{v:.9g}")
 
 
+def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
+    """(class id -> {"name", "name_zh"}, chips [{"id", "label", "purity", "split", "x", "y"}]) of a dataset folder.
+
+    The one reader of ``classes.txt`` and ``labels.txt`` (the loader, the figures
+    and ``validate`` use it); raises GosBuildError naming the file and line.
+    """
+    d = Path(dataset)
+    classes: dict[int, dict] = {}
+    chips: list[dict] = []
+    for name in ("classes.txt", "labels.txt"):
+        path = d / name
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise GosBuildError(f"{path}: cannot read ({exc.strerror})") from None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            try:
+                if name == "classes.txt":
+                    cid, cname, zh = (line.split("\t") + [""])[:3]
+                    classes[int(cid)] = {"name": cname, "name_zh": zh}
+                else:
+                    cid, label, purity, split, x, y = line.split()
+                    chips.append({"id": cid, "label": int(label), "purity": float(purity), "split": split,
+                                  "x": float(x), "y": float(y)})
+            except ValueError:
+                raise GosBuildError(f"{path}:{n}: malformed line '{line}'") from None
+    return classes, chips
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -260,12 +291,10 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         for rel in sorted(present - set(listed)):
             problems.append(f"{rel}: not listed in MANIFEST.sha256")
     try:
-        classes = {int(line.split("\t")[0]): line.split("\t")[1]
-                   for line in (d / "classes.txt").read_text(encoding="utf-8").splitlines() if line.strip()}
-        rows = [line.split() for line in (d / "labels.txt").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")]
-    except (OSError, ValueError, IndexError) as exc:
-        return problems + [f"classes.txt / labels.txt unreadable: {exc}"]
+        index, chips = read_index(d)
+    except GosBuildError as exc:
+        return problems + [str(exc)]
+    classes = {cid: c["name"] for cid, c in index.items()}
     in_split = defaultdict(list)
     for s in SPLITS:
         f = d / f"{s}.txt"
@@ -275,11 +304,8 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         for cid in f.read_text(encoding="utf-8").split():
             in_split[cid].append(s)
     expected_files = set()
-    for row in rows:
-        if len(row) != 6:
-            problems.append(f"labels.txt: malformed line {' '.join(row)}")
-            continue
-        cid, label, _, split = row[0], int(row[1]), row[2], row[3]
+    for chip in chips:
+        cid, label, split = chip["id"], chip["label"], chip["split"]
         if label not in classes:
             problems.append(f"{cid}: label {label} is not in classes.txt")
             continue
@@ -301,7 +327,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                 ref = geo
             elif geo != ref:
                 problems.append(f"{rel}: bounds or CRS differ from the chip's rgb layer")
-    labelled = {r[0] for r in rows}
+    labelled = {c["id"] for c in chips}
     for cid in sorted(set(in_split) - labelled):
         problems.append(f"{cid}: in a split list but not in labels.txt")
     for p in sorted(d.glob("*/*/*.tif")):

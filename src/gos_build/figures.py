@@ -84,15 +84,11 @@ def _mosaic(grid: Grid, tiles_dir: Path, name: str, band: int, factor: int, fill
 
 
 def _read_dataset(dataset: Path):
-    classes = {}
-    for line in (dataset / "classes.txt").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            cid, name, zh = (line.split("\t") + [""])[:3]
-            classes[int(cid)] = (name, zh)
-    rows = [ln.split() for ln in (dataset / "labels.txt").read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.startswith("#")]
-    chips = [{"id": r[0], "label": int(r[1]), "split": r[3], "x": float(r[4]), "y": float(r[5])} for r in rows]
-    return classes, chips
+    """(class id -> (name, name_zh), chips) through the archive's own reader."""
+    from .archive import read_index
+
+    classes, chips = read_index(dataset)
+    return {cid: (c["name"], c["name_zh"]) for cid, c in classes.items()}, chips
 
 
 def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jsons: list[Path], out: Path,

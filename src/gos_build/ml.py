@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 
 from .archive import SPLITS, assign_splits
+from .archive import read_index as archive_index
 from .chips import MODALITIES
 from .errors import GosBuildError
 
@@ -48,17 +49,8 @@ def _need_torch():
 
 def read_index(root: str | Path) -> tuple[dict[int, str], list[dict]]:
     """(class id -> name, chips as dicts with id, label, split, x, y) of a dataset folder."""
-    root = Path(root)
-    try:
-        classes = {int(line.split("\t")[0]): line.split("\t")[1]
-                   for line in (root / "classes.txt").read_text(encoding="utf-8").splitlines() if line.strip()}
-        rows = [line.split() for line in (root / "labels.txt").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")]
-    except (OSError, IndexError, ValueError) as exc:
-        raise GosBuildError(f"{root}: not a gos-build dataset ({exc})") from None
-    chips = [{"id": r[0], "label": int(r[1]), "purity": float(r[2]), "split": r[3], "x": float(r[4]), "y": float(r[5])}
-             for r in rows]
-    return classes, chips
+    classes, chips = archive_index(root)
+    return {cid: c["name"] for cid, c in classes.items()}, chips
 
 
 class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
