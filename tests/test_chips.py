@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
-from conftest import run_cli
-from gos_build.archive import SPLITS, assign_splits, build_dataset, validate_dataset
+from gos_build.archive import SPLITS, assign_splits, build_dataset
 from gos_build.chips import MODALITIES, candidates, chips_tile, judge
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid

@@ -12,11 +12,11 @@ import rasterio
 from pyproj import Transformer
 from scipy import ndimage
 
-from conftest import AUVERGNE_BBOX, require_tool, run_cli
+from conftest import require_tool, run_cli
 from gos_build.dem import build_mosaic, dem_for_window, expand_inputs
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
-from gos_build.terrain import LAYERS, NODATA, TILE_BANDS, terrain_tile
+from gos_build.terrain import NODATA, TILE_BANDS, terrain_tile
 
 AOI = (2.965, 45.725, 2.995, 45.755)  # ~2.3 x 3.3 km inside the Auvergne demo inputs
 

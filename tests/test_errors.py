@@ -6,7 +6,6 @@ docs/errors.md lists every bad input with its message and the test that covers i
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 
 import numpy as np

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AUVERGNE_BBOX, run_cli
+from conftest import run_cli
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
 from gos_build.sentinel2 import composite_window, discover, inventory, load_inventory, s2_tile

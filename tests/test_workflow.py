@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import AOI_A, ROOT, run_cli, run_workflow, workflow_config

@@ -35,7 +35,6 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 
 from .chips import MODALITIES, ZIP_DATE
 from .errors import GosBuildError

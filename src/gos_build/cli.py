@@ -168,7 +168,7 @@ def _cmd_validate(args) -> None:
     if problems:
         for p in problems[:200]:
             print(f"{args.dataset}: {p}", file=sys.stderr)
-        more = f" (first 200 shown)" if len(problems) > 200 else ""
+        more = " (first 200 shown)" if len(problems) > 200 else ""
         raise GosBuildError(f"{args.dataset}: {len(problems)} problem(s){more}")
     print(f"{args.dataset}: OK")
 

@@ -203,7 +203,6 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     product = f"S2B_MSIL2A_{stamp}_{nbase}_R046_T{tile}_{gen}.SAFE"
     granule = f"L2A_T{tile}_A019031_{stamp}"
     safe = out / product
-    img = safe / "GRANULE" / granule / "IMG_DATA"
     zenith, azimuth = _sun_angles(clat)
 
     def lonlat(res: int, rows: slice, ncols: int, col0: int = 0):

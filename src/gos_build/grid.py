@@ -33,7 +33,7 @@ from shapely.geometry import Polygon, box
 from .errors import GosBuildError
 
 ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"
-_ID_RE = re.compile(rf"^([EW])(\d{{7,8}})([NS])(\d{{7,8}})$")
+_ID_RE = re.compile(r"^([EW])(\d{7,8})([NS])(\d{7,8})$")
 
 
 def lattice_id(x: float, y: float) -> str:
