@@ -35,12 +35,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import shapely
-from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from .errors import GosBuildError
 from .grid import Grid, lattice_id
-from .io import atomic_path, atomic_write_text, geotiff_profile
+from .io import atomic_path, atomic_write_text, geotiff_bytes
 from .terrain import NODATA, TILE_BANDS
 
 log = logging.getLogger(__name__)
@@ -135,17 +134,6 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
             "max": float(v.max())}
 
 
-def _tif_bytes(arr: np.ndarray, grid: Grid, transform, nodata, description: str) -> bytes:
-    count, h, w = arr.shape
-    profile = geotiff_profile(w, h, count, str(arr.dtype), grid.crs, transform, nodata)
-    with MemoryFile() as mem:
-        with mem.open(**profile) as dst:
-            dst.write(arr)
-            for i in range(1, count + 1):
-                dst.set_band_description(i, description if count == 1 else f"{description} {('R', 'G', 'B')[i - 1]}")
-        return bytes(mem.read())
-
-
 def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: dict, stride: int,
                min_purity: float, max_nodata: float, max_cloud: float, out_zip: str | Path,
                out_json: str | Path) -> dict:
@@ -192,8 +180,8 @@ def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: di
             for name, arr in layers.items():
                 nodata = 0 if name == "rgb" else NODATA
                 sums[name] = [_band_sums(band, nodata) for band in arr]
-                entries.append((f"{name}/{cname}/{chip_id}.tif",
-                                _tif_bytes(arr, grid, transform, nodata, name)))
+                desc = [name] if len(arr) == 1 else [f"{name} {b}" for b in ("R", "G", "B")]
+                entries.append((f"{name}/{cname}/{chip_id}.tif", geotiff_bytes(arr, grid.crs, transform, nodata, desc)))
             records.append({"id": chip_id, "label": label, "class": cname, "purity": round(float(purity), 6),
                             "x": x, "y": y, "cloud": round(shares["cloud"], 6), "stats": sums})
     with atomic_path(out_zip) as tmp:

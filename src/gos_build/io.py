@@ -50,3 +50,42 @@ def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transf
     if width >= 256 and height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     return profile
+
+
+def _bands(arr) -> list:
+    """A 2-D array is one band; a 3-D array or a list holds one 2-D array per band."""
+    return [arr] if getattr(arr, "ndim", None) == 2 else list(arr)
+
+
+def _fill(dst, bands: list, descriptions, tags) -> None:
+    for i, band in enumerate(bands, start=1):
+        dst.write(band, i)
+        dst.set_band_description(i, descriptions[i - 1])
+        if tags:
+            dst.update_tags(i, **tags[i - 1])
+
+
+def write_geotiff(path: str | Path, arr, crs, transform, nodata, descriptions: list[str],
+                  tags: list[dict] | None = None) -> None:
+    """Write bands (see :func:`_bands`) as a gos-build GeoTIFF at ``path``, atomically."""
+    import rasterio
+
+    bands = _bands(arr)
+    h, w = bands[0].shape
+    profile = geotiff_profile(w, h, len(bands), str(bands[0].dtype), crs, transform, nodata)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            _fill(dst, bands, descriptions, tags)
+
+
+def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes:
+    """The bytes of the GeoTIFF :func:`write_geotiff` would write (in memory, for archive members)."""
+    from rasterio.io import MemoryFile
+
+    bands = _bands(arr)
+    h, w = bands[0].shape
+    profile = geotiff_profile(w, h, len(bands), str(bands[0].dtype), crs, transform, nodata)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            _fill(dst, bands, descriptions, None)
+        return bytes(mem.read())

@@ -222,10 +222,9 @@ def _class_overlaps(feats, area_crs) -> list[tuple[int, int, float]]:
 def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Path) -> dict[str, int]:
     """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
     import pyogrio
-    import rasterio
     from rasterio.features import rasterize
 
-    from .io import atomic_path, geotiff_profile
+    from .io import write_geotiff
 
     tile = grid.tile(tile_id)
     transform = grid.window_transform(tile.window)
@@ -242,11 +241,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
                         dtype="uint8", all_touched=False)
     else:
         arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
-    profile = geotiff_profile(tile.width, tile.height, 1, "uint8", grid.crs, transform, None)
-    with atomic_path(out) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(arr, 1)
-            dst.set_band_description(1, "label")
+    write_geotiff(out, arr, grid.crs, transform, None, ["label"])
     ids, counts = np.unique(arr, return_counts=True)
     result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
     log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))

@@ -405,7 +405,7 @@ def _read(path: str, win: Window, product: str, ds=None) -> np.ndarray:
 
 def s2_tile(inventory_json: str | Path, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs."""
-    from .io import atomic_path, geotiff_profile
+    from .io import write_geotiff
 
     products, invalid_scl = load_inventory(inventory_json)
     tile = grid.tile(tile_id)
@@ -420,15 +420,9 @@ def s2_tile(inventory_json: str | Path, grid: Grid, tile_id: str, out_rgb: str |
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), 0).astype(np.uint16)
     mask = (valid & have).astype(np.uint8)
     transform = grid.window_transform(tile.window)
-    with atomic_path(out_rgb) as tmp:
-        with rasterio.open(tmp, "w", **geotiff_profile(tile.width, tile.height, 3, "uint16", grid.crs, transform, 0)) as dst:
-            dst.write(rgb)
-            for i, (band, name) in enumerate(zip(RGB, ("red", "green", "blue")), start=1):
-                dst.set_band_description(i, f"{name} ({band}) reflectance x 10000")
-    with atomic_path(out_valid) as tmp:
-        with rasterio.open(tmp, "w", **geotiff_profile(tile.width, tile.height, 1, "uint8", grid.crs, transform, None)) as dst:
-            dst.write(mask, 1)
-            dst.set_band_description(1, "valid (1) / cloud, shadow, cirrus or nodata (0)")
+    write_geotiff(out_rgb, rgb, grid.crs, transform, 0,
+                  [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB, ("red", "green", "blue"))])
+    write_geotiff(out_valid, mask, grid.crs, transform, None, ["valid (1) / cloud, shadow, cirrus or nodata (0)"])
     stats = {"pixels": int(mask.size), "nodata": int((~have).sum()), "invalid": int((have & ~valid).sum())}
     log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus)", tile_id, stats["pixels"],
              stats["nodata"], stats["invalid"])

@@ -311,10 +311,9 @@ def terrain_tile(
     Writes ``out``: a float32 GeoTIFF of 8 bands ``dem`` + :data:`LAYERS` on
     the tile's pixels of the grid, nodata -9999.
     """
-    import rasterio
 
     from .dem import dem_for_window
-    from .io import atomic_path, geotiff_profile
+    from .io import write_geotiff
 
     tile = grid.tile(tile_id)
     halo = halo_for(window)
@@ -330,14 +329,8 @@ def terrain_tile(
                               local_statistic, azimuth, altitude)
         for name in LAYERS:
             layers[name][r0 : r0 + n] = part[name]
-    profile = geotiff_profile(tile.width, tile.height, len(TILE_BANDS), "float32", grid.crs,
-                              grid.window_transform(tile.window), NODATA)
-    with atomic_path(out) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i, name in enumerate(TILE_BANDS, start=1):
-                dst.write(layers[name], i)
-                dst.set_band_description(i, name)
-                dst.update_tags(i, units=_UNITS[name])
+    write_geotiff(out, [layers[name] for name in TILE_BANDS], grid.crs, grid.window_transform(tile.window), NODATA,
+                  list(TILE_BANDS), tags=[{"units": _UNITS[name]} for name in TILE_BANDS])
     nodata_frac = float((dem == NODATA).mean())
     log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
              float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),
