@@ -35,13 +35,12 @@ from scipy import ndimage
 from .dem import hgt_name
 from .errors import GosBuildError
 from .grid import utm_crs_for
+from .sentinel2 import BAND_IDS  # band_id of the product metadata (0 = B01 ... 12 = B12)
 from .synthetic import CLASS_NAMES_ZH, Landscape
+from .terrain import horn_gradient
 
 BASELINES = ("05.09", "02.14")
 BANDS_10M = ("B02", "B03", "B04", "B08")
-# Sentinel-2 band_id as used in the product metadata (0 = B01 ... 12 = B12)
-BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7,
-            "B8A": 8, "B09": 9, "B10": 10, "B11": 11, "B12": 12}
 SENSING_DATE = dt.date(2020, 10, 26)  # the GOS10m scene date
 _FULL_DETAIL_MARGIN_DEG = 0.05
 _HGT_SIZE = 3601
@@ -156,12 +155,10 @@ def _sun_angles(lat: float) -> tuple[float, float]:
 
 
 def _illumination(z: np.ndarray, res: float, zenith: float, azimuth: float) -> np.ndarray:
-    """cos(incidence)/cos(zenith) of a north-up elevation grid (Horn gradient, res in metres)."""
-    p = np.pad(z, 1, mode="edge")
-    dzdx = ((p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])) / (8 * res)
-    dzdy = ((p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])) / (8 * res)
-    slope = np.arctan(np.hypot(dzdx, dzdy))
-    aspect = np.arctan2(-dzdx, dzdy)  # downslope direction, clockwise from north
+    """cos(incidence)/cos(zenith) for the inner part of a north-up elevation grid with a 1-pixel border."""
+    dzdx, dzdn = horn_gradient(z, res, res)  # east and north gradients
+    slope = np.arctan(np.hypot(dzdx, dzdn))
+    aspect = np.arctan2(-dzdx, -dzdn)  # downslope direction, clockwise from north
     zr, ar = math.radians(zenith), math.radians(azimuth)
     cos_i = math.cos(zr) * np.cos(slope) + math.sin(zr) * np.sin(slope) * np.cos(ar - aspect)
     return np.clip(cos_i / math.cos(zr), 0.05, 2.5)
@@ -232,7 +229,7 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
         # one pixel of real terrain around the block for the illumination gradient (also beyond
         # the granule's edge: adjacent granules must agree where they overlap)
         glon, glat = lonlat(10, slice(rows.start - 1, rows.stop + 1), ncols10 + 2, col0=-1)
-        illum = _illumination(land.elevation(glon, glat), 10.0, zenith, azimuth)[1:-1, 1:-1]
+        illum = _illumination(land.elevation(glon, glat), 10.0, zenith, azimuth)
         glon, glat = glon[1:-1, 1:-1], glat[1:-1, 1:-1]
         refl, _ = land.surface(glon, glat)
         refl = refl * (0.3 + 0.7 * illum)
