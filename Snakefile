@@ -41,6 +41,9 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/baseline.smk"
 
 
+check_input_globs()
+
+
 rule all:
     default_target: True
     input:

@@ -1,20 +1,20 @@
-"""Chips, splits and the archive: hand-made cases with known answers."""
+"""Chips: judging candidates and cutting a tile's shard, on hand-made tiles with known answers."""
 
 from __future__ import annotations
 
-import json
 import zipfile
 
 import numpy as np
-import pytest
 import rasterio
 
-from gos_build.archive import SPLITS, assign_splits, build_dataset
-from gos_build.chips import MODALITIES, candidates, chips_tile, judge
-from gos_build.errors import GosBuildError
+from gos_build.archive.shard import write_tile_shard
+from gos_build.chips import candidates, judge
+from gos_build.config import job_config as parse_job_config
 from gos_build.grid import build_grid
 from gos_build.io import geotiff_profile
+from gos_build.layout import MODALITIES
 from gos_build.terrain import NODATA
+from helpers import job_config
 
 CLASSES = {1: {"name": "tectonic", "name_zh": "构造地貌", "values": ["tectonic"]},
            2: {"name": "volcanic", "name_zh": "火山熔岩地貌", "values": ["volcanic"]},
@@ -77,7 +77,8 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
     _write(d / "valid.tif", valid, grid, tile, "uint8", None)
     _write(d / "rgb.tif", rgb, grid, tile, "uint16", 0)
     _write(d / "terrain.tif", ter, grid, tile, "float32", NODATA)
-    doc = chips_tile(grid, tile.id, {tile.id: d}, CLASSES, 64, 0.9, 0.0, 0.05, tmp_path / "c.zip", tmp_path / "c.json")
+    cfg = parse_job_config(job_config(classes=CLASSES, chips={"min_purity": 0.9, "max_nodata": 0.0, "max_cloud": 0.05}))
+    doc = write_tile_shard(grid, tile.id, tmp_path / "tiles", cfg, tmp_path / "c.zip", tmp_path / "c.json")
     assert doc["rejected"] == {"unlabelled": 1, "purity": 1, "nodata": 1, "cloud": 1}
     assert doc["kept"] == doc["candidates"] - 4
     by_id = {c["id"]: c for c in doc["chips"]}
@@ -92,59 +93,3 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
         with rasterio.MemoryFile(zf.read(f"slope/fluvial/{first['id']}.tif")) as mem, mem.open() as ds:
             assert ds.shape == (64, 64) and ds.bounds.left == x0 and ds.bounds.bottom == y0
             assert ds.crs.to_string() == grid.crs
-
-
-def _lattice_chips(n=30, span=640.0, x0=400000, y0=4800000):
-    return [{"id": f"c{i}_{j}", "x": x0 + i * span, "y": y0 + j * span} for i in range(n) for j in range(n)]
-
-
-def test_block_split_is_disjoint_meets_ratios_and_is_seeded():
-    chips = _lattice_chips()
-    split = assign_splits(chips, 640.0, "block", block_chips=5, seed=42, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
-    assert set(split) == {c["id"] for c in chips}  # every chip in exactly one split (a dict: one value each)
-    share = {s: sum(v == s for v in split.values()) / len(split) for s in SPLITS}
-    assert share["train"] == pytest.approx(0.7, abs=0.03) and share["val"] == pytest.approx(0.1, abs=0.03)
-    # blocks are whole: all chips of a 5 x 5 block share a split
-    for c in chips:
-        i, j = (int(v) for v in c["id"][1:].split("_"))
-        assert split[c["id"]] == split[f"c{i // 5 * 5}_{j // 5 * 5}"]
-    again = assign_splits(chips, 640.0, "block", block_chips=5, seed=42, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
-    other = assign_splits(chips, 640.0, "block", block_chips=5, seed=7, ratios={"train": 0.7, "val": 0.1, "test": 0.2})
-    assert again == split and other != split
-
-
-def test_buffer_keeps_splits_apart():
-    chips = _lattice_chips()
-    split = assign_splits(chips, 640.0, "block", block_chips=5, buffer_chips=1, seed=42,
-                          ratios={"train": 0.7, "val": 0.1, "test": 0.2})
-    pos = {(int(c["id"][1:].split("_")[0]), int(c["id"].split("_")[1])): c["id"] for c in chips}
-    dropped = len(chips) - len(split)
-    assert dropped > 0
-    for (i, j), cid in pos.items():
-        if cid not in split:
-            continue
-        for di in (-1, 0, 1):
-            for dj in (-1, 0, 1):
-                other = pos.get((i + di, j + dj))
-                if other in split:
-                    assert split[other] == split[cid], (cid, other)
-
-
-def test_random_split_is_seeded():
-    chips = _lattice_chips(10)
-    a = assign_splits(chips, 640.0, "random", seed=1, ratios={"train": 0.5, "val": 0.25, "test": 0.25})
-    assert a == assign_splits(chips, 640.0, "random", seed=1, ratios={"train": 0.5, "val": 0.25, "test": 0.25})
-    assert set(a.values()) == set(SPLITS)
-
-
-def test_no_chip_passing_the_filters(tmp_path):
-    j = tmp_path / "t.json"
-    j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [],
-                             "rejected": {"purity": 9, "cloud": 3, "nodata": 0, "unlabelled": 0}}))
-    z = tmp_path / "t.zip"
-    zipfile.ZipFile(z, "w").close()
-    with pytest.raises(GosBuildError, match=r"no chip passed the filters \(12 candidates; rejected: cloud 3, "
-                                            r"nodata 0, purity 9, unlabelled 0\)"):
-        build_dataset([(str(j), str(z))], CLASSES, {"method": "block", "block_chips": 4, "seed": 1,
-                      "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}, 640.0, tmp_path / "ds", {})
-    assert not (tmp_path / "ds").exists()

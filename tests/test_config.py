@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 from gos_build.config import check_config, load_config, with_defaults
 from gos_build.errors import GosBuildError
 
@@ -162,3 +162,17 @@ def test_slurm_profile_dry_run(tmp_path):
     out = res.stdout + res.stderr
     assert "rule terrain" in out and "rule chips" in out
     assert "mem_mb=2000" in out and "runtime=20" in out  # set-resources of the profile reach the terrain jobs
+
+
+def test_only_the_input_resolvers_see_input_globs():
+    """Rules named inputs_<kind> are the only ones given inputs.sentinel2 / dem / polygons; stages take manifests."""
+    import re
+
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule )", smk.read_text(encoding="utf-8")):
+            name = re.match(r"rule (\w+)", block)
+            if not name:
+                continue
+            uses = re.findall(r"inputs\.(sentinel2|dem|polygons)\b|input_sources\(", block)
+            if uses:
+                assert name.group(1).startswith("inputs_"), f"{smk.name}: rule {name.group(1)} reads input globs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import zipfile
@@ -12,18 +13,26 @@ import rasterio
 from pyproj import Transformer
 from scipy import ndimage
 
-from conftest import require_tool, run_cli
-from gos_build.dem import build_mosaic, dem_for_window, expand_inputs
+from helpers import require_tool, run_cli
+from gos_build.dem import build_mosaic, dem_for_window
+from gos_build.inputs import resolve
+from gos_build.inputs.dem import gdal_paths
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
-from gos_build.terrain import NODATA, TILE_BANDS, terrain_tile
+from gos_build.layout import ELEVATION_LAYERS as TILE_BANDS
+from gos_build.terrain import NODATA, terrain_tile
 
 AOI = (2.965, 45.725, 2.995, 45.755)  # ~2.3 x 3.3 km inside the Auvergne demo inputs
 
 
+def _manifest(patterns, grid):
+    """The dem manifest of ``inputs.dem: patterns`` (the resolver the workflow runs)."""
+    return resolve("dem", {"inputs": {"dem": [str(p) for p in patterns]}}, grid)
+
+
 def _mosaic(demo, tmp_path, grid, pattern="srtm/*.hgt"):
     vrt = tmp_path / "mosaic.vrt"
-    build_mosaic(expand_inputs([str(demo / pattern)], "dem"), grid, vrt)
+    build_mosaic(_manifest([demo / pattern], grid), vrt)
     return vrt
 
 
@@ -115,9 +124,11 @@ def test_zipped_hgt_is_read_in_place(auvergne_demo, tmp_path):
         with zipfile.ZipFile(tmp_path / f"{hgt.stem}.SRTMGL1.hgt.zip", "w", zipfile.ZIP_DEFLATED) as zf:
             zf.write(hgt, hgt.name)
     grid = build_grid(bbox=AOI, tile_chips=64)
-    paths = expand_inputs([str(tmp_path / "*.hgt.zip")], "dem")
+    paths = gdal_paths([str(tmp_path / "*.hgt.zip")])
     assert all(p.startswith("/vsizip/") and p.endswith(".hgt") for p in paths)
-    build_mosaic(paths, grid, tmp_path / "zip.vrt")
+    manifest = _manifest([tmp_path / "*.hgt.zip"], grid)
+    assert manifest["sources"] == paths and all(f["bytes"] > 0 for f in manifest["files"])
+    build_mosaic(manifest, tmp_path / "zip.vrt")
     plain = _mosaic(auvergne_demo, tmp_path, grid)
     t = grid.tiles()[0]
     assert np.array_equal(dem_for_window(tmp_path / "zip.vrt", grid, t.window),
@@ -130,15 +141,15 @@ def test_dem_not_covering_the_aoi_names_fraction_and_missing_tiles(auvergne_demo
     only_east.mkdir()
     shutil.copy(auvergne_demo / "srtm" / "N45E003.hgt", only_east)
     grid = build_grid(bbox=(2.98, 45.72, 3.02, 45.76))  # straddles 3 E
-    res = run_cli("dem-mosaic", "--grid", str(_write_grid(grid, tmp_path)), "--out", str(tmp_path / "m.vrt"),
-                  str(only_east / "*.hgt"))
+    res = run_cli("inputs", "dem", "--grid", str(_write_grid(grid, tmp_path)), "--out", str(tmp_path / "dem.json"),
+                  "--config", json.dumps({"inputs": {"dem": [str(only_east / "*.hgt")]}}))
     assert res.returncode == 2
     msg = res.stderr.strip()
     assert msg.startswith("gos-build: error: inputs.dem: the DEM files cover ")
     frac = float(msg.split("cover ")[1].split(" %")[0])
     assert 40 < frac < 60  # about half the AOI lies west of 3 E
     assert msg.endswith("missing SRTM tiles: N45E002.hgt")
-    assert not (tmp_path / "m.vrt").exists()
+    assert not (tmp_path / "dem.json").exists()
 
 
 def _write_grid(grid, folder):
@@ -150,17 +161,16 @@ def _write_grid(grid, folder):
 def test_bad_dem_inputs(tmp_path):
     grid = build_grid(bbox=AOI)
     with pytest.raises(GosBuildError, match=r"inputs.dem: '.*nothing\*.hgt' matches no file"):
-        expand_inputs([str(tmp_path / "nothing*.hgt")], "dem")
+        _manifest([tmp_path / "nothing*.hgt"], grid)
     short = tmp_path / "N45E002.hgt"
     short.write_bytes(b"\x00\x01" * 1000)
     with pytest.raises(GosBuildError, match=r"N45E002.hgt: not an SRTM HGT tile \(2000 bytes"):
-        build_mosaic([str(short)], grid, tmp_path / "m.vrt")
+        _manifest([short], grid)
     empty = tmp_path / "N45E003.hgt"
     np.full((3601, 3601), -32768, dtype=">i2").tofile(empty)
     with pytest.raises(GosBuildError, match=r"N45E003.hgt: every pixel of the DEM is nodata"):
-        build_mosaic([str(empty)], grid, tmp_path / "m.vrt")
-    assert not (tmp_path / "m.vrt").exists()
+        _manifest([empty], grid)
     bad_zip = tmp_path / "N45E002.hgt.zip"
     bad_zip.write_bytes(b"PK not a zip")
     with pytest.raises(GosBuildError, match="not a readable zip file"):
-        expand_inputs([str(bad_zip)], "dem")
+        gdal_paths([str(bad_zip)])

@@ -15,7 +15,7 @@ import rasterio
 import shapely
 from rasterio.features import rasterize
 
-from conftest import AUVERGNE_BBOX, require_tool
+from helpers import AUVERGNE_BBOX, require_tool
 from gos_build.demo import demo_inputs, mgrs_tile
 
 
@@ -29,6 +29,7 @@ def _safe(folder: Path) -> Path:
     return safe
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_same_arguments_same_bytes(auvergne_demo, tmp_path):
     again = tmp_path / "again"
     demo_inputs(AUVERGNE_BBOX, again, seed=3, baseline="05.09", cloud_fraction=0.1)
@@ -102,6 +103,7 @@ def test_sentinel2_product_read_by_gdal_cli(auvergne_demo):
     assert "Upper Left  (   2.9998611,  46.0001389)" in hgt
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_scl_has_clouds_and_baselines_differ_only_by_the_offset(auvergne_demo, tmp_path):
     old = tmp_path / "old"
     demo_inputs(AUVERGNE_BBOX, old, seed=3, baseline="02.14", cloud_fraction=0.1)
@@ -137,6 +139,7 @@ def test_polygons_read_by_ogr_with_valid_geometries_and_chinese_names(auvergne_d
     assert shapely.union_all(gdf.geometry.values).area == pytest.approx(gdf.geometry.area.sum(), rel=1e-9)  # no overlaps
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_classes_carry_distinct_terrain_signatures(tmp_path):
     """Rugged tectonic > cone-studded volcanic > flat fluvial in slope; fluvial lowest (demo AOI)."""
     bbox = (128.125, 43.60, 128.25, 43.69)
@@ -182,10 +185,10 @@ def test_mgrs_tile_names():
 
 
 def test_cli_bad_bbox_one_line(tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     res = run_cli("demo-inputs", "--bbox", "3", "45", "2", "46", "--out", str(tmp_path / "x"))
     assert res.returncode == 2
-    assert res.stderr.strip() == ("gos-build: error: --bbox: expected LON_MIN LAT_MIN LON_MAX LAT_MAX with "
+    assert res.stderr.strip() == ("gos-build: error: --bbox: expected [lon_min, lat_min, lon_max, lat_max] with "
                                   "min < max, got [3.0, 45.0, 2.0, 46.0]")
     assert not (tmp_path / "x").exists()

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from conftest import run_cli
+from helpers import run_cli
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
 
@@ -40,7 +40,8 @@ def test_safe_zip_missing_a_band(auvergne_demo, tmp_path):
                 zf.write(f, f"{safe.name}/{f.relative_to(safe).as_posix()}")
     grid = tmp_path / "grid.json"
     grid.write_text(build_grid(bbox=(2.96, 45.725, 3.0, 45.76)).to_json())
-    res = run_cli("s2-inventory", "--grid", str(grid), "--out", str(tmp_path / "inv.json"), str(archive))
+    res = run_cli("inputs", "sentinel2", "--grid", str(grid), "--out", str(tmp_path / "inv.json"),
+                  "--config", json.dumps({"inputs": {"sentinel2": [str(archive)]}}))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith(f"gos-build: error: {safe.name}: GRANULE/")
     assert res.stderr.strip().endswith("_B03_10m.jp2 is missing from the product")
@@ -55,12 +56,11 @@ def test_empty_polygon_file(tmp_path):
                             geometry_type="Polygon")
     grid = tmp_path / "grid.json"
     grid.write_text(build_grid(bbox=(128.13, 43.61, 128.17, 43.64)).to_json())
-    res = run_cli("labels-prepare", "--grid", str(grid), "--polygons", str(empty), "--class-field", "genesis",
-                  "--classes", json.dumps({"1": {"name": "tectonic", "values": ["构造地貌"]}}, ensure_ascii=False),
-                  "--out", str(tmp_path / "p.gpkg"), "--summary", str(tmp_path / "p.json"))
+    res = run_cli("inputs", "polygons", "--grid", str(grid), "--out", str(tmp_path / "p.json"),
+                  "--config", json.dumps({"inputs": {"polygons": str(empty), "class_field": "genesis"}}))
     assert res.returncode == 2
     assert res.stderr.strip() == f"gos-build: error: inputs.polygons: {empty} holds no feature"
-    assert not (tmp_path / "p.gpkg").exists() and not (tmp_path / "p.json").exists()
+    assert not (tmp_path / "p.json").exists()
 
 
 def test_output_folder_not_writable(tmp_path):

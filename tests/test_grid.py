@@ -131,3 +131,15 @@ def test_geometry_aoi_from_vector_file(tmp_path):
     # GeoJSON without crs member is WGS84 by RFC 7946, so it is accepted
     assert build_grid(geometry_path=str(nocrs)).crs == "EPSG:32631"
     assert math.isclose(grid.tile_span, 5120)
+
+
+def test_neighbours_on_the_tile_lattice():
+    grid = build_grid(bbox=(128.13, 43.61, 128.25, 43.69), tile_chips=4)  # 2560 m tiles
+    ids = [t.id for t in grid.tiles()]
+    first = grid.tiles()[0]  # north-west
+    x, y = parse_lattice_id(first.id)
+    east, south, south_east = (lattice_id(x + 2560, y), lattice_id(x, y - 2560), lattice_id(x + 2560, y - 2560))
+    assert grid.neighbours(first.id) == [east, south, south_east]
+    assert grid.neighbours(first.id, directions=((-1, 0), (0, 1))) == []  # west and north lie outside
+    last = ids[-1]  # south-east corner: no neighbour east or south
+    assert grid.neighbours(last) == []

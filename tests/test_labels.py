@@ -12,7 +12,7 @@ import rasterio
 import shapely
 from shapely.geometry import Point, Polygon, box
 
-from conftest import run_cli
+from helpers import run_cli
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
 from gos_build.labels import prepare_labels, rasterize_tile, summarize
@@ -109,9 +109,8 @@ def test_file_without_crs_is_refused(tmp_path):
     geoms, values = _utm_polys()
     shp = _write(tmp_path / "polys.shp", geoms, values)
     (tmp_path / "polys.prj").unlink()
-    res = run_cli("labels-prepare", "--grid", _grid_file(tmp_path), "--polygons", str(shp), "--class-field", "genesis",
-                  "--classes", json.dumps(CLASSES, ensure_ascii=False), "--out", str(tmp_path / "p.gpkg"),
-                  "--summary", str(tmp_path / "p.json"))
+    res = run_cli("inputs", "polygons", "--grid", _grid_file(tmp_path), "--out", str(tmp_path / "p.json"),
+                  "--config", json.dumps({"inputs": {"polygons": str(shp), "class_field": "genesis"}}))
     assert res.returncode == 2
     assert res.stderr.strip() == f"gos-build: error: inputs.polygons: {shp} has no CRS; assign one (e.g. ogr2ogr -a_srs EPSG:4326)"
 

@@ -10,10 +10,11 @@ import rasterio
 
 torch = pytest.importorskip("torch")  # the [ml] extra; scripts/check.sh installs it
 
-from conftest import run_cli  # noqa: E402
+from helpers import run_cli  # noqa: E402
 from gos_build.ml import TERRAIN, GOSDataset, TwoBranchNet, metrics, train_and_evaluate  # noqa: E402
 
 
+@pytest.mark.slow
 def test_loader_items_match_the_files(runs):
     root = runs["a2"] / "dataset"
     ds = GOSDataset(root, split="train", normalize=False)
@@ -30,6 +31,7 @@ def test_loader_items_match_the_files(runs):
     assert item["label"] == sorted(ds.classes).index(ds.chips[0]["label"])
 
 
+@pytest.mark.slow
 def test_normalisation_uses_train_statistics(runs):
     root = runs["a2"] / "dataset"
     stats = json.loads((root / "stats.json").read_text())
@@ -52,6 +54,7 @@ def test_metrics_by_hand():
     assert m["per_class_accuracy"] == [pytest.approx(0.8), pytest.approx(0.6)]
 
 
+@pytest.mark.slow
 def test_one_epoch_is_deterministic(runs):
     root = runs["a2"] / "dataset"
     a = train_and_evaluate(root, epochs=1, seed=3)
@@ -64,6 +67,7 @@ def test_one_epoch_is_deterministic(runs):
     assert out.shape == (2, 3)
 
 
+@pytest.mark.slow
 def test_baseline_command_writes_metrics_report_and_figure(runs, tmp_path):
     res = run_cli("baseline", str(runs["a2"] / "dataset"), str(tmp_path), "--epochs", "2")
     assert res.returncode == 0, res.stderr

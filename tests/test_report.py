@@ -6,7 +6,11 @@ import base64
 import re
 import subprocess
 
-from conftest import AOI_A, require_tool, run_workflow, workflow_config
+import pytest
+
+from helpers import AOI_A, require_tool, run_workflow, workflow_config
+
+pytestmark = pytest.mark.slow  # runs the workflow
 
 FIGURES = ["overview.png", "counts.png", "histograms.png", "gallery_tectonic.png", "gallery_volcanic.png",
            "gallery_fluvial.png"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import zipfile
@@ -11,10 +12,25 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import run_cli
+from helpers import run_cli
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
-from gos_build.sentinel2 import composite_window, discover, inventory, load_inventory, s2_tile
+from gos_build.inputs import read_manifest, resolve, write_manifest
+from gos_build.inputs.sentinel2 import discover, products_from_manifest
+from gos_build.sentinel2 import composite_window, s2_tile
+
+
+def inventory(patterns, grid, out, mask_snow=False):
+    """Resolve ``inputs.sentinel2: patterns`` into its manifest at ``out`` (the workflow's inputs_sentinel2 rule)."""
+    doc = resolve("sentinel2", {"inputs": {"sentinel2": list(patterns)}, "sentinel2": {"mask_snow": mask_snow}},
+                  grid)
+    write_manifest(out, doc)
+    return doc
+
+
+def load_inventory(path):
+    doc = read_manifest(path, "sentinel2")
+    return products_from_manifest(doc), tuple(doc["invalid_scl"])
 
 AOI = (2.96, 45.725, 3.00, 45.76)  # inside the demo bbox
 
@@ -31,7 +47,7 @@ def _tiles(patterns, tmp_path, tile_chips=4, aoi=AOI):
     rgb = np.zeros((3, grid.height, grid.width), np.uint16)
     valid = np.zeros((grid.height, grid.width), np.uint8)
     for t in grid.tiles():
-        s2_tile(inv, grid, t.id, tmp_path / f"{t.id}_rgb.tif", tmp_path / f"{t.id}_valid.tif")
+        s2_tile(read_manifest(inv, "sentinel2"), grid, t.id, tmp_path / f"{t.id}_rgb.tif", tmp_path / f"{t.id}_valid.tif")
         sl = (slice(t.row_off, t.row_off + t.height), slice(t.col_off, t.col_off + t.width))
         with rasterio.open(tmp_path / f"{t.id}_rgb.tif") as ds:
             assert ds.dtypes == ("uint16",) * 3 and ds.nodata == 0 and ds.crs.to_epsg() == 32631
@@ -64,6 +80,7 @@ def test_rgb_and_mask_equal_the_product_pixels(auvergne_demo, tmp_path):
     assert 0.01 < 1 - expected.mean() < 0.5  # the demo's clouds fall on this AOI
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_baselines_give_identical_rgb(make_demo, tmp_path):
     (new,) = _safes(make_demo(baseline="05.09"))
     (old,) = _safes(make_demo(baseline="02.14"))
@@ -88,6 +105,7 @@ def test_zip_and_folder_give_identical_output(auvergne_demo, tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"a", "b", archive.name}  # nothing unpacked
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_two_granules_mosaic_without_seam_or_hole(make_demo, tmp_path):
     one = make_demo(cloud_fraction=0.0)
     two = make_demo(cloud_fraction=0.0, granules=2)
@@ -101,6 +119,7 @@ def test_two_granules_mosaic_without_seam_or_hole(make_demo, tmp_path):
     assert np.array_equal(rgb1, rgb2)  # no seam: the same pixels as a single granule
 
 
+@pytest.mark.slow  # extra demo products: several seconds
 def test_valid_pixel_wins_over_invalid(make_demo, tmp_path):
     two = make_demo(cloud_fraction=0.3, granules=2)
     safes = _safes(two)
@@ -174,7 +193,8 @@ def test_corrupt_jp2(auvergne_demo, tmp_path):
     (b04,) = safe.rglob("*_B04_10m.jp2")
     b04.write_bytes(b04.read_bytes()[:200])
     grid = build_grid(bbox=AOI)
-    res = run_cli("s2-inventory", "--grid", _grid(grid, tmp_path), "--out", str(tmp_path / "i.json"), str(safe))
+    res = run_cli("inputs", "sentinel2", "--grid", _grid(grid, tmp_path), "--out", str(tmp_path / "i.json"),
+                  "--config", json.dumps({"inputs": {"sentinel2": [str(safe)]}}))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert re.match(rf"gos-build: error: {safe.name}: .*_B04_10m.jp2 is not a readable JPEG 2000", res.stderr)
     assert not (tmp_path / "i.json").exists()

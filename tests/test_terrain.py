@@ -14,7 +14,7 @@ import rasterio
 from affine import Affine
 from numpy.lib.stride_tricks import sliding_window_view
 
-from conftest import require_tool, run_cli
+from helpers import require_tool, run_cli
 from gos_build.errors import GosBuildError
 from gos_build.terrain import LAYERS, NODATA, halo_for, richdem_slope_aspect, terrain_file, terrain_layers
 

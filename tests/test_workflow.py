@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import yaml
 
-from conftest import AOI_A, ROOT, run_cli, run_workflow, workflow_config
+from helpers import AOI_A, ROOT, run_cli, run_workflow, workflow_config
+
+pytestmark = pytest.mark.slow  # runs the workflow
+
 
 def test_cores_1_and_2_give_the_same_bytes(runs):
     a2, a1 = runs["a2"], runs["a1"]
@@ -37,6 +43,20 @@ def test_the_dataset_validates_and_has_the_documented_layout(runs):
     dist = sorted(p.name for p in (runs["a2"] / "dist").glob("*.zip"))
     assert dist == sorted(f"aoi_{m}.zip" for m in ("rgb", "dem", "hillshade", "slope", "mean", "std", "northness",
                                                    "eastness", "dev", "labels"))
+
+
+def test_inputs_are_resolved_once_into_manifests(runs, inputs):
+    """results/<aoi>/inputs/<kind>.json name exactly the files the globs match, and the stages read nothing else."""
+    man = {k: json.loads((runs["a2"] / "inputs" / f"{k}.json").read_text(encoding="utf-8"))
+           for k in ("sentinel2", "dem", "polygons")}
+    assert {m["kind"] for m in man.values()} == {"sentinel2", "dem", "polygons"}
+    safes = sorted(str(p) for p in (inputs / "sentinel2").glob("*.SAFE"))
+    assert [p["source"] for p in man["sentinel2"]["products"]] == safes
+    assert all(p["bytes"] > 1000 for p in man["sentinel2"]["products"])
+    assert man["dem"]["sources"] == sorted(str(p) for p in (inputs / "srtm").glob("*.hgt"))
+    assert [f["bytes"] for f in man["dem"]["files"]] == [25934402] * len(man["dem"]["files"])  # SRTM1 tiles
+    assert man["polygons"]["path"] == str(inputs / "polygons.gpkg") and man["polygons"]["features"] > 0
+    assert man["dem"]["aoi_covered"] > 0.9999 and man["sentinel2"]["aoi_covered"] > 0.9999
 
 
 def test_overlapping_aois_share_identical_chips(runs):

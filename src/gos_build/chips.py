@@ -17,60 +17,28 @@ Each candidate is kept or rejected by the first failing test, in this order:
 Chip ids are the south-west corner of the chip in the grid CRS, metres
 (``E0500480N4880000``), so overlapping AOIs give the same ids and bytes.
 
-The shard (``chips.zip``) holds ``<modality>/<class>/<chip_id>.tif`` for the
-kept chips, GeoTIFFs with fixed bytes, stored in sorted order with a fixed
-timestamp; ``chips.json`` holds one record per kept chip (label, purity,
-corner, per-layer sums for the dataset statistics), the rejection counts and
-the south-west corner and reason of every rejected candidate.
+:func:`cut_tile` returns the tile's record -- one entry per kept chip (label,
+purity, corner, per-layer sums for the dataset statistics), the rejection
+counts and the south-west corner and reason of every rejected candidate --
+and the kept chips' arrays; the archive's writers turn them into files
+(:mod:`gos_build.archive.shard`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from rasterio.windows import Window
 
-from .errors import GosBuildError
 from .grid import Grid, lattice_id
-from .io import atomic_path, atomic_write_text, geotiff_bytes
-from .terrain import NODATA, TILE_BANDS
+from .layout import DEM, ELEVATION_LAYERS, LAYERS, REJECTIONS, RGB, TERRAIN_NODATA, classes_from_config
+from .tiles import read_window
 
 log = logging.getLogger(__name__)
-
-MODALITIES = ("rgb",) + TILE_BANDS  # rgb dem hillshade slope mean std northness eastness dev
-REJECTIONS = ("unlabelled", "purity", "nodata", "cloud")
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-# tile layer files: name -> (file in tiles/<tile>/, bands)
-TILE_FILES = {"labels": "labels.tif", "valid": "valid.tif", "rgb": "rgb.tif", "terrain": "terrain.tif"}
-
-
-def read_grid_window(grid: Grid, tile_dirs: dict[str, Path], name: str, window: Window, fill) -> np.ndarray:
-    """Read ``window`` of the grid from the per-tile files ``tiles/<tile>/<name>`` (crossing tiles if needed)."""
-    r0, c0 = int(window.row_off), int(window.col_off)
-    h, w = int(window.height), int(window.width)
-    out = None
-    for t in grid.tiles():
-        rr0, cc0 = max(r0, t.row_off), max(c0, t.col_off)
-        rr1, cc1 = min(r0 + h, t.row_off + t.height), min(c0 + w, t.col_off + t.width)
-        if rr1 <= rr0 or cc1 <= cc0:
-            continue
-        if t.id not in tile_dirs:
-            raise GosBuildError(f"chips: tile {t.id} is needed for this window but was not given")
-        with rasterio.open(Path(tile_dirs[t.id]) / TILE_FILES[name]) as ds:
-            part = ds.read(window=Window(cc0 - t.col_off, rr0 - t.row_off, cc1 - cc0, rr1 - rr0))
-        if out is None:
-            out = np.full((part.shape[0], h, w), fill, dtype=part.dtype)
-        out[:, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = part
-    if out is None:
-        raise GosBuildError(f"chips: window {window} lies outside every tile")
-    return out
 
 
 def candidates(grid: Grid, tile_id: str, stride: int) -> tuple[list[tuple[int, int]], int]:
@@ -110,7 +78,7 @@ def judge(labels: np.ndarray, valid: np.ndarray, rgb: np.ndarray, terrain: np.nd
         return "unlabelled", 0, 0.0, {}
     label = int(np.argmax(counts))  # ties: the smaller class id
     purity = counts[label] / n
-    nodata = [float((rgb[0] == 0).mean())] + [float((terrain[i] == NODATA).mean()) for i in range(terrain.shape[0])]
+    nodata = [float((rgb[0] == 0).mean())] + [float((terrain[i] == TERRAIN_NODATA).mean()) for i in range(terrain.shape[0])]
     has_data = rgb[0] != 0
     cloud = float((has_data & (valid == 0)).sum() / n)
     shares = {"nodata": max(nodata), "cloud": cloud}
@@ -134,27 +102,31 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
             "max": float(v.max())}
 
 
-def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: dict, stride: int,
-               min_purity: float, max_nodata: float, max_cloud: float, out_zip: str | Path,
-               out_json: str | Path) -> dict:
-    """Judge every candidate of one tile and write its shard (zip of chip GeoTIFFs) and record (JSON)."""
-    classes = {int(k): v for k, v in classes.items()}
+def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, stride: int, min_purity: float,
+             max_nodata: float, max_cloud: float, allowed: set[str] | None = None) -> tuple[dict, list]:
+    """Judge every candidate chip of one tile.
+
+    Returns the tile's record (candidates, rejections by reason, the kept
+    chips' label, purity, corner and per-band sums) and the kept chips as
+    ``(record, {layer: array (bands, size, size)})``, arrays being views of the
+    tile's layers (``tiles_dir/<tile>/*.tif``, and the neighbours in ``allowed``
+    when chips overlap). Writing them is a writer's job (:mod:`gos_build.archive`).
+    """
+    classes = classes_from_config(classes)
     tile = grid.tile(tile_id)
     size = grid.chip_size
     cands, partial = candidates(grid, tile_id, stride)
     reasons = Counter({r: 0 for r in REJECTIONS})
-    records = []
-    rejected_cells = []
-    entries: list[tuple[str, bytes]] = []
+    records, kept, rejected_cells = [], [], []
     if cands:
         # one read covering every candidate (reaching into neighbour tiles when stride < chip size)
         r_end = max(r for r, _ in cands) + size
         c_end = max(c for _, c in cands) + size
         win = Window(tile.col_off, tile.row_off, c_end - tile.col_off, r_end - tile.row_off)
-        labels = read_grid_window(grid, tile_dirs, "labels", win, 0)[0]
-        valid = read_grid_window(grid, tile_dirs, "valid", win, 0)[0]
-        rgb = read_grid_window(grid, tile_dirs, "rgb", win, 0)
-        terrain = read_grid_window(grid, tile_dirs, "terrain", win, NODATA)
+        labels = read_window(grid, tiles_dir, "labels", win, 0, allowed)[0]
+        valid = read_window(grid, tiles_dir, "valid", win, 0, allowed)[0]
+        rgb = read_window(grid, tiles_dir, RGB.name, win, RGB.nodata, allowed)
+        terrain = read_window(grid, tiles_dir, "terrain", win, DEM.nodata, allowed)
         for r, c in cands:
             sl = (slice(r - tile.row_off, r - tile.row_off + size), slice(c - tile.col_off, c - tile.col_off + size))
             chip_rgb, chip_ter = rgb[(slice(None),) + sl], terrain[(slice(None),) + sl]
@@ -168,32 +140,20 @@ def chips_tile(grid: Grid, tile_id: str, tile_dirs: dict[str, Path], classes: di
                                        grid.y_max - (r + size) * grid.resolution, reason])
                 continue
             x = grid.x_min + c * grid.resolution
-            y_top = grid.y_max - r * grid.resolution
-            y = y_top - size * grid.resolution
-            chip_id = lattice_id(x, y)
-            transform = grid.window_transform(Window(c, r, size, size))
-            cname = classes[label]["name"]
-            layers = {"rgb": chip_rgb}
-            for i, name in enumerate(TILE_BANDS):
+            y = (grid.y_max - r * grid.resolution) - size * grid.resolution
+            layers = {RGB.name: chip_rgb}
+            for i, name in enumerate(ELEVATION_LAYERS):
                 layers[name] = chip_ter[i : i + 1]
-            sums = {}
-            for name, arr in layers.items():
-                nodata = 0 if name == "rgb" else NODATA
-                sums[name] = [_band_sums(band, nodata) for band in arr]
-                desc = [name] if len(arr) == 1 else [f"{name} {b}" for b in ("R", "G", "B")]
-                entries.append((f"{name}/{cname}/{chip_id}.tif", geotiff_bytes(arr, grid.crs, transform, nodata, desc)))
-            records.append({"id": chip_id, "label": label, "class": cname, "purity": round(float(purity), 6),
-                            "x": x, "y": y, "cloud": round(shares["cloud"], 6), "stats": sums})
-    with atomic_path(out_zip) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name, data in sorted(entries):
-                info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, data)
+            sums = {name: [_band_sums(band, LAYERS[name].nodata) for band in arr] for name, arr in layers.items()}
+            record = {"id": lattice_id(x, y), "label": label, "class": classes[label]["name"],
+                      "purity": round(float(purity), 6), "x": x, "y": y, "cloud": round(shares["cloud"], 6),
+                      "stats": sums, "row": r, "col": c}
+            records.append(record)
+            kept.append((record, layers))
     doc = {"tile": tile_id, "candidates": len(cands), "partial_aoi": partial, "kept": len(records),
            "rejected": dict(reasons), "rejected_cells": sorted(rejected_cells),
-           "chips": sorted(records, key=lambda d: d["id"])}
-    atomic_write_text(out_json, json.dumps(doc, sort_keys=True) + "\n")
+           "chips": sorted(({k: v for k, v in rec.items() if k not in ("row", "col")} for rec in records),
+                           key=lambda d: d["id"])}
     log.info("chips tile %s: %d candidates, %d kept, rejected %s, %d cells partly outside the AOI", tile_id,
              len(cands), len(records), dict(reasons), partial)
-    return doc
+    return doc, kept

@@ -76,15 +76,26 @@ def _message(err: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {err.message}"
 
 
+def bbox_problem(bbox, lat_range: tuple[float, float] = (-90.0, 90.0)) -> str | None:
+    """What is wrong with a WGS84 ``[lon_min, lat_min, lon_max, lat_max]`` (None: nothing).
+
+    The one bbox check: the config, the grid and the demo generator use it.
+    """
+    lon0, lat0, lon1, lat1 = (float(b) for b in bbox)
+    if not (lon0 < lon1 and lat0 < lat1):
+        return f"expected [lon_min, lat_min, lon_max, lat_max] with min < max, got {list(bbox)}"
+    if not (-180 <= lon0 and lon1 <= 180 and lat_range[0] <= lat0 and lat1 <= lat_range[1]):
+        return f"{list(bbox)} is outside lon [-180, 180] / lat [{lat_range[0]:g}, {lat_range[1]:g}]"
+    return None
+
+
 def _semantic_problems(cfg: dict) -> list[str]:
     out = []
     for key, bbox in (("aoi.bbox", cfg.get("aoi", {}).get("bbox")), ("demo.bbox", (cfg.get("demo") or {}).get("bbox"))):
         if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(b, (int, float)) for b in bbox):
-            lon0, lat0, lon1, lat1 = bbox
-            if not (lon0 < lon1 and lat0 < lat1):
-                out.append(f"config key '{key}': expected [lon_min, lat_min, lon_max, lat_max] with min < max, got {bbox}")
-            elif not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180 and -90 <= lat0 <= 90 and -90 <= lat1 <= 90):
-                out.append(f"config key '{key}': {bbox} is outside lon [-180, 180] / lat [-90, 90]")
+            problem = bbox_problem(bbox)
+            if problem:
+                out.append(f"config key '{key}': {problem}")
     ratios = (cfg.get("split") or {}).get("ratios")
     if isinstance(ratios, dict) and all(isinstance(ratios.get(k), (int, float)) for k in ("train", "val", "test")):
         total = ratios["train"] + ratios["val"] + ratios["test"]
@@ -152,3 +163,28 @@ def with_defaults(config: dict) -> dict:
     cfg = copy.deepcopy(config)
     validate(cfg, str(SCHEMA_PATH), set_default=True)
     return cfg
+
+
+def job_config(value: str) -> dict:
+    """The config a job runs with, from ``--config``.
+
+    The workflow passes its validated, default-filled config (or the sections
+    a rule needs) as inline JSON; a user running a command by hand passes a
+    config file, which is checked and default-filled here.
+    """
+    import json
+
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise GosBuildError(f"--config: not valid JSON ({exc})") from None
+    return load_config(value)
+
+
+def schema_entry(key: str, schema: dict | None = None) -> dict:
+    """The schema of config key ``key`` (dotted, e.g. ``terrain.window``): its type, default, enum, description."""
+    node = schema or load_schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node

@@ -24,8 +24,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from .chips import MODALITIES
 from .grid import Grid
+from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_index
+from .tiles import read_decimated
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +70,8 @@ def _save(fig, path: Path) -> None:
     _plt().close(fig)
 
 
-def _mosaic(grid: Grid, tiles_dir: Path, name: str, band: int, factor: int, fill, resampling=Resampling.nearest):
-    H, W = math.ceil(grid.height / factor), math.ceil(grid.width / factor)
-    out = None
-    for t in grid.tiles():
-        oh, ow = math.ceil(t.height / factor), math.ceil(t.width / factor)
-        with rasterio.open(tiles_dir / t.id / name) as ds:
-            part = ds.read(band, out_shape=(oh, ow), resampling=resampling)
-        if out is None:
-            out = np.full((H, W), fill, dtype=part.dtype)
-        r0, c0 = t.row_off // factor, t.col_off // factor
-        out[r0 : r0 + oh, c0 : c0 + ow] = part[: H - r0, : W - c0]
-    return out
-
-
 def _read_dataset(dataset: Path):
-    """(class id -> (name, name_zh), chips) through the archive's own reader."""
-    from .archive import read_index
-
+    """(class id -> (name, name_zh), chips) through the one index reader."""
     classes, chips = read_index(dataset)
     return {cid: (c["name"], c["name_zh"]) for cid, c in classes.items()}, chips
 
@@ -107,10 +92,10 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jso
         vext = (ds.bounds.left, ds.bounds.right, ds.bounds.bottom, ds.bounds.top)
     axes[0].imshow(np.moveaxis(rgb, 0, -1), extent=vext)
     axes[0].set_title("Sentinel-2 RGB (2-98 % stretch)")
-    hs = _mosaic(grid, tiles_dir, "terrain.tif", 2, factor, -9999.0, Resampling.average)
-    axes[1].imshow(np.ma.masked_equal(hs, -9999.0), cmap="gray", extent=extent, vmin=0, vmax=255)
-    axes[1].set_title("hillshade (315°, 45°)")
-    lab = _mosaic(grid, tiles_dir, "labels.tif", 1, factor, 0)
+    hs = read_decimated(grid, tiles_dir, "terrain", factor, DEM.nodata, [HILLSHADE.tile_band], Resampling.average)[0]
+    axes[1].imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255)
+    axes[1].set_title(f"{HILLSHADE.name} (315°, 45°)")
+    lab = read_decimated(grid, tiles_dir, "labels", factor, 0, [1])[0]
     ids = sorted(classes)
     cmap = ListedColormap(["#ffffff"] + [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(ids))])
     index = np.zeros(lab.shape, dtype=np.int32)
@@ -126,7 +111,7 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jso
             text.set_fontfamily(zh_font)
     axes[2].set_title("labels (interpretation polygons)")
     ax = axes[3]
-    ax.imshow(np.ma.masked_equal(hs, -9999.0), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
+    ax.imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
     span = grid.chip_span
     for c in chips:
         ax.add_patch(Rectangle((c["x"], c["y"]), span, span, facecolor=SPLIT_COLOURS[c["split"]], alpha=0.75,
@@ -159,25 +144,23 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     mine = sorted(c["id"] for c in chips if c["label"] == class_id)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
-    stats = json.loads((dataset / "stats.json").read_text(encoding="utf-8"))["rgb"]
+    stats = json.loads((dataset / "stats.json").read_text(encoding="utf-8"))[RGB.name]
     # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
     lo = np.array([m - 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
     hi = np.array([m + 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
     fig, axes = plt.subplots(len(MODALITIES), max(1, len(pick)), figsize=(1.7 * max(1, len(pick)) + 1, 1.7 * len(MODALITIES)),
                              squeeze=False)
-    cmaps = {"dem": "terrain", "hillshade": "gray", "slope": "magma", "mean": "terrain", "std": "viridis",
-             "northness": "RdBu", "eastness": "RdBu", "dev": "RdBu"}
     for j, cid in enumerate(pick):
         for i, m in enumerate(MODALITIES):
-            with rasterio.open(dataset / m / name / f"{cid}.tif") as ds:
+            with rasterio.open(dataset / chip_path(m, name, cid)) as ds:
                 a = ds.read().astype(np.float64)
             ax = axes[i][j]
-            if m == "rgb":
+            if m == RGB.name:
                 ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1))
             else:
-                v = np.ma.masked_equal(a[0], -9999.0)
-                lim = {"northness": (-1, 1), "eastness": (-1, 1), "dev": (-2.5, 2.5), "hillshade": (0, 255)}.get(m)
-                ax.imshow(v, cmap=cmaps[m], vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+                v = np.ma.masked_equal(a[0], LAYERS[m].nodata)
+                cmap, lim = LAYERS[m].display
+                ax.imshow(v, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -189,16 +172,13 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     _save(fig, out)
 
 
-def counts(dataset: Path, out: Path) -> None:
+def counts(dataset: Path, shard_jsons: list[Path], out: Path) -> None:
     plt = _plt()
     classes, chips = _read_dataset(dataset)
-    card = (dataset / "datacard.md").read_text(encoding="utf-8")
-    rejected = {}
-    for line in card.splitlines():
-        if line.startswith("- Rejected, by first failing test: "):
-            for part in line.split(": ", 1)[1].split(", "):
-                k, v = part.split(": ")
-                rejected[k] = int(v)
+    rejected: dict[str, int] = {}
+    for p in shard_jsons:  # the tile records: rejections by first failing test
+        for k, v in json.loads(Path(p).read_text(encoding="utf-8"))["rejected"].items():
+            rejected[k] = rejected.get(k, 0) + v
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     ids = sorted(classes)
     x = np.arange(len(ids))
@@ -228,7 +208,7 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
     plt = _plt()
     classes, chips = _read_dataset(dataset)
     rng = np.random.default_rng(seed)
-    layers = ["rgb:red", "rgb:green", "rgb:blue"] + list(MODALITIES[1:])
+    layers = [f"{RGB.name}:{b}" for b in RGB.bands] + list(MODALITIES[1:])
     values = {cid: {ly: [] for ly in layers} for cid in classes}
     for cid in classes:
         ids = sorted(c["id"] for c in chips if c["label"] == cid and c["split"] == "train")
@@ -236,11 +216,11 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
             ids = sorted(rng.choice(ids, size=per_class, replace=False))
         for chip in ids:
             for m in MODALITIES:
-                with rasterio.open(dataset / m / classes[cid][0] / f"{chip}.tif") as ds:
+                with rasterio.open(dataset / chip_path(m, classes[cid][0], chip)) as ds:
                     a = ds.read().astype(np.float64)
                     nodata = ds.nodata
                 for b in range(a.shape[0]):
-                    key = f"rgb:{('red', 'green', 'blue')[b]}" if m == "rgb" else m
+                    key = f"{m}:{LAYERS[m].bands[b]}" if m == RGB.name else m
                     v = a[b].ravel()
                     values[cid][key].append(v[v != nodata][::4])
     fig, axes = plt.subplots(3, 4, figsize=(18, 11))
@@ -273,7 +253,7 @@ def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual:
     classes, _ = _read_dataset(dataset)
     made = []
     steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), [Path(s) for s in shard_jsons], p, zh)),
-             ("counts.png", lambda p: counts(dataset, p)),
+             ("counts.png", lambda p: counts(dataset, [Path(s) for s in shard_jsons], p)),
              ("histograms.png", lambda p: histograms(dataset, p))]
     steps += [(f"gallery_{classes[cid][0]}.png", lambda p, cid=cid: gallery(dataset, cid, p)) for cid in sorted(classes)]
     for i, (name, fn) in enumerate(steps, start=1):

@@ -30,6 +30,7 @@ from pyproj import CRS, Transformer
 from rasterio.windows import Window
 from shapely.geometry import Polygon, box
 
+from .config import bbox_problem
 from .errors import GosBuildError
 
 ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"
@@ -159,6 +160,37 @@ class Grid:
                 return t
         raise GosBuildError(f"tile '{tile_id}' is not a tile of this grid ({self.crs})")
 
+    def neighbours(self, tile_id: str, directions=((1, 0), (0, -1), (1, -1))) -> list[str]:
+        """Ids of the tiles of this grid at lattice offsets ``directions`` (dx, dy in tiles; +x east, +y north)
+        from ``tile_id``, in that order; offsets falling outside the grid's tiles are left out.
+
+        The default is the east, south and south-east neighbours: the tiles a chip whose top-left pixel lies
+        in ``tile_id`` can reach into when chips overlap (stride < chip size).
+        """
+        x, y = parse_lattice_id(tile_id)
+        ids = {t.id for t in self.tiles()}
+        span = self.tile_span
+        out = [lattice_id(x + dx * span, y + dy * span) for dx, dy in directions]
+        return [t for t in out if t in ids]
+
+    def footprint(self, bounds, crs, densify: int = 16):
+        """A raster's ``bounds`` (x_min, y_min, x_max, y_max in ``crs``) as a polygon in the grid CRS.
+
+        The edges are densified (``densify`` segments a side) so they bend as they should after
+        reprojection; the one place where footprints of inputs meet the grid.
+        """
+        from pyproj import CRS as _CRS
+
+        to_grid = Transformer.from_crs(_CRS.from_user_input(crs), self.crs, always_xy=True)
+        step = max((bounds[2] - bounds[0]) / densify, 1e-9)
+        poly = shapely.segmentize(box(*bounds), step)
+        return shapely.transform(poly, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
+
+    def aoi_covered_by(self, footprints) -> float:
+        """Share of the AOI inside the union of ``footprints`` (polygons in the grid CRS)."""
+        aoi = self.aoi
+        return aoi.intersection(shapely.union_all(list(footprints))).area / aoi.area
+
     def window_transform(self, window: Window) -> Affine:
         """Affine transform of a (possibly halo-extended) window of this grid."""
         return self.transform @ Affine.translation(window.col_off, window.row_off)
@@ -190,13 +222,10 @@ class Grid:
 def _aoi_polygon(bbox=None, geometry_path=None):
     """The AOI as (polygon, its CRS, its WGS84 centroid lon/lat), from a bbox or an OGR vector file."""
     if bbox is not None:
+        problem = bbox_problem(bbox)
+        if problem:
+            raise GosBuildError(f"aoi.bbox: {problem}")
         lon0, lat0, lon1, lat1 = (float(v) for v in bbox)
-        if not (lon0 < lon1 and lat0 < lat1):
-            raise GosBuildError(
-                f"aoi.bbox: expected [lon_min, lat_min, lon_max, lat_max] with min < max, got {list(bbox)}"
-            )
-        if not (-180 <= lon0 and lon1 <= 180 and -90 <= lat0 and lat1 <= 90):
-            raise GosBuildError(f"aoi.bbox: {list(bbox)} is outside lon [-180, 180] / lat [-90, 90]")
         poly = box(lon0, lat0, lon1, lat1)
         # densify: a bbox edge is straight in lon/lat, curved in the grid CRS
         poly = shapely.segmentize(poly, max_segment_length=max(lon1 - lon0, lat1 - lat0) / 64)

@@ -89,3 +89,30 @@ def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes
         with mem.open(**profile) as dst:
             _fill(dst, bands, descriptions, None)
         return bytes(mem.read())
+
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry: no wall clock in the bytes
+
+
+def write_zip(path: str | Path, members, deflate=lambda name: False) -> None:
+    """Write a deterministic zip at ``path``, atomically.
+
+    ``members``: ``(name, data)`` pairs in the order to store them, ``data``
+    being bytes or a file path (streamed, never held whole in memory).
+    Entries carry a fixed date and mode; ``deflate(name)`` says which to compress.
+    """
+    import shutil
+    import zipfile
+
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, data in members:
+                info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
+                if isinstance(data, (bytes, bytearray)):
+                    zf.writestr(info, data)
+                else:
+                    info.file_size = os.path.getsize(data)
+                    with open(data, "rb") as src, zf.open(info, "w") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)

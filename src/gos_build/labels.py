@@ -31,6 +31,7 @@ import shapely
 
 from .errors import GosBuildError
 from .grid import Grid
+from .layout import LABEL_DESCRIPTION, classes_from_config
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +81,15 @@ def prepare_labels(
     import geopandas as gpd
     import pyogrio
 
+    from .inputs.polygons import read_polygons
     from .io import atomic_path, atomic_write_text
 
     polygons = str(polygons)
-    classes = {int(k): v for k, v in classes.items()}
-    try:
-        info = pyogrio.read_info(polygons)
-        gdf = pyogrio.read_dataframe(polygons, fid_as_index=True)
-    except Exception as exc:  # pyogrio's DataSourceError and friends
-        raise GosBuildError(f"inputs.polygons: {polygons}: not a readable vector file ({exc})") from None
-    if gdf.crs is None:
-        raise GosBuildError(f"inputs.polygons: {polygons} has no CRS; assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
+    classes = classes_from_config(classes)
+    gdf, info = read_polygons(polygons)
     if class_field not in gdf.columns:
         raise GosBuildError(f"inputs.class_field: {polygons} has no field '{class_field}' "
                             f"(fields: {', '.join(map(str, gdf.columns.drop('geometry')))})")
-    if len(gdf) == 0:
-        raise GosBuildError(f"inputs.polygons: {polygons} holds no feature")
     lookup = class_lookup(classes)
     keys = gdf[class_field].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _value_key(v))
     unknown = Counter(k for k in keys if k not in lookup)
@@ -167,7 +161,7 @@ def prepare_labels(
         }
     summary = {
         "source": polygons,
-        "layer": info.get("layer_name"),
+        "layer": info["layer"],
         "source_crs": gdf.crs.to_string(),
         "class_field": class_field,
         "overlap_rule": overlap,
@@ -241,7 +235,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
                         dtype="uint8", all_touched=False)
     else:
         arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
-    write_geotiff(out, arr, grid.crs, transform, None, ["label"])
+    write_geotiff(out, arr, grid.crs, transform, None, [LABEL_DESCRIPTION])
     ids, counts = np.unique(arr, return_counts=True)
     result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
     log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))

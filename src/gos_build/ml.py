@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .archive import SPLITS, assign_splits
-from .archive import read_index as archive_index
-from .chips import MODALITIES
 from .errors import GosBuildError
+from .layout import ELEVATION_LAYERS, MODALITIES, RGB, SPLITS, chip_path
+from .layout import read_index as dataset_index
+from .splits import random_split
 
 log = logging.getLogger(__name__)
 
-TERRAIN = MODALITIES[1:]  # dem hillshade slope mean std northness eastness dev
+TERRAIN = ELEVATION_LAYERS  # dem hillshade slope mean std northness eastness dev
 
 try:
     import torch
@@ -49,7 +49,7 @@ def _need_torch():
 
 def read_index(root: str | Path) -> tuple[dict[int, str], list[dict]]:
     """(class id -> name, chips as dicts with id, label, split, x, y) of a dataset folder."""
-    classes, chips = archive_index(root)
+    classes, chips = dataset_index(root)
     return {cid: c["name"] for cid, c in classes.items()}, chips
 
 
@@ -92,7 +92,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         return len(self.chips)
 
     def _layer(self, modality: str, chip: dict) -> np.ndarray:
-        path = self.root / modality / self.classes[chip["label"]] / f"{chip['id']}.tif"
+        path = self.root / chip_path(modality, self.classes[chip["label"]], chip["id"])
         with rasterio.open(path) as ds:
             a = ds.read().astype(np.float32)
             nodata = ds.nodata
@@ -105,7 +105,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
 
     def __getitem__(self, i: int) -> dict:
         chip = self.chips[i]
-        rgb = self._layer("rgb", chip)
+        rgb = self._layer(RGB.name, chip)
         terrain = np.concatenate([self._layer(m, chip) for m in TERRAIN])
         return {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
                 "label": self.class_ids.index(chip["label"]), "chip_id": chip["id"]}
@@ -228,9 +228,9 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
 
     _, chips = read_index(root)
     ratios = ratios or {"train": 0.7, "val": 0.1, "test": 0.2}
-    random_split = assign_splits(chips, 640.0, "random", seed=seed, ratios=ratios)
+    random_split_of = random_split(chips, seed=seed, ratios=ratios)
     block = train_and_evaluate(root, epochs=epochs, seed=seed, threads=threads)
-    rand = train_and_evaluate(root, split_of=random_split, epochs=epochs, seed=seed, threads=threads)
+    rand = train_and_evaluate(root, split_of=random_split_of, epochs=epochs, seed=seed, threads=threads)
     out = {"block": block, "random": rand,
            "random_split_inflation": rand["overall_accuracy"] - block["overall_accuracy"]}
     out_dir = Path(out_dir)

@@ -44,11 +44,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from .errors import GosBuildError
+from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS
+from .layout import LAYERS as REGISTRY
 
 log = logging.getLogger(__name__)
 
-LAYERS = ("hillshade", "slope", "mean", "std", "northness", "eastness", "dev")
-NODATA = -9999.0
+LAYERS = TERRAIN_PARAMETERS  # the seven parameters, in band order after the DEM
+HILLSHADE, SLOPE, MEAN, STD, NORTHNESS, EASTNESS, DEV = TERRAIN_PARAMETERS
+NODATA = TERRAIN_NODATA
 _FLAT_VAR = 1e-8  # m^2: (1e-4 m)^2
 
 
@@ -189,13 +192,13 @@ def terrain_layers(
 
     out = {}
     for name, arr, bad in (
-        ("hillshade", shade, near_invalid_3),
-        ("slope", slope, near_invalid_3),
-        ("mean", mean, near_invalid_w),
-        ("std", std, near_invalid_w),
-        ("northness", northness, near_invalid_3),
-        ("eastness", eastness, near_invalid_3),
-        ("dev", dev, near_invalid_w),
+        (HILLSHADE, shade, near_invalid_3),
+        (SLOPE, slope, near_invalid_3),
+        (MEAN, mean, near_invalid_w),
+        (STD, std, near_invalid_w),
+        (NORTHNESS, northness, near_invalid_3),
+        (EASTNESS, eastness, near_invalid_3),
+        (DEV, dev, near_invalid_w),
     ):
         a = arr.astype(np.float32)
         a[bad] = NODATA
@@ -291,9 +294,6 @@ def terrain_file(
                 p.unlink(missing_ok=True)
 
 
-TILE_BANDS = ("dem",) + LAYERS
-
-
 def terrain_tile(
     grid,
     tile_id: str,
@@ -308,7 +308,7 @@ def terrain_tile(
 ) -> Path:
     """One processing tile: DEM warped onto the grid (with halo) and its seven parameters.
 
-    Writes ``out``: a float32 GeoTIFF of 8 bands ``dem`` + :data:`LAYERS` on
+    Writes ``out``: a float32 GeoTIFF of 8 bands :data:`~gos_build.layout.ELEVATION_LAYERS` on
     the tile's pixels of the grid, nodata -9999.
     """
 
@@ -322,24 +322,20 @@ def terrain_tile(
         raise GosBuildError(f"{mosaic}: no DEM value on tile {tile_id}")
     dem = z[halo:-halo, halo:-halo].copy()
     dem[np.isnan(dem)] = NODATA
-    layers = {"dem": dem, **{name: np.empty((tile.height, tile.width), np.float32) for name in LAYERS}}
+    layers = {ELEVATION_LAYERS[0]: dem, **{name: np.empty((tile.height, tile.width), np.float32) for name in LAYERS}}
     for r0 in range(0, tile.height, block_rows):  # bounded memory; rows see real neighbours through the halo
         n = min(block_rows, tile.height - r0)
         part = terrain_layers(z[r0 : r0 + n + 2 * halo], halo, grid.resolution, grid.resolution, window,
                               local_statistic, azimuth, altitude)
         for name in LAYERS:
             layers[name][r0 : r0 + n] = part[name]
-    write_geotiff(out, [layers[name] for name in TILE_BANDS], grid.crs, grid.window_transform(tile.window), NODATA,
-                  list(TILE_BANDS), tags=[{"units": _UNITS[name]} for name in TILE_BANDS])
+    write_geotiff(out, [layers[name] for name in ELEVATION_LAYERS], grid.crs, grid.window_transform(tile.window),
+                  NODATA, list(ELEVATION_LAYERS), tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
     nodata_frac = float((dem == NODATA).mean())
     log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
              float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),
              nodata_frac, out)
     return Path(out)
-
-
-_UNITS = {"dem": "m", "hillshade": "grey level 1-255", "slope": "degree", "mean": "m", "std": "m",
-          "northness": "1", "eastness": "1", "dev": "1"}
 
 
 def _read_edge_padded(src, win, nodata) -> np.ndarray:

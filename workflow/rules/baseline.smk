@@ -5,7 +5,7 @@
 
 rule baseline:
     input:
-        f"{OUT}/dataset",
+        rules.dataset.output[0],
     output:
         metrics=f"{OUT}/baseline/metrics.json",
         report=f"{OUT}/baseline/report.md",

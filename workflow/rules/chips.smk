@@ -1,12 +1,10 @@
-# Chips per tile (one shard each: zip of chip GeoTIFFs + JSON record), then the
-# gather into the dataset folder and the distribution zips.
-
-import json
+# Chips per tile (one shard each: the writers' per-tile files + the tile's
+# record), then the gather into the dataset folder and the distribution zips.
 
 
 rule chips:
     input:
-        grid=f"{OUT}/grid.json",
+        grid=rules.grid.output[0],
         layers=chip_inputs,
     output:
         zip=f"{OUT}/tiles/{{tile}}/chips.zip",
@@ -19,11 +17,7 @@ rule chips:
         ENV
     params:
         dirs=chip_tile_dirs,
-        classes=json.dumps(config["classes"], ensure_ascii=False),
-        stride=config["grid"]["stride"],
-        purity=config["chips"]["min_purity"],
-        nodata=config["chips"]["max_nodata"],
-        cloud=config["chips"]["max_cloud"],
+        config=config_json("classes", "grid", "chips"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -31,17 +25,16 @@ rule chips:
         gdal_cache_mb=64,
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} chips-tile"
-        " --grid {input.grid} --tile {wildcards.tile} --classes {params.classes:q} --stride {params.stride}"
-        " --min-purity {params.purity} --max-nodata {params.nodata} --max-cloud {params.cloud}"
+        " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile}"
         " --out-zip {output.zip} --out-json {output.json} {params.dirs}"
 
 
 rule dataset:
     input:
-        grid=f"{OUT}/grid.json",
-        sentinel2=f"{OUT}/sentinel2/inventory.json",
-        dem=f"{OUT}/dem/mosaic.json",
-        labels=f"{OUT}/labels/summary.json",
+        grid=rules.grid.output[0],
+        sentinel2=rules.inputs_sentinel2.output[0],
+        dem=rules.inputs_dem.output[0],
+        labels=rules.labels_summary.output[0],
         shards=expand(f"{OUT}/tiles/{{tile}}/chips.{{ext}}", tile=TILES, ext=("json", "zip")),
     output:
         directory(f"{OUT}/dataset"),
@@ -52,20 +45,20 @@ rule dataset:
     conda:
         ENV
     params:
-        config=json.dumps(config, ensure_ascii=False, sort_keys=True),
+        config=config_json(),
     resources:
         mem_mb=2000,
         runtime=30,
     shell:
-        "gos-build --log {log} dataset --grid {input.grid} --config-json {params.config:q}"
+        "gos-build --log {log} dataset --config {params.config:q} --grid {input.grid}"
         " --sentinel2 {input.sentinel2} --dem {input.dem} --labels {input.labels} --out {output} {input.shards}"
 
 
 rule package:
     input:
-        f"{OUT}/dataset",
+        rules.dataset.output[0],
     output:
-        expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=DIST_NAMES),
+        package_files(),
     log:
         f"{LOGS}/package.log",
     benchmark:

@@ -1,17 +1,20 @@
-# Helpers shared by the workflow files -- config checks, the grid and its tiles,
-# input resolution, GDAL settings per job. No geospatial logic here.
+# Helpers shared by the workflow files: config check, output paths, the tiles
+# (from the grid at parse time), input dependencies, config for jobs.
+# No geospatial logic here: it lives in the gos_build package.
 
-import glob
+import json
+import os
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gos_build.config import check_config
 from gos_build.errors import GosBuildError
-import os
-
-from gos_build.chips import MODALITIES
-from gos_build.grid import ID_PATTERN, grid_from_config, lattice_id, parse_lattice_id
+from gos_build.grid import ID_PATTERN, grid_from_config
+from gos_build.inputs import as_patterns
+from gos_build.inputs import expand as expand_globs
+from gos_build.layout import INPUT_KINDS, TILE_FILES
+from gos_build.archive.package import PACKAGE_NAMES
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
 try:
@@ -21,13 +24,11 @@ except GosBuildError as exc:
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 AOI = config["aoi"]["name"]
-DIST_NAMES = [*MODALITIES, "labels"]
 CLASS_NAMES = [c["name"] for _, c in sorted(config["classes"].items(), key=lambda kv: int(kv[0]))]
 OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
 ENV = "../../envs/gos-build.yaml"
-DEMO = config.get("demo")
 
 # -- the reference grid and its processing tiles (known at parse time: tiles are
 #    the only wildcard, so ~12 000 chips never become DAG nodes)
@@ -40,89 +41,98 @@ if not TILES:
     raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
 
 
-def grid_args():
-    """`gos-build grid` arguments for this config's AOI and grid keys."""
-    aoi, g = config["aoi"], config["grid"]
-    where = f"--bbox {' '.join(str(v) for v in aoi['bbox'])}" if "bbox" in aoi else f"--geometry '{aoi['geometry']}'"
-    return (
-        f"{where} --crs {aoi['crs']} --resolution {g['resolution']} "
-        f"--chip-size {g['chip_size']} --tile-chips {g['tile_chips']}"
-    )
+def tile_file(role, tile="{tile}"):
+    """results/<aoi>/tiles/<tile>/<file> of a per-tile layer (role: rgb, valid, labels, terrain)."""
+    return f"{OUT}/tiles/{tile}/{TILE_FILES[role]}"
 
 
-def demo_manifest():
-    return f"{DEMO['out']}/demo-inputs.json"
+def manifest(kind):
+    """results/<aoi>/inputs/<kind>.json: the manifest the resolver of inputs.<kind> writes."""
+    return f"{OUT}/inputs/{kind}.json"
 
 
-def missing_inputs():
-    """One line per `inputs` glob that matches no file (none with a `demo:` section)."""
-    if DEMO:
-        return []
-    lines = []
-    for key in ("sentinel2", "dem", "polygons"):
-        patterns = config["inputs"][key]
-        for pattern in [patterns] if isinstance(patterns, str) else patterns:
-            if not glob.glob(pattern):
-                lines.append(f"inputs.{key}: '{pattern}' matches no file")
-    return lines
+def config_json(*keys):
+    """The validated config, or the keys of it a job uses (dotted, e.g. "inputs.dem"), as one JSON argument.
 
-
-if missing_inputs():
-    raise WorkflowError("\n".join(missing_inputs()))
-
-
-def input_files(key):
-    """Files of `inputs.<key>` a rule depends on.
-
-    With a `demo:` section the inputs do not exist before the demo rule runs, so
-    rules depend on its manifest; otherwise every glob must match something now.
+    Rules pass only the keys they use, so editing one stage's keys reruns that stage only.
     """
-    if DEMO:
-        return [demo_manifest()]
-    patterns = config["inputs"][key]
-    patterns = [patterns] if isinstance(patterns, str) else patterns
-    files = []
-    for pattern in patterns:
-        hits = sorted(glob.glob(pattern))
-        if not hits:
-            raise WorkflowError(f"inputs.{key}: '{pattern}' matches no file")
-        files += hits
-    return files
+    if not keys:
+        return json.dumps(config, ensure_ascii=False, sort_keys=True)
+    part = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        src, dst = config, part
+        for name in parents:
+            src, dst = src[name], dst.setdefault(name, {})
+        dst[last] = src[last]
+    return json.dumps(part, ensure_ascii=False, sort_keys=True)
 
 
-def quoted(patterns):
-    """Glob patterns as one shell-quoted argument list (expanded by gos-build, not the shell)."""
-    patterns = [patterns] if isinstance(patterns, str) else patterns
-    return " ".join(f"'{p}'" for p in patterns)
+# -- inputs: files a resolver depends on. Inputs may also be made by a rule of
+#    this workflow (a producer: the demo generator, a download stage); such a
+#    rule registers the folder it writes and the file that marks it done.
+PRODUCERS = {}
 
 
-# GDAL's block cache and thread pool follow each job's threads/resources
-# (`gos-build --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb}`),
-# so N parallel jobs never oversubscribe memory (GDAL's default is 5 % of RAM each).
+def _producer_of(pattern):
+    path = os.path.normpath(pattern)
+    for folder, done in PRODUCERS.items():
+        if os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder):
+            return done
+    return None
+
+
+def input_sources(kind):
+    """Files the resolver of inputs.<kind> depends on: what its globs match, or the producer's marker.
+
+    Returns an input function: evaluated when the DAG is built, after every producer registered.
+    """
+    return lambda wildcards: _input_sources(kind)
+
+
+def _input_sources(kind):
+    deps = []
+    for pattern in as_patterns(config["inputs"][kind]):
+        done = _producer_of(pattern)
+        deps += [done] if done else expand_globs(pattern, kind)
+    return sorted(set(deps))
+
+
+def check_input_globs():
+    """Stop before any job when a glob matches nothing (all such globs named at once)."""
+    lines = []
+    for kind in INPUT_KINDS:
+        for pattern in as_patterns(config["inputs"][kind]):
+            if _producer_of(pattern) is None:
+                try:
+                    expand_globs(pattern, kind)
+                except GosBuildError as exc:
+                    lines.append(str(exc))
+    if lines:
+        raise WorkflowError("\n".join(lines))
 
 
 def all_targets():
-    """The default target: the dataset folder, its distribution zips and the imagery preview."""
+    """The default target: the dataset folder, its distribution zips, the imagery preview and the figures."""
     return [
         f"{OUT}/dataset",
-        *expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=DIST_NAMES),
+        *package_files(),
         f"{OUT}/sentinel2/visual.tif",
         f"{OUT}/figures/overview.png",
     ]
 
 
+def package_files():
+    return expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=PACKAGE_NAMES)
+
+
 def chip_tile_dirs(wildcards):
     """This tile's folder, plus its east/south neighbours when chips overlap (stride < chip size)."""
-    dirs = [f"{OUT}/tiles/{wildcards.tile}"]
+    ids = [wildcards.tile]
     if config["grid"]["stride"] < config["grid"]["chip_size"]:
-        x, y = parse_lattice_id(wildcards.tile)
-        span = GRID.tile_span
-        for dx, dy in ((span, 0), (0, -span), (span, -span)):
-            tid = lattice_id(x + dx, y + dy)
-            if tid in TILES:
-                dirs.append(f"{OUT}/tiles/{tid}")
-    return dirs
+        ids += GRID.neighbours(wildcards.tile)
+    return [f"{OUT}/tiles/{t}" for t in ids]
 
 
 def chip_inputs(wildcards):
-    return [f"{d}/{name}" for d in chip_tile_dirs(wildcards) for name in ("labels.tif", "valid.tif", "rgb.tif", "terrain.tif")]
+    return [tile_file(role, os.path.basename(d)) for d in chip_tile_dirs(wildcards) for role in TILE_FILES]

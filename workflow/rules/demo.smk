@@ -1,13 +1,15 @@
 # Demo inputs: real formats (SRTM HGT, Sentinel-2 L2A SAFE, GeoPackage) written
-# by `gos-build demo-inputs` when the config has a `demo:` section.
+# by `gos-build demo-inputs` when the config has a `demo:` section. The demo is
+# one more producer of input files: it registers its folder, and the input
+# resolvers depend on its marker file for globs under that folder.
 
-import os
-
-if DEMO:
+if "demo" in config:
+    DEMO = config["demo"]
+    PRODUCERS[DEMO["out"]] = f"{DEMO['out']}/demo-inputs.json"
 
     rule demo_inputs:
         output:
-            demo_manifest(),
+            PRODUCERS[DEMO["out"]],
         log:
             f"{LOGS}/demo_inputs.log",
         benchmark:

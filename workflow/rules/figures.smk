@@ -3,11 +3,11 @@
 
 rule figures:
     input:
-        grid=f"{OUT}/grid.json",
-        dataset=f"{OUT}/dataset",
-        visual=f"{OUT}/sentinel2/visual.tif",
-        shards=expand(f"{OUT}/tiles/{{tile}}/chips.json", tile=TILES),
-        tiles=expand(f"{OUT}/tiles/{{tile}}/{{layer}}.tif", tile=TILES, layer=("terrain", "labels")),
+        grid=rules.grid.output[0],
+        dataset=rules.dataset.output[0],
+        visual=rules.s2_preview.output[0],
+        shards=expand(rules.chips.output.json, tile=TILES),
+        tiles=[tile_file(role, t) for t in TILES for role in ("terrain", "labels")],
     output:
         overview=report(f"{OUT}/figures/overview.png", caption="../report/overview.rst", category="1 AOI overview"),
         counts=report(f"{OUT}/figures/counts.png", caption="../report/counts.rst", category="2 Chips and rejections"),

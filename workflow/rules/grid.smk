@@ -11,9 +11,9 @@ rule grid:
     conda:
         ENV
     params:
-        args=grid_args(),
+        config=config_json("aoi", "grid"),
     resources:
         mem_mb=500,
         runtime=5,
     shell:
-        "gos-build --log {log} grid {output} {params.args}"
+        "gos-build --log {log} grid {output} --config {params.config:q}"

@@ -1,13 +1,33 @@
-# Labels: interpretation polygons -> class ids (checked, repaired, reprojected,
-# overlap rule applied) once, then rasterized per processing tile.
+# Labels: resolve the interpretation polygons into the inputs manifest; map
+# them to class ids (checked, repaired, reprojected, overlap rule applied)
+# once; then rasterize per processing tile.
 
-import json
+
+rule inputs_polygons:
+    input:
+        grid=rules.grid.output[0],
+        sources=input_sources("polygons"),
+    output:
+        manifest("polygons"),
+    log:
+        f"{LOGS}/inputs_polygons.log",
+    benchmark:
+        f"{BENCH}/inputs_polygons.tsv"
+    conda:
+        ENV
+    params:
+        config=config_json("inputs.polygons", "inputs.class_field"),
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "gos-build --log {log} inputs polygons --config {params.config:q} --grid {input.grid} --out {output}"
 
 
 rule labels_prepare:
     input:
-        grid=f"{OUT}/grid.json",
-        polygons=input_files("polygons"),
+        grid=rules.grid.output[0],
+        manifest=rules.inputs_polygons.output[0],
     output:
         gpkg=f"{OUT}/labels/polygons.gpkg",
         summary=f"{OUT}/labels/prepare.json",
@@ -18,28 +38,22 @@ rule labels_prepare:
     conda:
         ENV
     params:
-        polygons=config["inputs"]["polygons"],
-        field=config["inputs"]["class_field"],
-        classes=json.dumps(config["classes"], ensure_ascii=False),
-        overlap=config["labels"]["overlap"],
-        unknown=config["labels"]["unknown_values"],
+        config=config_json("inputs.class_field", "classes", "labels"),
     resources:
         mem_mb=2000,
         runtime=10,
         gdal_cache_mb=64,
     shell:
-        "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} labels-prepare --grid {input.grid}"
-        " --polygons {params.polygons:q} --class-field {params.field:q} --classes {params.classes:q}"
-        " --overlap {params.overlap} --unknown-values {params.unknown}"
-        " --out {output.gpkg} --summary {output.summary}"
+        "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} labels-prepare --config {params.config:q}"
+        " --grid {input.grid} --manifest {input.manifest} --out {output.gpkg} --summary {output.summary}"
 
 
 rule labels:
     input:
-        grid=f"{OUT}/grid.json",
-        prepared=f"{OUT}/labels/polygons.gpkg",
+        grid=rules.grid.output[0],
+        prepared=rules.labels_prepare.output.gpkg,
     output:
-        tif=f"{OUT}/tiles/{{tile}}/labels.tif",
+        tif=tile_file("labels"),
         counts=f"{OUT}/tiles/{{tile}}/labels.json",
     log:
         f"{LOGS}/labels/{{tile}}.log",
@@ -60,7 +74,7 @@ rule labels:
 
 rule labels_summary:
     input:
-        prepared=f"{OUT}/labels/prepare.json",
+        prepared=rules.labels_prepare.output.summary,
         counts=expand(f"{OUT}/tiles/{{tile}}/labels.json", tile=TILES),
     output:
         f"{OUT}/labels/summary.json",

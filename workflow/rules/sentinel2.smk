@@ -1,39 +1,38 @@
-# Sentinel-2: inventory the products once (radiometry, AOI coverage, valid
-# pixels), then one job per tile writes the cloud-masked RGB and valid mask;
-# a gather step makes the 8-bit preview of the whole AOI.
+# Sentinel-2: resolve the products once into the inputs manifest (radiometry,
+# AOI coverage, valid pixels), then one job per tile writes the cloud-masked
+# RGB and valid mask; a gather step makes the 8-bit preview of the whole AOI.
 
 
-rule s2_inventory:
+rule inputs_sentinel2:
     input:
-        grid=f"{OUT}/grid.json",
-        products=input_files("sentinel2"),
+        grid=rules.grid.output[0],
+        sources=input_sources("sentinel2"),
     output:
-        f"{OUT}/sentinel2/inventory.json",
+        manifest("sentinel2"),
     log:
-        f"{LOGS}/s2_inventory.log",
+        f"{LOGS}/inputs_sentinel2.log",
     benchmark:
-        f"{BENCH}/s2_inventory.tsv"
+        f"{BENCH}/inputs_sentinel2.tsv"
     conda:
         ENV
     params:
-        products=quoted(config["inputs"]["sentinel2"]),
-        snow="--mask-snow" if config["sentinel2"]["mask_snow"] else "",
+        config=config_json("inputs.sentinel2", "sentinel2"),
     resources:
         mem_mb=1000,
         runtime=10,
         gdal_cache_mb=128,
     shell:
-        "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} s2-inventory --grid {input.grid}"
-        " --out {output} {params.snow} {params.products}"
+        "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} inputs sentinel2"
+        " --config {params.config:q} --grid {input.grid} --out {output}"
 
 
 rule s2:
     input:
-        grid=f"{OUT}/grid.json",
-        inventory=f"{OUT}/sentinel2/inventory.json",
+        grid=rules.grid.output[0],
+        manifest=rules.inputs_sentinel2.output[0],
     output:
-        rgb=f"{OUT}/tiles/{{tile}}/rgb.tif",
-        valid=f"{OUT}/tiles/{{tile}}/valid.tif",
+        rgb=tile_file("rgb"),
+        valid=tile_file("valid"),
     log:
         f"{LOGS}/s2/{{tile}}.log",
     benchmark:
@@ -47,14 +46,14 @@ rule s2:
         gdal_cache_mb=128,
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} s2-tile"
-        " --grid {input.grid} --tile {wildcards.tile} --inventory {input.inventory}"
+        " --grid {input.grid} --tile {wildcards.tile} --manifest {input.manifest}"
         " --out-rgb {output.rgb} --out-valid {output.valid}"
 
 
 rule s2_preview:
     input:
-        grid=f"{OUT}/grid.json",
-        rgb=expand(f"{OUT}/tiles/{{tile}}/rgb.tif", tile=TILES),
+        grid=rules.grid.output[0],
+        rgb=expand(tile_file("rgb", "{tile}"), tile=TILES),
     output:
         f"{OUT}/sentinel2/visual.tif",
     log:

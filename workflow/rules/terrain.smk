@@ -1,39 +1,56 @@
-# DEM and the seven terrain parameters: one mosaic (VRT) over the DEM inputs,
-# then one job per processing tile (DEM + hillshade, slope, mean, std,
-# northness, eastness, dev), each read with a halo so tiles agree with an
-# untiled run.
+# DEM and the seven terrain parameters: resolve the DEM files once into the
+# inputs manifest, one mosaic (VRT) over them, then one job per processing tile
+# (DEM + hillshade, slope, mean, std, northness, eastness, dev), each read with
+# a halo so tiles agree with an untiled run.
+
+
+rule inputs_dem:
+    input:
+        grid=rules.grid.output[0],
+        sources=input_sources("dem"),
+    output:
+        manifest("dem"),
+    log:
+        f"{LOGS}/inputs_dem.log",
+    benchmark:
+        f"{BENCH}/inputs_dem.tsv"
+    conda:
+        ENV
+    params:
+        config=config_json("inputs.dem"),
+    resources:
+        mem_mb=500,
+        runtime=5,
+        gdal_cache_mb=64,
+    shell:
+        "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} inputs dem"
+        " --config {params.config:q} --grid {input.grid} --out {output}"
 
 
 rule dem_mosaic:
     input:
-        grid=f"{OUT}/grid.json",
-        dem=input_files("dem"),
+        rules.inputs_dem.output[0],
     output:
-        vrt=f"{OUT}/dem/mosaic.vrt",
-        summary=f"{OUT}/dem/mosaic.json",
+        f"{OUT}/dem/mosaic.vrt",
     log:
         f"{LOGS}/dem_mosaic.log",
     benchmark:
         f"{BENCH}/dem_mosaic.tsv"
     conda:
         ENV
-    params:
-        dem=quoted(config["inputs"]["dem"]),
     resources:
         mem_mb=500,
         runtime=5,
-        gdal_cache_mb=64,
     shell:
-        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} dem-mosaic --grid {input.grid} --out {output.vrt}"
-        " --summary {output.summary} {params.dem}"
+        "gos-build --log {log} dem-mosaic --manifest {input} --out {output}"
 
 
 rule terrain:
     input:
-        grid=f"{OUT}/grid.json",
-        mosaic=f"{OUT}/dem/mosaic.vrt",
+        grid=rules.grid.output[0],
+        mosaic=rules.dem_mosaic.output[0],
     output:
-        f"{OUT}/tiles/{{tile}}/terrain.tif",
+        tile_file("terrain"),
     log:
         f"{LOGS}/terrain/{{tile}}.log",
     benchmark:
@@ -41,17 +58,12 @@ rule terrain:
     conda:
         ENV
     params:
-        window=config["terrain"]["window"],
-        stat=config["terrain"]["local_statistic"],
-        resampling=config["terrain"]["resampling"],
-        azimuth=config["terrain"]["hillshade"]["azimuth"],
-        altitude=config["terrain"]["hillshade"]["altitude"],
+        config=config_json("terrain"),
     threads: 1
     resources:
         mem_mb=1500,
         runtime=20,
         gdal_cache_mb=64,
     shell:
-        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} terrain-tile --grid {input.grid} --tile {wildcards.tile}"
-        " --mosaic {input.mosaic} --out {output} --window {params.window} --local-statistic {params.stat}"
-        " --resampling {params.resampling} --azimuth {params.azimuth} --altitude {params.altitude}"
+        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} terrain-tile"
+        " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile} --mosaic {input.mosaic} --out {output}"

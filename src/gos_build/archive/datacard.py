@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-SPLITS = ("train", "val", "test")
+from ..layout import MODALITIES, SPLITS
 
 
 def versions() -> dict[str, str]:
@@ -35,8 +35,8 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     out = [f"# Dataset card: {aoi.get('name', '?')}", ""]
     out += ["GOS10m-style multimodal geomorphology scene-classification chips, built by gos-build "
             f"{versions()['gos-build']}: {grid.get('chip_size', 64)} x {grid.get('chip_size', 64)} px chips at "
-            f"{grid.get('resolution', 10):g} m, one genesis class per chip, nine co-registered layers "
-            "(rgb, dem, hillshade, slope, mean, std, northness, eastness, dev).", ""]
+            f"{grid.get('resolution', 10):g} m, one genesis class per chip, {len(MODALITIES)} co-registered layers "
+            f"({', '.join(MODALITIES)}).", ""]
     out += ["## Area", "",
             f"- AOI: {'bbox ' + str(aoi['bbox']) if 'bbox' in aoi else 'geometry ' + str(aoi.get('geometry'))} (WGS84)",
             f"- Grid: {grid.get('crs')}, {grid.get('width')} x {grid.get('height')} px, origin "

@@ -1,60 +1,29 @@
-"""``gos-build demo-inputs``: deterministic raw inputs in the real formats, for any bbox.
+"""Demo Sentinel-2 L2A products: SAFE folders with JP2 bands, SCL with clouds and the product metadata.
 
-Writes, under ``out``:
-
-* ``srtm/N43E128.hgt`` ...: SRTM1 tiles (1 arc-second, 3601 x 3601,
-  big-endian int16 metres, WGS84, a few -32768 voids inside the bbox);
-* ``sentinel2/S2B_MSIL2A_..._N0509_..._T52TCP_....SAFE``: a Sentinel-2 L2A
-  product with one granule over the bbox (JP2 B02 B03 B04 B08 in ``R10m``,
-  SCL in ``R20m``, ``MTD_MSIL2A.xml`` carrying processing baseline,
-  quantification value and -- from baseline 04.00 -- BOA_ADD_OFFSET per band,
-  ``MTD_TL.xml`` with the tile geocoding GDAL's SENTINEL2 driver reads);
-* ``polygons.gpkg``: interpretation polygons in EPSG:4326, field ``genesis``
-  holding Chinese class names;
-* ``demo-inputs.json``: what was written, written last (a run that died
-  leaves no such file, and the folder is rebuilt).
-
-Same arguments -> byte-identical files.
+JP2 B02 B03 B04 B08 in ``R10m``, SCL in ``R20m``, ``MTD_MSIL2A.xml`` carrying
+processing baseline, quantification value and -- from baseline 04.00 --
+BOA_ADD_OFFSET per band, ``MTD_TL.xml`` with the tile geocoding GDAL's
+SENTINEL2 driver reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import Transformer
-from scipy import ndimage
 
-from .dem import hgt_name
-from .errors import GosBuildError
-from .grid import utm_crs_for
-from .sentinel2 import BAND_IDS  # band_id of the product metadata (0 = B01 ... 12 = B12)
-from .synthetic import CLASS_NAMES_ZH, Landscape
-from .terrain import horn_gradient
+from ..grid import utm_crs_for
+from ..inputs.sentinel2 import BAND_IDS  # band_id of the product metadata (0 = B01 ... 12 = B12)
+from ..terrain import horn_gradient
+from .landscape import Landscape
 
-BASELINES = ("05.09", "02.14")
 BANDS_10M = ("B02", "B03", "B04", "B08")
 SENSING_DATE = dt.date(2020, 10, 26)  # the GOS10m scene date
-_FULL_DETAIL_MARGIN_DEG = 0.05
-_HGT_SIZE = 3601
-_GPKG_DATE = "2020-10-26T00:00:00Z"
-
-
-# -- helpers -----------------------------------------------------------------
-def _check_bbox(bbox) -> tuple[float, float, float, float]:
-    lon0, lat0, lon1, lat1 = (float(b) for b in bbox)
-    if not (lon0 < lon1 and lat0 < lat1):
-        raise GosBuildError(f"--bbox: expected LON_MIN LAT_MIN LON_MAX LAT_MAX with min < max, got {list(bbox)}")
-    if not (-180 <= lon0 and lon1 <= 180 and -60 <= lat0 and lat1 <= 60):
-        raise GosBuildError(f"--bbox: {list(bbox)} is outside SRTM coverage (lat -60..60, lon -180..180)")
-    return lon0, lat0, lon1, lat1
 
 
 def mgrs_tile(lon: float, lat: float) -> str:
@@ -77,72 +46,6 @@ def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 
-
-# -- SRTM --------------------------------------------------------------------
-def write_hgt_tiles(land: Landscape, bbox, out: Path, seed: int) -> list[Path]:
-    """SRTM1 HGT tiles covering ``bbox`` (plus the full-detail margin); returns their paths."""
-    lon0, lat0, lon1, lat1 = bbox
-    m = _FULL_DETAIL_MARGIN_DEG
-    paths = []
-    for lat in range(math.floor(lat0 - m), math.ceil(lat1 + m)):
-        for lon in range(math.floor(lon0 - m), math.ceil(lon1 + m)):
-            z = _hgt_elevation(land, lat, lon, (lon0 - m, lat0 - m, lon1 + m, lat1 + m))
-            _add_voids(z, lat, lon, bbox, seed)
-            path = out / hgt_name(lat, lon)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            z.astype(">i2").tofile(path)
-            paths.append(path)
-    return paths
-
-
-def _hgt_elevation(land: Landscape, lat: int, lon: int, detail_bbox) -> np.ndarray:
-    """int16 elevations of one SRTM1 tile; full 1" detail inside ``detail_bbox``, 6" elsewhere."""
-    n = _HGT_SIZE
-    coarse = np.linspace(0.0, 1.0, (n - 1) // 6 + 1)  # every 6th post
-    clon, clat = np.meshgrid(lon + coarse, lat + 1.0 - coarse)
-    # zoom with grid_mode=False maps first/last posts onto first/last posts
-    z = ndimage.zoom(land.elevation(clon, clat), n / coarse.size, order=1)
-    assert z.shape == (n, n), z.shape
-    d0, d1, d2, d3 = detail_bbox
-    c0 = max(0, int(math.floor((d0 - lon) * 3600)))
-    c1 = min(n, int(math.ceil((d2 - lon) * 3600)) + 1)
-    r0 = max(0, int(math.floor((lat + 1 - d3) * 3600)))
-    r1 = min(n, int(math.ceil((lat + 1 - d1) * 3600)) + 1)
-    if c1 > c0 and r1 > r0:
-        cols = lon + np.arange(c0, c1) / 3600.0
-        for rs in range(r0, r1, 256):  # row blocks keep memory small
-            re_ = min(r1, rs + 256)
-            rows = lat + 1.0 - np.arange(rs, re_) / 3600.0
-            glon, glat = np.meshgrid(cols, rows)
-            z[rs:re_, c0:c1] = land.elevation(glon, glat)
-    # SRTM's own noise (~1 m here): without it a smooth plateau becomes clean 1 m terraces once rounded.
-    # Keyed on the global post index, so neighbouring tiles agree on their shared edge row/column.
-    from .synthetic import _hash01
-
-    post_x, post_y = np.meshgrid(lon * 3600 + np.arange(n, dtype=np.int64), (lat + 1) * 3600 - np.arange(n, dtype=np.int64))
-    noise = (_hash01(post_x, post_y, land.seed * 1000 + 97) + _hash01(post_x, post_y, land.seed * 1000 + 98) - 1.0) * 2.5
-    return np.round(z + noise).astype(np.int16)
-
-
-def _add_voids(z: np.ndarray, lat: int, lon: int, bbox, seed: int) -> None:
-    """Punch a few small -32768 voids (radius 1-4 px) where the tile meets the bbox."""
-    lon0, lat0, lon1, lat1 = bbox
-    a0, a1 = max(lon0, lon), min(lon1, lon + 1)
-    b0, b1 = max(lat0, lat), min(lat1, lat + 1)
-    if a1 <= a0 or b1 <= b0:
-        return
-    rng = np.random.default_rng([seed, lat + 90, lon + 180, 7])
-    rr, cc = np.mgrid[-4:5, -4:5]
-    for _ in range(5):
-        col = int((rng.uniform(a0, a1) - lon) * 3600)
-        row = int((lat + 1 - rng.uniform(b0, b1)) * 3600)
-        radius = rng.uniform(1.0, 4.0)
-        disk = rr**2 + cc**2 <= radius**2
-        r_idx, c_idx = np.clip(row + rr[disk], 0, _HGT_SIZE - 1), np.clip(col + cc[disk], 0, _HGT_SIZE - 1)
-        z[r_idx, c_idx] = -32768
-
-
-# -- Sentinel-2 ----------------------------------------------------------------
 def _sun_angles(lat: float) -> tuple[float, float]:
     """(zenith, azimuth) degrees of the sun at about 10:30 local solar time on the scene date."""
     decl = -12.6  # solar declination on 26 October
@@ -452,87 +355,3 @@ def _mtd_tl(tile, epsg, baseline, stamp, gen, ulx, uly, nrows10, ncols10, zenith
 </n1:Level-2A_Tile_ID>
 """
 
-
-# -- polygons ------------------------------------------------------------------
-def write_polygons(land: Landscape, bbox, path: Path) -> int:
-    """Interpretation polygons (EPSG:4326, field ``genesis``) over bbox + margin; returns the feature count."""
-    import geopandas as gpd
-    import pyogrio
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    res = 1.0 / 7200.0  # 0.5 arc-second, ~15 m
-    m = 0.01
-    lon0 = math.floor((bbox[0] - m) / res) * res
-    lat1 = math.ceil((bbox[3] + m) / res) * res
-    ncols = int(math.ceil((bbox[2] + m - lon0) / res))
-    nrows = int(math.ceil((lat1 - (bbox[1] - m)) / res))
-    transform = Affine(res, 0, lon0, 0, -res, lat1)
-    cls = np.zeros((nrows, ncols), dtype=np.uint8)
-    for r0 in range(0, nrows, 512):
-        rows = np.arange(r0, min(nrows, r0 + 512))
-        glon, glat = np.meshgrid(lon0 + (np.arange(ncols) + 0.5) * res, lat1 - (rows + 0.5) * res)
-        cls[rows] = land.classes(glon, glat)
-    records = [(shape(geom), CLASS_NAMES_ZH[int(val)]) for geom, val in shapes(cls, transform=transform)]
-    gdf = gpd.GeoDataFrame(
-        {"id": np.arange(1, len(records) + 1, dtype=np.int32), "genesis": [r[1] for r in records]},
-        geometry=[r[0] for r in records],
-        crs="EPSG:4326",
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _GPKG_DATE})
-    try:
-        pyogrio.write_dataframe(gdf, path, layer="landforms", driver="GPKG", dataset_options={"VERSION": "1.2"})
-    finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
-    return len(gdf)
-
-
-# -- the command ---------------------------------------------------------------
-def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", cloud_fraction: float = 0.05,
-                granules: int = 1) -> dict:
-    """Write the demo inputs for ``bbox`` into ``out`` and return the manifest (also in demo-inputs.json)."""
-    bbox = _check_bbox(bbox)
-    if baseline not in BASELINES:
-        raise GosBuildError(f"--baseline: expected one of {', '.join(BASELINES)}, got '{baseline}'")
-    if not 0.0 <= cloud_fraction <= 0.9:
-        raise GosBuildError(f"--cloud-fraction: expected a value in [0, 0.9], got {cloud_fraction}")
-    if not 1 <= granules <= 8:
-        raise GosBuildError(f"--granules: expected 1 to 8, got {granules}")
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".demo-inputs.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-    except OSError as exc:
-        raise GosBuildError(f"{out}: cannot write the demo inputs here ({exc.strerror})") from None
-    land = Landscape(seed)
-    hgts = write_hgt_tiles(land, bbox, tmp / "srtm", seed)
-    safes = [write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction, i, granules) for i in range(granules)]
-    n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
-
-    # move the finished pieces into place, then write the manifest last
-    (out / "demo-inputs.json").unlink(missing_ok=True)
-    for name in ("srtm", "sentinel2", "polygons.gpkg"):
-        dest = out / name
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        elif dest.exists():
-            dest.unlink()
-        os.replace(tmp / name, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
-    manifest = {
-        "generator": "gos-build demo-inputs",
-        "bbox": list(bbox),
-        "seed": seed,
-        "baseline": baseline,
-        "cloud_fraction": cloud_fraction,
-        "granules": granules,
-        "dem": [f"srtm/{p.name}" for p in hgts],
-        "sentinel2": [f"sentinel2/{safe.name}" for safe in safes],
-        "polygons": "polygons.gpkg",
-        "polygon_count": n_poly,
-    }
-    _write_text(out / "demo-inputs.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest

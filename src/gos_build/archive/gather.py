@@ -1,0 +1,137 @@
+"""The gather: tile shards -> the dataset folder (splits, statistics, index files, writers, datacard, manifest).
+
+Runs once per AOI, after every tile's shard. It reads the tiles' records
+(``chips.json``), never the chips themselves, to choose splits and compute
+the statistics, then lets each writer gather its files, and writes the folder
+under a temporary name, renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from ..errors import GosBuildError
+from ..layout import (CLASSES_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config, classes_text,
+                      labels_text, split_file)
+from ..splits import splits_from_config
+from .writers import WRITERS
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "MANIFEST.sha256"
+STATS_FILE = "stats.json"
+DATACARD_FILE = "datacard.md"
+
+
+def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
+    """Per layer, per band: count/mean/std/min/max over the train chips' valid pixels (from their sums)."""
+    acc: dict = {}
+    for c in chips:
+        if split_of.get(c["id"]) != "train":
+            continue
+        for layer, bands in c["stats"].items():
+            slots = acc.setdefault(layer, [{"n": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}
+                                           for _ in bands])
+            for a, b in zip(slots, bands):
+                if b["n"]:
+                    a["n"] += b["n"]
+                    a["sum"] += b["sum"]
+                    a["sumsq"] += b["sumsq"]
+                    a["min"] = min(a["min"], b["min"])
+                    a["max"] = max(a["max"], b["max"])
+    out = {}
+    for name in MODALITIES:
+        slots = acc.get(name, [])
+        mean = [a["sum"] / a["n"] if a["n"] else None for a in slots]
+        std = [math.sqrt(max(a["sumsq"] / a["n"] - (a["sum"] / a["n"]) ** 2, 0.0)) if a["n"] else None for a in slots]
+        out[name] = {"bands": list(LAYERS[name].bands), "units": LAYERS[name].units,
+                     "count": [a["n"] for a in slots], "mean": [_r(v) for v in mean], "std": [_r(v) for v in std],
+                     "min": [_r(a["min"]) if a["n"] else None for a in slots],
+                     "max": [_r(a["max"]) if a["n"] else None for a in slots]}
+    return out
+
+
+def _r(v):
+    return None if v is None else float(f"{v:.9g}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float, out_dir: str | Path,
+                  provenance: dict) -> dict:
+    """Gather tile shards ``[(chips.json, chips.zip), ...]`` into the archive at ``out_dir`` (atomically).
+
+    ``config``: the validated config (``classes`` and ``split`` are used here; all of it goes to the datacard).
+    """
+    from .datacard import write_datacard
+
+    classes = classes_from_config(config["classes"])
+    out_dir = Path(out_dir)
+    docs = [json.loads(Path(j).read_text(encoding="utf-8")) for j, _ in shards]
+    chips = sorted((c for d in docs for c in d["chips"]), key=lambda c: c["id"])
+    ids = [c["id"] for c in chips]
+    if len(set(ids)) != len(ids):
+        raise GosBuildError("chips: the same chip id came from two tiles")
+    rejected = Counter()
+    candidates = partial = 0
+    for d in docs:
+        rejected.update(d["rejected"])
+        candidates += d["candidates"]
+        partial += d["partial_aoi"]
+    if not chips:
+        raise GosBuildError(f"chips: no chip passed the filters ({candidates} candidates; rejected: "
+                            f"{', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))}); "
+                            "check chips.min_purity / max_nodata / max_cloud")
+    split_of = splits_from_config(chips, chip_span, config["split"])
+    buffered = len(chips) - len(split_of)
+    chips = [dict(c, split=split_of[c["id"]]) for c in chips if c["id"] in split_of]
+
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise GosBuildError(f"{out_dir.parent}: cannot write the dataset here ({exc.strerror})") from None
+    try:
+        for writer in WRITERS.values():
+            writer.gather([z for _, z in shards], split_of, tmp)
+        (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
+        (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
+        for s in SPLITS:
+            (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
+                                             encoding="utf-8")
+        stats = layer_stats(chips, split_of)
+        (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
+        for c in chips:
+            counts[c["label"]][c["split"]] += 1
+        summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
+                   "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
+                   "counts": {str(k): v for k, v in counts.items()}}
+        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        (tmp / MANIFEST_FILE).write_text(
+            "".join(f"{sha256_file(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for cid, c in sorted(classes.items()):
+        log.info("dataset: class %d %s: %s", cid, c["name"], counts[cid])
+    log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) -> %s",
+             len(chips), candidates, dict(rejected), buffered, out_dir)
+    return summary

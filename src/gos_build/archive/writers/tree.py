@@ -1,0 +1,53 @@
+"""The GeoTIFF tree: ``<layer>/<class>/<chip_id>.tif``, one georeferenced GeoTIFF per chip and layer.
+
+Chip GeoTIFFs are encoded in the tile jobs (:func:`shard_members`: DEFLATE,
+predictor, no timestamps -- equal arrays, equal bytes) and unpacked into the
+dataset by :func:`gather`, for the chips the split keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+from rasterio.windows import Window
+
+from ...errors import GosBuildError
+from ...io import geotiff_bytes
+from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
+
+log = logging.getLogger(__name__)
+
+
+def shard_members(grid, kept) -> list[tuple[str, bytes]]:
+    """``(chip path, GeoTIFF bytes)`` of every layer of every kept chip of a tile, sorted by path."""
+    size = grid.chip_size
+    out = []
+    for record, layers in kept:
+        transform = grid.window_transform(Window(record["col"], record["row"], size, size))
+        for name, arr in layers.items():
+            layer = LAYERS[name]
+            out.append((chip_path(name, record["class"], record["id"]),
+                        geotiff_bytes(arr, grid.crs, transform, layer.nodata, band_descriptions(layer))))
+    return sorted(out)
+
+
+def gather(shard_zips: list[str | Path], keep: dict[str, str], dest: Path) -> int:
+    """Unpack the chip GeoTIFFs of the chips in ``keep`` from the shards into ``dest``; the count written."""
+    n = 0
+    for i, zpath in enumerate(shard_zips, start=1):
+        log.info("dataset: shard %d/%d %s", i, len(shard_zips), zpath)
+        with zipfile.ZipFile(zpath) as zf:
+            for name in zf.namelist():
+                try:
+                    _, _, chip_id = parse_chip_path(name)
+                except ValueError:
+                    raise GosBuildError(f"{zpath}: unexpected entry '{name}'") from None
+                if chip_id not in keep:
+                    continue
+                out = dest / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(zf.read(name))
+                n += 1
+    return n

@@ -1,0 +1,301 @@
+"""Sentinel-2 inputs: SAFE products (folder or zip) and band GeoTIFFs -> the ``sentinel2`` manifest.
+
+* L2A or L1C products as ``.SAFE`` folders or ``.SAFE.zip`` files, read in
+  place (``/vsizip/``, never unpacked; a zip entry whose path leaves the
+  product folder is refused);
+* plain band GeoTIFFs/COGs (``*B04*.tif``, ``*B03*.tif``, ``*B02*.tif`` and
+  optionally ``*SCL*.tif`` in one folder = one product); their radiometry
+  comes from the files' scale/offset metadata, else reflectance = DN / 10000.
+
+Radiometry: reflectance = (DN + offset) / quantification, both from the
+product metadata (``BOA_ADD_OFFSET``/``BOA_QUANTIFICATION_VALUE`` for L2A,
+``RADIO_ADD_OFFSET``/``QUANTIFICATION_VALUE`` for L1C; processing baselines
+from 04.00 on must carry offsets). DN 0 is nodata.
+
+The manifest lists the products least cloudy first, with their granules (GDAL
+paths of B04 B03 B02 and SCL, CRS, bounds), radiometry and sizes; the share of
+the AOI they cover (must be all of it) and an estimate of the share that is
+valid (must not be zero), with the SCL classes counted as invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zipfile
+from dataclasses import asdict, dataclass, field
+from xml.etree import ElementTree
+
+import numpy as np
+import rasterio
+import shapely
+from pyproj import Transformer
+from rasterio.errors import RasterioIOError
+
+from ..errors import GosBuildError
+from ..grid import Grid
+from . import expand, file_facts
+
+log = logging.getLogger(__name__)
+
+RGB_BANDS = ("B04", "B03", "B02")
+INVALID_SCL = (0, 1, 3, 8, 9, 10)
+BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7, "B8A": 8,
+            "B09": 9, "B10": 10, "B11": 11, "B12": 12}
+
+
+@dataclass
+class Granule:
+    """One granule (MGRS tile) of a product: GDAL paths of its bands, CRS, bounds."""
+
+    name: str
+    bands: dict[str, str]
+    scl: str | None
+    crs: str
+    bounds: tuple[float, float, float, float]
+
+
+@dataclass
+class Product:
+    """One Sentinel-2 product (or folder of band GeoTIFFs) and its radiometry."""
+
+    name: str
+    source: str
+    level: str  # L2A, L1C or GeoTIFF
+    baseline: str | None
+    cloud_percent: float | None
+    quantification: float
+    offsets: dict[str, float]
+    granules: list[Granule] = field(default_factory=list)
+
+
+# -- discovery -------------------------------------------------------------------
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _parse_mtd(text: bytes, where: str) -> dict:
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise GosBuildError(f"{where}: not valid XML ({exc})") from None
+    out = {"image_files": [], "offsets": {}, "baseline": None, "quant": None, "cloud": None, "level": None}
+    for el in root.iter():
+        tag, txt = _local(el.tag), (el.text or "").strip()
+        if tag == "IMAGE_FILE":
+            out["image_files"].append(txt)
+        elif tag == "PROCESSING_BASELINE":
+            out["baseline"] = txt
+        elif tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE"):
+            out["quant"] = float(txt)
+        elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
+            out["offsets"][int(el.get("band_id"))] = float(txt)
+        elif tag == "Cloud_Coverage_Assessment":
+            out["cloud"] = float(txt)
+        elif tag == "PROCESSING_LEVEL":
+            out["level"] = "L2A" if "2A" in txt else "L1C" if "1C" in txt else txt
+    return out
+
+
+def _safe_product(name: str, mtd: bytes, exists, root: str, where: str) -> Product:
+    """A Product from a SAFE's main metadata; ``exists(rel)`` tells whether a file is in the product."""
+    meta = _parse_mtd(mtd, where)
+    level = meta["level"] or ("L2A" if "MSIL2A" in where else "L1C")
+    if meta["quant"] is None:
+        raise GosBuildError(f"{where}: no quantification value in the metadata")
+    baseline = meta["baseline"]
+    offsets = {}
+    for band in RGB_BANDS:
+        bid = BAND_IDS[band]
+        if bid in meta["offsets"]:
+            offsets[band] = meta["offsets"][bid]
+        elif baseline and baseline >= "04.00":
+            key = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
+            raise GosBuildError(f"{where}: processing baseline {baseline} but no {key} for band {band} "
+                                "(from baseline 04.00 on the offset is part of the radiometry)")
+        else:
+            offsets[band] = 0.0
+    by_granule: dict[str, dict] = {}
+    for rel in meta["image_files"]:
+        parts = rel.split("/")
+        if len(parts) < 2 or parts[0] != "GRANULE":
+            continue
+        g = by_granule.setdefault(parts[1], {})
+        for band in RGB_BANDS:
+            if rel.endswith((f"_{band}_10m", f"_{band}")):
+                g[band] = rel
+        if rel.endswith("_SCL_20m"):
+            g["SCL"] = rel
+    if not by_granule:
+        raise GosBuildError(f"{where}: the metadata lists no granule image")
+    granules = []
+    for gname, files in sorted(by_granule.items()):
+        for band in RGB_BANDS:
+            if band not in files:
+                raise GosBuildError(f"{where}: granule {gname} has no band {band} at 10 m")
+        paths = {}
+        for key, rel in files.items():
+            if not exists(rel + ".jp2"):
+                raise GosBuildError(f"{name}: {rel}.jp2 is missing from the product")
+            paths[key] = f"{root}/{rel}.jp2"
+        if level == "L2A" and "SCL" not in paths:
+            raise GosBuildError(f"{where}: L2A granule {gname} has no SCL (scene classification) at 20 m")
+        crs, bounds = _georef(paths["B04"], name)
+        granules.append(Granule(gname, {b: paths[b] for b in RGB_BANDS}, paths.get("SCL"), crs, bounds))
+    return Product(name, root, level, baseline, meta["cloud"], meta["quant"], offsets, granules)
+
+
+def _georef(path: str, product: str) -> tuple[str, tuple]:
+    try:
+        with rasterio.open(path) as ds:
+            if ds.crs is None:
+                raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]} has no georeferencing")
+            return ds.crs.to_string(), tuple(ds.bounds)
+    except RasterioIOError as exc:
+        raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]} is not a readable JPEG 2000 ({exc})") from None
+
+
+def _from_folder(path: str) -> Product:
+    for mtd in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
+        p = os.path.join(path, mtd)
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                text = f.read()
+            return _safe_product(os.path.basename(path.rstrip("/")), text,
+                                 lambda rel: os.path.exists(os.path.join(path, rel)), path.rstrip("/"), p)
+    raise GosBuildError(f"inputs.sentinel2: {path}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml in the folder")
+
+
+def _from_zip(path: str) -> Product:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GosBuildError(f"inputs.sentinel2: {path}: not a readable zip file ({exc})") from None
+    with zf:
+        names = zf.namelist()
+        for n in names:
+            parts = n.replace("\\", "/").split("/")
+            if n.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", n):
+                raise GosBuildError(f"inputs.sentinel2: {path}: zip entry '{n}' points outside the product folder; "
+                                    "refusing the file")
+        mtds = [n for n in names if re.fullmatch(r"[^/]+\.SAFE/MTD_MSIL(2A|1C)\.xml", n)]
+        if len(mtds) != 1:
+            raise GosBuildError(f"inputs.sentinel2: {path}: expected one <product>.SAFE/MTD_MSIL2A.xml "
+                                f"(or MTD_MSIL1C.xml) inside, found {len(mtds)}")
+        text = zf.read(mtds[0])
+    safe = mtds[0].split("/")[0]
+    members = set(names)
+    root = f"/vsizip/{os.path.abspath(path)}/{safe}"
+    return _safe_product(safe, text, lambda rel: f"{safe}/{rel}" in members, root, f"{path}:{mtds[0]}")
+
+
+def _from_geotiffs(folder: str, files: list[str]) -> Product:
+    bands: dict[str, str] = {}
+    for f in files:
+        m = re.search(r"(?<![A-Za-z0-9])(B0[2-4]|SCL)(?![0-9])", os.path.basename(f), re.IGNORECASE)
+        if m:
+            bands[m.group(1).upper()] = f
+    missing = [b for b in RGB_BANDS if b not in bands]
+    if missing:
+        raise GosBuildError(f"inputs.sentinel2: {folder}: band GeoTIFFs for {', '.join(missing)} are missing")
+    with rasterio.open(bands["B04"]) as ds:
+        scale, offset = ds.scales[0], ds.offsets[0]
+    quant, off = (1.0 / scale, offset / scale) if scale not in (None, 1.0) else (10000.0, 0.0)
+    crs, bounds = _georef(bands["B04"], folder)
+    name = os.path.basename(folder.rstrip("/")) or folder
+    granule = Granule(name, {b: bands[b] for b in RGB_BANDS}, bands.get("SCL"), crs, bounds)
+    return Product(name, folder, "GeoTIFF", None, None, quant, {b: off for b in RGB_BANDS}, [granule])
+
+
+def discover(patterns) -> list[Product]:
+    """Products matched by the config globs, least cloudy first (then by name)."""
+    products, tif_groups = [], {}
+    for hit in expand(patterns, "sentinel2"):
+        if os.path.isdir(hit):
+            products.append(_from_folder(hit))
+        elif hit.lower().endswith(".zip"):
+            products.append(_from_zip(hit))
+        elif hit.lower().endswith((".tif", ".tiff")):
+            tif_groups.setdefault(os.path.dirname(hit), []).append(hit)
+        else:
+            raise GosBuildError(f"inputs.sentinel2: {hit}: not a .SAFE folder, .zip or GeoTIFF")
+    for folder, files in sorted(tif_groups.items()):
+        products.append(_from_geotiffs(folder, files))
+    names = [p.name for p in products]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise GosBuildError(f"inputs.sentinel2: product {sorted(dup)[0]} is given twice")
+    return sorted(products, key=lambda p: (p.cloud_percent if p.cloud_percent is not None else 100.0, p.name))
+
+
+
+def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
+    """Share of the AOI with a valid pixel in some product, from a coarse (~ 200 m) sample."""
+    step = 20
+    rows = np.arange(step // 2, grid.height, step)
+    cols = np.arange(step // 2, grid.width, step)
+    cc, rr = np.meshgrid(cols, rows)
+    x = grid.x_min + (cc + 0.5) * grid.resolution
+    y = grid.y_max - (rr + 0.5) * grid.resolution
+    inside = shapely.contains_xy(grid.aoi, x, y)
+    if not inside.any():
+        return 1.0
+    x, y = x[inside], y[inside]
+    ok = np.zeros(x.shape, dtype=bool)
+    for p in products:
+        for g in p.granules:
+            gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)
+            src = g.scl if g.scl else g.bands["B04"]
+            with rasterio.open(src) as ds:
+                vals = np.array([v[0] for v in ds.sample(zip(gx, gy), masked=False)])
+                r, c = rasterio.transform.rowcol(ds.transform, gx, gy)
+                r, c = np.asarray(r), np.asarray(c)
+                within = (r >= 0) & (c >= 0) & (r < ds.height) & (c < ds.width)
+            good = within & (~np.isin(vals, invalid_scl) if g.scl else vals != 0)
+            ok |= good
+    return float(ok.mean())
+
+
+
+def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:
+    """SCL classes whose pixels are invalid (config ``sentinel2.mask_snow`` adds 11, snow/ice)."""
+    return tuple(INVALID_SCL) + ((11,) if mask_snow else ())
+
+
+def resolve(config: dict, grid: Grid) -> dict:
+    """The ``sentinel2`` manifest: products over the AOI, their coverage and valid share."""
+    products = discover(config["inputs"]["sentinel2"])
+    invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))
+    covered = grid.aoi_covered_by(grid.footprint(g.bounds, g.crs, 32) for p in products for g in p.granules)
+    if covered < 0.9999:
+        raise GosBuildError(f"inputs.sentinel2: the products cover {100 * covered:.1f} % of the AOI "
+                            f"({', '.join(p.name for p in products)})")
+    valid = _valid_fraction(products, grid, invalid_scl)
+    if valid == 0.0:
+        raise GosBuildError(f"inputs.sentinel2: no valid pixel over the AOI: every pixel is cloud, shadow, "
+                            f"cirrus or nodata in {', '.join(p.name for p in products)}")
+    for p in products:
+        log.info("sentinel2: %s (%s, baseline %s, cloud %s %%, quantification %g, offsets %s, %d granule(s))",
+                 p.name, p.level, p.baseline, p.cloud_percent, p.quantification, p.offsets, len(p.granules))
+    log.info("sentinel2: products cover %.2f %% of the AOI; about %.1f %% of it is valid", 100 * covered, 100 * valid)
+    return {"invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
+            "products": [{**asdict(p), "bytes": file_facts(_local_path(p.source))["bytes"]} for p in products]}
+
+
+def _local_path(source: str) -> str:
+    """The local file or folder behind a product source (a ``/vsizip/<zip>/<member>`` path -> the zip)."""
+    if source.startswith("/vsizip/"):
+        path = source[len("/vsizip/"):]
+        return path[: path.lower().index(".zip") + 4]
+    return source
+
+
+def products_from_manifest(doc: dict) -> list[Product]:
+    """The products of a ``sentinel2`` manifest, in its order (least cloudy first)."""
+    products = []
+    for p in doc["products"]:
+        p = {k: v for k, v in p.items() if k != "bytes"}
+        grans = [Granule(g["name"], g["bands"], g["scl"], g["crs"], tuple(g["bounds"])) for g in p.pop("granules")]
+        products.append(Product(**p, granules=grans))
+    return products

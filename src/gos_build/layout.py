@@ -1,0 +1,160 @@
+"""The one vocabulary of gos-build: layers, tile files, chip paths, class and index files, split names.
+
+Every other module imports its names from here; no other module spells a
+layer name. A *layer* is one modality of a chip (``rgb``, ``dem`` and the
+seven terrain parameters); its registry entry holds everything the stages,
+writers, figures and loader need to know about it: bands, dtype, units,
+nodata, the per-tile file it lives in, a description and a display hint.
+
+Paths (relative to ``results/<aoi>/``)::
+
+    tiles/<tile_id>/{rgb,valid,labels,terrain}.tif   per-tile layers on the grid
+    dataset/<layer>/<class>/<chip_id>.tif            one GeoTIFF per chip and layer
+    dataset/classes.txt  labels.txt  train.txt val.txt test.txt
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import GosBuildError
+
+TERRAIN_NODATA = -9999.0  # float32 terrain layers and the DEM on the grid
+RGB_NODATA = 0  # uint16 reflectance x 10000
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One chip modality.
+
+    ``tile_file``/``tile_band`` say where the per-tile stage writes it
+    (``tiles/<id>/<tile_file>``, 1-based first band); ``display`` is a
+    matplotlib colour map and an optional fixed value range for figures.
+    """
+
+    name: str
+    bands: tuple[str, ...]
+    dtype: str
+    units: str
+    nodata: float | int
+    tile_file: str
+    tile_band: int
+    description: str
+    display: tuple[str, tuple[float, float] | None]
+
+
+TERRAIN_PARAMETERS = ("hillshade", "slope", "mean", "std", "northness", "eastness", "dev")
+
+_TERRAIN_DOC = {
+    "hillshade": ("grey level", "GDAL's hillshade (Horn gradient), 1 + 254 cos(incidence), 1-255", ("gray", (0, 255))),
+    "slope": ("degree", "slope, Horn (1981), richdem slope_degrees", ("magma", None)),
+    "mean": ("m", "local mean (or median) elevation over the terrain window", ("terrain", None)),
+    "std": ("m", "local standard deviation of elevation over the terrain window", ("viridis", None)),
+    "northness": ("1", "cos(aspect); 0 on flats", ("RdBu", (-1, 1))),
+    "eastness": ("1", "sin(aspect); 0 on flats", ("RdBu", (-1, 1))),
+    "dev": ("1", "deviation from mean elevation, (z - mean) / std (Wilson & Gallant)", ("RdBu", (-2.5, 2.5))),
+}
+
+RGB = Layer("rgb", ("red", "green", "blue"), "uint16", "reflectance x 10000", RGB_NODATA, "rgb.tif", 1,
+            "Sentinel-2 B04 B03 B02 surface reflectance x 10000", ("rgb", None))
+DEM = Layer("dem", ("dem",), "float32", "m", TERRAIN_NODATA, "terrain.tif", 1,
+            "elevation, resampled onto the grid", ("terrain", None))
+TERRAIN = tuple(
+    Layer(name, (name,), "float32", _TERRAIN_DOC[name][0], TERRAIN_NODATA, "terrain.tif", i + 2, _TERRAIN_DOC[name][1],
+          _TERRAIN_DOC[name][2])
+    for i, name in enumerate(TERRAIN_PARAMETERS)
+)
+LAYERS: dict[str, Layer] = {layer.name: layer for layer in (RGB, DEM, *TERRAIN)}
+HILLSHADE = LAYERS["hillshade"]  # the overview's relief backdrop
+MODALITIES = tuple(LAYERS)  # rgb dem hillshade slope mean std northness eastness dev
+ELEVATION_LAYERS = MODALITIES[1:]  # dem + the seven parameters: the bands of tiles/<id>/terrain.tif
+
+# per-tile files written by the stages, by role
+TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file}
+VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
+LABEL_DESCRIPTION = "label"
+
+SPLITS = ("train", "val", "test")
+REJECTIONS = ("unlabelled", "purity", "nodata", "cloud")
+INPUT_KINDS = ("sentinel2", "dem", "polygons")
+
+
+def tile_path(tiles_dir: str | Path, tile_id: str, role: str) -> Path:
+    """``<tiles_dir>/<tile_id>/<file>`` of a per-tile file (role: a key of :data:`TILE_FILES`)."""
+    return Path(tiles_dir) / tile_id / TILE_FILES[role]
+
+
+def chip_path(layer: str, class_name: str, chip_id: str) -> str:
+    """Relative path of one chip layer in the dataset tree: ``<layer>/<class>/<chip_id>.tif``."""
+    return f"{layer}/{class_name}/{chip_id}.tif"
+
+
+def parse_chip_path(rel: str) -> tuple[str, str, str]:
+    """(layer, class name, chip id) of a :func:`chip_path`; ValueError if it is not one."""
+    parts = rel.split("/")
+    if len(parts) != 3 or not parts[2].endswith(".tif") or parts[0] not in LAYERS or ".." in parts:
+        raise ValueError(rel)
+    return parts[0], parts[1], parts[2][: -len(".tif")]
+
+
+def band_descriptions(layer: Layer) -> list[str]:
+    """GeoTIFF band descriptions of a chip layer (``rgb R`` ... or the layer name)."""
+    return [layer.name] if len(layer.bands) == 1 else [f"{layer.name} {b[0].upper()}" for b in layer.bands]
+
+
+# -- classes.txt and labels.txt: written and read here only ---------------------------
+CLASSES_FILE = "classes.txt"
+LABELS_FILE = "labels.txt"
+LABELS_HEADER = "# chip_id label purity split x y"
+
+
+def split_file(split: str) -> str:
+    return f"{split}.txt"
+
+
+def classes_text(classes: dict[int, dict]) -> str:
+    """classes.txt: ``id<TAB>name<TAB>name_zh`` per class, by id."""
+    return "".join(f"{cid}\t{c['name']}\t{c.get('name_zh', '')}\n" for cid, c in sorted(classes.items()))
+
+
+def labels_text(chips: list[dict]) -> str:
+    """labels.txt: a header, then ``chip_id label purity split x y`` per chip (x, y: south-west corner, m)."""
+    lines = [LABELS_HEADER]
+    lines += [f"{c['id']} {c['label']} {c['purity']:.4f} {c['split']} {c['x']:.0f} {c['y']:.0f}" for c in chips]
+    return "\n".join(lines) + "\n"
+
+
+def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
+    """(class id -> {"name", "name_zh"}, chips [{"id", "label", "purity", "split", "x", "y"}]) of a dataset folder.
+
+    The one reader of ``classes.txt`` and ``labels.txt``; raises GosBuildError naming the file and line.
+    """
+    d = Path(dataset)
+    classes: dict[int, dict] = {}
+    chips: list[dict] = []
+    for name in (CLASSES_FILE, LABELS_FILE):
+        path = d / name
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise GosBuildError(f"{path}: cannot read ({exc.strerror})") from None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            try:
+                if name == CLASSES_FILE:
+                    cid, cname, zh = (line.split("\t") + [""])[:3]
+                    classes[int(cid)] = {"name": cname, "name_zh": zh}
+                else:
+                    cid, label, purity, split, x, y = line.split()
+                    chips.append({"id": cid, "label": int(label), "purity": float(purity), "split": split,
+                                  "x": float(x), "y": float(y)})
+            except ValueError:
+                raise GosBuildError(f"{path}:{n}: malformed line '{line}'") from None
+    return classes, chips
+
+
+def classes_from_config(classes: dict) -> dict[int, dict]:
+    """The config's ``classes`` with int ids (YAML/JSON may give them as strings)."""
+    return {int(k): v for k, v in classes.items()}
