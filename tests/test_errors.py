@@ -5,7 +5,10 @@ docs/errors.md lists every bad input with its message and the test that covers i
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
 import zipfile
 
 import numpy as np
@@ -78,3 +81,66 @@ def test_output_folder_not_writable(tmp_path):
     res = run_cli("demo-inputs", "--bbox", "128.1", "43.6", "128.2", "43.7", "--out", str(blocker / "demo"))
     assert res.returncode == 2 and res.stderr.strip().startswith(f"gos-build: error: {blocker / 'demo'}: cannot write")
     assert blocker.read_text() == "a file where a folder should be"
+
+
+# -- the machine refuses a write: full disk, quota, read-only file system --------------------------
+def test_full_disk_is_a_user_error_injected(tmp_path, monkeypatch):
+    """GDAL says only 'Write failed'; with (almost) no space left that is the user's full disk, not our bug."""
+    import shutil as _shutil
+    from collections import namedtuple
+
+    import rasterio.io
+
+    from gos_build.io import write_geotiff
+
+    def fail(*args, **kwargs):
+        raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.")
+
+    Stat = namedtuple("Stat", "f_bavail f_frsize f_flag")
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", fail)
+    monkeypatch.setattr("os.statvfs", lambda p: Stat(100, 4096, 0))  # 400 KB left
+    monkeypatch.setattr(_shutil, "disk_usage", lambda p: Usage(1 << 30, (1 << 30) - 409600, 409600))
+    out = tmp_path / "tiles" / "t.tif"
+    with pytest.raises(GosBuildError) as info:
+        write_geotiff(out, np.zeros((8, 8), np.float32), "EPSG:32652", Affine(10, 0, 0, 0, -10, 0), None, ["x"])
+    assert str(info.value) == f"{out}: no space left on device (0 MB free)"
+    assert list(out.parent.iterdir()) == []  # nothing partial
+    # with space left, the same failure stays an internal error (a bug to report)
+    monkeypatch.setattr("os.statvfs", lambda p: Stat(1 << 20, 4096, 0))
+    with pytest.raises(rasterio.errors.RasterioIOError):
+        write_geotiff(out, np.zeros((8, 8), np.float32), "EPSG:32652", Affine(10, 0, 0, 0, -10, 0), None, ["x"])
+    # a read-only file system and a quota (Python's own errno)
+    monkeypatch.setattr("os.statvfs", lambda p: Stat(1 << 20, 4096, os.ST_RDONLY))
+    with pytest.raises(GosBuildError, match=r"t.tif: read-only file system \(0 MB free\)"):
+        write_geotiff(out, np.zeros((8, 8), np.float32), "EPSG:32652", Affine(10, 0, 0, 0, -10, 0), None, ["x"])
+    from gos_build.io import write_failure
+
+    assert write_failure(OSError(errno.EDQUOT, "Disk quota exceeded"), out) == "disk quota exceeded"
+    assert write_failure(ValueError("a bug"), out) is None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (needs root and mount; the tests run as root in CI), unmounted afterwards."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_is_a_user_error_on_a_real_tmpfs(small_disk, tmp_path):
+    dem = tmp_path / "dem.tif"
+    rng = np.random.default_rng(0)
+    with rasterio.open(dem, "w", driver="GTiff", width=600, height=600, count=1, dtype="float32", crs="EPSG:32652",
+                       transform=Affine(10, 0, 400000, 0, -10, 4800000)) as dst:
+        dst.write(rng.random((1, 600, 600), dtype=np.float32) * 500)
+    res = run_cli("terrain", str(dem), str(small_disk / "out"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "internal error" not in res.stderr
+    assert res.stderr.strip() == f"gos-build: error: {small_disk / 'out'}: no space left on device (0 MB free)"
+    assert not any(p.is_file() for p in small_disk.rglob("*"))  # nothing partial
+    res = run_cli("grid", str(small_disk / "g" / "grid.json"), "--bbox", "128.1", "43.6", "128.2", "43.7")
+    assert res.returncode == 0  # a small file still fits once the failed one is gone

@@ -185,3 +185,94 @@ def test_shared_edges_digitised_differently_are_not_overlaps(tmp_path):
     assert utm.geometry[0].intersection(utm.geometry[1]).area > 0.01  # the reprojection artefact exists ...
     summary = prepare_labels(src, "genesis", CLASSES, build_grid(bbox=BBOX), tmp_path / "p.gpkg", tmp_path / "p.json")
     assert summary["overlaps_resolved"] == 0  # ... and is not an overlap
+
+
+# -- files as labs have them: encodings, Z, full-width spaces, numeric codes -------------------------
+def _gbk_shapefile(tmp_path, with_cpg=False):
+    """The test polygons as a Shapefile whose attributes are GBK bytes, without .cpg (older ArcGIS exports)."""
+    geoms, values = _utm_polys()
+    gdf = gpd.GeoDataFrame({"genesis": values}, geometry=geoms, crs="EPSG:32652")
+    shp = tmp_path / "gbk" / "polys.shp"
+    shp.parent.mkdir()
+    pyogrio.write_dataframe(gdf, shp, encoding="GBK")
+    assert (shp.parent / "polys.cpg").read_text() == "GBK"
+    if not with_cpg:
+        (shp.parent / "polys.cpg").unlink()
+    raw = (shp.parent / "polys.dbf").read_bytes()
+    assert "构造地貌".encode("gbk") in raw and "构造地貌".encode("utf-8") not in raw  # really GBK on disk
+    return shp
+
+
+def test_gbk_shapefile_without_cpg(tmp_path):
+    shp = _gbk_shapefile(tmp_path)
+    grid = build_grid(bbox=BBOX)
+    with pytest.raises(GosBuildError) as info:
+        prepare_labels(shp, "genesis", CLASSES, grid, tmp_path / "p.gpkg", tmp_path / "p.json")
+    msg = str(info.value)
+    # OGR read the GBK bytes as Latin-1; the message names what they are and the key that fixes it
+    assert "'¹¹ÔìµØÃ²' (1 feature)" in msg
+    assert msg.endswith("values look like GBK-encoded text read as Latin-1 ('构造地貌', '流水地貌', '火山熔岩地貌'): "
+                        "set inputs.polygons_encoding: gbk")
+    assert not (tmp_path / "p.gpkg").exists()
+    # with the key: the same labels as the same polygons in a GeoPackage
+    _, arr_shp, summary, _ = _run_all(shp, tmp_path / "shp", encoding="gbk")
+    geoms, values = _utm_polys()
+    _, arr_gpkg, _, _ = _run_all(_write(tmp_path / "same.gpkg", geoms, values), tmp_path / "gpkg")
+    assert np.array_equal(arr_shp, arr_gpkg) and set(np.unique(arr_gpkg)) == {0, 1, 2, 3}
+    assert summary["encoding"] == "gbk"
+
+
+def test_gbk_through_the_resolver_and_the_cli(tmp_path):
+    shp = _gbk_shapefile(tmp_path)
+    cfg = {"inputs": {"polygons": str(shp), "class_field": "genesis", "polygons_encoding": "GBK"}}
+    res = run_cli("inputs", "polygons", "--grid", _grid_file(tmp_path), "--out", str(tmp_path / "p.json"),
+                  "--config", json.dumps(cfg))
+    assert res.returncode == 0, res.stderr
+    man = json.loads((tmp_path / "p.json").read_text())
+    assert man["encoding_configured"] == "gbk" and man["encoding_declared"] is False
+    cfg["inputs"]["polygons_encoding"] = "klingon"
+    res = run_cli("inputs", "polygons", "--grid", _grid_file(tmp_path), "--out", str(tmp_path / "q.json"),
+                  "--config", json.dumps(cfg))
+    assert res.returncode == 2 and res.stderr.strip() == ("gos-build: error: inputs.polygons_encoding: 'klingon' is "
+                                                          "not a known text encoding (e.g. gbk, gb18030, big5, utf-8)")
+
+
+def test_gbk_shapefile_with_cpg_needs_no_key(tmp_path):
+    shp = _gbk_shapefile(tmp_path, with_cpg=True)
+    _, arr, _, _ = _run_all(shp, tmp_path)
+    assert set(np.unique(arr)) == {0, 1, 2, 3}
+
+
+def test_utf8_shapefile_without_cpg_gets_the_utf8_hint(tmp_path):
+    geoms, values = _utm_polys()
+    shp = tmp_path / "u" / "polys.shp"
+    shp.parent.mkdir()
+    pyogrio.write_dataframe(gpd.GeoDataFrame({"genesis": values}, geometry=geoms, crs="EPSG:32652"), shp,
+                            encoding="UTF-8")
+    (shp.parent / "polys.cpg").unlink()
+    with pytest.raises(GosBuildError, match=r"values look like UTF-8-encoded text read as Latin-1 .*"
+                                            r"set inputs.polygons_encoding: utf-8$"):
+        prepare_labels(shp, "genesis", CLASSES, build_grid(bbox=BBOX), tmp_path / "p.gpkg", tmp_path / "p.json")
+
+
+def test_polygon_z_full_width_spaces_nfkc_and_numeric_codes(tmp_path):
+    geoms, values = _utm_polys()
+    _, ref, _, _ = _run_all(_write(tmp_path / "ref.gpkg", geoms, values), tmp_path / "ref")
+    # PolygonZ / MultiPolygonZ with heights: Z is dropped
+    z_geoms = [shapely.force_3d(g, 250.0) for g in geoms[:3]] + [shapely.MultiPolygon([geoms[3]])]
+    z_geoms[3] = shapely.force_3d(z_geoms[3], 300.0)
+    src = _write(tmp_path / "z.gpkg", z_geoms, values)
+    assert pyogrio.read_info(src)["geometry_type"] in ("Polygon Z", "Unknown (any) Z", "MultiPolygon Z")
+    _, arr, summary, _ = _run_all(src, tmp_path / "z")
+    assert np.array_equal(arr, ref) and summary["z_dropped"] is True
+    # full-width spaces around the names, and names in compatibility forms (NFKC-equal)
+    padded = [f"\u3000{v}\u3000" for v in values[:3]] + ["ｔｅｃｔｏｎｉｃ"]  # full-width Latin letters
+    _, arr, _, _ = _run_all(_write(tmp_path / "fw.gpkg", geoms, padded), tmp_path / "fw")
+    assert np.array_equal(arr, ref)
+    # numeric class codes in an integer field, matched against values: [1], [2], [3]
+    coded = {cid: dict(c, values=[cid]) for cid, c in CLASSES.items()}
+    grid = build_grid(bbox=BBOX, tile_chips=2)
+    src = _write(tmp_path / "codes.gpkg", geoms, [2, 3, 1, 1], field="code")
+    assert pyogrio.read_info(src)["dtypes"].tolist() == ["int64"]
+    summary = prepare_labels(src, "code", coded, grid, tmp_path / "c.gpkg", tmp_path / "c.json")
+    assert {cid: c["features"] for cid, c in summary["classes"].items()} == {"1": 2, "2": 1, "3": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,31 @@ def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_p
     assert manifest == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()
     leftovers = [p for p in (work / "results").rglob(".*") if p.name != ".snakemake_timestamp"]
     assert not leftovers, leftovers
+
+
+def test_full_results_disk_ends_with_one_line_and_resumes(inputs, runs, tmp_path):
+    """results/ on a 6 MB tmpfs: the job that hits the full disk says so in one line; after the space
+    is freed the rerun gives the same manifest as an uninterrupted run."""
+    work = tmp_path / "work"
+    results = work / "results"
+    results.mkdir(parents=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(results)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        cfg = workflow_config(inputs, "aoi", AOI_A)
+        res = run_workflow(work, cfg, "--cores", "2")
+        assert res.returncode != 0
+        ours = [ln for ln in res.stderr.splitlines() if ln.startswith("gos-build:")]
+        assert ours and all(re.fullmatch(r"gos-build: error: results/aoi/\S+: no space left on device \(\d+ MB free\)",
+                                         ln) for ln in ours), ours
+        assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+        leftovers = [p for p in results.rglob("*") if ".tmp" in p.name]
+        assert not leftovers, leftovers
+        subprocess.run(["mount", "-o", "remount,size=256m", str(results)], check=True)
+        res = run_workflow(work, cfg, "--cores", "2", "--rerun-incomplete")
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert ((results / "aoi" / "dataset" / "MANIFEST.sha256").read_bytes()
+                == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes())
+    finally:
+        subprocess.run(["umount", "-l", str(results)], check=False)

@@ -9,10 +9,12 @@ defaults and choices of config keys come from the config schema.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -132,7 +134,8 @@ def _cmd_labels_prepare(args) -> None:
     cfg = _config(args)
     manifest = read_manifest(args.manifest, "polygons")
     prepare_labels(manifest["path"], cfg["inputs"]["class_field"], cfg["classes"], _grid(args), args.out,
-                   args.summary, overlap=cfg["labels"]["overlap"], unknown_values=cfg["labels"]["unknown_values"])
+                   args.summary, overlap=cfg["labels"]["overlap"], unknown_values=cfg["labels"]["unknown_values"],
+                   encoding=manifest.get("encoding_configured"))
 
 
 def _cmd_labels_tile(args) -> None:
@@ -338,8 +341,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _c_library_stderr():
+    """Keep what C libraries write to file descriptor 2 (libtiff's "_tiffWriteProc: No space left on
+    device.", richdem's progress) out of the terminal: it goes to the log, so a bad input ends with
+    exactly one line. Python's own stderr keeps the terminal. Yields a function returning what was caught.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    console = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    sink = tempfile.TemporaryFile(mode="w+b")
+    os.dup2(sink.fileno(), 2)
+    real_stderr, sys.stderr = sys.stderr, console
+
+    def caught() -> str:
+        sink.flush()
+        sink.seek(0)
+        return sink.read().decode("utf-8", "replace").strip()
+
+    try:
+        yield caught
+    finally:
+        sys.stderr = real_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        console.close()
+        sink.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _c_library_stderr() as caught:
+        status = _run(args)
+        said = caught()
+        if said and args.log:
+            log.info("C libraries said: %s", said[-4000:])
+        elif said and status == 1:  # a bug: whoever reads the terminal needs all of it
+            print(said[-4000:], file=sys.stderr)
+        logging.getLogger().handlers.clear()  # their stream closes with this block
+    return status
+
+
+def _run(args) -> int:
     _setup_logging(args)
     # GDAL reads these when the first dataset opens: a job's share, never the machine's
     if args.threads:
@@ -356,6 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gos-build: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a write the machine refused (full disk, quota, read-only) outside io.writing
+        from .io import write_error, write_failure
+
+        reason = write_failure(exc, exc.filename or ".") if exc.errno is not None else None
+        if reason is None:
+            log.exception("internal error")
+            if args.log:
+                print(f"gos-build: internal error: {exc!r} (traceback in {args.log})", file=sys.stderr)
+            return 1
+        message = str(write_error(exc.filename or os.getcwd(), reason))
+        log.error("%s", message)
+        print(f"gos-build: error: {message}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug, not a bad input: keep the traceback
         log.exception("internal error")
         if args.log:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,9 +13,75 @@ from pathlib import Path
 from .errors import GosBuildError
 
 
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                       errno.EROFS: "read-only file system"}
+FULL_BELOW_BYTES = 4 << 20  # a write that failed with less free space than this failed for lack of space
+
+
+def _existing_folder(path: Path) -> Path:
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def free_mb(path: str | Path) -> int:
+    """Free space (MB) on the file system holding ``path`` (or its nearest existing parent)."""
+    return shutil.disk_usage(_existing_folder(Path(path))).free // (1 << 20)
+
+
+def write_failure(exc: BaseException, path: str | Path) -> str | None:
+    """Why a write to ``path`` failed when the machine is the cause (full disk, quota, read-only file
+    system), or None when ``exc`` is something else (then it stays a bug of ours).
+
+    Python says why (``errno``); GDAL only says "Write failed", so for its errors the file system is asked.
+    """
+    path = Path(path)
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        reason = _ENVIRONMENT_ERRNOS[exc.errno]
+    elif isinstance(exc, OSError) or type(exc).__module__.startswith("rasterio"):
+        folder = _existing_folder(path)
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            return None
+        if stat.f_flag & os.ST_RDONLY:
+            reason = _ENVIRONMENT_ERRNOS[errno.EROFS]
+        elif stat.f_bavail * stat.f_frsize < FULL_BELOW_BYTES:
+            reason = _ENVIRONMENT_ERRNOS[errno.ENOSPC]
+        else:
+            return None
+    else:
+        return None
+    return reason
+
+
+def write_error(path: str | Path, reason: str) -> GosBuildError:
+    """``<path>: no space left on device (<N> MB free)``: the one line a user sees."""
+    return GosBuildError(f"{path}: {reason} ({free_mb(path)} MB free)")
+
+
+@contextmanager
+def writing(path: str | Path):
+    """Turn a failed write to ``path`` caused by the machine into the one-line user error."""
+    try:
+        yield
+    except GosBuildError:
+        raise
+    except Exception as exc:
+        reason = write_failure(exc, path)
+        if reason is None:
+            raise
+        raise write_error(path, reason) from None
+
+
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A write that fails for lack of space, quota or a read-only file system ends as a
+    :class:`GosBuildError` naming ``path`` (:func:`write_failure`); nothing is left behind.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,12 +93,21 @@ def atomic_path(path: str | Path):
     except OSError as exc:
         raise GosBuildError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
+    failure = None
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except GosBuildError:
+        raise
+    except Exception as exc:
+        failure = write_failure(exc, path)  # judged while the partial file still takes its space
+        if failure is None:
+            raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if failure is not None:
+        raise write_error(path, failure)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

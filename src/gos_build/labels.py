@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -40,10 +41,35 @@ _POLYGONAL = ("Polygon", "MultiPolygon")
 
 
 def _value_key(v) -> str:
-    """Class values compare as trimmed text: 2, '2' and ' 2 ' are the same value."""
+    """Class values compare as trimmed, NFKC-normalised text: 2, 2.0, '2' and ' 2 ' are the same value,
+    and so are '构造地貌', '　构造地貌　' (full-width spaces) and its decomposed or compatibility forms."""
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    return str(v).strip()
+    return unicodedata.normalize("NFKC", str(v)).strip()
+
+
+# what a Shapefile without .cpg often really holds, tried in this order when its values match no class
+LIKELY_ENCODINGS = ("utf-8", "gbk", "gb18030", "big5", "shift_jis")
+
+
+def encoding_hint(values, lookup: dict[str, int]) -> str:
+    """'' or ``values look like GBK-encoded text read as Latin-1 ('构造地貌', ...): set inputs.polygons_encoding: gbk``.
+
+    ``values``: attribute values OGR decoded as Latin-1 that match no class; re-decoded with each likely
+    encoding, the first under which some of them become configured class values is named.
+    """
+    for enc in LIKELY_ENCODINGS:
+        decoded = []
+        try:
+            decoded = [_value_key(v.encode("latin-1").decode(enc)) for v in values]
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        known = [d for d in decoded if d in lookup]
+        if known:
+            shown = ", ".join(f"'{d}'" for d in sorted(set(known)))
+            return (f"values look like {enc.upper().replace('_', '-')}-encoded text read as Latin-1 ({shown}): "
+                    f"set inputs.polygons_encoding: {enc}")
+    return ""
 
 
 def class_lookup(classes: dict) -> dict[str, int]:
@@ -76,8 +102,12 @@ def prepare_labels(
     out_json: str | Path,
     overlap: str = "error",
     unknown_values: str = "error",
+    encoding: str | None = None,
 ) -> dict:
-    """Validate, map, repair, reproject and order the polygons; see the module docstring."""
+    """Validate, map, repair, reproject and order the polygons; see the module docstring.
+
+    ``encoding``: the attributes' text encoding where the file declares none (``inputs.polygons_encoding``).
+    """
     import geopandas as gpd
     import pyogrio
 
@@ -86,17 +116,30 @@ def prepare_labels(
 
     polygons = str(polygons)
     classes = classes_from_config(classes)
-    gdf, info = read_polygons(polygons)
+    gdf, info = read_polygons(polygons, encoding)
+    has_z = bool(gdf.geometry.has_z.any())
+    if has_z:  # PolygonZ / MultiPolygonZ: labels are 2-D
+        gdf = gdf.set_geometry(shapely.force_2d(gdf.geometry.values), crs=gdf.crs)
     if class_field not in gdf.columns:
         raise GosBuildError(f"inputs.class_field: {polygons} has no field '{class_field}' "
                             f"(fields: {', '.join(map(str, gdf.columns.drop('geometry')))})")
     lookup = class_lookup(classes)
     keys = gdf[class_field].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _value_key(v))
     unknown = Counter(k for k in keys if k not in lookup)
+    # as written in the file (normalising would garble text that was decoded with the wrong encoding)
+    raw = {}
+    for value, key in zip(gdf[class_field], keys):
+        if key not in lookup and key is not None:
+            raw.setdefault(key, str(value))
+    hint = encoding_hint(sorted(set(raw.values())), lookup) if unknown and not info["encoding_declared"] else ""
     if unknown and unknown_values == "error":
-        listing = ", ".join(f"'{k}' ({n} feature{'s' if n > 1 else ''})" for k, n in sorted(unknown.items(), key=str))
+        listing = ", ".join(f"'{raw.get(k, k).strip()}' ({n} feature{'s' if n > 1 else ''})"
+                            for k, n in sorted(unknown.items(), key=str))
+        advice = hint or "map them in classes[*].values or set labels.unknown_values: ignore"
         raise GosBuildError(f"inputs.polygons: {polygons}: values of '{class_field}' not in classes: {listing}; "
-                            "map them in classes[*].values or set labels.unknown_values: ignore")
+                            f"{advice}")
+    if hint:
+        log.warning("labels: %s: %s", polygons, hint)
     stats = Counter()
     stats["features"] = len(gdf)
     stats["unknown_value"] = sum(unknown.values())
@@ -169,6 +212,8 @@ def prepare_labels(
         "features_read": stats["features"],
         "skipped": {"unknown_value": stats["unknown_value"], "empty": stats["empty"], "not_polygon": stats["not_polygon"]},
         "repaired": stats["repaired"],
+        "z_dropped": has_z,
+        "encoding": info["encoding"],
         "unknown_values": dict(sorted(unknown.items(), key=str)),
         "classes": per_class,
     }

@@ -239,7 +239,7 @@ def terrain_file(
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window
 
-    from .io import geotiff_profile
+    from .io import geotiff_profile, writing
 
     dem_path, out_dir = Path(dem_path), Path(out_dir)
     try:
@@ -261,22 +261,23 @@ def terrain_file(
         dsts = {}
         any_valid = False
         try:
-            for name in LAYERS:
-                dsts[name] = rasterio.open(tmp[name], "w", **profile)
-                dsts[name].set_band_description(1, name)
-            nodata = src.nodata
-            for r0 in range(0, src.height, block):
-                for c0 in range(0, src.width, block):
-                    h, w = min(block, src.height - r0), min(block, src.width - c0)
-                    win = Window(c0 - halo, r0 - halo, w + 2 * halo, h + 2 * halo)
-                    z = _read_edge_padded(src, win, nodata)
-                    if not np.isnan(z[halo:-halo, halo:-halo]).all():
-                        any_valid = True
-                    layers = terrain_layers(z, halo, res_x, res_y, window, local_statistic, azimuth, altitude)
-                    for name in LAYERS:
-                        dsts[name].write(layers[name], 1, window=Window(c0, r0, w, h))
-            for d in dsts.values():
-                d.close()
+            with writing(out_dir):  # a full disk: one line naming the folder
+                for name in LAYERS:
+                    dsts[name] = rasterio.open(tmp[name], "w", **profile)
+                    dsts[name].set_band_description(1, name)
+                nodata = src.nodata
+                for r0 in range(0, src.height, block):
+                    for c0 in range(0, src.width, block):
+                        h, w = min(block, src.height - r0), min(block, src.width - c0)
+                        win = Window(c0 - halo, r0 - halo, w + 2 * halo, h + 2 * halo)
+                        z = _read_edge_padded(src, win, nodata)
+                        if not np.isnan(z[halo:-halo, halo:-halo]).all():
+                            any_valid = True
+                        layers = terrain_layers(z, halo, res_x, res_y, window, local_statistic, azimuth, altitude)
+                        for name in LAYERS:
+                            dsts[name].write(layers[name], 1, window=Window(c0, r0, w, h))
+                for d in dsts.values():
+                    d.close()
             if not any_valid:
                 raise GosBuildError(f"{dem_path}: every pixel is nodata")
             done = {}

@@ -64,7 +64,8 @@ def config_json(*keys):
         src, dst = config, part
         for name in parents:
             src, dst = src[name], dst.setdefault(name, {})
-        dst[last] = src[last]
+        if last in src:  # optional keys may be absent
+            dst[last] = src[last]
     return json.dumps(part, ensure_ascii=False, sort_keys=True)
 
 

@@ -16,7 +16,7 @@ rule inputs_polygons:
     conda:
         ENV
     params:
-        config=config_json("inputs.polygons", "inputs.class_field"),
+        config=config_json("inputs.polygons", "inputs.class_field", "inputs.polygons_encoding"),
     resources:
         mem_mb=500,
         runtime=5,

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import GosBuildError
+from ..io import writing
 from ..layout import (CLASSES_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config, classes_text,
                       labels_text, split_file)
 from ..splits import splits_from_config
@@ -105,31 +106,32 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         tmp.mkdir(parents=True)
     except OSError as exc:
         raise GosBuildError(f"{out_dir.parent}: cannot write the dataset here ({exc.strerror})") from None
-    try:
-        for writer in WRITERS.values():
-            writer.gather([z for _, z in shards], split_of, tmp)
-        (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
-        (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
-        for s in SPLITS:
-            (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
-                                             encoding="utf-8")
-        stats = layer_stats(chips, split_of)
-        (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
-        for c in chips:
-            counts[c["label"]][c["split"]] += 1
-        summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
-                   "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
-                   "counts": {str(k): v for k, v in counts.items()}}
-        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        (tmp / MANIFEST_FILE).write_text(
-            "".join(f"{sha256_file(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
+        try:
+            for writer in WRITERS.values():
+                writer.gather([z for _, z in shards], split_of, tmp)
+            (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
+            (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
+            for s in SPLITS:
+                (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
+                                                 encoding="utf-8")
+            stats = layer_stats(chips, split_of)
+            (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
+            for c in chips:
+                counts[c["label"]][c["split"]] += 1
+            summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
+                       "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
+                       "counts": {str(k): v for k, v in counts.items()}}
+            write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            (tmp / MANIFEST_FILE).write_text(
+                "".join(f"{sha256_file(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            os.replace(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     for cid, c in sorted(classes.items()):
         log.info("dataset: class %d %s: %s", cid, c["name"], counts[cid])
     log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) -> %s",

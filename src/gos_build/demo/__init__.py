@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..config import bbox_problem
 from ..errors import GosBuildError
+from ..io import writing
 from .landscape import Landscape
 from .polygons import write_polygons
 from .safe import _write_text, mgrs_tile, write_safe
@@ -67,9 +68,11 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
     except OSError as exc:
         raise GosBuildError(f"{out}: cannot write the demo inputs here ({exc.strerror})") from None
     land = Landscape(seed)
-    hgts = write_hgt_tiles(land, bbox, tmp / "srtm", seed)
-    safes = [write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction, i, granules) for i in range(granules)]
-    n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
+    with writing(out):
+        hgts = write_hgt_tiles(land, bbox, tmp / "srtm", seed)
+        safes = [write_safe(land, bbox, tmp / "sentinel2", baseline, cloud_fraction, i, granules)
+                 for i in range(granules)]
+        n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
 
     # move the finished pieces into place, then write the manifest last
     (out / "demo-inputs.json").unlink(missing_ok=True)

@@ -20,6 +20,7 @@ valid (must not be zero), with the SCL classes counted as invalid.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -164,7 +165,13 @@ def _from_folder(path: str) -> Product:
                 text = f.read()
             return _safe_product(os.path.basename(path.rstrip("/")), text,
                                  lambda rel: os.path.exists(os.path.join(path, rel)), path.rstrip("/"), p)
-    raise GosBuildError(f"inputs.sentinel2: {path}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml in the folder")
+    # not a SAFE: a folder of band GeoTIFFs is one product (README: "in one folder = one product")
+    tifs = sorted(f for f in glob.glob(os.path.join(glob.escape(path), "*"))
+                  if f.lower().endswith((".tif", ".tiff")) and os.path.isfile(f))
+    if tifs:
+        return _from_geotiffs(path, tifs)
+    raise GosBuildError(f"inputs.sentinel2: {path}: neither a SAFE product (no MTD_MSIL2A.xml or MTD_MSIL1C.xml) "
+                        "nor a folder of band GeoTIFFs (*B04*.tif, *B03*.tif, *B02*.tif)")
 
 
 def _from_zip(path: str) -> Product:
