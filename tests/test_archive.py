@@ -26,3 +26,33 @@ def test_no_chip_passing_the_filters(tmp_path):
         build_dataset([(str(j), str(z))], {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
                       "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}, 640.0, tmp_path / "ds", {})
     assert not (tmp_path / "ds").exists()
+
+
+def test_folds_and_class_balance_in_the_datacard(tmp_path):
+    """Hand-made tile records: 20 x 20 chips, class 3 in only two blocks; split.folds: 3."""
+    chips = []
+    for i in range(20):
+        for j in range(20):
+            label = 3 if (i // 4, j // 4) in ((0, 0), (4, 4)) else 1 if i < 10 else 2
+            chips.append({"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "label": label,
+                          "class": CLASSES[label]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
+                          "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}})
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps({"candidates": 400, "partial_aoi": 0, "kept": 400, "chips": chips,
+                             "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    z = tmp_path / "t.zip"
+    zipfile.ZipFile(z, "w").close()
+    cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1, "folds": 3,
+                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}
+    build_dataset([(str(j), str(z))], cfg, 640.0, tmp_path / "ds", {})
+    from gos_build.layout import read_folds
+
+    folds = read_folds(tmp_path / "ds")
+    assert set(folds) == {c["id"] for c in chips} and set(folds.values()) == {1, 2, 3}
+    for f in (1, 2, 3):  # classes 1 and 2 (many blocks) in every fold; class 3 in two folds (two blocks)
+        assert {c["label"] for c in chips if folds[c["id"]] == f} >= {1, 2}
+    assert len({folds[c["id"]] for c in chips if c["label"] == 3}) == 2
+    card = (tmp_path / "ds" / "datacard.md").read_text(encoding="utf-8")
+    assert "### Class shares per split" in card and "### Class shares per spatial fold" in card
+    assert "- fluvial: 2 blocks, absent from " in card
+    assert "folds.txt" in (tmp_path / "ds" / "MANIFEST.sha256").read_text()

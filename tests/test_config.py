@@ -62,7 +62,7 @@ def test_bad_values():
     del cfg["inputs"]["class_field"]
     msg = _problems(cfg)
     assert "config key 'terrain.window': expected an odd integer, got 8" in msg
-    assert "config key 'split.method': expected one of ['block', 'random'], got string 'stratified'" in msg
+    assert "config key 'split.method': expected one of ['block', 'block_unstratified', 'random'], got string 'stratified'" in msg
     assert "config key 'split.ratios': train + val + test must be 1, got 1.1" in msg
     assert "config key 'chips.min_purity': expected a value <= 1, got 1.5" in msg
     assert "config key 'inputs.class_field': missing (required)" in msg

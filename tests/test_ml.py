@@ -76,3 +76,27 @@ def test_baseline_command_writes_metrics_report_and_figure(runs, tmp_path):
     assert m["random_split_inflation"] == pytest.approx(m["random"]["overall_accuracy"] - m["block"]["overall_accuracy"])
     assert "random split" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fold_splits_test_every_chip_once():
+    from gos_build.ml import fold_splits
+
+    fold_of = {f"c{i}": i % 4 + 1 for i in range(40)}
+    runs = fold_splits(fold_of)
+    assert len(runs) == 4
+    for cid, fold in fold_of.items():
+        assert [r[cid] for r in runs].count("test") == 1 and runs[fold - 1][cid] == "test"
+        assert runs[fold % 4][cid] == "train" or runs[fold % 4][cid] == "val"
+    assert all(r[c] == "val" for i, r in enumerate(runs, start=1) for c, f in fold_of.items() if f == i % 4 + 1)
+
+
+def test_fold_summary_by_hand():
+    from gos_build.ml import summarize_folds
+
+    results = [{"overall_accuracy": 0.8, "kappa": 0.6, "per_class_accuracy": [1.0, None], "classes": ["a", "b"]},
+               {"overall_accuracy": 0.6, "kappa": 0.2, "per_class_accuracy": [0.5, 0.25], "classes": ["a", "b"]}]
+    sm = summarize_folds(results)
+    assert sm["overall_accuracy"]["mean"] == pytest.approx(0.7)
+    assert sm["overall_accuracy"]["sd"] == pytest.approx(((0.1**2 + 0.1**2) / 1) ** 0.5)  # ddof = 1
+    assert sm["kappa"] == {"mean": pytest.approx(0.4), "sd": pytest.approx(0.2 * 2**0.5), "n": 2}
+    assert sm["per_class_accuracy"][1] == {"mean": 0.25, "sd": 0.0, "n": 1}  # a fold without class b

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,27 @@ def test_full_results_disk_ends_with_one_line_and_resumes(inputs, runs, tmp_path
                 == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes())
     finally:
         subprocess.run(["umount", "-l", str(results)], check=False)
+
+
+def test_demo_aoi_has_every_class_in_every_split_and_fold(inputs, tmp_path):
+    """The demo AOI (config.yaml's, on the same generated inputs) with split.folds: 3."""
+    from helpers import DEMO_BBOX
+
+    cfg = workflow_config(inputs, "demo", list(DEMO_BBOX), grid={"tile_chips": 8},
+                          split={"block_chips": 4, "folds": 3})
+    res = run_workflow(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    d = tmp_path / "results" / "demo" / "dataset"
+    rows = [ln.split() for ln in (d / "labels.txt").read_text().splitlines() if not ln.startswith("#")]
+    by_split = {s: {r[1] for r in rows if r[3] == s} for s in ("train", "val", "test")}
+    assert by_split == {"train": {"1", "2", "3"}, "val": {"1", "2", "3"}, "test": {"1", "2", "3"}}
+    folds = dict(ln.split() for ln in (d / "folds.txt").read_text().splitlines() if not ln.startswith("#"))
+    label = {r[0]: r[1] for r in rows}
+    assert set(folds) == set(label)
+    for f in ("1", "2", "3"):
+        assert {label[c] for c, g in folds.items() if g == f} == {"1", "2", "3"}
+    assert run_cli("validate", str(d)).returncode == 0
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    assert "Every class is present in every group." in card
+    with zipfile.ZipFile(tmp_path / "results" / "demo" / "dist" / "demo_labels.zip") as zf:
+        assert "folds.txt" in zf.namelist()

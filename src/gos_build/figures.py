@@ -25,13 +25,14 @@ import rasterio
 from rasterio.enums import Resampling
 
 from .grid import Grid
-from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_index
+from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_folds, read_index
 from .tiles import read_decimated
 
 log = logging.getLogger(__name__)
 
 SPLIT_COLOURS = {"train": "#1b9e77", "val": "#7570b3", "test": "#d95f02"}
 REASON_COLOURS = {"purity": "#bdbdbd", "cloud": "#67a9cf", "nodata": "#000000", "unlabelled": "#fddbc7"}
+FOLD_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 CLASS_COLOURS = ["#8c510a", "#c51b7d", "#2166ac", "#1a9850", "#fee08b", "#762a83", "#e08214", "#4d4d4d"]
 _ZH_SAMPLE = "构造地貌火山熔岩流水"
 
@@ -85,7 +86,8 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jso
     classes, chips = _read_dataset(dataset)
     factor = max(1, math.ceil(max(grid.width, grid.height) / 1200))
     extent = (grid.bounds[0], grid.bounds[2], grid.bounds[1], grid.bounds[3])
-    fig, axes = plt.subplots(1, 4, figsize=(22, 6))
+    folds = read_folds(dataset)
+    fig, axes = plt.subplots(1, 5 if folds else 4, figsize=(27.5 if folds else 22, 6))
     with rasterio.open(visual) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / 1200))
         rgb = ds.read(out_shape=(3, math.ceil(ds.height / f), math.ceil(ds.width / f)), resampling=Resampling.average)
@@ -126,6 +128,19 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jso
               + [Patch(color=v, label=f"rejected: {k}") for k, v in REASON_COLOURS.items()],
               loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_title("chips by split; rejected candidates by reason")
+    if folds:  # spatial cross-validation folds, whole blocks
+        ax = axes[4]
+        ax.imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
+        k = max(folds.values())
+        colours = [FOLD_COLOURS[i % len(FOLD_COLOURS)] for i in range(k)]
+        for c in chips:
+            ax.add_patch(Rectangle((c["x"], c["y"]), span, span, facecolor=colours[folds[c["id"]] - 1], alpha=0.8,
+                                   edgecolor="none"))
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.legend(handles=[Patch(color=colours[i], label=f"fold {i + 1}") for i in range(k)], loc="lower left",
+                  fontsize=8, framealpha=0.9)
+        ax.set_title(f"chips by spatial fold ({k} folds)")
     for a in axes:
         for part in getattr(grid.aoi, "geoms", [grid.aoi]):
             a.plot(*part.exterior.xy, color="red", lw=0.8)

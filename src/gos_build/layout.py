@@ -109,8 +109,34 @@ LABELS_FILE = "labels.txt"
 LABELS_HEADER = "# chip_id label purity split x y"
 
 
+FOLDS_FILE = "folds.txt"  # only with split.folds
+FOLDS_HEADER = "# chip_id fold"
+
+
 def split_file(split: str) -> str:
     return f"{split}.txt"
+
+
+def folds_text(fold_of: dict[str, int]) -> str:
+    """folds.txt: a header, then ``chip_id fold`` (1..k) per chip, by id."""
+    return FOLDS_HEADER + "\n" + "".join(f"{cid} {fold}\n" for cid, fold in sorted(fold_of.items()))
+
+
+def read_folds(dataset: str | Path) -> dict[str, int]:
+    """chip id -> fold of a dataset's folds.txt; empty when the dataset has no folds."""
+    path = Path(dataset) / FOLDS_FILE
+    if not path.exists():
+        return {}
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            cid, fold = line.split()
+            out[cid] = int(fold)
+        except ValueError:
+            raise GosBuildError(f"{path}:{n}: malformed line '{line}'") from None
+    return out
 
 
 def classes_text(classes: dict[int, dict]) -> str:

@@ -221,10 +221,35 @@ def _majority(labels: list[int]) -> float:
     return max(labels.count(v) for v in set(labels)) / len(labels) if labels else math.nan
 
 
+def fold_splits(fold_of: dict[str, int]) -> list[dict[str, str]]:
+    """Spatial k-fold cross-validation: for fold i, test on fold i, validate on fold i + 1 (cyclically),
+    train on the rest. One chip id -> split mapping per fold."""
+    k = max(fold_of.values())
+    return [{cid: "test" if f == i else "val" if f == i % k + 1 else "train" for cid, f in fold_of.items()}
+            for i in range(1, k + 1)]
+
+
+def summarize_folds(results: list[dict]) -> dict:
+    """Mean and standard deviation (over folds, ddof = 1) of overall accuracy, kappa and per-class accuracy."""
+    def ms(values):
+        v = np.array([x for x in values if x is not None], dtype=np.float64)
+        if not len(v):
+            return {"mean": None, "sd": None, "n": 0}
+        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+    n_classes = len(results[0]["per_class_accuracy"])
+    return {"folds": len(results), "overall_accuracy": ms(r["overall_accuracy"] for r in results),
+            "kappa": ms(r["kappa"] for r in results),
+            "per_class_accuracy": [ms(r["per_class_accuracy"][i] for r in results) for i in range(n_classes)],
+            "classes": results[0]["classes"]}
+
+
 def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict | None = None, epochs: int = 15,
              threads: int = 1) -> dict:
-    """Block split (the dataset's own) and a seeded random split of the same chips: metrics.json, report.md, figure."""
+    """Block split (the dataset's own), a seeded random split of the same chips and, when the dataset has
+    spatial folds, k-fold cross-validation over them: metrics.json, report.md, figure."""
     from .io import atomic_write_text
+    from .layout import read_folds
 
     _, chips = read_index(root)
     ratios = ratios or {"train": 0.7, "val": 0.1, "test": 0.2}
@@ -233,12 +258,23 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     rand = train_and_evaluate(root, split_of=random_split_of, epochs=epochs, seed=seed, threads=threads)
     out = {"block": block, "random": rand,
            "random_split_inflation": rand["overall_accuracy"] - block["overall_accuracy"]}
+    fold_of = read_folds(root)
+    if fold_of:
+        per_fold = []
+        for i, split_of in enumerate(fold_splits(fold_of), start=1):
+            log.info("baseline: spatial fold %d/%d as test", i, max(fold_of.values()))
+            per_fold.append(train_and_evaluate(root, split_of=split_of, epochs=epochs, seed=seed, threads=threads))
+        out["folds"] = {"per_fold": per_fold, "summary": summarize_folds(per_fold)}
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "metrics.json", json.dumps(out, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out_dir / "report.md", _report(out))
     _confusion_figure(out, out_dir / "confusion.png")
     log.info("baseline: test accuracy block %.3f (kappa %.3f), random %.3f: a random split inflates accuracy by %+.3f",
              block["overall_accuracy"], block["kappa"], rand["overall_accuracy"], out["random_split_inflation"])
+    if fold_of:
+        sm = out["folds"]["summary"]
+        log.info("baseline: %d spatial folds: accuracy %.3f +- %.3f, kappa %.3f +- %.3f", sm["folds"],
+                 sm["overall_accuracy"]["mean"], sm["overall_accuracy"]["sd"], sm["kappa"]["mean"], sm["kappa"]["sd"])
     return out
 
 
@@ -250,9 +286,24 @@ def _report(out: dict) -> str:
         pc = ", ".join(f"{c} {a:.2f}" if a is not None else f"{c} -" for c, a in zip(m["classes"], m["per_class_accuracy"]))
         lines.append(f"| {name} | {m['chips']['train']}/{m['chips']['val']}/{m['chips']['test']} | "
                      f"{m['overall_accuracy']:.3f} | {m['kappa']:.3f} | {pc} | {m['chance']:.3f} |")
+    if "folds" in out:
+        sm = out["folds"]["summary"]
+
+        def pm(v):
+            return "-" if v["mean"] is None else f"{v['mean']:.3f} ± {v['sd']:.3f}"
+
+        pc = ", ".join(f"{c} {pm(v)}" for c, v in zip(sm["classes"], sm["per_class_accuracy"]))
+        lines.append(f"| spatial {sm['folds']}-fold CV (mean ± sd) | each fold as test once | "
+                     f"{pm(sm['overall_accuracy'])} | {pm(sm['kappa'])} | {pc} | {b['chance']:.3f} |")
     lines += ["", f"A random split of the same chips changes test accuracy by {out['random_split_inflation']:+.3f}: "
               "neighbouring chips share terrain and imagery, so a random split tests on near-copies of training "
               "chips; the block split keeps them apart.", ""]
+    if "folds" in out:
+        lines += ["Per fold (test fold, chips train/val/test, OA, kappa):", ""]
+        for i, m in enumerate(out["folds"]["per_fold"], start=1):
+            lines.append(f"- fold {i}: {m['chips']['train']}/{m['chips']['val']}/{m['chips']['test']}, "
+                         f"OA {m['overall_accuracy']:.3f}, kappa {m['kappa']:.3f}")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -262,8 +313,9 @@ def _confusion_figure(out: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    for ax, (name, m) in zip(axes, (("block split", out["block"]), ("random split", out["random"]))):
+    panels = [("block split", out["block"]), ("random split", out["random"])]
+    fig, axes = plt.subplots(1, 3 if "folds" in out else 2, figsize=(13.5 if "folds" in out else 9, 4.2))
+    for ax, (name, m) in zip(axes, panels):
         cm = np.array(m["confusion_matrix"])
         ax.imshow(cm, cmap="Blues")
         for i in range(cm.shape[0]):
@@ -274,6 +326,21 @@ def _confusion_figure(out: dict, path: Path) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name}: OA {m['overall_accuracy']:.2f}, kappa {m['kappa']:.2f}")
+    if "folds" in out:  # the spread over the spatial folds: one dot per fold, bar = mean
+        ax = axes[2]
+        per_fold, sm = out["folds"]["per_fold"], out["folds"]["summary"]
+        names = ["OA", "kappa"] + [f"acc {c}" for c in sm["classes"]]
+        values = [[m["overall_accuracy"] for m in per_fold], [m["kappa"] for m in per_fold]]
+        values += [[m["per_class_accuracy"][i] for m in per_fold] for i in range(len(sm["classes"]))]
+        for x, vals in enumerate(values):
+            vals = [v for v in vals if v is not None]
+            if vals:
+                ax.bar(x, np.mean(vals), color="#cccccc", edgecolor="k")
+                ax.errorbar(x, np.mean(vals), yerr=np.std(vals, ddof=1) if len(vals) > 1 else 0, color="k", capsize=4)
+                ax.scatter([x] * len(vals), vals, color="#d95f02", zorder=3, s=14)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_ylim(min(0.0, min(min((v for v in vals if v is not None), default=0) for vals in values)), 1.0)
+        ax.set_title(f"spatial {sm['folds']}-fold CV: mean ± sd, dots = folds")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, metadata={"Software": None})

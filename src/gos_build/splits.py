@@ -1,17 +1,33 @@
-"""Split strategies: which chips train, validate and test (``split.method``).
+"""Split strategies: which chips train, validate and test (``split.method``), and spatial folds.
 
-* ``block`` (default): the global chip lattice is cut into blocks of
-  ``block_chips`` x ``block_chips`` chips; blocks are visited in an order
-  fixed by ``seed`` (SHA-256 of seed and block indices) and each goes to the
-  split furthest below its target share of chips -- ratios met as closely as
-  whole blocks allow, and neighbouring chips inside a block never straddle
-  splits. ``buffer_chips`` = k drops every chip within k chips (8-neighbour
-  distance) of a block of another split.
+The global chip lattice is cut into blocks of ``block_chips`` x
+``block_chips`` chips; block strategies move whole blocks, so neighbouring
+chips inside a block never straddle splits (Roberts et al. 2017).
+``buffer_chips`` = k then drops every chip within k chips (8-neighbour
+distance) of a block of another split.
+
+* ``block`` (default): class-stratified blocks. Each split should hold its
+  ratio of every class, so that each split's class shares equal the AOI's.
+  The cost of an assignment is, in this order: the number of (split, class)
+  pairs left empty although the class has blocks enough to reach that split
+  (a class in n blocks can reach min(n, 3) splits); the worst deviation
+  ``|chips of class k in split s - ratio_s x chips of class k| / (ratio_s x
+  all chips)`` -- the deviation of the split's class share, in share points,
+  when the split has its target size; the sum of squared deviations. Blocks
+  are placed greedily, rarest-class and largest first (ties in a seeded
+  order), each where the cost is lowest; then single-block moves and pair
+  swaps that lower the cost are made until none does. Deterministic for a seed.
+* ``block_unstratified``: the earlier rule, blind to classes -- blocks in a
+  seeded order (SHA-256 of seed and block indices), each to the split
+  furthest below its target number of chips. For comparison.
 * ``random``: each chip by a seeded hash of its id (for comparison only:
   neighbouring chips leak between splits).
 
-Chips are dicts with ``id`` and the south-west corner ``x``, ``y`` (metres,
-grid CRS); the chip lattice cell is ``floor(x / chip_span)``.
+``split.folds: k`` adds k spatial folds for cross-validation, made the same
+way as ``block`` (k groups of equal ratio, whole blocks, stratified).
+
+Chips are dicts with ``id``, ``label`` and the south-west corner ``x``, ``y``
+(metres, grid CRS); the chip lattice cell is ``floor(x / chip_span)``.
 """
 
 from __future__ import annotations
@@ -42,21 +58,14 @@ def random_split(chips: list[dict], seed: int = 42, ratios: dict | None = None) 
     return out
 
 
-def block_split(chips: list[dict], chip_span: float, block_chips: int = 8, buffer_chips: int = 0, seed: int = 42,
-                ratios: dict | None = None) -> dict[str, str]:
-    """chip id -> split by whole seeded blocks of chips; buffer-dropped chips are absent."""
-    ratios = ratios or DEFAULT_RATIOS
+def _blocks(chips: list[dict], chip_span: float, block_chips: int):
+    """(chip id -> lattice cell, chip id -> block) for chips on the chip lattice."""
     cell = {c["id"]: (math.floor(c["x"] / chip_span + 1e-9), math.floor(c["y"] / chip_span + 1e-9)) for c in chips}
     block_of = {cid: (ix // block_chips, iy // block_chips) for cid, (ix, iy) in cell.items()}
-    size = Counter(block_of.values())
-    total = sum(size.values())
-    target = {s: ratios[s] * total for s in SPLITS}
-    have = {s: 0 for s in SPLITS}
-    assigned = {}
-    for b in sorted(size, key=lambda b: (unit_hash(seed, b[0], b[1]), b)):
-        s = max(SPLITS, key=lambda s: (target[s] - have[s], -SPLITS.index(s)))
-        assigned[b] = s
-        have[s] += size[b]
+    return cell, block_of
+
+
+def _apply_buffer(cell, block_of, assigned, block_chips: int, buffer_chips: int) -> dict[str, str]:
     out = {}
     for cid, (ix, iy) in cell.items():
         own = assigned[block_of[cid]]
@@ -69,7 +78,154 @@ def block_split(chips: list[dict], chip_span: float, block_chips: int = 8, buffe
     return out
 
 
-METHODS = {"block": block_split, "random": random_split}
+def block_unstratified_split(chips: list[dict], chip_span: float, block_chips: int = 8, buffer_chips: int = 0,
+                             seed: int = 42, ratios: dict | None = None) -> dict[str, str]:
+    """chip id -> split by whole seeded blocks, sizes only; buffer-dropped chips are absent."""
+    ratios = ratios or DEFAULT_RATIOS
+    cell, block_of = _blocks(chips, chip_span, block_chips)
+    size = Counter(block_of.values())
+    total = sum(size.values())
+    target = {s: ratios[s] * total for s in SPLITS}
+    have = {s: 0 for s in SPLITS}
+    assigned = {}
+    for b in sorted(size, key=lambda b: (unit_hash(seed, b[0], b[1]), b)):
+        s = max(SPLITS, key=lambda s: (target[s] - have[s], -SPLITS.index(s)))
+        assigned[b] = s
+        have[s] += size[b]
+    return _apply_buffer(cell, block_of, assigned, block_chips, buffer_chips)
+
+
+def stratified_groups(counts: dict, ratios: list[float], seed: int, max_rounds: int = 50,
+                      max_swap_blocks: int = 1500) -> dict:
+    """Assign blocks to groups so that each group holds its ratio of every class.
+
+    ``counts``: block -> chips per class (a sequence, one entry per class); ``ratios``: one per group,
+    summing to 1. Returns block -> group index. See the module docstring for the rule.
+    """
+    import numpy as np
+
+    blocks = sorted(counts)
+    if not blocks:
+        return {}
+    c = np.array([counts[b] for b in blocks], dtype=np.float64)  # (B, K)
+    r = np.asarray(ratios, dtype=np.float64)  # (G,)
+    total_k = c.sum(axis=0)  # (K,)
+    target = r[:, None] * total_k[None, :]  # (G, K)
+    norm = np.maximum(r * c.sum(), 1.0)[:, None]  # (G, 1): target size of each group
+
+    # a class in n blocks can reach min(n, groups) groups: each group it could reach but misses counts first
+    need = np.minimum((c > 0).sum(axis=0), len(r))  # (K,)
+
+    def cost(have):
+        dev = np.abs(have - target) / norm
+        missing = int(np.maximum(need - (have > 0).sum(axis=0), 0).sum())
+        return missing, float(dev.max()), float((dev * dev).sum())
+
+    # largest and rarest-class blocks first, so the small ones can even out what they leave
+    rarity = (c / np.maximum(total_k, 1.0)).max(axis=1)
+    order = sorted(range(len(blocks)), key=lambda i: (-rarity[i], -c[i].sum(), unit_hash(seed, *blocks[i])))
+    group = np.full(len(blocks), -1)
+    have = np.zeros_like(target)
+    for i in order:
+        best = None
+        for g in range(len(r)):
+            have[g] += c[i]
+            key = (cost(have), g)
+            have[g] -= c[i]
+            if best is None or key < best:
+                best = key
+        group[i] = best[1]
+        have[best[1]] += c[i]
+    # local search: move one block, or swap two, while the worst deviation (then the sum of squares) drops
+    current = cost(have)
+    for _ in range(max_rounds):
+        improved = False
+        for i in order:
+            gi = group[i]
+            for g in range(len(r)):
+                if g == gi:
+                    continue
+                have[gi] -= c[i]
+                have[g] += c[i]
+                new = cost(have)
+                if new < current:
+                    group[i], current, improved = g, new, True
+                    break
+                have[g] -= c[i]
+                have[gi] += c[i]
+        for a in range(len(order) if len(order) <= max_swap_blocks else 0):  # swaps cost B^2
+            i = order[a]
+            for j in order[a + 1 :]:
+                gi, gj = group[i], group[j]
+                if gi == gj or not (c[i] - c[j]).any():
+                    continue
+                delta = c[j] - c[i]
+                have[gi] += delta
+                have[gj] -= delta
+                new = cost(have)
+                if new < current:
+                    group[i], group[j], current, improved = gj, gi, new, True
+                else:
+                    have[gi] -= delta
+                    have[gj] += delta
+        if not improved:
+            break
+    return {b: int(group[i]) for i, b in enumerate(blocks)}
+
+
+def _class_counts(chips: list[dict], block_of: dict) -> tuple[dict, list]:
+    labels = sorted({c.get("label", 0) for c in chips})
+    index = {k: i for i, k in enumerate(labels)}
+    counts: dict = {}
+    for c in chips:
+        counts.setdefault(block_of[c["id"]], [0] * len(labels))[index[c.get("label", 0)]] += 1
+    return counts, labels
+
+
+def block_split(chips: list[dict], chip_span: float, block_chips: int = 8, buffer_chips: int = 0, seed: int = 42,
+                ratios: dict | None = None) -> dict[str, str]:
+    """chip id -> split by whole blocks, stratified by class (module docstring); buffer-dropped chips are absent."""
+    ratios = ratios or DEFAULT_RATIOS
+    cell, block_of = _blocks(chips, chip_span, block_chips)
+    counts, _ = _class_counts(chips, block_of)
+    group = stratified_groups(counts, [ratios[s] for s in SPLITS], seed)
+    assigned = {b: SPLITS[g] for b, g in group.items()}
+    return _apply_buffer(cell, block_of, assigned, block_chips, buffer_chips)
+
+
+def block_folds(chips: list[dict], chip_span: float, k: int, block_chips: int = 8, seed: int = 42) -> dict[str, int]:
+    """chip id -> fold 1..k: whole blocks, each fold holding about 1/k of every class."""
+    _, block_of = _blocks(chips, chip_span, block_chips)
+    counts, _ = _class_counts(chips, block_of)
+    group = stratified_groups(counts, [1.0 / k] * k, seed)
+    return {c["id"]: group[block_of[c["id"]]] + 1 for c in chips}
+
+
+def class_balance(chips: list[dict], split_of: dict[str, str], chip_span: float, block_chips: int) -> dict:
+    """Per class: chips and blocks, its share of each split vs of all chips, and the splits it is absent from.
+
+    ``split_of`` may map to splits or to folds; what the datacard reports.
+    """
+    _, block_of = _blocks(chips, chip_span, block_chips)
+    kept = [c for c in chips if c["id"] in split_of]
+    present = {split_of[c["id"]] for c in kept}
+    groups = list(SPLITS) if present <= set(SPLITS) else sorted(present)
+    size = Counter(split_of[c["id"]] for c in kept)
+    out = {}
+    for label in sorted({c["label"] for c in kept}):
+        mine = [c for c in kept if c["label"] == label]
+        per = Counter(split_of[c["id"]] for c in mine)
+        out[label] = {
+            "chips": len(mine),
+            "blocks": len({block_of[c["id"]] for c in mine}),
+            "share": len(mine) / len(kept),
+            "share_in": {str(g): (per[g] / size[g] if size[g] else 0.0) for g in groups},
+            "absent_from": [str(g) for g in groups if per[g] == 0],
+        }
+    return out
+
+
+METHODS = {"block": block_split, "block_unstratified": block_unstratified_split, "random": random_split}
 
 
 def assign_splits(chips: list[dict], chip_span: float, method: str = "block", block_chips: int = 8,
@@ -79,6 +235,8 @@ def assign_splits(chips: list[dict], chip_span: float, method: str = "block", bl
         return random_split(chips, seed, ratios)
     if method == "block":
         return block_split(chips, chip_span, block_chips, buffer_chips, seed, ratios)
+    if method == "block_unstratified":
+        return block_unstratified_split(chips, chip_span, block_chips, buffer_chips, seed, ratios)
     raise GosBuildError(f"split.method: expected one of {', '.join(METHODS)}, got '{method}'")
 
 

@@ -54,8 +54,9 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     split = cfg.get("split", {})
     out += ["", f"Split: `{split.get('method')}`"
             + (f", blocks of {split.get('block_chips')} x {split.get('block_chips')} chips, buffer "
-               f"{split.get('buffer_chips', 0)} chip(s)" if split.get("method") == "block" else "")
+               f"{split.get('buffer_chips', 0)} chip(s)" if str(split.get("method")).startswith("block") else "")
             + f", seed {split.get('seed')}, target ratios {split.get('ratios')}.", ""]
+    out += _balance_section(classes, summary.get("balance", {}), split)
     out += ["## Candidates and rejections", "",
             f"- Candidate cells (chip fully inside the AOI): {summary['candidates']}; cells partly outside: "
             f"{summary['partial_aoi']}",
@@ -106,3 +107,33 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             "Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); "
             "the interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).", ""]
     Path(path).write_text("\n".join(out), encoding="utf-8")
+
+
+def _balance_section(classes: dict, balance: dict, split: dict) -> list[str]:
+    """Each class's share of every split (and fold) next to its share of all chips; classes missing somewhere."""
+    out = []
+    for key, title in (("splits", "Class shares per split"), ("folds", "Class shares per spatial fold")):
+        bal = balance.get(key)
+        if not bal:
+            continue
+        groups = list(next(iter(bal.values()))["share_in"])
+        names = [f"fold {g}" if key == "folds" else g for g in groups]
+        out += [f"### {title}", "", "Share of each class among the chips of a group, against its share of all chips "
+                "(block strategies keep whole blocks together, so small classes may miss a group).", "",
+                "| class | chips | blocks | all | " + " | ".join(names) + " |", "|---|---:|---:|---:|" + "---:|" * len(groups)]
+        absent = []
+        for cid, b in sorted(bal.items(), key=lambda kv: int(kv[0])):
+            name = classes.get(int(cid), {}).get("name", str(cid))
+            out.append(f"| {name} | {b['chips']} | {b['blocks']} | {100 * b['share']:.1f} % | "
+                       + " | ".join(f"{100 * b['share_in'][g]:.1f} %" for g in groups) + " |")
+            if b["absent_from"]:
+                where = ", ".join(f"fold {g}" if key == "folds" else g for g in b["absent_from"])
+                absent.append(f"{name}: {b['blocks']} block{'s' if b['blocks'] != 1 else ''}, absent from {where}")
+        worst = max((abs(v - b["share"]) for b in bal.values() for v in b["share_in"].values()), default=0.0)
+        out += ["", f"Largest difference between a class's share in a group and overall: {100 * worst:.1f} points."]
+        out += ([""] + [f"- {a}" for a in absent]) if absent else ["", "Every class is present in every group."]
+        if key == "folds":
+            out += ["", f"`folds.txt` lists the fold (1..{split.get('folds')}) of every chip: for spatial "
+                    "cross-validation, test on one fold and train on the others, each fold in turn."]
+        out.append("")
+    return out

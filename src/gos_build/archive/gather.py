@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ..errors import GosBuildError
 from ..io import writing
-from ..layout import (CLASSES_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config, classes_text,
-                      labels_text, split_file)
-from ..splits import splits_from_config
+from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
+                      classes_text, folds_text, labels_text, split_file)
+from ..splits import block_folds, class_balance, splits_from_config
 from .writers import WRITERS
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,16 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         raise GosBuildError(f"chips: no chip passed the filters ({candidates} candidates; rejected: "
                             f"{', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))}); "
                             "check chips.min_purity / max_nodata / max_cloud")
-    split_of = splits_from_config(chips, chip_span, config["split"])
+    split_cfg = config["split"]
+    split_of = splits_from_config(chips, chip_span, split_cfg)
     buffered = len(chips) - len(split_of)
     chips = [dict(c, split=split_of[c["id"]]) for c in chips if c["id"] in split_of]
+    block = split_cfg.get("block_chips", 8)
+    balance = {"splits": class_balance(chips, split_of, chip_span, block)}
+    fold_of = {}
+    if split_cfg.get("folds"):
+        fold_of = block_folds(chips, chip_span, split_cfg["folds"], block, split_cfg["seed"])
+        balance["folds"] = class_balance(chips, fold_of, chip_span, block)
 
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -115,6 +122,8 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
             for s in SPLITS:
                 (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
                                                  encoding="utf-8")
+            if fold_of:
+                (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
             stats = layer_stats(chips, split_of)
             (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
@@ -122,7 +131,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                 counts[c["label"]][c["split"]] += 1
             summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
                        "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
-                       "counts": {str(k): v for k, v in counts.items()}}
+                       "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
             write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             (tmp / MANIFEST_FILE).write_text(

@@ -6,13 +6,13 @@ import logging
 from pathlib import Path
 
 from ..io import write_zip
-from ..layout import CLASSES_FILE, LABELS_FILE, MODALITIES, SPLITS, split_file
+from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, MODALITIES, SPLITS, split_file
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 
 log = logging.getLogger(__name__)
 
-METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), STATS_FILE, DATACARD_FILE,
-                  MANIFEST_FILE)
+METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, STATS_FILE,
+                  DATACARD_FILE, MANIFEST_FILE)  # folds.txt only with split.folds
 PACKAGE_NAMES = (*MODALITIES, "labels")
 
 
@@ -25,7 +25,7 @@ def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
     """Write the zips (fixed timestamps, sorted entries; GeoTIFFs stored, text deflated), streaming each file."""
     dataset = Path(dataset)
     groups = {m: sorted((dataset / m).rglob("*.tif")) for m in MODALITIES}
-    groups["labels"] = [dataset / n for n in METADATA_FILES]
+    groups["labels"] = [dataset / n for n in METADATA_FILES if (dataset / n).exists()]
     written = []
     for name, files in groups.items():
         out = package_path(dist, aoi, name)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import GosBuildError
-from ..layout import MODALITIES, SPLITS, chip_path, read_index, split_file
+from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE, sha256_file
 
 
@@ -75,6 +75,15 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             elif geo != ref:
                 problems.append(f"{rel}: bounds or CRS differ from the chip's rgb layer")
     labelled = {c["id"] for c in chips}
+    try:
+        folds = read_folds(d)
+    except GosBuildError as exc:
+        problems.append(str(exc))
+        folds = {}
+    if folds and set(folds) != labelled:
+        missing, extra = sorted(labelled - set(folds)), sorted(set(folds) - labelled)
+        problems.append(f"{FOLDS_FILE}: {len(missing)} chip(s) of labels.txt without a fold, "
+                        f"{len(extra)} fold line(s) for chips not in labels.txt")
     for cid in sorted(set(in_split) - labelled):
         problems.append(f"{cid}: in a split list but not in labels.txt")
     for p in sorted(p for m in MODALITIES for p in (d / m).glob("*/*.tif")):
