@@ -8,11 +8,15 @@ cd "$ROOT"
 
 # Debian packages the checks use: GDAL's command-line tools (gdaldem, gdalinfo) are
 # the reference the terrain tests compare against; Chromium renders the report;
-# a CJK font draws the Chinese class names in the figures. Installed where we can.
+# a CJK font draws the Chinese class names in the figures; SLURM and munge make the
+# one-node cluster the profile is tested on. Installed where we can.
 need=()
 command -v gdaldem >/dev/null 2>&1 || need+=(gdal-bin)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need+=(fonts-wqy-microhei)
+# a one-node SLURM cluster for tests/test_slurm.py (scripts/slurm-local.sh)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "check: installing Debian ${need[*]}"
@@ -26,9 +30,18 @@ echo "== snakemake --lint"
 snakemake --lint
 echo "== snakemake -n (config.yaml)"
 snakemake -n --quiet rules
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 for cfg in configs/*.yaml; do
   echo "== snakemake -n --configfile $cfg"
-  snakemake -n --quiet rules --configfile "$cfg"
+  if [ "$(basename "$cfg")" = gos10m.yaml ]; then
+    # GOS10m reads its imagery and DEM from STAC (a job, not the dry run); the polygons are the user's:
+    # stand-ins from the demo generator over the same bbox
+    gos-build -q demo-inputs --format polygons --bbox 128.35 43.75 129.25 44.35 --out "$work/gos10m"
+    snakemake -n --quiet rules --configfile "$cfg" --config "inputs={\"polygons\": \"$work/gos10m/polygons.gpkg\"}"
+  else
+    snakemake -n --quiet rules --configfile "$cfg"
+  fi
 done
 echo "== pytest"
 python -m pytest -q "$@"

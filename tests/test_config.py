@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -96,10 +97,31 @@ def _snakemake(*args, cwd=ROOT):
 
 @pytest.mark.parametrize("config", ["config.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.yaml"))])
 def test_dry_run_of_every_config(config, tmp_path):
-    res = _snakemake("-n", "--configfile", str(ROOT / config), "--snakefile", str(ROOT / "Snakefile"),
-                     "--directory", str(tmp_path))
+    if config.endswith("gos10m.yaml"):  # the STAC route: the catalogue on 127.0.0.1, stand-in polygons
+        import geopandas as gpd
+        import pyogrio
+        from shapely.geometry import box
+
+        from gos_build.demo.stac import StacApi
+
+        poly = tmp_path / "resources" / "gos10m" / "interpretation.gpkg"
+        poly.parent.mkdir(parents=True)
+        pyogrio.write_dataframe(gpd.GeoDataFrame({"genesis": ["构造地貌"]}, geometry=[box(128.4, 43.8, 129.2, 44.3)],
+                                                 crs="EPSG:4326"), poly)
+        (tmp_path / "catalogue" / "items").mkdir(parents=True)
+        with StacApi(tmp_path / "catalogue", max_seconds=60) as api:
+            stac = {"sentinel2": {"stac": {"api": api.url + "/", "collection": "sentinel-2-l2a"}},
+                    "dem": {"stac": {"api": api.url + "/", "collection": "cop-dem-glo-30"}}}
+            res = _snakemake("-n", "--configfile", str(ROOT / config), "--snakefile", str(ROOT / "Snakefile"),
+                             "--directory", str(tmp_path), "--config", f"inputs={json.dumps(stac)}")
+            assert api.requests == []  # planning a STAC run contacts no server: the resolver jobs do
+    else:
+        res = _snakemake("-n", "--configfile", str(ROOT / config), "--snakefile", str(ROOT / "Snakefile"),
+                         "--directory", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "rule grid" in res.stdout + res.stderr
+    if config.endswith("gos10m.yaml"):
+        assert "inputs_sentinel2" in res.stdout and "s2" in res.stdout
 
 
 def test_bad_config_stops_snakemake_before_any_job(tmp_path):
@@ -161,7 +183,8 @@ def test_slurm_profile_dry_run(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
     assert "rule terrain" in out and "rule chips" in out
-    assert "mem_mb=2000" in out and "runtime=20" in out  # set-resources of the profile reach the terrain jobs
+    terrain = out[out.index("rule terrain:"):][:1500]
+    assert "mem_mb=1000" in terrain and "runtime=20" in terrain  # set-resources of the profile reach the jobs
 
 
 def test_only_the_input_resolvers_see_input_globs():
@@ -176,3 +199,21 @@ def test_only_the_input_resolvers_see_input_globs():
             uses = re.findall(r"inputs\.(sentinel2|dem|polygons)\b|input_sources\(", block)
             if uses:
                 assert name.group(1).startswith("inputs_"), f"{smk.name}: rule {name.group(1)} reads input globs"
+
+
+def test_stac_inputs_in_the_config():
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    cfg["inputs"]["sentinel2"] = {"stac": {"api": "https://earth-search.aws.element84.com/v1",
+                                           "collection": "sentinel-2-l2a", "datetime": "2020-10-26", "max_cloud": 20,
+                                           "ids": ["S2B_52TDP_20201026_0_L2A"]}}
+    check_config(cfg)  # a STAC mapping is as good as a list of globs
+    for bad, message in (({"stac": {"api": "https://x", "colection": "c"}},
+                          "config key 'inputs.dem.stac': unknown key 'colection' (did you mean 'collection'?)"),
+                         ({"stac": {"api": "ftp://x", "collection": "c"}},
+                          "config key 'inputs.dem.stac.api': 'ftp://x' does not match ^https?://"),
+                         ({"stac": {"collection": "c"}}, "config key 'inputs.dem.stac.api': missing (required)"),
+                         ("srtm/*.hgt", "config key 'inputs.dem': expected a list of globs or a mapping")):
+        cfg["inputs"]["dem"] = bad
+        with pytest.raises(GosBuildError) as info:
+            check_config(cfg)
+        assert message in str(info.value), str(info.value)

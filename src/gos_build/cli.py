@@ -73,10 +73,39 @@ def _config(args) -> dict:
 def _cmd_demo_inputs(args) -> None:
     from .demo import demo_inputs
 
+    if args.format == "polygons":  # interpretation polygons only (cheap): e.g. to dry-run configs/gos10m.yaml
+        from .demo import _check_bbox
+        from .demo.landscape import Landscape
+        from .demo.polygons import write_polygons
+
+        n = write_polygons(Landscape(args.seed), _check_bbox(args.bbox), Path(args.out) / "polygons.gpkg")
+        log.info("demo polygons: %d in %s", n, Path(args.out) / "polygons.gpkg")
+        return
+    if args.format == "stac":
+        from .demo.stac import write_demo_stac
+
+        summary = write_demo_stac(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
+                                  cloud_fraction=args.cloud_fraction, granules=args.granules)
+        log.info("demo STAC catalogue in %s/catalogue: %s (serve it: gos-build demo-stac-api %s/catalogue)",
+                 args.out, summary, args.out)
+        return
     manifest = demo_inputs(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
                            cloud_fraction=args.cloud_fraction, granules=args.granules)
     log.info("demo inputs in %s: %d DEM tile(s), %s, %d polygons", args.out, len(manifest["dem"]),
              manifest["sentinel2"][0], manifest["polygon_count"])
+
+
+def _cmd_demo_stac_api(args) -> None:
+    import time
+
+    from .demo.stac import StacApi
+
+    with StacApi(args.catalogue, max_seconds=args.seconds) as api:
+        print(f"STAC API at {api.url}/ (127.0.0.1 only) for {args.seconds:g} s; Ctrl-C stops it", flush=True)
+        try:
+            time.sleep(args.seconds)
+        except KeyboardInterrupt:
+            pass
 
 
 def _cmd_grid(args) -> None:
@@ -245,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     _from_schema(d, "--baseline", "demo.baseline")
     _from_schema(d, "--cloud-fraction", "demo.cloud_fraction", float)
     _from_schema(d, "--granules", "demo.granules", int)
+    d.add_argument("--format", choices=("files", "stac", "polygons"), default="files",
+                   help="files: HGT, SAFE, GeoPackage; stac: the same as a STAC catalogue of COGs (OUT/catalogue); "
+                   "polygons: the GeoPackage only")
+
+    sa = command("demo-stac-api", _cmd_demo_stac_api, "serve a demo STAC catalogue on 127.0.0.1 (for trying "
+                 "STAC inputs offline)")
+    sa.add_argument("catalogue", help="folder written by demo-inputs --format stac (OUT/catalogue)")
+    sa.add_argument("--seconds", type=float, default=3600, help="stop after this long")
 
     g = command("grid", _cmd_grid, "write the reference grid (CRS, transform, tiles) of an AOI as JSON")
     g.add_argument("out", help="output grid.json")

@@ -186,6 +186,17 @@ class Grid:
         poly = shapely.segmentize(box(*bounds), step)
         return shapely.transform(poly, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
 
+    def project(self, geom, crs, densify: float | None = None):
+        """A shapely geometry from ``crs`` into the grid CRS, its edges densified (``densify``: the longest
+        segment kept, in ``crs`` units; default 1/64 of the geometry's extent)."""
+        from pyproj import CRS as _CRS
+
+        to_grid = Transformer.from_crs(_CRS.from_user_input(crs), self.crs, always_xy=True)
+        x0, y0, x1, y1 = geom.bounds
+        step = densify or max(max(x1 - x0, y1 - y0) / 64, 1e-9)
+        return shapely.transform(shapely.segmentize(geom, step),
+                                 lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
+
     def aoi_covered_by(self, footprints) -> float:
         """Share of the AOI inside the union of ``footprints`` (polygons in the grid CRS)."""
         aoi = self.aoi

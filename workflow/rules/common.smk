@@ -13,6 +13,7 @@ from gos_build.errors import GosBuildError
 from gos_build.grid import ID_PATTERN, grid_from_config
 from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
+from gos_build.inputs.stac import is_stac
 from gos_build.layout import INPUT_KINDS, TILE_FILES
 from gos_build.archive.package import PACKAGE_NAMES
 
@@ -92,6 +93,8 @@ def input_sources(kind):
 
 
 def _input_sources(kind):
+    if is_stac(config["inputs"][kind]):
+        return []  # a catalogue: nothing on disk to depend on; the resolver's params carry the query
     deps = []
     for pattern in as_patterns(config["inputs"][kind]):
         done = _producer_of(pattern)
@@ -103,6 +106,8 @@ def check_input_globs():
     """Stop before any job when a glob matches nothing (all such globs named at once)."""
     lines = []
     for kind in INPUT_KINDS:
+        if is_stac(config["inputs"][kind]):
+            continue
         for pattern in as_patterns(config["inputs"][kind]):
             if _producer_of(pattern) is None:
                 try:

@@ -16,7 +16,7 @@ rule inputs_sentinel2:
     conda:
         ENV
     params:
-        config=config_json("inputs.sentinel2", "sentinel2"),
+        config=config_json("aoi.name", "inputs.sentinel2", "sentinel2"),
     resources:
         mem_mb=1000,
         runtime=10,

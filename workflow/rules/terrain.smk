@@ -17,7 +17,7 @@ rule inputs_dem:
     conda:
         ENV
     params:
-        config=config_json("inputs.dem"),
+        config=config_json("aoi.name", "inputs.dem"),
     resources:
         mem_mb=500,
         runtime=5,

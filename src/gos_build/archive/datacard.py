@@ -79,9 +79,11 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
         out.append(f"- `{p['name']}`: {p['level']}, processing baseline {p['baseline']}, cloud "
                    f"{p['cloud_percent']} %, reflectance = (DN + {p['offsets']['B04']:g}) / {p['quantification']:g}, "
                    f"{len(p['granules'])} granule(s)")
+    out += _stac_lines(inv.get("stac"))
     out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
     for s in dem.get("sources", []):
         out.append(f"- `{s.split('/vsizip/')[-1]}`")
+    out += _stac_lines(dem.get("stac"))
     if dem:
         out += ["", f"Mosaic CRS {dem.get('crs')}, resolution {dem.get('resolution')}; voids filled by inverse "
                 "distance (<= 64 source px); resampled with "
@@ -129,6 +131,8 @@ def _balance_section(classes: dict, balance: dict, split: dict) -> list[str]:
             if b["absent_from"]:
                 where = ", ".join(f"fold {g}" if key == "folds" else g for g in b["absent_from"])
                 absent.append(f"{name}: {b['blocks']} block{'s' if b['blocks'] != 1 else ''}, absent from {where}")
+        absent += [f"{c['name']}: no chip in this AOI" for cid, c in sorted(classes.items())
+                   if cid not in {int(k) for k in bal}]
         worst = max((abs(v - b["share"]) for b in bal.values() for v in b["share_in"].values()), default=0.0)
         out += ["", f"Largest difference between a class's share in a group and overall: {100 * worst:.1f} points."]
         out += ([""] + [f"- {a}" for a in absent]) if absent else ["", "Every class is present in every group."]
@@ -136,4 +140,20 @@ def _balance_section(classes: dict, balance: dict, split: dict) -> list[str]:
             out += ["", f"`folds.txt` lists the fold (1..{split.get('folds')}) of every chip: for spatial "
                     "cross-validation, test on one fold and train on the others, each fold in turn."]
         out.append("")
+    return out
+
+
+def _stac_lines(stac: dict | None) -> list[str]:
+    """Where the inputs came from when a STAC API delivered them: the query, the items, the bytes read."""
+    if not stac:
+        return []
+    out = ["", f"From the STAC API {stac['api']}, collection `{stac['collection']}`, query {stac.get('query')}; "
+           f"pin these items with `ids:` for a rebuild with the same scenes:", ""]
+    for item in stac["items"]:
+        extra = "".join(f", {k.replace('_', ' ')} {item[k]}" for k in ("processing_baseline", "cloud_cover")
+                        if item.get(k) is not None)
+        out.append(f"- `{item['id']}` ({item['datetime']}{extra})")
+    out += ["", f"Only the AOI's windows of the COG assets were read: {stac['fetched_bytes'] / 1e6:.2f} MB of tiles "
+            f"fetched, of {stac['whole_asset_bytes'] / 1e6:.2f} MB in the whole assets (cached in "
+            f"`resources/<aoi>/cache/`, sha256 in `results/<aoi>/inputs/`)."]
     return out

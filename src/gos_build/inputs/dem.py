@@ -44,7 +44,13 @@ def gdal_paths(patterns) -> list[str]:
 
 def resolve(config: dict, grid: Grid) -> dict:
     """The ``dem`` manifest: every DEM file described once, checked to cover the AOI."""
-    paths = gdal_paths(config["inputs"]["dem"])
+    from .stac import is_stac, resolve_dem
+
+    stac = None
+    if is_stac(config["inputs"]["dem"]):
+        paths, stac = resolve_dem(config, grid)
+    else:
+        paths = gdal_paths(config["inputs"]["dem"])
     if not paths:
         raise GosBuildError("inputs.dem: no DEM file given")
     srcs = [_describe_source(p) for p in paths]
@@ -67,7 +73,10 @@ def resolve(config: dict, grid: Grid) -> dict:
                       "width": s["width"], "height": s["height"], "nodata": s["nodata"], "bounds": list(s["bounds"])})
     log.info("DEM inputs: %d file(s), %s, %.6g x %.6g, cover %.2f %% of the AOI", len(srcs), crs.to_string(),
              res[0], res[1], 100 * fraction)
-    return {"sources": paths, "crs": crs.to_string(), "resolution": res, "aoi_covered": fraction, "files": files}
+    doc = {"sources": paths, "crs": crs.to_string(), "resolution": res, "aoi_covered": fraction, "files": files}
+    if stac:
+        doc["stac"] = stac
+    return doc
 
 
 def _gdal_path(path: str, key: str) -> str:

@@ -272,7 +272,13 @@ def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:
 
 def resolve(config: dict, grid: Grid) -> dict:
     """The ``sentinel2`` manifest: products over the AOI, their coverage and valid share."""
-    products = discover(config["inputs"]["sentinel2"])
+    from .stac import is_stac, resolve_sentinel2
+
+    stac = None
+    if is_stac(config["inputs"]["sentinel2"]):
+        products, stac = resolve_sentinel2(config, grid)
+    else:
+        products = discover(config["inputs"]["sentinel2"])
     invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))
     covered = grid.aoi_covered_by(grid.footprint(g.bounds, g.crs, 32) for p in products for g in p.granules)
     if covered < 0.9999:
@@ -286,8 +292,19 @@ def resolve(config: dict, grid: Grid) -> dict:
         log.info("sentinel2: %s (%s, baseline %s, cloud %s %%, quantification %g, offsets %s, %d granule(s))",
                  p.name, p.level, p.baseline, p.cloud_percent, p.quantification, p.offsets, len(p.granules))
     log.info("sentinel2: products cover %.2f %% of the AOI; about %.1f %% of it is valid", 100 * covered, 100 * valid)
-    return {"invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
-            "products": [{**asdict(p), "bytes": file_facts(_local_path(p.source))["bytes"]} for p in products]}
+    doc = {"invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
+           "products": [{**asdict(p), "bytes": _product_bytes(p)} for p in products]}
+    if stac:
+        doc["stac"] = stac
+    return doc
+
+
+def _product_bytes(p: Product) -> int:
+    """Bytes of a product's local files (a SAFE folder or zip, band files, or cached STAC windows)."""
+    if os.path.exists(_local_path(p.source)):
+        return file_facts(_local_path(p.source))["bytes"]
+    files = {f for g in p.granules for f in (*g.bands.values(), g.scl) if f}
+    return sum(os.path.getsize(f) for f in files if os.path.exists(f))
 
 
 def _local_path(source: str) -> str:
