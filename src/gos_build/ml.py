@@ -26,7 +26,7 @@ import numpy as np
 import rasterio
 
 from .errors import GosBuildError
-from .layout import ELEVATION_LAYERS, MODALITIES, RGB, SPLITS, chip_path
+from .layout import ELEVATION_LAYERS, LAYERS, MODALITIES, RGB, SPLITS, chip_path
 from .layout import read_index as dataset_index
 from .splits import random_split
 
@@ -62,6 +62,8 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         ids: explicit chip ids (overrides ``split``).
         normalize: standardise each band with the train mean/std of ``stats.json``;
             nodata pixels become 0 (the mean).
+        source: ``tree`` (the chip GeoTIFFs), ``packed`` (the Zarr store ``packed/``: the same values,
+            read in chunks of chips) or ``auto`` (the store where the dataset has one).
 
     Items are dicts: ``rgb`` float32 (3, 64, 64) reflectance (x 10000 unless
     normalised), ``terrain`` float32 (8, 64, 64) in the order of
@@ -69,9 +71,17 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     ``chip_id``.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", ids: list[str] | None = None, normalize: bool = True):
+    def __init__(self, root: str | Path, split: str = "train", ids: list[str] | None = None, normalize: bool = True,
+                 source: str = "auto"):
         _need_torch()
         self.root = Path(root)
+        if source not in ("auto", "tree", "packed"):
+            raise GosBuildError(f"source: expected auto, tree or packed, got '{source}'")
+        has_store = (self.root / "packed").is_dir()
+        if source == "packed" and not has_store:
+            raise GosBuildError(f"{self.root}: no packed store (packed/) in this dataset")
+        self.source = "packed" if source == "packed" or (source == "auto" and has_store) else "tree"
+        self._store = None
         self.classes, chips = read_index(self.root)
         self.class_ids = sorted(self.classes)
         if ids is None:
@@ -91,11 +101,36 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     def __len__(self) -> int:
         return len(self.chips)
 
+    def _packed(self, modality: str, chip: dict) -> np.ndarray:
+        """One chip's layer from the store; the index of every chip id is looked up once per split."""
+        import zarr
+
+        if self._store is None:
+            self._store = zarr.open_group(str(self.root / "packed"), mode="r")
+            self._where = {}
+            for split in SPLITS:
+                for i, cid in enumerate(self._store[split]["chip_id"][:]):
+                    self._where[str(cid)] = (split, i)
+            self._arrays = {}
+        split, i = self._where[chip["id"]]
+        key = (split, modality)
+        if key not in self._arrays:  # open each array once (its metadata is a file read)
+            self._arrays[key] = [self._store[split][modality], None, None]
+        slot = self._arrays[key]
+        n = slot[0].chunks[0]
+        start = i // n * n
+        if slot[1] != start:  # keep the last decoded chunk of each layer: an epoch decodes each chunk once
+            slot[1], slot[2] = start, slot[0][start : start + n]
+        return slot[2][i - start]
+
     def _layer(self, modality: str, chip: dict) -> np.ndarray:
-        path = self.root / chip_path(modality, self.classes[chip["label"]], chip["id"])
-        with rasterio.open(path) as ds:
-            a = ds.read().astype(np.float32)
-            nodata = ds.nodata
+        nodata = LAYERS[modality].nodata
+        if self.source == "packed":
+            a = np.asarray(self._packed(modality, chip)).astype(np.float32)
+        else:
+            path = self.root / chip_path(modality, self.classes[chip["label"]], chip["id"])
+            with rasterio.open(path) as ds:
+                a = ds.read().astype(np.float32)
         bad = a == nodata if nodata is not None else np.zeros(a.shape, bool)
         if self.norm:
             mean, std = self.norm[modality]

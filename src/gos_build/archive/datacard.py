@@ -57,6 +57,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                f"{split.get('buffer_chips', 0)} chip(s)" if str(split.get("method")).startswith("block") else "")
             + f", seed {split.get('seed')}, target ratios {split.get('ratios')}.", ""]
     out += _balance_section(classes, summary.get("balance", {}), split)
+    out += _loading_section()
     out += ["## Candidates and rejections", "",
             f"- Candidate cells (chip fully inside the AOI): {summary['candidates']}; cells partly outside: "
             f"{summary['partial_aoi']}",
@@ -157,3 +158,23 @@ def _stac_lines(stac: dict | None) -> list[str]:
             f"fetched, of {stac['whole_asset_bytes'] / 1e6:.2f} MB in the whole assets (cached in "
             f"`resources/<aoi>/cache/`, sha256 in `results/<aoi>/inputs/`)."]
     return out
+
+
+def _loading_section() -> list[str]:
+    """How to load the dataset each way: the GeoTIFF tree, STAC, Croissant, the packed store."""
+    return ["## Load it", "",
+            "The same chips four ways (paths relative to this folder): `<layer>/<class>/<chip_id>.tif` with "
+            "`labels.txt` and the split lists; a STAC catalogue (`stac/collection.json`, one Item per chip); "
+            "GeoCroissant metadata (`croissant.json` over `chips.csv`); a packed Zarr store for training "
+            "(`packed/<split>/<layer>`, `[N, C, 64, 64]`).", "",
+            "```python", "import pystac                                   # STAC",
+            "collection = pystac.Collection.from_file(\"stac/collection.json\")",
+            "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",
+            "", "import mlcroissant as mlc                       # Croissant",
+            "records = mlc.Dataset(jsonld=\"croissant.json\").records(\"chips\")",
+            "print(next(iter(records)))", "",
+            "import xarray as xr                             # packed store (or zarr.open_group(\"packed\"))",
+            "train = xr.open_zarr(\"packed\", group=\"train\", consolidated=False)",
+            "print(train.rgb.shape, train.label.values[:5])", "",
+            "from gos_build.ml import GOSDataset             # PyTorch: the tree or the store, the same samples",
+            "ds = GOSDataset(\".\", split=\"train\", source=\"packed\")", "```", ""]

@@ -8,7 +8,6 @@ under a temporary name, renamed into place when complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -18,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import GosBuildError
-from ..io import writing
+from ..io import sha256_file, writing
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
                       classes_text, folds_text, labels_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config
@@ -61,14 +60,6 @@ def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
 
 def _r(v):
     return None if v is None else float(f"{v:.9g}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float, out_dir: str | Path,
@@ -115,8 +106,12 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         raise GosBuildError(f"{out_dir.parent}: cannot write the dataset here ({exc.strerror})") from None
     with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
         try:
+            grid_doc = provenance.get("grid", {})
+            context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
+                       "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
+                       "provenance": provenance}
             for writer in WRITERS.values():
-                writer.gather([z for _, z in shards], split_of, tmp)
+                writer.gather([z for _, z in shards], chips, tmp, context)
             (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
             (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
             for s in SPLITS:

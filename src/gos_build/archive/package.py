@@ -12,8 +12,9 @@ from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 log = logging.getLogger(__name__)
 
 METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, STATS_FILE,
-                  DATACARD_FILE, MANIFEST_FILE)  # folds.txt only with split.folds
-PACKAGE_NAMES = (*MODALITIES, "labels")
+                  DATACARD_FILE, "chips.csv", "croissant.json", MANIFEST_FILE)  # folds.txt only with split.folds
+PACKED_DIR = "packed"
+PACKAGE_NAMES = (*MODALITIES, "labels", PACKED_DIR)
 
 
 def package_path(dist: str | Path, aoi: str, name: str) -> Path:
@@ -26,6 +27,8 @@ def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
     dataset = Path(dataset)
     groups = {m: sorted((dataset / m).rglob("*.tif")) for m in MODALITIES}
     groups["labels"] = [dataset / n for n in METADATA_FILES if (dataset / n).exists()]
+    groups["labels"] += sorted(p for p in (dataset / "stac").rglob("*") if p.is_file())  # STAC + Croissant
+    groups[PACKED_DIR] = sorted(p for p in (dataset / PACKED_DIR).rglob("*") if p.is_file())
     written = []
     for name, files in groups.items():
         out = package_path(dist, aoi, name)

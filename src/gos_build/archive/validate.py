@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import GosBuildError
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
-from .gather import MANIFEST_FILE, sha256_file
+from ..io import sha256_file
+from .gather import MANIFEST_FILE
 
 
 def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
@@ -74,6 +75,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                 ref = geo
             elif geo != ref:
                 problems.append(f"{rel}: bounds or CRS differ from the chip's rgb layer")
+    problems += _publication_problems(d, chips, classes, listed)
     labelled = {c["id"] for c in chips}
     try:
         folds = read_folds(d)
@@ -91,3 +93,51 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         if rel not in expected_files:
             problems.append(f"{rel}: no matching line in labels.txt (or in the wrong class folder)")
     return problems
+
+
+def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -> list[str]:
+    """The STAC items, the Croissant index and the packed store agree with labels.txt (and the manifest)."""
+    import csv
+    import json
+
+    out = []
+    by_id = {c["id"]: c for c in chips}
+    stac = d / "stac"
+    if stac.is_dir():
+        for cid, chip in sorted(by_id.items()):
+            item_path = stac / cid / f"{cid}.json"
+            if not item_path.is_file():
+                out.append(f"stac/{cid}/{cid}.json: missing")
+                continue
+            item = json.loads(item_path.read_text(encoding="utf-8"))
+            if item["properties"].get("ml-aoi:split") != chip["split"] or \
+                    item["properties"].get("gos_build:class_id") != chip["label"]:
+                out.append(f"stac/{cid}/{cid}.json: split or class differ from labels.txt")
+            for key, asset in item["assets"].items():
+                rel = (item_path.parent / asset["href"]).resolve().relative_to(d.resolve()).as_posix()
+                if rel != chip_path(key, classes.get(chip["label"], "?"), cid):
+                    out.append(f"stac/{cid}/{cid}.json: asset {key} points to {rel}")
+                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
+                    out.append(f"stac/{cid}/{cid}.json: asset {key}: file:checksum differs from MANIFEST.sha256")
+    index = d / "chips.csv"
+    if index.is_file():
+        with open(index, encoding="utf-8", newline="") as f:
+            rows = {r["chip_id"]: r for r in csv.DictReader(f)}
+        if set(rows) != set(by_id) or any(int(rows[c]["label"]) != by_id[c]["label"] or rows[c]["split"] !=
+                                          by_id[c]["split"] for c in by_id if c in rows):
+            out.append("chips.csv: ids, labels or splits differ from labels.txt")
+    if (d / "packed").is_dir():
+        import zarr
+
+        store = zarr.open_group(str(d / "packed"), mode="r")
+        for s in SPLITS:
+            ids = [str(v) for v in store[s]["chip_id"][:]]
+            want = sorted(c for c, chip in by_id.items() if chip["split"] == s)
+            if ids != want:
+                out.append(f"packed/{s}: chip ids differ from {split_file(s)}")
+            elif [int(v) for v in store[s]["label"][:]] != [by_id[c]["label"] for c in ids]:
+                out.append(f"packed/{s}: labels differ from labels.txt")
+            for m in MODALITIES:
+                if store[s][m].shape[0] != len(ids):
+                    out.append(f"packed/{s}/{m}: {store[s][m].shape[0]} chips, expected {len(ids)}")
+    return out

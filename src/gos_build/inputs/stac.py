@@ -23,7 +23,6 @@ string (signed URLs carry tokens there).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import GosBuildError
 from ..grid import Grid
+from ..io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +207,6 @@ def radiometry(item, asset) -> tuple[float, float]:
     return quant, 0.0
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _retrying(what: str, url: str, fn):
     """Call ``fn()``; retry timeouts, 5xx and dropped connections with backoff; 404/403 -> one line."""
     from rasterio.errors import RasterioIOError
@@ -268,7 +260,7 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
                 key = {"source": public_url(href), "window": [c0, r0, c1 - c0, r1 - r0]}
                 if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
                     old = json.loads(record_path.read_text(encoding="utf-8"))
-                    if {k: old.get(k) for k in key} == key and old.get("sha256") == _sha256(dest):
+                    if {k: old.get(k) for k in key} == key and old.get("sha256") == sha256_file(dest):
                         return None, old, None
                 bh, bw = ds.block_shapes[0]
                 fetched = sum(ds.block_size(1, i, j) for i in range(r0 // bh, (r1 - 1) // bh + 1)
@@ -290,7 +282,7 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     view = dest.with_suffix(".vrt")
     with atomic_path(view) as tmp:
         Path(tmp).write_text(_lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
-    record.update(path=str(view), data=str(dest), bytes=dest.stat().st_size, sha256=_sha256(dest))
+    record.update(path=str(view), data=str(dest), bytes=dest.stat().st_size, sha256=sha256_file(dest))
     with atomic_path(record_path) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
     log.info("%s: %d x %d px window, %.1f kB of COG tiles fetched -> %s", what, data.shape[1], data.shape[0],

@@ -6,14 +6,15 @@ A writer module offers up to two steps:
   of the files it makes for the tile's kept chips (``kept`` as returned by
   :func:`gos_build.chips.cut_tile`), stored in the tile's shard zip
   (``tiles/<id>/chips.zip``; paths of different writers must not collide);
-* ``gather(shard_zips, keep, dest)`` -- once, in the dataset job: write the
-  dataset's files for the chips in ``keep`` (chip id -> split) under ``dest``.
-
-:data:`WRITERS` lists the writers the dataset is built with, in order.
+* ``gather(shard_zips, chips, dest, context)`` -- once, in the dataset job: write the
+  dataset's files for ``chips`` (records with id, label, class, split, x, y; sorted by id)
+  under ``dest``; ``context`` holds the classes, the grid's CRS and chip size, the layer
+  statistics and the inputs' provenance. Writers run in the order of :data:`WRITERS`, so a
+  later one may read what an earlier one wrote (the packed store reads the tree).
 """
 
 from __future__ import annotations
 
-from . import tree
+from . import croissant, packed, stac, tree
 
-WRITERS = {"tree": tree}
+WRITERS = {"tree": tree, "packed": packed, "stac": stac, "croissant": croissant}

@@ -33,8 +33,9 @@ def shard_members(grid, kept) -> list[tuple[str, bytes]]:
     return sorted(out)
 
 
-def gather(shard_zips: list[str | Path], keep: dict[str, str], dest: Path) -> int:
-    """Unpack the chip GeoTIFFs of the chips in ``keep`` from the shards into ``dest``; the count written."""
+def gather(shard_zips: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
+    """Unpack the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``; the count."""
+    keep = {c["id"] for c in chips}
     n = 0
     for i, zpath in enumerate(shard_zips, start=1):
         log.info("dataset: shard %d/%d %s", i, len(shard_zips), zpath)

@@ -1,0 +1,77 @@
+"""The packed store: the chips of each split as arrays, for training without opening 80 000 small files.
+
+``dataset/packed/`` is a Zarr (format 2) group, readable by ``zarr`` and ``xarray`` without gos-build::
+
+    packed/<split>/<layer>      [N, C, 64, 64]  rgb uint16 (C = 3), the eight elevation layers float32 (C = 1)
+    packed/<split>/chip_id      [N]             chip ids (text), in the order of labels.txt
+    packed/<split>/label        [N]             class ids (uint8, as in classes.txt)
+    packed/<split>/x_min, y_min [N]             south-west corner of each chip, metres, grid CRS
+
+Attributes of the group: classes, layers (bands, units, nodata), CRS and chip size. Chunks hold
+``CHUNK_CHIPS`` chips of one layer (Zstandard, level 3): a training epoch reads a few hundred chunks.
+Values are the chip GeoTIFFs' values, exactly (the tree writer runs first; this one reads its files).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
+
+log = logging.getLogger(__name__)
+
+NAME = "packed"
+CHUNK_CHIPS = 16
+
+
+def _compressor():
+    import numcodecs
+
+    return numcodecs.Zstd(level=3)  # single-threaded and deterministic: same arrays, same bytes
+
+
+def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
+    """Write ``dest/packed`` from the chip GeoTIFFs of the tree already in ``dest``."""
+    import rasterio
+    import zarr
+
+    size = context["chip_size"]
+    root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
+    root.attrs.update({"classes": {str(k): v for k, v in context["classes"].items()}, "crs": context["crs"],
+                       "chip_size": size, "layers": {m: {"bands": list(LAYERS[m].bands), "dtype": LAYERS[m].dtype,
+                                                         "units": LAYERS[m].units, "nodata": LAYERS[m].nodata}
+                                                     for m in MODALITIES},
+                       "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label, x, y"})
+    for split in SPLITS:
+        mine = [c for c in chips if c["split"] == split]
+        g = root.create_group(split)
+        n = len(mine)
+        g.create_array("chip_id", shape=(n,), dtype="<U16", chunks=(max(n, 1),), compressors=_compressor())
+        g.create_array("label", shape=(n,), dtype="uint8", chunks=(max(n, 1),), compressors=_compressor())
+        for axis in ("x_min", "y_min"):
+            g.create_array(axis, shape=(n,), dtype="float64", chunks=(max(n, 1),), compressors=_compressor())
+        for name in ("chip_id", "label", "x_min", "y_min"):
+            g[name].attrs["_ARRAY_DIMENSIONS"] = ["chip"]  # xarray's dimension names
+        if n:
+            g["chip_id"][:] = np.array([c["id"] for c in mine], dtype="<U16")
+            g["label"][:] = np.array([c["label"] for c in mine], dtype="uint8")
+            g["x_min"][:] = np.array([c["x"] for c in mine])
+            g["y_min"][:] = np.array([c["y"] for c in mine])
+        for m in MODALITIES:
+            layer = LAYERS[m]
+            arr = g.create_array(m, shape=(n, len(layer.bands), size, size), dtype=layer.dtype,
+                                 chunks=(CHUNK_CHIPS, len(layer.bands), size, size), fill_value=layer.nodata,
+                                 compressors=_compressor())
+            arr.attrs.update({"_ARRAY_DIMENSIONS": ["chip", f"{m}_band" if len(layer.bands) > 1 else "band", "row",
+                                                    "col"], "units": layer.units, "bands": list(layer.bands)})
+            for start in range(0, n, CHUNK_CHIPS):  # one chunk at a time: memory stays small
+                batch = mine[start : start + CHUNK_CHIPS]
+                block = np.empty((len(batch), len(layer.bands), size, size), dtype=layer.dtype)
+                for i, c in enumerate(batch):
+                    with rasterio.open(dest / chip_path(m, c["class"], c["id"])) as ds:
+                        block[i] = ds.read()
+                arr[start : start + len(batch)] = block
+        log.info("packed: %s: %d chips", split, n)
