@@ -107,9 +107,18 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
         try:
             grid_doc = provenance.get("grid", {})
+            digests: dict[Path, str] = {}
+
+            def digest(path: Path) -> str:
+                """sha256 of a file of the new dataset, read once (the STAC writer and the manifest share it)."""
+                path = Path(path).resolve()
+                if path not in digests:
+                    digests[path] = sha256_file(path)
+                return digests[path]
+
             context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                        "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                       "provenance": provenance}
+                       "provenance": provenance, "digest": digest}
             for writer in WRITERS.values():
                 writer.gather([z for _, z in shards], chips, tmp, context)
             (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
@@ -130,7 +139,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
             write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
             (tmp / MANIFEST_FILE).write_text(
-                "".join(f"{sha256_file(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
+                "".join(f"{digest(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)

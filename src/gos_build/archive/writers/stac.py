@@ -31,8 +31,8 @@ EXTENSIONS = {
 _DTYPES = {"uint16": "uint16", "float32": "float32", "uint8": "uint8"}
 
 
-def _sha256_multihash(path: Path) -> str:
-    return "1220" + sha256_file(path)  # multihash: sha2-256 (0x12), 32 bytes (0x20)
+def _sha256_multihash(path: Path, digest=sha256_file) -> str:
+    return "1220" + digest(path)  # multihash: sha2-256 (0x12), 32 bytes (0x20)
 
 
 def sensing_datetime(provenance: dict) -> dt.datetime:
@@ -97,7 +97,8 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
             item.add_asset(m, pystac.Asset(
                 href=str(path), media_type=pystac.MediaType.GEOTIFF, roles=["data"], title=layer.description,
                 extra_fields={"raster:bands": bands, "file:size": path.stat().st_size,
-                              "file:checksum": _sha256_multihash(path), "ml-aoi:role": "feature"}))
+                              "file:checksum": _sha256_multihash(path, context.get("digest", sha256_file)),
+                              "ml-aoi:role": "feature"}))
         items.append(item)
     counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
     aoi_bbox = [min(lon_all), min(lat_all), max(lon_all), max(lat_all)] if chips else [0, 0, 0, 0]
