@@ -70,15 +70,13 @@ def _message(err: jsonschema.ValidationError) -> str:
     if v == "oneOf" and key == "aoi":
         return "config key 'aoi': give exactly one of 'bbox' or 'geometry'"
     if v == "oneOf" and err.context:
-        # the branch of the instance's own type says what is wrong (a list of globs, or a {stac: ...} mapping)
-        same_type = [e for e in err.context if e.validator != "type" and e.relative_schema_path[0] is not None]
-        if isinstance(inst, dict) and same_type:
-            return _message(jsonschema.exceptions.best_match(same_type))
-        if isinstance(inst, list):
-            listed = [e for e in err.context if e.relative_schema_path and e.relative_schema_path[0] == 0]
-            if listed:
-                return _message(jsonschema.exceptions.best_match(listed))
-        return f"config key '{key}': expected a list of globs or a mapping {{stac: {{api, collection, ...}}}}, got {_describe(inst)}"
+        # inputs.sentinel2 / inputs.dem: say what is wrong in the branch of the value's own kind
+        branch = 0 if isinstance(inst, list) else 1 if isinstance(inst, dict) else None
+        mine = [e for e in err.context if e.relative_schema_path and e.relative_schema_path[0] == branch]
+        if mine:
+            return _message(jsonschema.exceptions.best_match(mine))
+        return (f"config key '{key}': expected a list of globs or a mapping {{stac: {{api, collection, ...}}}}, "
+                f"got {_describe(inst)}")
     if v == "pattern":
         return f"config key '{key}': {inst!r} does not match {schema['pattern']}"
     if v == "propertyNames":
