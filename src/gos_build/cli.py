@@ -74,12 +74,9 @@ def _cmd_demo_inputs(args) -> None:
     from .demo import demo_inputs
 
     if args.format == "polygons":  # interpretation polygons only (cheap): e.g. to dry-run configs/gos10m.yaml
-        from .demo import _check_bbox
-        from .demo.landscape import Landscape
-        from .demo.polygons import write_polygons
+        from .demo import demo_polygons
 
-        n = write_polygons(Landscape(args.seed), _check_bbox(args.bbox), Path(args.out) / "polygons.gpkg")
-        log.info("demo polygons: %d in %s", n, Path(args.out) / "polygons.gpkg")
+        log.info("demo polygons -> %s", demo_polygons(args.bbox, args.out, seed=args.seed))
         return
     if args.format == "stac":
         from .demo.stac import write_demo_stac

@@ -77,7 +77,7 @@ def _read_dataset(dataset: Path):
     return {cid: (c["name"], c["name_zh"]) for cid, c in classes.items()}, chips
 
 
-def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jsons: list[Path], out: Path,
+def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: list[dict], out: Path,
              zh_font: str | None) -> None:
     plt = _plt()
     from matplotlib.colors import ListedColormap
@@ -118,8 +118,8 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, shard_jso
     for c in chips:
         ax.add_patch(Rectangle((c["x"], c["y"]), span, span, facecolor=SPLIT_COLOURS[c["split"]], alpha=0.75,
                                edgecolor="none"))
-    for p in shard_jsons:
-        for x, y, reason in json.loads(Path(p).read_text(encoding="utf-8")).get("rejected_cells", []):
+    for doc in records:
+        for x, y, reason in doc.get("rejected_cells", []):
             ax.add_patch(Rectangle((x, y), span, span, facecolor=REASON_COLOURS.get(reason, "#ff00ff"), alpha=0.8,
                                    edgecolor="none"))
     ax.set_xlim(extent[0], extent[1])
@@ -187,12 +187,12 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     _save(fig, out)
 
 
-def counts(dataset: Path, shard_jsons: list[Path], out: Path) -> None:
+def counts(dataset: Path, records: list[dict], out: Path) -> None:
     plt = _plt()
     classes, chips = _read_dataset(dataset)
     rejected: dict[str, int] = {}
-    for p in shard_jsons:  # the tile records: rejections by first failing test
-        for k, v in json.loads(Path(p).read_text(encoding="utf-8"))["rejected"].items():
+    for doc in records:  # the tile records: rejections by first failing test
+        for k, v in doc["rejected"].items():
             rejected[k] = rejected.get(k, 0) + v
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     ids = sorted(classes)
@@ -267,8 +267,10 @@ def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual:
         log.warning("figures: no font with Chinese glyphs found (Debian: fonts-wqy-microhei); legends in English only")
     classes, _ = _read_dataset(dataset)
     made = []
-    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), [Path(s) for s in shard_jsons], p, zh)),
-             ("counts.png", lambda p: counts(dataset, [Path(s) for s in shard_jsons], p)),
+    # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars
+    records = [json.loads(Path(s).read_text(encoding="utf-8")) for s in shard_jsons]
+    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), records, p, zh)),
+             ("counts.png", lambda p: counts(dataset, records, p)),
              ("histograms.png", lambda p: histograms(dataset, p))]
     steps += [(f"gallery_{classes[cid][0]}.png", lambda p, cid=cid: gallery(dataset, cid, p)) for cid in sorted(classes)]
     for i, (name, fn) in enumerate(steps, start=1):

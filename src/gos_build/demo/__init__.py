@@ -25,6 +25,7 @@ Same arguments -> byte-identical files.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -37,7 +38,9 @@ from .polygons import write_polygons
 from .safe import _write_text, mgrs_tile, write_safe
 from .srtm import write_hgt_tiles
 
-__all__ = ["demo_inputs", "mgrs_tile", "BASELINES"]
+__all__ = ["demo_inputs", "demo_polygons", "mgrs_tile", "BASELINES"]
+
+log = logging.getLogger(__name__)
 
 BASELINES = ("05.09", "02.14")
 
@@ -98,3 +101,13 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
     }
     _write_text(out / "demo-inputs.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def demo_polygons(bbox, out: str | Path, seed: int = 0) -> Path:
+    """Only the interpretation polygons of the demo landscape over ``bbox``: ``out/polygons.gpkg`` (cheap;
+    e.g. stand-ins for a user's polygons when dry-running ``configs/gos10m.yaml``)."""
+    path = Path(out) / "polygons.gpkg"
+    with writing(out):
+        n = write_polygons(Landscape(seed), _check_bbox(bbox), path)
+    log.info("demo polygons: %d in %s", n, path)
+    return path

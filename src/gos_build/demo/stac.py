@@ -205,10 +205,6 @@ class StacApi:
         self.server.shutdown()
         self.server.server_close()
 
-    @property
-    def bytes_sent(self) -> int:
-        return sum(r[4] for r in self.requests)
-
     # -- the API ------------------------------------------------------------------------------------------------
     def _json(self, obj) -> bytes:
         return json.dumps(obj).replace(BASE, self.url).encode("utf-8")
