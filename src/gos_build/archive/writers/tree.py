@@ -1,12 +1,14 @@
 """The GeoTIFF tree: ``<layer>/<class>/<chip_id>.tif``, one georeferenced GeoTIFF per chip and layer.
 
 Chip GeoTIFFs are encoded in the tile jobs (:func:`shard_members`: DEFLATE,
-predictor, no timestamps -- equal arrays, equal bytes) and unpacked into the
+predictor, no timestamps -- equal arrays, equal bytes; GDAL's bytes, assembled
+by :mod:`gos_build.gtiff` without a GDAL dataset per file) and unpacked into the
 dataset by :func:`gather`, for the chips the split keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zipfile
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 from rasterio.windows import Window
 
 from ...errors import GosBuildError
-from ...io import geotiff_bytes
+from ...gtiff import encoder
 from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
@@ -28,27 +30,35 @@ def shard_members(grid, kept) -> list[tuple[str, bytes]]:
         transform = grid.window_transform(Window(record["col"], record["row"], size, size))
         for name, arr in layers.items():
             layer = LAYERS[name]
-            out.append((chip_path(name, record["class"], record["id"]),
-                        geotiff_bytes(arr, grid.crs, transform, layer.nodata, band_descriptions(layer))))
+            enc = encoder(arr.shape, str(arr.dtype), grid.crs, layer.nodata, tuple(band_descriptions(layer)),
+                          float(grid.resolution))
+            out.append((chip_path(name, record["class"], record["id"]), enc.encode(arr, transform)))
     return sorted(out)
 
 
 def gather(shard_zips: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
     """Unpack the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``; the count."""
     keep = {c["id"] for c in chips}
+    digests = context.get("digests")  # the sha256 of each file, from the bytes in hand (no second read)
+    folders = set()
     n = 0
     for i, zpath in enumerate(shard_zips, start=1):
         log.info("dataset: shard %d/%d %s", i, len(shard_zips), zpath)
         with zipfile.ZipFile(zpath) as zf:
             for name in zf.namelist():
                 try:
-                    _, _, chip_id = parse_chip_path(name)
+                    layer, class_name, chip_id = parse_chip_path(name)
                 except ValueError:
                     raise GosBuildError(f"{zpath}: unexpected entry '{name}'") from None
                 if chip_id not in keep:
                     continue
-                out = dest / name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(zf.read(name))
+                if (layer, class_name) not in folders:
+                    (dest / layer / class_name).mkdir(parents=True, exist_ok=True)
+                    folders.add((layer, class_name))
+                data = zf.read(name)
+                with open(dest / name, "wb") as f:
+                    f.write(data)
+                if digests is not None:
+                    digests[name] = hashlib.sha256(data).hexdigest()
                 n += 1
     return n
