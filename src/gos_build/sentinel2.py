@@ -41,76 +41,146 @@ log = logging.getLogger(__name__)
 
 
 # -- one tile ----------------------------------------------------------------------------
-def composite_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL):
-    """(reflectance float32 (3, h, w) NaN = nodata, valid bool (h, w)) on a grid window."""
+def composite_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
+                     block_rows: int = 256):
+    """(reflectance float32 (3, h, w) NaN = nodata, valid bool (h, w)) on a grid window.
+
+    Granule by granule (least cloudy product first): each granule's bands are read -- JPEG 2000
+    decoded -- once for the whole window, then composited ``block_rows`` rows at a time (the
+    float64 temporaries of the resampling stay bounded). Each pixel depends on its own position
+    only, so the blocking, the window and the order of pixels change no value.
+    """
     h, w = int(window.height), int(window.width)
-    rows, cols = np.mgrid[0:h, 0:w]
-    x = grid.x_min + (window.col_off + cols + 0.5) * grid.resolution
-    y = grid.y_max - (window.row_off + rows + 0.5) * grid.resolution
     refl = np.full((3, h, w), np.nan, dtype=np.float32)
     have = np.zeros((h, w), dtype=bool)
     valid = np.zeros((h, w), dtype=bool)
     for p in products:
         for g in p.granules:
-            if g.crs == grid.crs:
-                gx, gy = x, y
-            else:
-                gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)
-            if not box(*g.bounds).intersects(box(gx.min(), gy.min(), gx.max(), gy.max())):
-                continue
-            got = _granule_values(p, g, gx, gy, invalid_scl)
-            if got is None:
-                continue
-            vals, nn_data, nn_valid = got
-            take = (nn_data & ~have) | (nn_valid & ~valid)
-            refl[:, take] = vals[:, take]
-            have |= nn_data
-            valid |= nn_valid
             if valid.all():
                 return refl, valid
+            src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
+            if src is None:
+                continue
+            for r0 in range(0, h, block_rows):
+                rows = slice(r0, min(h, r0 + block_rows))
+                vals, nn_data, nn_valid = src.values(rows)
+                blk_have, blk_valid = have[rows], valid[rows]
+                take = (nn_data & ~blk_have) | (nn_valid & ~blk_valid)
+                refl[:, rows][:, take] = vals[:, take]
+                blk_have |= nn_data
+                blk_valid |= nn_valid
     return refl, valid
 
 
-def _granule_values(p: Product, g: Granule, gx, gy, invalid_scl):
-    """Reflectance (3, h, w), has-data and valid masks (nearest) of one granule at points (gx, gy)."""
-    with rasterio.open(g.bands["B04"]) as ds:
-        inv = ~ds.transform
-        fc = inv.a * gx + inv.b * gy + inv.c - 0.5
-        fr = inv.d * gx + inv.e * gy + inv.f - 0.5
-        c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
-        c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
-        if c1 <= 0 or r1 <= 0 or c0 >= ds.width or r0 >= ds.height:
+class _GranuleWindow:
+    """One granule's pixels under a grid window, read once: digital numbers of B04 B03 B02, has-data and
+    usable (SCL-valid) masks on the granule's own 10 m lattice, and where each grid pixel falls in them.
+
+    Where grid and granule share CRS and pixel lattice (the usual case: UTM grid in the granule's zone,
+    10 m edges on multiples of 10 m) a grid pixel *is* a granule pixel and :meth:`values` only shifts;
+    elsewhere it interpolates (:func:`~gos_build.resample.resample_points`), as before, from the same arrays.
+    """
+
+    def __init__(self, p: Product, g: Granule, grid: Grid, window: Window, src_transform, win: Window,
+                 shift: tuple[int, int] | None, dn: np.ndarray, data: np.ndarray, usable: np.ndarray):
+        self.p, self.g, self.grid, self.window = p, g, grid, window
+        self.src_transform, self.win, self.shift = src_transform, win, shift
+        self.dn, self.data, self.usable = dn, data, usable
+        self._z = None
+
+    @classmethod
+    def read(cls, p: Product, g: Granule, grid: Grid, window: Window, invalid_scl):
+        """The granule's window under the grid window (+ a margin for the kernel), or None if it misses it."""
+        h, w = int(window.height), int(window.width)
+        # grid pixel centres along the window's edges (the extremes of a smooth map lie on them)
+        ex = grid.x_min + (window.col_off + np.concatenate([np.arange(w), np.full(h, w - 1), np.arange(w),
+                                                            np.zeros(h)]) + 0.5) * grid.resolution
+        ey = grid.y_max - (window.row_off + np.concatenate([np.zeros(w), np.arange(h), np.full(w, h - 1),
+                                                            np.arange(h)]) + 0.5) * grid.resolution
+        same_crs = g.crs == grid.crs
+        gx, gy = (ex, ey) if same_crs else Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(ex, ey)
+        if not box(*g.bounds).intersects(box(gx.min(), gy.min(), gx.max(), gy.max())):
             return None
-        win = Window(c0, r0, c1 - c0, r1 - r0)
-        src_transform = ds.window_transform(win)
-    dn = np.stack([_read(g.bands[b], win, p.name) for b in RGB_BANDS])
-    data = np.all(dn != 0, axis=0)
-    usable = data
-    if g.scl:
-        with rasterio.open(g.scl) as ds:
-            # SCL (20 m) at each 10 m source pixel centre, nearest neighbour
-            sr, sc = np.mgrid[0 : win.height, 0 : win.width]
-            sx = src_transform.c + (sc + 0.5) * src_transform.a
-            sy = src_transform.f + (sr + 0.5) * src_transform.e
-            sinv = ~ds.transform
-            fsc, fsr = sinv.a * sx + sinv.c - 0.5, sinv.e * sy + sinv.f - 0.5
-            q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
-            q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
-            scl = _read(g.scl, Window(q0, p0, q1 - q0, p1 - p0), p.name, ds=ds)
-        ri, ci, inside = nearest_indices(fsr - p0, fsc - q0, scl.shape)
-        scl10 = np.where(inside, scl[ri, ci], 0)
-        usable = data & ~np.isin(scl10, invalid_scl)
-    r, c = fr - r0, fc - c0
-    ri, ci, inside = nearest_indices(r, c, data.shape)
-    nn_data = inside & data[ri, ci]
-    nn_valid = inside & usable[ri, ci]
-    vals = np.empty((3,) + gx.shape, dtype=np.float32)
-    for i, band in enumerate(RGB_BANDS):
-        z = (dn[i].astype(np.float64) + p.offsets[band]) / p.quantification
-        v_valid = resample_points(z, r, c, "bilinear", valid=usable)
-        v_data = resample_points(z, r, c, "bilinear", valid=data)
-        vals[i] = np.where(nn_valid, v_valid, v_data)
-    return vals, nn_data, nn_valid
+        with rasterio.open(g.bands["B04"]) as ds:
+            t = ds.transform
+            inv = ~t
+            fc = inv.a * gx + inv.b * gy + inv.c - 0.5
+            fr = inv.d * gx + inv.e * gy + inv.f - 0.5
+            c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
+            c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
+            if c1 <= 0 or r1 <= 0 or c0 >= ds.width or r0 >= ds.height:
+                return None
+            win = Window(c0, r0, c1 - c0, r1 - r0)
+            src_transform = ds.window_transform(win)
+        shift = None
+        if same_crs and (t.b, t.d, t.a, t.e) == (0.0, 0.0, grid.resolution, -grid.resolution):
+            # grid column j -> granule column j + dc when the lattices coincide (to far below a pixel)
+            dc = (grid.x_min + window.col_off * grid.resolution - t.c) / grid.resolution
+            dr = (t.f - (grid.y_max - window.row_off * grid.resolution)) / grid.resolution
+            if abs(dc - round(dc)) < 1e-6 and abs(dr - round(dr)) < 1e-6:
+                shift = (int(round(dr)) - r0, int(round(dc)) - c0)
+        dn = np.stack([_read(g.bands[b], win, p.name) for b in RGB_BANDS])
+        data = np.all(dn != 0, axis=0)
+        usable = data
+        if g.scl:
+            with rasterio.open(g.scl) as ds:
+                # SCL (20 m) at each 10 m source pixel centre, nearest neighbour; north-up: rows and
+                # columns map separately
+                sinv = ~ds.transform
+                sx = src_transform.c + (np.arange(win.width) + 0.5) * src_transform.a
+                sy = src_transform.f + (np.arange(win.height) + 0.5) * src_transform.e
+                fsc, fsr = sinv.a * sx + sinv.c - 0.5, sinv.e * sy + sinv.f - 0.5
+                q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
+                q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
+                scl = _read(g.scl, Window(q0, p0, q1 - q0, p1 - p0), p.name, ds=ds)
+            ri, ci = np.floor(fsr - p0 + 0.5).astype(np.int64), np.floor(fsc - q0 + 0.5).astype(np.int64)
+            ri_in, ci_in = (ri >= 0) & (ri < scl.shape[0]), (ci >= 0) & (ci < scl.shape[1])
+            scl10 = scl[np.where(ri_in, ri, 0)[:, None], np.where(ci_in, ci, 0)[None, :]]
+            scl10 = np.where(ri_in[:, None] & ci_in[None, :], scl10, 0)
+            usable = data & ~np.isin(scl10, invalid_scl)
+        return cls(p, g, grid, window, src_transform, win, shift, dn, data, usable)
+
+    def _reflectance(self, i: int) -> np.ndarray:
+        """Band i (B04 B03 B02) of the whole source window as reflectance, float64."""
+        if self._z is None:
+            self._z = [None] * len(RGB_BANDS)
+        if self._z[i] is None:
+            band = RGB_BANDS[i]
+            self._z[i] = (self.dn[i].astype(np.float64) + self.p.offsets[band]) / self.p.quantification
+        return self._z[i]
+
+    def values(self, rows: slice):
+        """Reflectance (3, n, w) float32, has-data and valid masks (nearest) for grid rows ``rows`` of the window."""
+        w = int(self.window.width)
+        n = rows.stop - rows.start
+        if self.shift is not None:
+            dr, dc = self.shift
+            sl = (slice(dr + rows.start, dr + rows.stop), slice(dc, dc + w))
+            nn_data, nn_valid = self.data[sl], self.usable[sl]
+            vals = np.empty((3, n, w), dtype=np.float32)
+            for i, band in enumerate(RGB_BANDS):
+                z = (self.dn[i][sl].astype(np.float64) + self.p.offsets[band]) / self.p.quantification
+                vals[i] = np.where(nn_data, z, np.nan)
+            return vals, nn_data, nn_valid
+        grid, window = self.grid, self.window
+        rr, cc = np.mgrid[rows, 0:w]
+        x = grid.x_min + (window.col_off + cc + 0.5) * grid.resolution
+        y = grid.y_max - (window.row_off + rr + 0.5) * grid.resolution
+        if self.g.crs != grid.crs:
+            x, y = Transformer.from_crs(grid.crs, self.g.crs, always_xy=True).transform(x, y)
+        inv = ~self.src_transform
+        c = inv.a * x + inv.b * y + inv.c - 0.5
+        r = inv.d * x + inv.e * y + inv.f - 0.5
+        ri, ci, inside = nearest_indices(r, c, self.data.shape)
+        nn_data = inside & self.data[ri, ci]
+        nn_valid = inside & self.usable[ri, ci]
+        vals = np.empty((3, n, w), dtype=np.float32)
+        for i in range(len(RGB_BANDS)):
+            z = self._reflectance(i)
+            v_valid = resample_points(z, r, c, "bilinear", valid=self.usable)
+            v_data = resample_points(z, r, c, "bilinear", valid=self.data)
+            vals[i] = np.where(nn_valid, v_valid, v_data)
+        return vals, nn_data, nn_valid
 
 
 def _read(path: str, win: Window, product: str, ds=None) -> np.ndarray:
@@ -125,25 +195,20 @@ def _read(path: str, win: Window, product: str, ds=None) -> np.ndarray:
 
 def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest."""
-    from .io import write_geotiff
+    from .io import TILE_COMPRESSION, write_geotiff
 
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
     tile = grid.tile(tile_id)
-    refl = np.empty((3, tile.height, tile.width), dtype=np.float32)
-    valid = np.empty((tile.height, tile.width), dtype=bool)
-    # 256 rows at a time keeps memory bounded; each pixel depends on its own position only
-    for r0 in range(0, tile.height, 256):
-        n = min(256, tile.height - r0)
-        win = Window(tile.col_off, tile.row_off + r0, tile.width, n)
-        refl[:, r0 : r0 + n], valid[r0 : r0 + n] = composite_window(products, grid, win, invalid_scl)
+    refl, valid = composite_window(products, grid, tile.window, invalid_scl)
     have = ~np.isnan(refl).any(axis=0)
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
         RGB_LAYER.dtype)
     mask = (valid & have).astype(np.uint8)
     transform = grid.window_transform(tile.window)
     write_geotiff(out_rgb, rgb, grid.crs, transform, RGB_LAYER.nodata,
-                  [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)])
-    write_geotiff(out_valid, mask, grid.crs, transform, None, [VALID_DESCRIPTION])
+                  [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)],
+                  compress=TILE_COMPRESSION)
+    write_geotiff(out_valid, mask, grid.crs, transform, None, [VALID_DESCRIPTION], compress=TILE_COMPRESSION)
     stats = {"pixels": int(mask.size), "nodata": int((~have).sum()), "invalid": int((have & ~valid).sum())}
     log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus)", tile_id, stats["pixels"],
              stats["nodata"], stats["invalid"])
