@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from .errors import GosBuildError
@@ -24,8 +24,17 @@ _JSON_TYPES = {dict: "mapping", list: "list", str: "string", bool: "boolean", in
 
 
 def load_schema(path: str | Path | None = None) -> dict:
-    with open(path or SCHEMA_PATH, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    """The config schema (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_parsed_schema(str(path or SCHEMA_PATH)))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(path: str) -> dict:
+    # parsed once per process, with LibYAML where PyYAML has it: every command's options read
+    # their defaults from the schema, so this is part of each job's start-up
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=loader)
 
 
 def _key(path) -> str:
@@ -38,7 +47,10 @@ def _describe(value) -> str:
     return f"{kind} {text if len(text) < 60 else text[:57] + '...'}"
 
 
-def _message(err: jsonschema.ValidationError) -> str:
+def _message(err) -> str:
+    """The line a user reads for one ``jsonschema.ValidationError``."""
+    import jsonschema
+
     key = _key(err.absolute_path)
     v, schema, inst = err.validator, err.schema, err.instance
     if v == "additionalProperties" and isinstance(inst, dict):
@@ -122,6 +134,8 @@ def _semantic_problems(cfg: dict) -> list[str]:
 
 def check_config(config: dict, schema: dict | None = None) -> None:
     """Raise :class:`GosBuildError` listing every problem of ``config`` (one line each)."""
+    import jsonschema
+
     schema = schema or load_schema()
     # class ids arrive as int keys from YAML; JSON schema wants string keys
     cfg = _stringify_keys(config)
@@ -192,7 +206,7 @@ def job_config(value: str) -> dict:
 
 def schema_entry(key: str, schema: dict | None = None) -> dict:
     """The schema of config key ``key`` (dotted, e.g. ``terrain.window``): its type, default, enum, description."""
-    node = schema or load_schema()
+    node = schema or _parsed_schema(str(SCHEMA_PATH))
     for part in key.split("."):
         node = node["properties"][part]
     return node

@@ -263,7 +263,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
     import pyogrio
     from rasterio.features import rasterize
 
-    from .io import write_geotiff
+    from .io import TILE_COMPRESSION, write_geotiff
 
     tile = grid.tile(tile_id)
     transform = grid.window_transform(tile.window)
@@ -280,7 +280,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
                         dtype="uint8", all_touched=False)
     else:
         arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
-    write_geotiff(out, arr, grid.crs, transform, None, [LABEL_DESCRIPTION])
+    write_geotiff(out, arr, grid.crs, transform, None, [LABEL_DESCRIPTION], compress=TILE_COMPRESSION)
     ids, counts = np.unique(arr, return_counts=True)
     result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
     log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))

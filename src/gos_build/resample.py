@@ -16,16 +16,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def _keys_cubic(t: np.ndarray) -> list[np.ndarray]:
-    """Keys (1981) cubic convolution weights (a = -0.5) for offsets -1, 0, 1, 2."""
+def _keys_inner(d):
+    """Keys' cubic for 0 <= d <= 1 (a = -0.5)."""
     a = -0.5
+    return (a + 2) * d**3 - (a + 3) * d**2 + 1
 
-    def k(d):
-        d = np.abs(d)
-        return np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
-                        np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
 
-    return [k(t + 1), k(t), k(1 - t), k(2 - t)]
+def _keys_outer(d):
+    """Keys' cubic for 1 <= d <= 2; 0 at both ends, so it also serves d = 1 and d = 2 exactly."""
+    a = -0.5
+    return a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a
+
+
+def _keys_cubic(t: np.ndarray) -> list[np.ndarray]:
+    """Keys (1981) cubic convolution weights (a = -0.5) for offsets -1, 0, 1, 2 of t in [0, 1).
+
+    The taps' distances t + 1, t, 1 - t, 2 - t fall in [1, 2], [0, 1), (0, 1], [1, 2]: each tap
+    needs one branch of the kernel only (both give 0.0 at d = 1 and d = 2).
+    """
+    return [_keys_outer(t + 1), _keys_inner(t), _keys_inner(1 - t), _keys_outer(2 - t)]
 
 
 # name -> (offset of the first tap, weight function of the fractional part)
@@ -59,15 +68,21 @@ def resample_points(z: np.ndarray, r: np.ndarray, c: np.ndarray, method: str, vo
     n = len(wr)
     inside = (r0 + first >= 0) & (c0 + first >= 0) & (r0 + first + n <= z.shape[0]) & (c0 + first + n <= z.shape[1])
     rr, cc = np.where(inside, r0, -first), np.where(inside, c0, -first)
+    # the kernel's first tap as a flat index; tap (i, j) is that + i * width + j
+    width = z.shape[1]
+    base = (rr + first) * width + (cc + first)
+    z64 = np.ascontiguousarray(z, dtype=np.float64).ravel()
+    ok_flat = None if valid is None else np.ascontiguousarray(valid).ravel()
     out = np.zeros(r.shape, dtype=np.float64)
     wsum = np.zeros(r.shape, dtype=np.float64)
     bad = ~inside
     for i in range(n):
         for j in range(n):
-            v = z[rr + first + i, cc + first + j].astype(np.float64)
+            idx = base + (i * width + j)
+            v = z64[idx]
             w = wr[i] * wc[j]
-            if valid is not None:
-                ok = valid[rr + first + i, cc + first + j]
+            if ok_flat is not None:
+                ok = ok_flat[idx]
                 w = np.where(ok, w, 0.0)
                 v = np.where(ok, v, 0.0)
             elif void is not None:

@@ -314,7 +314,7 @@ def terrain_tile(
     """
 
     from .dem import dem_for_window
-    from .io import write_geotiff
+    from .io import TILE_COMPRESSION, write_geotiff
 
     tile = grid.tile(tile_id)
     halo = halo_for(window)
@@ -331,7 +331,8 @@ def terrain_tile(
         for name in LAYERS:
             layers[name][r0 : r0 + n] = part[name]
     write_geotiff(out, [layers[name] for name in ELEVATION_LAYERS], grid.crs, grid.window_transform(tile.window),
-                  NODATA, list(ELEVATION_LAYERS), tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
+                  NODATA, list(ELEVATION_LAYERS), tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS],
+                  compress=TILE_COMPRESSION)
     nodata_frac = float((dem == NODATA).mean())
     log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
              float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),
