@@ -58,6 +58,17 @@ def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
     return out
 
 
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder``, as posix paths relative to it, in the order of their path components
+    (as sorted ``Path`` objects: ``a/b`` before ``a-b``)."""
+    out = []
+    for top, _, names in os.walk(folder):
+        rel = os.path.relpath(top, folder)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        out += [prefix + n for n in names]
+    return sorted(out, key=lambda rel: rel.split("/"))
+
+
 def _r(v):
     return None if v is None else float(f"{v:.9g}")
 
@@ -107,18 +118,18 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
         try:
             grid_doc = provenance.get("grid", {})
-            digests: dict[Path, str] = {}
+            digests: dict[str, str] = {}  # path in the dataset (posix) -> sha256; writers add what they write
 
-            def digest(path: Path) -> str:
-                """sha256 of a file of the new dataset, read once (the STAC writer and the manifest share it)."""
-                path = Path(path).resolve()
-                if path not in digests:
-                    digests[path] = sha256_file(path)
-                return digests[path]
+            def digest(rel: str) -> str:
+                """sha256 of a file of the new dataset, computed once (the tree writer, the STAC writer and the
+                manifest share it)."""
+                if rel not in digests:
+                    digests[rel] = sha256_file(tmp / rel)
+                return digests[rel]
 
             context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                        "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                       "provenance": provenance, "digest": digest}
+                       "provenance": provenance, "digest": digest, "digests": digests}
             for writer in WRITERS.values():
                 writer.gather([z for _, z in shards], chips, tmp, context)
             (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
@@ -137,9 +148,8 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                        "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                        "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
             write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
-            (tmp / MANIFEST_FILE).write_text(
-                "".join(f"{digest(p)}  {p.relative_to(tmp).as_posix()}\n" for p in files), encoding="utf-8")
+            files = _files(tmp)
+            (tmp / MANIFEST_FILE).write_text("".join(f"{digest(rel)}  {rel}\n" for rel in files), encoding="utf-8")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)

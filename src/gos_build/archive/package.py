@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..io import write_zip
@@ -22,18 +23,31 @@ def package_path(dist: str | Path, aoi: str, name: str) -> Path:
     return Path(dist) / f"{aoi}_{name}.zip"
 
 
+# members compressed in the zips: text. GeoTIFFs and the store's chunks are compressed already, so they
+# are stored (deflating 1 GB of Zstandard chunks gains nothing and costs half a minute)
+TEXT_SUFFIXES = (".txt", ".json", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
+
+
+def _files(folder: Path) -> list[str]:
+    """Files under ``folder`` as posix paths relative to it, sorted by path components."""
+    out = []
+    for top, _, names in os.walk(folder):
+        rel = Path(top).relative_to(folder).as_posix()
+        out += [n if rel == "." else f"{rel}/{n}" for n in names]
+    return sorted(out, key=lambda r: r.split("/"))
+
+
 def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
-    """Write the zips (fixed timestamps, sorted entries; GeoTIFFs stored, text deflated), streaming each file."""
+    """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file."""
     dataset = Path(dataset)
-    groups = {m: sorted((dataset / m).rglob("*.tif")) for m in MODALITIES}
-    groups["labels"] = [dataset / n for n in METADATA_FILES if (dataset / n).exists()]
-    groups["labels"] += sorted(p for p in (dataset / "stac").rglob("*") if p.is_file())  # STAC + Croissant
-    groups[PACKED_DIR] = sorted(p for p in (dataset / PACKED_DIR).rglob("*") if p.is_file())
+    groups = {m: [f"{m}/{r}" for r in _files(dataset / m) if r.endswith(".tif")] for m in MODALITIES}
+    groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
+    groups["labels"] += [f"stac/{r}" for r in _files(dataset / "stac")]  # STAC + Croissant
+    groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in _files(dataset / PACKED_DIR)]
     written = []
     for name, files in groups.items():
         out = package_path(dist, aoi, name)
-        write_zip(out, [(f.relative_to(dataset).as_posix(), f) for f in files],
-                  deflate=lambda n: not n.endswith(".tif"))
+        write_zip(out, [(rel, dataset / rel) for rel in files], deflate=lambda n: n.endswith(TEXT_SUFFIXES))
         written.append(out)
     log.info("package: %d archives in %s", len(written), dist)
     return written

@@ -3,6 +3,7 @@
 The Collection holds the AOI's extent, the date of the imagery, the licence, the providers, summaries of
 classes and splits, and links to the datacard and the figures. Each Item is one chip: its footprint
 (WGS84), its nine layers as assets (hrefs relative, so the folder can move), its class and split.
+Written as the JSON pystac writes for such objects, without building them in pystac (see :func:`gather`).
 Extensions: label (``label:tasks: [classification]``, ``label:classes`` with English and Chinese names),
 ml-aoi (``ml-aoi:split``, asset ``ml-aoi:role``), projection (code, shape, transform), raster (data type,
 nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIFF tree, from its files.
@@ -11,6 +12,7 @@ nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIF
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from pathlib import Path
@@ -19,6 +21,7 @@ from ...io import sha256_file
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
 log = logging.getLogger(__name__)
+_ENCODE_STR = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (ASCII, quoted)
 
 NAME = "stac"
 EXTENSIONS = {
@@ -29,10 +32,6 @@ EXTENSIONS = {
     "file": "https://stac-extensions.github.io/file/v2.1.0/schema.json",
 }
 _DTYPES = {"uint16": "uint16", "float32": "float32", "uint8": "uint8"}
-
-
-def _sha256_multihash(path: Path, digest=sha256_file) -> str:
-    return "1220" + digest(path)  # multihash: sha2-256 (0x12), 32 bytes (0x20)
 
 
 def sensing_datetime(provenance: dict) -> dt.datetime:
@@ -48,10 +47,53 @@ def sensing_datetime(provenance: dict) -> dt.datetime:
     return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def _json(doc: dict) -> str:
+    """A STAC document as pystac writes it (``json.dumps``, indent 2, ASCII, no final newline)."""
+    return json.dumps(doc, indent=2)
+
+
+class _Slot(str):
+    """A placeholder for one scalar of a :class:`_Template` (a string, so ``json.dumps`` carries it)."""
+
+
+class _Template:
+    """A JSON document whose scalars marked :class:`_Slot` change from one use to the next: rendered by
+    ``json.dumps(indent=2)`` once, then filled -- the same text as ``_json`` of the filled document,
+    without its pure-Python indenting encoder for every item (tested against it)."""
+
+    def __init__(self, doc):
+        marked = _json(doc)
+        self.parts, self.slots = [], []
+        pos = 0
+        for m in re.finditer(r'"@@slot:([^"@]+)@@"', marked):
+            self.parts.append(marked[pos : m.start()])
+            self.slots.append(m.group(1))
+            pos = m.end()
+        self.parts.append(marked[pos:])
+
+    @staticmethod
+    def slot(name: str) -> _Slot:
+        return _Slot(f"@@slot:{name}@@")
+
+    def render(self, values: dict) -> str:
+        out = [self.parts[0]]
+        for name, part in zip(self.slots, self.parts[1:]):
+            v = values[name]
+            out.append(_ENCODE_STR(v) if isinstance(v, str) else "null" if v is None else repr(v))
+            out.append(part)
+        return "".join(out)
+
+
 def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``dest/stac`` for ``chips`` (the tree's GeoTIFFs are already in ``dest``)."""
-    import pystac
+    """Write ``dest/stac`` for ``chips`` (the tree's GeoTIFFs are already in ``dest``).
+
+    The Collection and Items are written as the dicts pystac would serialise (the tests read them
+    back with pystac and check them against its bundled schemas): building ~10 000 pystac Items in
+    one Collection costs minutes (its link lookups grow with the collection), writing dicts seconds.
+    """
     from pyproj import Transformer
+    from pystac import MediaType, get_stac_version
+    from pystac.utils import datetime_to_str
 
     classes = context["classes"]
     crs = context["crs"]
@@ -59,13 +101,45 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     res = context.get("resolution", 10.0)
     cfg = context.get("config", {})
     name = cfg.get("aoi", {}).get("name", "dataset")
-    when = sensing_datetime(context.get("provenance", {}))
+    when = datetime_to_str(sensing_datetime(context.get("provenance", {})))
+    digest = context.get("digest") or (lambda rel: sha256_file(Path(dest) / rel))
+    version = get_stac_version()
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    dest = Path(dest).resolve()  # pystac makes hrefs relative from absolute paths
-    root = dest / NAME
-    items = []
-    lon_all, lat_all = [], []
+    root = Path(dest) / NAME
+    collection_id, title = f"gos-build-{name}", f"gos-build {name}"
+    up = [{"rel": rel, "href": "../collection.json", "type": str(MediaType.JSON), "title": title}
+          for rel in ("root", "collection", "parent")]
     label_classes = [{"name": "class", "classes": [c["name"] for _, c in sorted(classes.items())]}]
+    bands_of = {}
+    for m in MODALITIES:
+        layer = LAYERS[m]
+        bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units}
+                       for b in layer.bands]
+        if m == "rgb":
+            for b in bands_of[m]:
+                b["scale"] = 0.0001  # reflectance = DN x 0.0001
+    slot = _Template.slot
+    templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
+    for cid, cls in classes.items():
+        cname = cls["name"]
+        assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": LAYERS[m].description,
+                      "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
+                      "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"]}
+                  for m in MODALITIES}
+        templates[cid] = _Template({
+            "type": "Feature", "stac_version": version, "stac_extensions": list(EXTENSIONS.values()),
+            "id": slot("id"),
+            "geometry": {"type": "Polygon", "coordinates": [[[slot(f"lon{i}"), slot(f"lat{i}")] for i in range(5)]]},
+            "bbox": [slot("bbox0"), slot("bbox1"), slot("bbox2"), slot("bbox3")],
+            "properties": {"label:description": "genesis class of the chip (majority of the interpretation polygons)",
+                           "label:type": "raster", "label:properties": None, "label:tasks": ["classification"],
+                           "label:classes": label_classes, "ml-aoi:split": slot("split"),
+                           "gos_build:class": cname, "gos_build:class_id": cid,
+                           "gos_build:class_zh": cls.get("name_zh", ""),
+                           "proj:code": crs, "proj:shape": [size, size],
+                           "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
+            "links": up, "assets": assets, "collection": collection_id})
+    lon_all, lat_all, item_links = [], [], []
     for c in chips:
         x0, y0 = c["x"], c["y"]
         x1, y1 = x0 + size * res, y0 + size * res
@@ -74,54 +148,42 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
         lon_all += lon
         lat_all += lat
         cname = classes[c["label"]]["name"]
-        item = pystac.Item(
-            id=c["id"], geometry={"type": "Polygon", "coordinates": [list(map(list, zip(lon, lat)))]},
-            bbox=[min(lon), min(lat), max(lon), max(lat)], datetime=when,
-            properties={"label:description": "genesis class of the chip (majority of the interpretation polygons)",
-                        "label:type": "raster", "label:properties": None, "label:tasks": ["classification"],
-                        "label:classes": label_classes, "ml-aoi:split": c["split"],
-                        "gos_build:class": cname, "gos_build:class_id": c["label"],
-                        "gos_build:class_zh": classes[c["label"]].get("name_zh", ""),
-                        "proj:code": crs, "proj:shape": [size, size],
-                        "proj:transform": [res, 0.0, x0, 0.0, -res, y1]},
-            stac_extensions=list(EXTENSIONS.values()))
+        values = {"id": c["id"], "split": c["split"], "x0": x0, "y1": y1, "bbox0": min(lon), "bbox1": min(lat),
+                  "bbox2": max(lon), "bbox3": max(lat)}
+        for i in range(5):
+            values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
         for m in MODALITIES:
-            layer = LAYERS[m]
             rel = chip_path(m, cname, c["id"])
-            path = dest / rel
-            bands = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units}
-                     for b in layer.bands]
-            if m == "rgb":
-                for b in bands:
-                    b["scale"] = 0.0001  # reflectance = DN x 0.0001
-            item.add_asset(m, pystac.Asset(
-                href=str(path), media_type=pystac.MediaType.GEOTIFF, roles=["data"], title=layer.description,
-                extra_fields={"raster:bands": bands, "file:size": path.stat().st_size,
-                              "file:checksum": _sha256_multihash(path, context.get("digest", sha256_file)),
-                              "ml-aoi:role": "feature"}))
-        items.append(item)
+            values[f"href:{m}"] = f"../../{rel}"
+            values[f"size:{m}"] = (Path(dest) / rel).stat().st_size
+            values[f"sum:{m}"] = "1220" + digest(rel)  # multihash: sha2-256 (0x12), 32 bytes (0x20)
+        folder = root / c["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{c['id']}.json").write_text(templates[c["label"]].render(values), encoding="utf-8")
+        item_links.append({"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)})
     counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
     aoi_bbox = [min(lon_all), min(lat_all), max(lon_all), max(lat_all)] if chips else [0, 0, 0, 0]
-    collection = pystac.Collection(
-        id=f"gos-build-{name}",
-        description=(f"GOS10m-style geomorphology scene-classification chips of '{name}': {size} x {size} px at "
-                     f"{res:g} m, layers {', '.join(MODALITIES)}; one Item per chip."),
-        extent=pystac.Extent(pystac.SpatialExtent([aoi_bbox]), pystac.TemporalExtent([[when, when]])),
-        license="CC-BY-4.0", title=f"gos-build {name}",
-        providers=[pystac.Provider("European Space Agency (Copernicus Sentinel-2)", roles=["producer", "licensor"]),
-                   pystac.Provider("NASA / USGS (SRTM) or the DEM's producer", roles=["producer"]),
-                   pystac.Provider("gos-build", roles=["processor"])],
-        summaries=pystac.Summaries({"label:classes": label_classes, "ml-aoi:split": list(SPLITS),
-                                    "gos_build:chips_per_split": [counts],
-                                    "gos_build:classes": [{"id": k, **{kk: v for kk, v in c.items() if kk != "values"}}
-                                                          for k, c in sorted(classes.items())]}),
-        stac_extensions=[EXTENSIONS["label"], EXTENSIONS["ml-aoi"]])
-    collection.add_link(pystac.Link("describedby", "../datacard.md", media_type="text/markdown",
-                                    title="datacard: provenance, counts, statistics"))
-    collection.add_link(pystac.Link("preview", "../../figures/overview.png", media_type="image/png",
-                                    title="AOI overview"))
-    collection.add_items(items)
-    collection.normalize_hrefs(str(root))
-    collection.make_all_asset_hrefs_relative()
-    collection.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    log.info("stac: collection with %d items -> %s", len(items), root)
+    collection = {
+        "type": "Collection", "id": collection_id, "stac_version": version,
+        "description": (f"GOS10m-style geomorphology scene-classification chips of '{name}': {size} x {size} px at "
+                        f"{res:g} m, layers {', '.join(MODALITIES)}; one Item per chip."),
+        "links": [{"rel": "root", "href": "./collection.json", "type": str(MediaType.JSON), "title": title},
+                  {"rel": "describedby", "href": "../datacard.md", "type": "text/markdown",
+                   "title": "datacard: provenance, counts, statistics"},
+                  {"rel": "preview", "href": "../../figures/overview.png", "type": str(MediaType.PNG),
+                   "title": "AOI overview"}] + item_links,
+        "stac_extensions": [EXTENSIONS["label"], EXTENSIONS["ml-aoi"]],
+        "title": title,
+        "extent": {"spatial": {"bbox": [aoi_bbox]}, "temporal": {"interval": [[when, when]]}},
+        "license": "CC-BY-4.0",
+        "providers": [{"name": "European Space Agency (Copernicus Sentinel-2)", "roles": ["producer", "licensor"]},
+                      {"name": "NASA / USGS (SRTM) or the DEM's producer", "roles": ["producer"]},
+                      {"name": "gos-build", "roles": ["processor"]}],
+        "summaries": {"label:classes": label_classes, "ml-aoi:split": list(SPLITS),
+                      "gos_build:chips_per_split": [counts],
+                      "gos_build:classes": [{"id": k, **{kk: v for kk, v in c.items() if kk != "values"}}
+                                            for k, c in sorted(classes.items())]},
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "collection.json").write_text(_json(collection), encoding="utf-8")
+    log.info("stac: collection with %d items -> %s", len(chips), root)
