@@ -182,6 +182,38 @@ def test_band_geotiffs_as_input(auvergne_demo, tmp_path):
         discover([str(empty)])
 
 
+def test_product_off_the_grid_lattice_is_interpolated(auvergne_demo, tmp_path):
+    """Band GeoTIFFs 5 m east of the grid's lattice: no shift is possible, every grid pixel is the bilinear
+    mean of the two product pixels around it (the interpolating route, from one read of each band)."""
+    from affine import Affine
+
+    (safe,) = _safes(auvergne_demo)
+    folder = tmp_path / "shifted"
+    folder.mkdir()
+    for band in ("B02", "B03", "B04"):
+        (src,) = safe.rglob(f"*_{band}_*m.jp2")
+        with rasterio.open(src) as ds:
+            profile = ds.profile | {"driver": "GTiff", "compress": "deflate",
+                                    "transform": ds.transform * Affine.translation(0.5, 0)}
+            data = np.clip(ds.read().astype(int) - 1000, 1, None).astype(np.uint16)
+        with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
+            dst.write(data)
+            dst.scales, dst.offsets = (0.0001,), (0.0,)
+    (tmp_path / "a").mkdir()
+    grid, rgb, valid = _tiles([str(folder / "*.tif")], tmp_path / "a", tile_chips=2)
+    rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
+    x = grid.x_min + (cols + 0.5) * 10
+    y = grid.y_max - (rows + 0.5) * 10
+    for i, band in enumerate(("B04", "B03", "B02")):
+        dn, t = _band(safe, band)
+        z = np.clip(dn.astype(float) - 1000, 1, None)
+        r, c = ((t.f - y) // 10).astype(int), ((x - t.c) // 10).astype(int)  # the product pixel of each grid pixel
+        expected = (z[r, c - 1] + z[r, c]) / 2  # its western neighbour now reaches it by 5 m
+        assert np.abs(rgb[i] - expected).max() <= 0.5 + 1e-6
+        assert (rgb[i] != np.clip(dn[r, c].astype(int) - 1000, 1, None)).mean() > 0.5  # not the unshifted pixels
+    assert valid.all()  # no SCL: every pixel with data is valid
+
+
 # -- bad inputs: one line naming the file ------------------------------------------------
 def _copy(safe: Path, tmp_path: Path) -> Path:
     dst = tmp_path / safe.name

@@ -82,12 +82,37 @@ def test_validate_reports_problems(runs, tmp_path):
     shutil.move(moved, wrong / moved.name)  # wrong class folder
     train = (d / "train.txt").read_text().split()
     (d / "val.txt").write_text((d / "val.txt").read_text() + train[0] + "\n")  # in two splits
+    # chips whose geometry is wrong, written by GDAL as another tool would: validate reads their headers
+    import rasterio
+
+    hill = sorted(d.glob("hillshade/*/*.tif"))
+    with rasterio.open(hill[1]) as ds:
+        profile, data = ds.profile, ds.read()
+    small, shifted, other_crs, lzw, garbage = hill[1], hill[2], hill[3], hill[4], hill[5]
+    with rasterio.open(small, "w", **(profile | {"width": 32, "height": 32})) as dst:
+        dst.write(data[:, :32, :32])
+    with rasterio.open(shifted, "w", **(profile | {"transform": profile["transform"] * rasterio.Affine.translation(1, 0)})) as dst:
+        dst.write(data)
+    with rasterio.open(other_crs, "w", **(profile | {"crs": "EPSG:32630"})) as dst:
+        dst.write(data)
+    with rasterio.open(lzw) as ds:
+        same = (ds.profile | {"compress": "lzw"}, ds.read())
+    with rasterio.open(lzw, "w", **same[0]) as dst:  # same pixels and place, another compression: only the sha256
+        dst.write(same[1])
+    garbage.write_bytes(b"II*\x00 not really a GeoTIFF")
     res = run_cli("validate", str(d))
     assert res.returncode == 2
     err = res.stderr
     assert f"{first.relative_to(d).as_posix()}: sha256 differs from MANIFEST.sha256" in err
     assert f"dem/elsewhere/{moved.name}: no matching line in labels.txt" in err
     assert f"{train[0]}: in splits ['train', 'val'], labels.txt says train" in err
+    rel = {p: p.relative_to(d).as_posix() for p in hill[1:6]}
+    assert f"{rel[small]}: 32 x 32 px, expected 64 x 64" in err
+    for p in (small, shifted, other_crs):
+        assert f"{rel[p]}: bounds or CRS differ from the chip's rgb layer" in err
+    assert f"{rel[garbage]}: not a readable GeoTIFF" in err
+    assert f"{rel[lzw]}: sha256 differs from MANIFEST.sha256" in err
+    assert f"{rel[lzw]}: bounds" not in err and f"{rel[lzw]}: not a readable" not in err
     assert "gos-build: error:" in err and "problem(s)" in err
 
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 _WIDTH, _HEIGHT, _BITS, _COMPRESSION = 256, 257, 258, 259
 _STRIP_OFFSETS, _SAMPLES, _ROWS_PER_STRIP, _STRIP_BYTES = 273, 277, 278, 279
 _PLANAR, _PREDICTOR, _SAMPLE_FORMAT = 284, 317, 339
-_PIXEL_SCALE, _TIEPOINT = 33550, 33922
+_PIXEL_SCALE, _TIEPOINT, _MODEL_TRANSFORM = 33550, 33922, 34264
 _GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII, _GDAL_NODATA = 34735, 34736, 34737, 42113
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
 _DEFLATE = (8, 32946)
@@ -137,10 +137,23 @@ def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
     if len(tie) != 6 or tie[0] != 0 or tie[1] != 0:
         raise NotAChip("tiepoint not at pixel (0, 0)")
     left, top = tie[3], tie[4]
+    if _MODEL_TRANSFORM in e or _raster_type(data, e) != 1:
+        raise NotAChip("georeferenced by a model transformation or by pixel centres (PixelIsPoint)")
     crs = b"".join(data[x.offset : x.offset + _TYPE_SIZE[x.type] * x.count] if x.offset is not None
                    else data[x.field : x.field + 4] for t in (_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII) if (x := e.get(t)))
     nodata = _one(data, e, _GDAL_NODATA, None)
     return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs, nodata), e
+
+
+def _raster_type(data: bytes, e: dict) -> int:
+    """GTRasterTypeGeoKey (1025): 1 = PixelIsArea (GDAL's default), 2 = PixelIsPoint; 1 if absent."""
+    if _GEO_KEYS not in e:
+        return 1
+    keys = _values(data, e[_GEO_KEYS])
+    for i in range(4, len(keys) - 3, 4):
+        if keys[i] == 1025 and keys[i + 1] == 0:
+            return keys[i + 3]
+    return 1
 
 
 def read_header(data: bytes) -> Header:

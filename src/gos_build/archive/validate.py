@@ -1,48 +1,130 @@
-"""``gos-build validate``: is a dataset folder consistent with its manifest, index files and chip geometry?"""
+"""``gos-build validate``: is a dataset folder consistent with its manifest, index files and chip geometry?
+
+Every file is read once: its bytes give the sha256 the manifest must list and, for a chip GeoTIFF, the
+directory that says its size, bounds and CRS (:func:`gos_build.gtiff.read_header`; GDAL opens only a
+file that is not of the kind gos-build writes, and once per CRS to name it). One thread: with ~100 000
+small files, threads only contend for Python's lock (measured: 9 s alone, 15 s with two).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import defaultdict
 from pathlib import Path
 
 from ..errors import GosBuildError
+from ..gtiff import NotAChip, read_header
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
-from ..io import sha256_file
 from .gather import MANIFEST_FILE
+
+_WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
+_SKIP = {MANIFEST_FILE, ".snakemake_timestamp"}  # Snakemake marks directory outputs: not part of the dataset
+
+
+def _read(path: Path, want_header: bool) -> tuple[str | None, object]:
+    """(sha256 or None if missing, header of a chip / an exception / None) of one file, read once."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_WHOLE + 1)
+            h.update(data)
+            if len(data) > _WHOLE:  # a large file: the rest in blocks, and no header
+                data = None
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None, None
+    header = None
+    if want_header:
+        try:
+            header = read_header(data) if data is not None else NotAChip("large file")
+        except NotAChip as exc:
+            header = exc
+    return h.hexdigest(), header
+
+
+class _Geometry:
+    """(width, height, CRS, bounds) of chip files from their headers; GDAL names each CRS once and opens
+    what the header reader does not know."""
+
+    def __init__(self):
+        self._crs: dict[bytes, str | None] = {}
+
+    def of(self, path: Path, header) -> tuple | str:
+        """The geometry tuple, or a problem (text) when the file is not a readable GeoTIFF."""
+        if header is None or isinstance(header, Exception):
+            return self._gdal(path)
+        if header.crs_key not in self._crs:
+            geo = self._gdal(path)
+            if isinstance(geo, str):
+                return geo
+            self._crs[header.crs_key] = geo[2]
+        return (header.width, header.height, self._crs[header.crs_key], tuple(round(v, 6) for v in header.bounds))
+
+    @staticmethod
+    def _gdal(path: Path) -> tuple | str:
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            # the folder lists ~10 000 files: do not let GDAL read it at every open
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as ds:
+                return (ds.width, ds.height, ds.crs.to_string() if ds.crs else None,
+                        tuple(round(v, 6) for v in ds.bounds))
+        except RasterioIOError as exc:
+            return f"not a readable GeoTIFF ({exc})"
+
+
+def _walk(d: Path) -> set[str]:
+    out = set()
+    for top, _, names in os.walk(d):
+        rel = os.path.relpath(top, d)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        out.update(prefix + n for n in names)
+    return out
 
 
 def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     """Every problem found in a dataset folder (empty list: it is consistent)."""
-    import rasterio
-
     d = Path(dataset)
     problems: list[str] = []
     if not d.is_dir():
         return [f"{d}: not a folder"]
     manifest = d / MANIFEST_FILE
-    listed = {}
-    if not manifest.exists():
+    listed: dict[str, str] = {}
+    have_manifest = manifest.exists()
+    if not have_manifest:
         problems.append("MANIFEST.sha256 is missing")
     else:
         for line in manifest.read_text(encoding="utf-8").splitlines():
             digest, _, rel = line.partition("  ")
             listed[rel] = digest
-        for rel, digest in sorted(listed.items()):
-            p = d / rel
-            if not p.is_file():
-                problems.append(f"{rel}: listed in MANIFEST.sha256 but missing")
-            elif sha256_file(p) != digest:
-                problems.append(f"{rel}: sha256 differs from MANIFEST.sha256")
-        # Snakemake marks directory outputs with .snakemake_timestamp: not part of the dataset
-        present = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()} - {MANIFEST_FILE,
-                                                                                         ".snakemake_timestamp"}
-        for rel in sorted(present - set(listed)):
-            problems.append(f"{rel}: not listed in MANIFEST.sha256")
     try:
         index, chips = read_index(d)
     except GosBuildError as exc:
-        return problems + [str(exc)]
+        index, chips, index_problem = {}, [], str(exc)
+    else:
+        index_problem = None
     classes = {cid: c["name"] for cid, c in index.items()}
+    expected = {chip_path(m, classes[c["label"]], c["id"]) for c in chips if c["label"] in classes for m in MODALITIES}
+
+    # one read of every listed file and every expected chip: sha256 and, for chips, the header
+    todo = sorted(set(listed) | expected)
+    read = {rel: _read(d / rel, rel in expected) for rel in todo}
+    for rel, digest in sorted(listed.items()):
+        got = read[rel][0]
+        if got is None:
+            problems.append(f"{rel}: listed in MANIFEST.sha256 but missing")
+        elif got != digest:
+            problems.append(f"{rel}: sha256 differs from MANIFEST.sha256")
+    present = _walk(d) - _SKIP
+    if have_manifest:
+        for rel in sorted(present - set(listed)):
+            problems.append(f"{rel}: not listed in MANIFEST.sha256")
+    if index_problem:
+        return problems + [index_problem]
+
     in_split = defaultdict(list)
     for s in SPLITS:
         f = d / split_file(s)
@@ -51,7 +133,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             continue
         for cid in f.read_text(encoding="utf-8").split():
             in_split[cid].append(s)
-    expected_files = set()
+    geometry = _Geometry()
     for chip in chips:
         cid, label, split = chip["id"], chip["label"], chip["split"]
         if label not in classes:
@@ -62,13 +144,14 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         ref = None
         for m in MODALITIES:
             rel = chip_path(m, classes[label], cid)
-            expected_files.add(rel)
-            p = d / rel
-            if not p.is_file():
+            digest, header = read[rel]
+            if digest is None:
                 problems.append(f"{rel}: missing")
                 continue
-            with rasterio.open(p) as ds:
-                geo = (ds.width, ds.height, ds.crs.to_string() if ds.crs else None, tuple(round(v, 6) for v in ds.bounds))
+            geo = geometry.of(d / rel, header)
+            if isinstance(geo, str):
+                problems.append(f"{rel}: {geo}")
+                continue
             if (geo[0], geo[1]) != (chip_size, chip_size):
                 problems.append(f"{rel}: {geo[0]} x {geo[1]} px, expected {chip_size} x {chip_size}")
             if ref is None:
@@ -88,9 +171,10 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                         f"{len(extra)} fold line(s) for chips not in labels.txt")
     for cid in sorted(set(in_split) - labelled):
         problems.append(f"{cid}: in a split list but not in labels.txt")
-    for p in sorted(p for m in MODALITIES for p in (d / m).glob("*/*.tif")):
-        rel = p.relative_to(d).as_posix()
-        if rel not in expected_files:
+    layers = set(MODALITIES)
+    for rel in sorted(present, key=lambda r: r.split("/")):
+        parts = rel.split("/")
+        if len(parts) == 3 and parts[0] in layers and parts[2].endswith(".tif") and rel not in expected:
             problems.append(f"{rel}: no matching line in labels.txt (or in the wrong class folder)")
     return problems
 
@@ -114,7 +198,8 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
                     item["properties"].get("gos_build:class_id") != chip["label"]:
                 out.append(f"stac/{cid}/{cid}.json: split or class differ from labels.txt")
             for key, asset in item["assets"].items():
-                rel = (item_path.parent / asset["href"]).resolve().relative_to(d.resolve()).as_posix()
+                # relative to the item's folder, within the dataset (path arithmetic: no file system calls)
+                rel = os.path.normpath(os.path.join("stac", cid, asset["href"])).replace(os.sep, "/")
                 if rel != chip_path(key, classes.get(chip["label"], "?"), cid):
                     out.append(f"stac/{cid}/{cid}.json: asset {key} points to {rel}")
                 elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
