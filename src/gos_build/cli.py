@@ -213,7 +213,7 @@ def _cmd_dataset(args) -> None:
         raise GosBuildError("dataset: give chips.json and chips.zip of every tile")
     jsons = sorted(p for p in args.shards if p.endswith(".json"))
     zips = sorted(p for p in args.shards if p.endswith(".zip"))
-    build_dataset(list(zip(jsons, zips)), _config(args), grid.chip_span, args.out, prov)
+    build_dataset(list(zip(jsons, zips)), _config(args), grid.chip_span, args.out, prov, workers=args.threads or 1)
 
 
 def _cmd_package(args) -> None:

@@ -46,11 +46,12 @@ rule dataset:
         ENV
     params:
         config=config_json(),
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
     shell:
-        "gos-build --log {log} dataset --config {params.config:q} --grid {input.grid}"
+        "gos-build --log {log} --threads {threads} dataset --config {params.config:q} --grid {input.grid}"
         " --sentinel2 {input.sentinel2} --dem {input.dem} --labels {input.labels} --out {output} {input.shards}"
 
 

@@ -16,6 +16,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from .. import parallel
 from ..errors import GosBuildError
 from ..io import sha256_file, writing
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
@@ -74,10 +75,11 @@ def _r(v):
 
 
 def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float, out_dir: str | Path,
-                  provenance: dict) -> dict:
+                  provenance: dict, workers: int = 1) -> dict:
     """Gather tile shards ``[(chips.json, chips.zip), ...]`` into the archive at ``out_dir`` (atomically).
 
     ``config``: the validated config (``classes`` and ``split`` are used here; all of it goes to the datacard).
+    ``workers``: processes for the writers' work (the job's threads); the files do not depend on it.
     """
     from .datacard import write_datacard
 
@@ -130,8 +132,10 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
             context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                        "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
                        "provenance": provenance, "digest": digest, "digests": digests}
-            for writer in WRITERS.values():
-                writer.gather([z for _, z in shards], chips, tmp, context)
+            with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
+                context["pool"] = pool
+                for writer in WRITERS.values():
+                    writer.gather([z for _, z in shards], chips, tmp, context)
             (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
             (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
             for s in SPLITS:

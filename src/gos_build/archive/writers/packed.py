@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from ...gtiff import read_files
+from ...parallel import INLINE, ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
 log = logging.getLogger(__name__)
 
 NAME = "packed"
 CHUNK_CHIPS = 16
-WRITE_CHUNKS = 32  # chunks handed to zarr per write (each chunk is encoded alone: same bytes for any value)
+WRITE_CHUNKS = 32  # chunks per task of a worker
 
 
 def _compressor():
@@ -68,9 +69,33 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
                                  compressors=_compressor())
             arr.attrs.update({"_ARRAY_DIMENSIONS": ["chip", f"{m}_band" if len(layer.bands) > 1 else "band", "row",
                                                     "col"], "units": layer.units, "bands": list(layer.bands)})
-            step = CHUNK_CHIPS * WRITE_CHUNKS  # a few MB at a time: memory stays small, zarr's calls few
-            for start in range(0, n, step):
-                batch = mine[start : start + step]
-                block = read_files([dest / chip_path(m, c["class"], c["id"]) for c in batch])
-                arr[start : start + len(batch)] = block.astype(layer.dtype, copy=False)
+            # the chunks, by the gather's workers: each decodes a run of chunks' chips and writes the chunk
+            # files zarr would write (the chunk's C-order bytes, padded with the fill value, through the
+            # array's own compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)
+            assert arr.metadata.dimension_separator == ".", arr.metadata.dimension_separator
+            step = CHUNK_CHIPS * WRITE_CHUNKS
+            folder = dest / NAME / split / m
+            tasks = [([dest / chip_path(m, c["class"], c["id"]) for c in mine[start : start + step]], start // CHUNK_CHIPS,
+                      (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
+                     for start in range(0, n, step)]
+            for _ in ordered(context.get("pool", INLINE), _write_chunks, tasks):
+                pass
         log.info("packed: %s: %d chips", split, n)
+
+
+def _write_chunks(task) -> int:
+    """Decode a run of chips and write their chunk files ``<first chunk + i>.0.0.0``; the number written."""
+    paths, first, shape, dtype, fill, folder = task
+    block = read_files(paths).astype(dtype, copy=False)
+    codec, written = _compressor(), 0
+    for i in range(0, len(paths), shape[0]):
+        chunk = np.full(shape, fill, dtype=np.dtype(dtype).newbyteorder("<"))
+        part = block[i : i + shape[0]]
+        chunk[: len(part)] = part
+        if np.all(chunk == fill):
+            continue
+        name = ".".join([str(first + i // shape[0])] + ["0"] * (len(shape) - 1))
+        with open(Path(folder) / name, "wb") as f:
+            f.write(codec.encode(chunk))
+        written += 1
+    return written

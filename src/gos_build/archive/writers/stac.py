@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from ...io import sha256_file
+from ...parallel import INLINE, ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     back with pystac and check them against its bundled schemas): building ~10 000 pystac Items in
     one Collection costs minutes (its link lookups grow with the collection), writing dicts seconds.
     """
-    from pyproj import Transformer
     from pystac import MediaType, get_stac_version
     from pystac.utils import datetime_to_str
 
@@ -104,7 +104,6 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     when = datetime_to_str(sensing_datetime(context.get("provenance", {})))
     digest = context.get("digest") or (lambda rel: sha256_file(Path(dest) / rel))
     version = get_stac_version()
-    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     root = Path(dest) / NAME
     collection_id, title = f"gos-build-{name}", f"gos-build {name}"
     up = [{"rel": rel, "href": "../collection.json", "type": str(MediaType.JSON), "title": title}
@@ -139,30 +138,20 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
                            "proj:code": crs, "proj:shape": [size, size],
                            "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
             "links": up, "assets": assets, "collection": collection_id})
-    lon_all, lat_all, item_links = [], [], []
-    for c in chips:
-        x0, y0 = c["x"], c["y"]
-        x1, y1 = x0 + size * res, y0 + size * res
-        lon, lat = to_ll.transform([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
-        lon, lat = [round(v, 7) for v in lon], [round(v, 7) for v in lat]
-        lon_all += lon
-        lat_all += lat
-        cname = classes[c["label"]]["name"]
-        values = {"id": c["id"], "split": c["split"], "x0": x0, "y1": y1, "bbox0": min(lon), "bbox1": min(lat),
-                  "bbox2": max(lon), "bbox3": max(lat)}
-        for i in range(5):
-            values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
-        for m in MODALITIES:
-            rel = chip_path(m, cname, c["id"])
-            values[f"href:{m}"] = f"../../{rel}"
-            values[f"size:{m}"] = (Path(dest) / rel).stat().st_size
-            values[f"sum:{m}"] = "1220" + digest(rel)  # multihash: sha2-256 (0x12), 32 bytes (0x20)
-        folder = root / c["id"]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{c['id']}.json").write_text(templates[c["label"]].render(values), encoding="utf-8")
-        item_links.append({"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)})
+    # the items, by the gather's workers in slices of chips: each slice's lon/lat extremes come back
+    names = {cid: c["name"] for cid, c in classes.items()}
+    rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in MODALITIES]
+    sums = {rel: digest(rel) for rel in rels}
+    step = 512
+    tasks = [(templates, names, crs, size, res, str(dest), chips[i : i + step],
+              {rel: sums[rel] for rel in rels[i * len(MODALITIES) : (i + step) * len(MODALITIES)]})
+             for i in range(0, len(chips), step)]
+    extremes = [e for e in ordered(context.get("pool", INLINE), _write_items, tasks)]
+    item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
+                  for c in chips]
     counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
-    aoi_bbox = [min(lon_all), min(lat_all), max(lon_all), max(lat_all)] if chips else [0, 0, 0, 0]
+    aoi_bbox = ([min(e[0] for e in extremes), min(e[1] for e in extremes), max(e[2] for e in extremes),
+                 max(e[3] for e in extremes)] if chips else [0, 0, 0, 0])
     collection = {
         "type": "Collection", "id": collection_id, "stac_version": version,
         "description": (f"GOS10m-style geomorphology scene-classification chips of '{name}': {size} x {size} px at "
@@ -187,3 +176,33 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "collection.json").write_text(_json(collection), encoding="utf-8")
     log.info("stac: collection with %d items -> %s", len(chips), root)
+
+
+def _write_items(task) -> tuple[float, float, float, float]:
+    """Write the Items of a slice of chips from the class templates; (lon min, lat min, lon max, lat max)."""
+    from pyproj import Transformer
+
+    templates, names, crs, size, res, dest, chips, sums = task
+    dest = Path(dest)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon_all, lat_all = [], []
+    for c in chips:
+        x0, y0 = c["x"], c["y"]
+        x1, y1 = x0 + size * res, y0 + size * res
+        lon, lat = to_ll.transform([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+        lon, lat = [round(v, 7) for v in lon], [round(v, 7) for v in lat]
+        lon_all += lon
+        lat_all += lat
+        values = {"id": c["id"], "split": c["split"], "x0": x0, "y1": y1, "bbox0": min(lon), "bbox1": min(lat),
+                  "bbox2": max(lon), "bbox3": max(lat)}
+        for i in range(5):
+            values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
+        for m in MODALITIES:
+            rel = chip_path(m, names[c["label"]], c["id"])
+            values[f"href:{m}"] = f"../../{rel}"
+            values[f"size:{m}"] = (dest / rel).stat().st_size
+            values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
+        folder = dest / NAME / c["id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{c['id']}.json").write_text(templates[c["label"]].render(values), encoding="utf-8")
+    return min(lon_all), min(lat_all), max(lon_all), max(lat_all)

@@ -17,6 +17,7 @@ from rasterio.windows import Window
 
 from ...errors import GosBuildError
 from ...gtiff import encoder
+from ...parallel import INLINE, ordered
 from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
@@ -37,28 +38,42 @@ def shard_members(grid, kept) -> list[tuple[str, bytes]]:
 
 
 def gather(shard_zips: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
-    """Unpack the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``; the count."""
-    keep = {c["id"] for c in chips}
-    digests = context.get("digests")  # the sha256 of each file, from the bytes in hand (no second read)
-    folders = set()
+    """Unpack the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``; the count.
+
+    Shards are unpacked by the gather's worker processes (``context["pool"]``), each file's sha256 taken
+    from the bytes in hand into ``context["digests"]`` (the manifest and the STAC writer need no second read).
+    """
+    keep = frozenset(c["id"] for c in chips)
+    digests = context.get("digests")
     n = 0
-    for i, zpath in enumerate(shard_zips, start=1):
-        log.info("dataset: shard %d/%d %s", i, len(shard_zips), zpath)
-        with zipfile.ZipFile(zpath) as zf:
-            for name in zf.namelist():
-                try:
-                    layer, class_name, chip_id = parse_chip_path(name)
-                except ValueError:
-                    raise GosBuildError(f"{zpath}: unexpected entry '{name}'") from None
-                if chip_id not in keep:
-                    continue
-                if (layer, class_name) not in folders:
-                    (dest / layer / class_name).mkdir(parents=True, exist_ok=True)
-                    folders.add((layer, class_name))
-                data = zf.read(name)
-                with open(dest / name, "wb") as f:
-                    f.write(data)
-                if digests is not None:
-                    digests[name] = hashlib.sha256(data).hexdigest()
-                n += 1
+    tasks = [(str(z), keep, str(dest)) for z in shard_zips]
+    for i, (zpath, (count, sums)) in enumerate(zip(shard_zips, ordered(context.get("pool", INLINE), _unpack, tasks)),
+                                               start=1):
+        log.info("dataset: shard %d/%d %s: %d files", i, len(shard_zips), zpath, count)
+        n += count
+        if digests is not None:
+            digests.update(sums)
     return n
+
+
+def _unpack(task) -> tuple[int, dict[str, str]]:
+    """Write one shard's files of the kept chips under ``dest``: (count, path -> sha256)."""
+    zpath, keep, dest = task
+    dest = Path(dest)
+    folders, sums = set(), {}
+    with zipfile.ZipFile(zpath) as zf:
+        for name in zf.namelist():
+            try:
+                layer, class_name, chip_id = parse_chip_path(name)
+            except ValueError:
+                raise GosBuildError(f"{zpath}: unexpected entry '{name}'") from None
+            if chip_id not in keep:
+                continue
+            if (layer, class_name) not in folders:
+                (dest / layer / class_name).mkdir(parents=True, exist_ok=True)
+                folders.add((layer, class_name))
+            data = zf.read(name)
+            with open(dest / name, "wb") as f:
+                f.write(data)
+            sums[name] = hashlib.sha256(data).hexdigest()
+    return len(sums), sums
