@@ -208,3 +208,15 @@ def test_corrupt_and_all_nodata_dems(tmp_path):
 def test_window_must_be_odd():
     with pytest.raises(GosBuildError, match="terrain.window: expected an odd integer"):
         terrain_layers(np.zeros((20, 20), np.float32), 5, 10, 10, window=8)
+
+
+def test_nodata_stencil_equals_a_3x3_maximum_filter():
+    """The 3 x 3 'touches nodata' mask (numpy shifts, no scipy import per job) is scipy's maximum filter."""
+    from scipy import ndimage
+
+    from gos_build.terrain import _any_3x3
+
+    rng = np.random.default_rng(3)
+    for p in (0.001, 0.05, 0.5):
+        a = rng.random((67, 45)) < p
+        assert np.array_equal(_any_3x3(a), ndimage.maximum_filter(a, size=3, mode="constant", cval=False)[1:-1, 1:-1])

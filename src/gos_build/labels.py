@@ -258,9 +258,53 @@ def _class_overlaps(feats, area_crs) -> list[tuple[int, int, float]]:
     return sorted(out, key=lambda t: (-t[2], t[0], t[1]))
 
 
+def read_prepared(path: str | Path, bounds) -> list[tuple]:
+    """(geometry, class id) of the prepared polygons whose envelope meets ``bounds`` (grid CRS), in burn order.
+
+    ``polygons.gpkg`` is a GeoPackage -- an SQLite database -- that :func:`prepare_labels` wrote: read here
+    with SQLite and its R-tree (the GeoPackage spatial index), so the per-tile jobs need neither OGR nor
+    pandas (half a second of start-up each).
+    """
+    import sqlite3
+
+    x0, y0, x1, y1 = bounds
+    try:
+        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise GosBuildError(f"{path}: cannot be read ({exc})") from None
+    try:
+        rows = db.execute(
+            "SELECT l.geom, l.class_id FROM labels AS l JOIN rtree_labels_geom AS r ON r.id = l.fid "
+            "WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ? ORDER BY l.burn_order, l.fid",
+            (x0, x1, y0, y1)).fetchall()
+    except sqlite3.Error as exc:
+        raise GosBuildError(f"{path}: not a polygons.gpkg of labels-prepare ({exc})") from None
+    finally:
+        db.close()
+    out = []
+    for blob, cid in rows:
+        geom = _gpkg_geometry(blob)
+        if geom is not None:
+            out.append((geom, int(cid)))
+    return out
+
+
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+
+def _gpkg_geometry(blob: bytes):
+    """A GeoPackage geometry blob (header ``GP``, version, flags, SRS id, envelope; then WKB) as shapely."""
+    if blob is None or blob[:2] != b"GP":
+        return None
+    flags = blob[3]
+    if flags & 0x10:  # the empty-geometry flag
+        return None
+    size = 8 + _ENVELOPE_BYTES[(flags >> 1) & 0x07]
+    return shapely.from_wkb(blob[size:])
+
+
 def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Path) -> dict[str, int]:
     """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
-    import pyogrio
     from rasterio.features import rasterize
 
     from .io import TILE_COMPRESSION, write_geotiff
@@ -269,11 +313,8 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
     transform = grid.window_transform(tile.window)
     x0, y1 = transform.c, transform.f
     bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
-    feats = pyogrio.read_dataframe(prepared, bbox=bounds)
-    feats = feats.sort_values("burn_order", kind="stable")
     box = shapely.box(*bounds)
-    shapes = [(g.intersection(box) if not g.within(box) else g, int(c))
-              for g, c in zip(feats.geometry.values, feats["class_id"]) if g is not None]
+    shapes = [(g.intersection(box) if not g.within(box) else g, c) for g, c in read_prepared(prepared, bounds)]
     shapes = [(g, c) for g, c in shapes if not g.is_empty]
     if shapes:
         arr = rasterize(shapes, out_shape=(tile.height, tile.width), transform=transform, fill=0,

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
 
 from .errors import GosBuildError
 from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS
@@ -133,6 +132,16 @@ def box_sum(a: np.ndarray, window: int) -> np.ndarray:
     return sliding_window_view(rows, window, axis=0).sum(axis=-1)
 
 
+def _any_3x3(a: np.ndarray) -> np.ndarray:
+    """For the inner part of a boolean array (1-pixel frame): whether any of its 3 x 3 neighbourhood is set."""
+    h, w = a.shape[0] - 2, a.shape[1] - 2
+    out = np.zeros((h, w), dtype=bool)
+    for di in range(3):
+        for dj in range(3):
+            out |= a[di : di + h, dj : dj + w]
+    return out
+
+
 def local_mean_std(z: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population standard deviation over ``window`` x ``window`` (valid part, NaN propagates)."""
     z = z.astype(np.float64)
@@ -165,7 +174,7 @@ def terrain_layers(
     inner = (slice(halo, H - halo), slice(halo, W - halo))
     k = window // 2
     invalid = np.isnan(z)
-    near_invalid_3 = ndimage.maximum_filter(invalid, size=3, mode="constant", cval=False)[inner]
+    near_invalid_3 = _any_3x3(invalid[halo - 1 : H - halo + 1, halo - 1 : W - halo + 1])
 
     # slope/aspect from richdem, on the array with a 1-pixel frame beyond the inner part
     framed = z[halo - 1 : H - halo + 1, halo - 1 : W - halo + 1]
@@ -184,6 +193,8 @@ def terrain_layers(
     with np.errstate(invalid="ignore", divide="ignore"):
         dev = np.where(std > 0.0, (centre - mean) / std, 0.0)
     if local_statistic == "median":
+        from scipy import ndimage  # only here: scipy.ndimage costs a third of a second to import
+
         med = ndimage.median_filter(np.where(np.isnan(boxed), 0.0, boxed), size=window, mode="nearest")
         mean = med[k:-k, k:-k]
     elif local_statistic != "mean":
