@@ -1,17 +1,22 @@
 """Benchmark: the GOS10m-size AOI end to end (never part of the tests).
 
-    python benchmarks/scale.py [--skip-cores-1]
+    python benchmarks/scale.py [--skip-cores-1] [--skip-small]
 
 1. generates the inputs of configs/gos10m_scale.yaml once (timed apart:
    inputs are "already generated" for the targets);
-2. builds the dataset with --cores 2, then again from scratch with --cores 1;
-3. builds a ~500 km2 AOI inside it over the same inputs (peak memory must
+2. times the GDAL pair that bounds one pass over the AOI: ``gdalwarp -r cubic``
+   of the SRTM tiles onto the 10 m grid (Float32) and ``gdaldem slope`` of the
+   result (Debian's gdal-bin), in the same run as the workflow;
+3. builds the dataset with --cores 2 (the ratio: workflow wall / GDAL pair),
+   validates it (``gos-build validate``, timed), then builds again from
+   scratch with --cores 1;
+4. builds a ~500 km2 AOI inside it over the same inputs (peak memory must
    not grow with the AOI);
-4. dry-runs configs/province.yaml.
+5. dry-runs configs/province.yaml.
 
 Prints, from Snakemake's `benchmark:` files, per rule: jobs, wall seconds
 (sum and max over jobs), CPU seconds, peak RSS (max over jobs); and end-to-end
-wall times, the speed-up and chips per second. Results go to
+wall times, the ratio, the speed-up and chips per second. Results go to
 benchmarks/runs/scale.json as well.
 """
 
@@ -84,9 +89,31 @@ def print_table(title: str, run: dict) -> None:
         print(f"| {rule} | {r['jobs']} | {r['wall_sum']:.1f} | {r['wall_max']:.1f} | {r['cpu']:.1f} | {r['rss_max']:.0f} |")
 
 
+def gdal_pair(grid, hgts: list[Path], work: Path) -> dict:
+    """Seconds of ``gdalwarp -r cubic`` (SRTM -> the grid, Float32) and ``gdaldem slope`` of its result."""
+    if not shutil.which("gdalwarp") or not shutil.which("gdaldem"):
+        sys.exit("the GDAL pair needs gdalwarp and gdaldem (Debian: apt-get install gdal-bin)")
+    work.mkdir(parents=True, exist_ok=True)
+    dem, slope = work / "pair_dem.tif", work / "pair_slope.tif"
+    x0, y0, x1, y1 = grid.bounds
+    out = {}
+    for name, cmd in (("gdalwarp", ["gdalwarp", "-q", "-overwrite", "-r", "cubic", "-t_srs", grid.crs, "-te", str(x0),
+                                    str(y0), str(x1), str(y1), "-tr", str(grid.resolution), str(grid.resolution),
+                                    "-ot", "Float32", *map(str, hgts), str(dem)]),
+                      ("gdaldem", ["gdaldem", "slope", "-q", str(dem), str(slope)])):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        out[name] = time.perf_counter() - t0
+    out["pair_s"] = out["gdalwarp"] + out["gdaldem"]
+    for p in (dem, slope):
+        p.unlink(missing_ok=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-cores-1", action="store_true", help="skip the --cores 1 run (saves several minutes)")
+    ap.add_argument("--skip-small", action="store_true", help="skip the 500 km2 AOI")
     args = ap.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
     scale = ROOT / "configs" / "gos10m_scale.yaml"
@@ -115,16 +142,31 @@ def main() -> None:
     small_cfg = RUNS / "gos10m_500.yaml"
     small_cfg.write_text(yaml.safe_dump(small, allow_unicode=True), encoding="utf-8")
 
+    grid_scale = grid_from_config(with_defaults(cfg))
+    hgts = sorted((ROOT / cfg["demo"]["out"] / "srtm").glob("*.hgt"))
+    subprocess.run(["sync"], check=False)  # the workflow and the pair start from the same disk state
+    out["gdal_pair"] = gdal_pair(grid_scale, hgts, RUNS / "pair")
+    print(f"GDAL pair: gdalwarp -r cubic {out['gdal_pair']['gdalwarp']:.1f} s + gdaldem slope "
+          f"{out['gdal_pair']['gdaldem']:.1f} s = {out['gdal_pair']['pair_s']:.1f} s")
     out["scale_2"] = build(scale, "gos10m_scale", 2)
     print_table("~4800 km2", out["scale_2"])
+    out["ratio"] = out["scale_2"]["wall_s"] / out["gdal_pair"]["pair_s"]
+    print(f"\nworkflow / GDAL pair: {out['scale_2']['wall_s']:.1f} s / {out['gdal_pair']['pair_s']:.1f} s = "
+          f"{out['ratio']:.1f}x")
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "gos_build.cli", "validate",
+                          str(ROOT / "results" / "gos10m_scale" / "dataset")], capture_output=True, text=True)
+    out["validate_s"] = time.perf_counter() - t0
+    print(f"gos-build validate of the scale dataset: {out['validate_s']:.1f} s ({res.stdout.strip() or res.stderr[-300:]})")
     if not args.skip_cores_1:
         out["scale_1"] = build(scale, "gos10m_scale", 1)
         print_table("~4800 km2", out["scale_1"])
         print(f"\nspeed-up --cores 2 vs 1: {out['scale_1']['wall_s'] / out['scale_2']['wall_s']:.2f}x")
-    out["small_2"] = build(small_cfg, "gos10m_500", 2)
-    print_table("~500 km2", out["small_2"])
-    print(f"\nsmall AOI bbox {small_bbox}: {out['small_2']['chips']} chips")
-    print(f"peak RSS 4800 km2 / 500 km2: {out['scale_2']['peak_rss_mb'] / out['small_2']['peak_rss_mb']:.2f}")
+    if not args.skip_small:
+        out["small_2"] = build(small_cfg, "gos10m_500", 2)
+        print_table("~500 km2", out["small_2"])
+        print(f"\nsmall AOI bbox {small_bbox}: {out['small_2']['chips']} chips")
+        print(f"peak RSS 4800 km2 / 500 km2: {out['scale_2']['peak_rss_mb'] / out['small_2']['peak_rss_mb']:.2f}")
     out["province_dry_run_s"] = snakemake("-n", "--configfile", str(ROOT / "configs" / "province.yaml"), "--quiet")
     print(f"province dry run: {out['province_dry_run_s']:.1f} s")
     (RUNS / "scale.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
