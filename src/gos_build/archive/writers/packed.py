@@ -14,6 +14,7 @@ Values are the chip GeoTIFFs' values, exactly (the tree writer runs first; this 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -78,16 +79,18 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
             tasks = [([dest / chip_path(m, c["class"], c["id"]) for c in mine[start : start + step]], start // CHUNK_CHIPS,
                       (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
                      for start in range(0, n, step)]
-            for _ in ordered(context.get("pool", INLINE), _write_chunks, tasks):
-                pass
+            digests = context.get("digests")
+            for sums in ordered(context.get("pool", INLINE), _write_chunks, tasks):
+                if digests is not None:  # the manifest's sha256 of each chunk, from the bytes in hand
+                    digests.update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
         log.info("packed: %s: %d chips", split, n)
 
 
-def _write_chunks(task) -> int:
-    """Decode a run of chips and write their chunk files ``<first chunk + i>.0.0.0``; the number written."""
+def _write_chunks(task) -> dict[str, str]:
+    """Decode a run of chips and write their chunk files ``<first chunk + i>.0.0.0``: file name -> sha256."""
     paths, first, shape, dtype, fill, folder = task
     block = read_files(paths).astype(dtype, copy=False)
-    codec, written = _compressor(), 0
+    codec, written = _compressor(), {}
     for i in range(0, len(paths), shape[0]):
         chunk = np.full(shape, fill, dtype=np.dtype(dtype).newbyteorder("<"))
         part = block[i : i + shape[0]]
@@ -95,7 +98,8 @@ def _write_chunks(task) -> int:
         if np.all(chunk == fill):
             continue
         name = ".".join([str(first + i // shape[0])] + ["0"] * (len(shape) - 1))
+        data = codec.encode(chunk)
         with open(Path(folder) / name, "wb") as f:
-            f.write(codec.encode(chunk))
-        written += 1
+            f.write(data)
+        written[name] = hashlib.sha256(data).hexdigest()
     return written

@@ -12,6 +12,7 @@ nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIF
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -146,7 +147,11 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     tasks = [(templates, names, crs, size, res, str(dest), chips[i : i + step],
               {rel: sums[rel] for rel in rels[i * len(MODALITIES) : (i + step) * len(MODALITIES)]})
              for i in range(0, len(chips), step)]
-    extremes = [e for e in ordered(context.get("pool", INLINE), _write_items, tasks)]
+    extremes = []
+    for e, item_sums in ordered(context.get("pool", INLINE), _write_items, tasks):
+        extremes.append(e)
+        if context.get("digests") is not None:  # the manifest's sha256 of each item, from the text in hand
+            context["digests"].update(item_sums)
     item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
                   for c in chips]
     counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
@@ -178,14 +183,15 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     log.info("stac: collection with %d items -> %s", len(chips), root)
 
 
-def _write_items(task) -> tuple[float, float, float, float]:
-    """Write the Items of a slice of chips from the class templates; (lon min, lat min, lon max, lat max)."""
+def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str]]:
+    """Write the Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max),
+    item path in the dataset -> sha256)."""
     from pyproj import Transformer
 
     templates, names, crs, size, res, dest, chips, sums = task
     dest = Path(dest)
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon_all, lat_all = [], []
+    lon_all, lat_all, written = [], [], {}
     for c in chips:
         x0, y0 = c["x"], c["y"]
         x1, y1 = x0 + size * res, y0 + size * res
@@ -204,5 +210,7 @@ def _write_items(task) -> tuple[float, float, float, float]:
             values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
         folder = dest / NAME / c["id"]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{c['id']}.json").write_text(templates[c["label"]].render(values), encoding="utf-8")
-    return min(lon_all), min(lat_all), max(lon_all), max(lat_all)
+        data = templates[c["label"]].render(values).encode("utf-8")
+        (folder / f"{c['id']}.json").write_bytes(data)
+        written[f"{NAME}/{c['id']}/{c['id']}.json"] = hashlib.sha256(data).hexdigest()
+    return (min(lon_all), min(lat_all), max(lon_all), max(lat_all)), written
