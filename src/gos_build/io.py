@@ -178,6 +178,17 @@ def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes
         return bytes(mem.read())
 
 
+def files_under(folder: str | Path) -> list[str]:
+    """Every file under ``folder``, as posix paths relative to it, in the order of their path components
+    (that of sorted ``Path`` objects: ``a/b`` before ``a-b``). ``os.walk``: no Path object per file."""
+    out = []
+    for top, _, names in os.walk(folder):
+        rel = os.path.relpath(top, folder)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        out += [prefix + n for n in names]
+    return sorted(out, key=lambda rel: rel.split("/"))
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MB blocks."""
     import hashlib

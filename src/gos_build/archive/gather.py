@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import parallel
 from ..errors import GosBuildError
-from ..io import sha256_file, writing
+from ..io import files_under, sha256_file, writing
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
                       classes_text, folds_text, labels_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config
@@ -57,17 +57,6 @@ def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
                      "min": [_r(a["min"]) if a["n"] else None for a in slots],
                      "max": [_r(a["max"]) if a["n"] else None for a in slots]}
     return out
-
-
-def _files(folder: Path) -> list[str]:
-    """Every file under ``folder``, as posix paths relative to it, in the order of their path components
-    (as sorted ``Path`` objects: ``a/b`` before ``a-b``)."""
-    out = []
-    for top, _, names in os.walk(folder):
-        rel = os.path.relpath(top, folder)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        out += [prefix + n for n in names]
-    return sorted(out, key=lambda rel: rel.split("/"))
 
 
 def _r(v):
@@ -152,7 +141,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                        "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                        "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
             write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
-            files = _files(tmp)
+            files = files_under(tmp)
             (tmp / MANIFEST_FILE).write_text("".join(f"{digest(rel)}  {rel}\n" for rel in files), encoding="utf-8")
             if out_dir.exists():
                 shutil.rmtree(out_dir)

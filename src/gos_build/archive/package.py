@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from ..io import write_zip
+from ..io import files_under, write_zip
 from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, MODALITIES, SPLITS, split_file
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 
@@ -28,22 +27,13 @@ def package_path(dist: str | Path, aoi: str, name: str) -> Path:
 TEXT_SUFFIXES = (".txt", ".json", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
 
 
-def _files(folder: Path) -> list[str]:
-    """Files under ``folder`` as posix paths relative to it, sorted by path components."""
-    out = []
-    for top, _, names in os.walk(folder):
-        rel = Path(top).relative_to(folder).as_posix()
-        out += [n if rel == "." else f"{rel}/{n}" for n in names]
-    return sorted(out, key=lambda r: r.split("/"))
-
-
 def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
     """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file."""
     dataset = Path(dataset)
-    groups = {m: [f"{m}/{r}" for r in _files(dataset / m) if r.endswith(".tif")] for m in MODALITIES}
+    groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in MODALITIES}
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
-    groups["labels"] += [f"stac/{r}" for r in _files(dataset / "stac")]  # STAC + Croissant
-    groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in _files(dataset / PACKED_DIR)]
+    groups["labels"] += [f"stac/{r}" for r in files_under(dataset / "stac")]  # STAC + Croissant
+    groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
     written = []
     for name, files in groups.items():
         out = package_path(dist, aoi, name)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import GosBuildError
 from ..gtiff import NotAChip, read_header
+from ..io import files_under
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
 
@@ -76,15 +77,6 @@ class _Geometry:
             return f"not a readable GeoTIFF ({exc})"
 
 
-def _walk(d: Path) -> set[str]:
-    out = set()
-    for top, _, names in os.walk(d):
-        rel = os.path.relpath(top, d)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        out.update(prefix + n for n in names)
-    return out
-
-
 def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     """Every problem found in a dataset folder (empty list: it is consistent)."""
     d = Path(dataset)
@@ -118,7 +110,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             problems.append(f"{rel}: listed in MANIFEST.sha256 but missing")
         elif got != digest:
             problems.append(f"{rel}: sha256 differs from MANIFEST.sha256")
-    present = _walk(d) - _SKIP
+    present = set(files_under(d)) - _SKIP
     if have_manifest:
         for rel in sorted(present - set(listed)):
             problems.append(f"{rel}: not listed in MANIFEST.sha256")
