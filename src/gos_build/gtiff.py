@@ -288,6 +288,12 @@ def _gdal_bytes(arr, crs, transform, nodata, descriptions) -> bytes:
     return geotiff_bytes(arr, crs, transform, nodata, descriptions)
 
 
+def _require(ok: bool, what: str) -> None:
+    """A check of GDAL's template: the encoder knows this layout, else it leaves every chip to GDAL."""
+    if not ok:
+        raise NotAChip(what)
+
+
 class Encoder:
     """GeoTIFFs of one kind of chip -- ``(count, height, width)`` arrays of one dtype, one CRS, nodata, band
     descriptions and pixel size -- byte for byte what :func:`gos_build.io.geotiff_bytes` (GDAL) writes."""
@@ -301,7 +307,7 @@ class Encoder:
         self.level = None  # libdeflate level; None: every chip through GDAL
         try:
             self._learn()
-        except (NotAChip, ImportError, AssertionError) as exc:
+        except (NotAChip, ImportError) as exc:
             log.info("chip GeoTIFFs %s %s through GDAL (%s)", self.shape, self.dtype, exc)
 
     def _transform(self, x: float, y: float):
@@ -327,18 +333,18 @@ class Encoder:
         offsets, sizes = _values(ref, e[_STRIP_OFFSETS]), _values(ref, e[_STRIP_BYTES])
         rows = _values(ref, e[_ROWS_PER_STRIP])[0] if _ROWS_PER_STRIP in e else height
         compression = _values(ref, e[_COMPRESSION])[0]
-        assert compression in _DEFLATE, f"compression {compression}"
-        assert _values(ref, e[_SAMPLES])[0] == count, "band count"
-        assert count == 1 or _values(ref, e[_PLANAR])[0] == 2, "pixel-interleaved bands"
-        assert len(offsets) == count * -(-height // rows), "strip count"
+        _require(compression in _DEFLATE, f"compression {compression}")
+        _require(_values(ref, e[_SAMPLES])[0] == count, "band count")
+        _require(count == 1 or _values(ref, e[_PLANAR])[0] == 2, "pixel-interleaved bands")
+        _require(len(offsets) == count * -(-height // rows), "strip count")
         # strips back to back from the end of the first directory, then the final directory on a word boundary
         for i in range(1, len(offsets)):
-            assert offsets[i] == offsets[i - 1] + sizes[i - 1], "strips not contiguous"
+            _require(offsets[i] == offsets[i - 1] + sizes[i - 1], "strips not contiguous")
         end = offsets[-1] + sizes[-1]
-        assert ifd == end + (end & 1), "directory not right after the strips"
-        assert all(x.offset is None or x.offset >= ifd for x in e.values()), "values before the directory"
+        _require(ifd == end + (end & 1), "directory not right after the strips")
+        _require(all(x.offset is None or x.offset >= ifd for x in e.values()), "values before the directory")
         tie = struct.pack("<6d", *_values(ref, e[_TIEPOINT]))
-        assert _values(ref, e[_TIEPOINT])[3:5] == (x0, y0), "tiepoint"
+        _require(_values(ref, e[_TIEPOINT])[3:5] == (x0, y0), "tiepoint")
         self._head = bytearray(ref[: offsets[0]])
         self._head_ties = [i for i in range(len(self._head) - 47) if self._head[i : i + 48] == tie]
         self._tail = bytearray(ref[ifd:])
@@ -353,7 +359,7 @@ class Encoder:
         first = ref[offsets[0] : offsets[0] + sizes[0]]
         data = _predict(probe[0, : min(rows, height)], self._predictor)
         level = next((lv for lv in self.LEVELS if self._compress(data, lv) == first), None)
-        assert level is not None, "libdeflate does not give libtiff's bytes"
+        _require(level is not None, "libdeflate does not give libtiff's bytes")
         self.level = level
         # the proof: other arrays, another place, byte for byte
         for arr, x, y in ((probe[:, ::-1].copy(), x0 + 640.0, y0 - 1280.0),
@@ -361,7 +367,7 @@ class Encoder:
             if self.encode(arr, self._transform(x, y)) != _gdal_bytes(arr, self.crs, self._transform(x, y),
                                                                       self.nodata, self.descriptions):
                 self.level = None
-                raise AssertionError("assembled bytes differ from GDAL's")
+                raise NotAChip("assembled bytes differ from GDAL's")
 
     def encode(self, arr: np.ndarray, transform) -> bytes:
         """The GeoTIFF bytes of ``arr`` (count, height, width) with its top-left corner at ``transform``."""

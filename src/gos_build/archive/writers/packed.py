@@ -73,7 +73,8 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
             # the chunks, by the gather's workers: each decodes a run of chunks' chips and writes the chunk
             # files zarr would write (the chunk's C-order bytes, padded with the fill value, through the
             # array's own compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)
-            assert arr.metadata.dimension_separator == ".", arr.metadata.dimension_separator
+            if arr.metadata.dimension_separator != ".":  # the chunk file names below are "<i>.0.0.0"
+                raise RuntimeError(f"zarr chose chunk keys with '{arr.metadata.dimension_separator}'")
             step = CHUNK_CHIPS * WRITE_CHUNKS
             folder = dest / NAME / split / m
             tasks = [([dest / chip_path(m, c["class"], c["id"]) for c in mine[start : start + step]], start // CHUNK_CHIPS,
