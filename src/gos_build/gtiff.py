@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .io import geotiff_bytes
+
 log = logging.getLogger(__name__)
 
 # TIFF tags used here
@@ -42,7 +44,7 @@ _WIDTH, _HEIGHT, _BITS, _COMPRESSION = 256, 257, 258, 259
 _STRIP_OFFSETS, _SAMPLES, _ROWS_PER_STRIP, _STRIP_BYTES = 273, 277, 278, 279
 _PLANAR, _PREDICTOR, _SAMPLE_FORMAT = 284, 317, 339
 _PIXEL_SCALE, _TIEPOINT, _MODEL_TRANSFORM = 33550, 33922, 34264
-_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII, _GDAL_NODATA = 34735, 34736, 34737, 42113
+_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII = 34735, 34736, 34737
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
 _DEFLATE = (8, 32946)
 _DTYPES = {(1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (2, 8): "int8", (2, 16): "int16",
@@ -111,7 +113,6 @@ class Header:
     dtype: str
     bounds: tuple[float, float, float, float]  # left, bottom, right, top
     crs_key: bytes  # the GeoTIFF keys, doubles and text that define the CRS: equal bytes, equal CRS
-    nodata: str | None
 
 
 def _one(data: bytes, e: dict, tag: int, default):
@@ -141,8 +142,7 @@ def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
         raise NotAChip("georeferenced by a model transformation or by pixel centres (PixelIsPoint)")
     crs = b"".join(data[x.offset : x.offset + _TYPE_SIZE[x.type] * x.count] if x.offset is not None
                    else data[x.field : x.field + 4] for t in (_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII) if (x := e.get(t)))
-    nodata = _one(data, e, _GDAL_NODATA, None)
-    return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs, nodata), e
+    return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs), e
 
 
 def _raster_type(data: bytes, e: dict) -> int:
@@ -282,12 +282,6 @@ def encoder(shape: tuple[int, int, int], dtype: str, crs: str, nodata, descripti
     return Encoder(shape, dtype, crs, nodata, list(descriptions), resolution)
 
 
-def _gdal_bytes(arr, crs, transform, nodata, descriptions) -> bytes:
-    from .io import geotiff_bytes
-
-    return geotiff_bytes(arr, crs, transform, nodata, descriptions)
-
-
 def _require(ok: bool, what: str) -> None:
     """A check of GDAL's template: the encoder knows this layout, else it leaves every chip to GDAL."""
     if not ok:
@@ -327,15 +321,15 @@ class Encoder:
         if self.nodata is not None:
             probe[:, :3, :5] = self.nodata
         x0, y0 = 123456.0 * self.resolution, 765432.0 * self.resolution  # odd values: found, not confused
-        ref = _gdal_bytes(probe, self.crs, self._transform(x0, y0), self.nodata, self.descriptions)
-        ifd = struct.unpack_from("<I", ref, 4)[0]
-        _, e = _parse(ref)
+        ref = geotiff_bytes(probe, self.crs, self._transform(x0, y0), self.nodata, self.descriptions)
+        _parse(ref)  # a chip of the kind the reader knows
+        ifd, e = _directory(ref)
         offsets, sizes = _values(ref, e[_STRIP_OFFSETS]), _values(ref, e[_STRIP_BYTES])
-        rows = _values(ref, e[_ROWS_PER_STRIP])[0] if _ROWS_PER_STRIP in e else height
-        compression = _values(ref, e[_COMPRESSION])[0]
+        rows = _one(ref, e, _ROWS_PER_STRIP, height)
+        compression = _one(ref, e, _COMPRESSION, 1)
         _require(compression in _DEFLATE, f"compression {compression}")
-        _require(_values(ref, e[_SAMPLES])[0] == count, "band count")
-        _require(count == 1 or _values(ref, e[_PLANAR])[0] == 2, "pixel-interleaved bands")
+        _require(_one(ref, e, _SAMPLES, 1) == count, "band count")
+        _require(count == 1 or _one(ref, e, _PLANAR, 1) == 2, "pixel-interleaved bands")
         _require(len(offsets) == count * -(-height // rows), "strip count")
         # strips back to back from the end of the first directory, then the final directory on a word boundary
         for i in range(1, len(offsets)):
@@ -353,7 +347,7 @@ class Encoder:
         self._strips = [(x.field - ifd, x.offset - ifd if x.offset is not None else None, x.count)
                         for x in (e[_STRIP_OFFSETS], e[_STRIP_BYTES])]
         self._rows = rows
-        self._predictor = _values(ref, e[_PREDICTOR])[0] if _PREDICTOR in e else 1
+        self._predictor = _one(ref, e, _PREDICTOR, 1)
         self._compress = deflate.zlib_compress
         # the level libtiff asked of libdeflate: the one whose strips are libtiff's
         first = ref[offsets[0] : offsets[0] + sizes[0]]
@@ -364,7 +358,7 @@ class Encoder:
         # the proof: other arrays, another place, byte for byte
         for arr, x, y in ((probe[:, ::-1].copy(), x0 + 640.0, y0 - 1280.0),
                           (np.full(self.shape, self.nodata if self.nodata is not None else 0, self.dtype), 0.0, 0.0)):
-            if self.encode(arr, self._transform(x, y)) != _gdal_bytes(arr, self.crs, self._transform(x, y),
+            if self.encode(arr, self._transform(x, y)) != geotiff_bytes(arr, self.crs, self._transform(x, y),
                                                                       self.nodata, self.descriptions):
                 self.level = None
                 raise NotAChip("assembled bytes differ from GDAL's")
@@ -373,7 +367,7 @@ class Encoder:
         """The GeoTIFF bytes of ``arr`` (count, height, width) with its top-left corner at ``transform``."""
         if self.level is None or arr.shape != self.shape or arr.dtype != self.dtype or (
                 transform.a, transform.b, transform.d, transform.e) != (self.resolution, 0.0, 0.0, -self.resolution):
-            return _gdal_bytes(arr, self.crs, transform, self.nodata, self.descriptions)
+            return geotiff_bytes(arr, self.crs, transform, self.nodata, self.descriptions)
         height = self.shape[1]
         strips = [self._compress(_predict(band[r0 : r0 + self._rows], self._predictor), self.level)
                   for band in arr for r0 in range(0, height, self._rows)]
@@ -389,7 +383,6 @@ class Encoder:
         struct.pack_into("<I", head, 4, ifd)
         tail = bytearray(self._tail)
         for field, value in self._fields:  # value offsets: relative to the directory, which moved
-
             struct.pack_into("<I", tail, field, value + ifd)
         for (field, value, count), numbers in zip(self._strips, (offsets, [len(s) for s in strips])):
             struct.pack_into(f"<{count}I", tail, value if value is not None else field, *numbers)

@@ -115,12 +115,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
 
-# how the per-tile layers (results/<aoi>/tiles/<id>/*.tif) are compressed: they are written once and read
-# by the chips, preview and figures jobs, so speed comes before size (Zstandard level 1: ~4x faster to write
-# than DEFLATE at the same size on terrain floats). Products (chips, the terrain command) stay DEFLATE.
-TILE_COMPRESSION = "zstd"
-
-
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform, nodata,
                     compress: str = "deflate") -> dict:
     """Profile of every GeoTIFF gos-build writes: tiled, DEFLATE (or ``compress="zstd"``, level 1),
@@ -154,7 +148,7 @@ def _fill(dst, bands: list, descriptions, tags) -> None:
 def write_geotiff(path: str | Path, arr, crs, transform, nodata, descriptions: list[str],
                   tags: list[dict] | None = None, compress: str = "deflate") -> None:
     """Write bands (see :func:`_bands`) as a gos-build GeoTIFF at ``path``, atomically (``compress``: see
-    :func:`geotiff_profile`; per-tile layers use :data:`TILE_COMPRESSION`)."""
+    :func:`geotiff_profile`; the per-tile layers are written by :func:`gos_build.tiles.write_tile`)."""
     import rasterio
 
     bands = _bands(arr)

@@ -307,7 +307,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
     """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
     from rasterio.features import rasterize
 
-    from .io import TILE_COMPRESSION, write_geotiff
+    from .tiles import write_tile
 
     tile = grid.tile(tile_id)
     transform = grid.window_transform(tile.window)
@@ -321,7 +321,7 @@ def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Pa
                         dtype="uint8", all_touched=False)
     else:
         arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
-    write_geotiff(out, arr, grid.crs, transform, None, [LABEL_DESCRIPTION], compress=TILE_COMPRESSION)
+    write_tile(out, grid, tile, arr, None, [LABEL_DESCRIPTION])
     ids, counts = np.unique(arr, return_counts=True)
     result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
     log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))

@@ -27,15 +27,12 @@ class _Inline(Executor):
         return f
 
 
-INLINE = _Inline()  # for callers given no pool
-
-
 @contextmanager
 def workers(n: int | None):
     """An executor of ``n`` worker processes (forked where the platform allows: they start in milliseconds
     and inherit what is imported), or one running calls inline when ``n`` <= 1."""
     if not n or n <= 1:
-        yield INLINE
+        yield _Inline()
         return
     method = "fork" if sys.platform.startswith("linux") else None
     with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(method)) as pool:

@@ -87,12 +87,12 @@ class _GranuleWindow:
     elsewhere it interpolates (:func:`~gos_build.resample.resample_points`), as before, from the same arrays.
     """
 
-    def __init__(self, p: Product, g: Granule, grid: Grid, window: Window, src_transform, win: Window,
+    def __init__(self, p: Product, g: Granule, grid: Grid, window: Window, src_transform,
                  shift: tuple[int, int] | None, dn: np.ndarray, data: np.ndarray, usable: np.ndarray):
         self.p, self.g, self.grid, self.window = p, g, grid, window
-        self.src_transform, self.win, self.shift = src_transform, win, shift
+        self.src_transform, self.shift = src_transform, shift
         self.dn, self.data, self.usable = dn, data, usable
-        self._z = None
+        self._z: dict[int, np.ndarray] = {}
 
     @classmethod
     def read(cls, p: Product, g: Granule, grid: Grid, window: Window, invalid_scl):
@@ -118,6 +118,7 @@ class _GranuleWindow:
                 return None
             win = Window(c0, r0, c1 - c0, r1 - r0)
             src_transform = ds.window_transform(win)
+            dn = np.stack([_read(g.bands[b], win, p.name, ds=ds if b == "B04" else None) for b in RGB_BANDS])
         shift = None
         if same_crs and (t.b, t.d, t.a, t.e) == (0.0, 0.0, grid.resolution, -grid.resolution):
             # grid column j -> granule column j + dc when the lattices coincide (to far below a pixel)
@@ -125,7 +126,6 @@ class _GranuleWindow:
             dr = (t.f - (grid.y_max - window.row_off * grid.resolution)) / grid.resolution
             if abs(dc - round(dc)) < 1e-6 and abs(dr - round(dr)) < 1e-6:
                 shift = (int(round(dr)) - r0, int(round(dc)) - c0)
-        dn = np.stack([_read(g.bands[b], win, p.name) for b in RGB_BANDS])
         data = np.all(dn != 0, axis=0)
         usable = data
         if g.scl:
@@ -139,21 +139,14 @@ class _GranuleWindow:
                 q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
                 q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
                 scl = _read(g.scl, Window(q0, p0, q1 - q0, p1 - p0), p.name, ds=ds)
-            ri, ci = np.floor(fsr - p0 + 0.5).astype(np.int64), np.floor(fsc - q0 + 0.5).astype(np.int64)
-            ri_in, ci_in = (ri >= 0) & (ri < scl.shape[0]), (ci >= 0) & (ci < scl.shape[1])
-            scl10 = scl[np.where(ri_in, ri, 0)[:, None], np.where(ci_in, ci, 0)[None, :]]
-            scl10 = np.where(ri_in[:, None] & ci_in[None, :], scl10, 0)
-            usable = data & ~np.isin(scl10, invalid_scl)
-        return cls(p, g, grid, window, src_transform, win, shift, dn, data, usable)
+            ri, ci, inside = nearest_indices((fsr - p0)[:, None], (fsc - q0)[None, :], scl.shape)
+            usable = data & ~np.isin(np.where(inside, scl[ri, ci], 0), invalid_scl)
+        return cls(p, g, grid, window, src_transform, shift, dn, data, usable)
 
-    def _reflectance(self, i: int) -> np.ndarray:
-        """Band i (B04 B03 B02) of the whole source window as reflectance, float64."""
-        if self._z is None:
-            self._z = [None] * len(RGB_BANDS)
-        if self._z[i] is None:
-            band = RGB_BANDS[i]
-            self._z[i] = (self.dn[i].astype(np.float64) + self.p.offsets[band]) / self.p.quantification
-        return self._z[i]
+    def _reflectance(self, i: int, dn: np.ndarray) -> np.ndarray:
+        """Digital numbers of band i (B04 B03 B02) as reflectance, float64."""
+        band = RGB_BANDS[i]
+        return (dn.astype(np.float64) + self.p.offsets[band]) / self.p.quantification
 
     def values(self, rows: slice):
         """Reflectance (3, n, w) float32, has-data and valid masks (nearest) for grid rows ``rows`` of the window."""
@@ -164,9 +157,8 @@ class _GranuleWindow:
             sl = (slice(dr + rows.start, dr + rows.stop), slice(dc, dc + w))
             nn_data, nn_valid = self.data[sl], self.usable[sl]
             vals = np.empty((3, n, w), dtype=np.float32)
-            for i, band in enumerate(RGB_BANDS):
-                z = (self.dn[i][sl].astype(np.float64) + self.p.offsets[band]) / self.p.quantification
-                vals[i] = np.where(nn_data, z, np.nan)
+            for i in range(len(RGB_BANDS)):
+                vals[i] = np.where(nn_data, self._reflectance(i, self.dn[i][sl]), np.nan)
             return vals, nn_data, nn_valid
         grid, window = self.grid, self.window
         rr, cc = np.mgrid[rows, 0:w]
@@ -182,7 +174,9 @@ class _GranuleWindow:
         nn_valid = inside & self.usable[ri, ci]
         vals = np.empty((3, n, w), dtype=np.float32)
         for i in range(len(RGB_BANDS)):
-            z = self._reflectance(i)
+            if i not in self._z:  # the whole source window, once: every block interpolates in it
+                self._z[i] = self._reflectance(i, self.dn[i])
+            z = self._z[i]
             v_valid = resample_points(z, r, c, "bilinear", valid=self.usable)
             v_data = resample_points(z, r, c, "bilinear", valid=self.data)
             vals[i] = np.where(nn_valid, v_valid, v_data)
@@ -201,7 +195,7 @@ def _read(path: str, win: Window, product: str, ds=None) -> np.ndarray:
 
 def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest."""
-    from .io import TILE_COMPRESSION, write_geotiff
+    from .tiles import write_tile
 
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
     tile = grid.tile(tile_id)
@@ -211,11 +205,9 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
         RGB_LAYER.dtype)
     mask = (valid & have).astype(np.uint8)
-    transform = grid.window_transform(tile.window)
-    write_geotiff(out_rgb, rgb, grid.crs, transform, RGB_LAYER.nodata,
-                  [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)],
-                  compress=TILE_COMPRESSION)
-    write_geotiff(out_valid, mask, grid.crs, transform, None, [VALID_DESCRIPTION], compress=TILE_COMPRESSION)
+    write_tile(out_rgb, grid, tile, rgb, RGB_LAYER.nodata,
+               [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)])
+    write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
     stats = {"pixels": int(mask.size), "nodata": int((~have).sum()), "invalid": int((have & ~valid).sum())}
     log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus); read %.2f s", tile_id,
              stats["pixels"], stats["nodata"], stats["invalid"], timings.get("read", 0.0))

@@ -325,7 +325,7 @@ def terrain_tile(
     """
 
     from .dem import dem_for_window
-    from .io import TILE_COMPRESSION, write_geotiff
+    from .tiles import write_tile
 
     tile = grid.tile(tile_id)
     halo = halo_for(window)
@@ -341,9 +341,8 @@ def terrain_tile(
                               local_statistic, azimuth, altitude)
         for name in LAYERS:
             layers[name][r0 : r0 + n] = part[name]
-    write_geotiff(out, [layers[name] for name in ELEVATION_LAYERS], grid.crs, grid.window_transform(tile.window),
-                  NODATA, list(ELEVATION_LAYERS), tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS],
-                  compress=TILE_COMPRESSION)
+    write_tile(out, grid, tile, [layers[name] for name in ELEVATION_LAYERS], NODATA, list(ELEVATION_LAYERS),
+               tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
     nodata_frac = float((dem == NODATA).mean())
     log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
              float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),

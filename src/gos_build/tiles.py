@@ -1,4 +1,4 @@
-"""One windowed reader over the per-tile files ``results/<aoi>/tiles/<id>/<file>``.
+"""The per-tile files ``results/<aoi>/tiles/<id>/<file>``: their one writer and one windowed reader.
 
 The stages write every per-pixel layer tile by tile; whoever needs a window
 of the grid that crosses tiles (the chips of overlapping strides, the figures,
@@ -20,6 +20,19 @@ from rasterio.windows import Window
 from .errors import GosBuildError
 from .grid import Grid
 from .layout import tile_path
+
+# the per-tile layers are written once and read by the chips, preview and figures jobs: speed before size
+# (Zstandard level 1 writes ~4x faster than DEFLATE at the same size on terrain floats); products stay DEFLATE
+TILE_COMPRESSION = "zstd"
+
+
+def write_tile(path: str | Path, grid: Grid, tile, arr, nodata, descriptions: list[str],
+               tags: list[dict] | None = None) -> None:
+    """Write a per-tile layer: bands ``arr`` on ``tile``'s pixels of the grid (grid CRS), atomically."""
+    from .io import write_geotiff
+
+    write_geotiff(path, arr, grid.crs, grid.window_transform(tile.window), nodata, descriptions, tags,
+                  compress=TILE_COMPRESSION)
 
 
 def read_window(grid: Grid, tiles_dir: str | Path, role: str, window: Window, fill,

@@ -31,6 +31,20 @@ STATS_FILE = "stats.json"
 DATACARD_FILE = "datacard.md"
 
 
+class Digests(dict):
+    """sha256 of the files of a dataset being written, by posix path in it: the writers add those of the
+    files they write from the bytes in hand, any other is read once when first asked for; the STAC
+    writer and the manifest share them."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, rel: str) -> str:
+        self[rel] = sha256_file(self.folder / rel)
+        return self[rel]
+
+
 def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
     """Per layer, per band: count/mean/std/min/max over the train chips' valid pixels (from their sums)."""
     acc: dict = {}
@@ -109,18 +123,10 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
         try:
             grid_doc = provenance.get("grid", {})
-            digests: dict[str, str] = {}  # path in the dataset (posix) -> sha256; writers add what they write
-
-            def digest(rel: str) -> str:
-                """sha256 of a file of the new dataset, computed once (the tree writer, the STAC writer and the
-                manifest share it)."""
-                if rel not in digests:
-                    digests[rel] = sha256_file(tmp / rel)
-                return digests[rel]
-
+            digests = Digests(tmp)
             context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                        "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                       "provenance": provenance, "digest": digest, "digests": digests}
+                       "provenance": provenance, "digests": digests}
             with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
                 context["pool"] = pool
                 for writer in WRITERS.values():
@@ -142,7 +148,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                        "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
             write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
             files = files_under(tmp)
-            (tmp / MANIFEST_FILE).write_text("".join(f"{digest(rel)}  {rel}\n" for rel in files), encoding="utf-8")
+            (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)

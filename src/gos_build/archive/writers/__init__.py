@@ -8,8 +8,10 @@ A writer module offers up to two steps:
   (``tiles/<id>/chips.zip``; paths of different writers must not collide);
 * ``gather(shard_zips, chips, dest, context)`` -- once, in the dataset job: write the
   dataset's files for ``chips`` (records with id, label, class, split, x, y; sorted by id)
-  under ``dest``; ``context`` holds the classes, the grid's CRS and chip size, the layer
-  statistics and the inputs' provenance. Writers run in the order of :data:`WRITERS`, so a
+  under ``dest``; ``context`` holds the classes, the grid's CRS and chip size, the config, the
+  inputs' provenance, ``digests`` (:class:`gos_build.archive.gather.Digests`: a writer adds the
+  sha256 of what it writes, from the bytes in hand) and ``pool`` (the job's worker processes,
+  :mod:`gos_build.parallel`). Writers run in the order of :data:`WRITERS`, so a
   later one may read what an earlier one wrote (the packed store reads the tree).
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...gtiff import read_files
-from ...parallel import INLINE, ordered
+from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,8 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
             tasks = [([dest / chip_path(m, c["class"], c["id"]) for c in mine[start : start + step]], start // CHUNK_CHIPS,
                       (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
                      for start in range(0, n, step)]
-            digests = context.get("digests")
-            for sums in ordered(context.get("pool", INLINE), _write_chunks, tasks):
-                if digests is not None:  # the manifest's sha256 of each chunk, from the bytes in hand
-                    digests.update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
+            for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
+                context["digests"].update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
         log.info("packed: %s: %d chips", split, n)
 
 

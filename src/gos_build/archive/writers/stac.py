@@ -18,8 +18,7 @@ import logging
 import re
 from pathlib import Path
 
-from ...io import sha256_file
-from ...parallel import INLINE, ordered
+from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     cfg = context.get("config", {})
     name = cfg.get("aoi", {}).get("name", "dataset")
     when = datetime_to_str(sensing_datetime(context.get("provenance", {})))
-    digest = context.get("digest") or (lambda rel: sha256_file(Path(dest) / rel))
+    digests = context["digests"]
     version = get_stac_version()
     root = Path(dest) / NAME
     collection_id, title = f"gos-build-{name}", f"gos-build {name}"
@@ -142,16 +141,15 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
     # the items, by the gather's workers in slices of chips: each slice's lon/lat extremes come back
     names = {cid: c["name"] for cid, c in classes.items()}
     rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in MODALITIES]
-    sums = {rel: digest(rel) for rel in rels}
+    sums = {rel: digests[rel] for rel in rels}
     step = 512
     tasks = [(templates, names, crs, size, res, str(dest), chips[i : i + step],
               {rel: sums[rel] for rel in rels[i * len(MODALITIES) : (i + step) * len(MODALITIES)]})
              for i in range(0, len(chips), step)]
     extremes = []
-    for e, item_sums in ordered(context.get("pool", INLINE), _write_items, tasks):
+    for e, item_sums in ordered(context["pool"], _write_items, tasks):
         extremes.append(e)
-        if context.get("digests") is not None:  # the manifest's sha256 of each item, from the text in hand
-            context["digests"].update(item_sums)
+        digests.update(item_sums)  # the manifest's sha256 of each item, from the text in hand
     item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
                   for c in chips]
     counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}

@@ -17,7 +17,7 @@ from rasterio.windows import Window
 
 from ...errors import GosBuildError
 from ...gtiff import encoder
-from ...parallel import INLINE, ordered
+from ...parallel import ordered
 from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
@@ -44,15 +44,13 @@ def gather(shard_zips: list[str | Path], chips: list[dict], dest: Path, context:
     from the bytes in hand into ``context["digests"]`` (the manifest and the STAC writer need no second read).
     """
     keep = frozenset(c["id"] for c in chips)
-    digests = context.get("digests")
     n = 0
     tasks = [(str(z), keep, str(dest)) for z in shard_zips]
-    for i, (zpath, (count, sums)) in enumerate(zip(shard_zips, ordered(context.get("pool", INLINE), _unpack, tasks)),
+    for i, (zpath, (count, sums)) in enumerate(zip(shard_zips, ordered(context["pool"], _unpack, tasks)),
                                                start=1):
         log.info("dataset: shard %d/%d %s: %d files", i, len(shard_zips), zpath, count)
         n += count
-        if digests is not None:
-            digests.update(sums)
+        context["digests"].update(sums)
     return n
 
 
