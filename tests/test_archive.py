@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zipfile
 
 import pytest
 
@@ -19,8 +18,8 @@ def test_no_chip_passing_the_filters(tmp_path):
     j = tmp_path / "t.json"
     j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [],
                              "rejected": {"purity": 9, "cloud": 3, "nodata": 0, "unlabelled": 0}}))
-    z = tmp_path / "t.zip"
-    zipfile.ZipFile(z, "w").close()
+    z = tmp_path / "shard"
+    z.mkdir()
     with pytest.raises(GosBuildError, match=r"no chip passed the filters \(12 candidates; rejected: cloud 3, "
                                             r"nodata 0, purity 9, unlabelled 0\)"):
         build_dataset([(str(j), str(z))], {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
@@ -29,7 +28,7 @@ def test_no_chip_passing_the_filters(tmp_path):
 
 
 def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
-    """Hand-made tile records (no chip files: only the tree writer, which copies what the shards hold):
+    """Hand-made tile records (no chip files: only the tree writer, which links what the shards hold):
     20 x 20 chips, class 3 in only two blocks; split.folds: 3."""
     from gos_build.archive import gather
     from gos_build.archive.writers import tree
@@ -45,8 +44,9 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
     j = tmp_path / "t.json"
     j.write_text(json.dumps({"candidates": 400, "partial_aoi": 0, "kept": 400, "chips": chips,
                              "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
-    z = tmp_path / "t.zip"
-    zipfile.ZipFile(z, "w").close()
+    z = tmp_path / "shard"
+    z.mkdir()
+    (z / tree.SUMS_FILE).write_text("")
     cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1, "folds": 3,
                                          "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}
     build_dataset([(str(j), str(z))], cfg, 640.0, tmp_path / "ds", {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import zipfile
+import hashlib
 
 import numpy as np
 import rasterio
@@ -12,7 +12,7 @@ from gos_build.chips import candidates, judge
 from gos_build.config import job_config as parse_job_config
 from gos_build.grid import build_grid
 from gos_build.io import geotiff_profile
-from gos_build.layout import MODALITIES
+from gos_build.layout import LAYERS, MODALITIES
 from gos_build.terrain import NODATA
 from helpers import job_config
 
@@ -78,7 +78,7 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
     _write(d / "rgb.tif", rgb, grid, tile, "uint16", 0)
     _write(d / "terrain.tif", ter, grid, tile, "float32", NODATA)
     cfg = parse_job_config(job_config(classes=CLASSES, chips={"min_purity": 0.9, "max_nodata": 0.0, "max_cloud": 0.05}))
-    doc = write_tile_shard(grid, tile.id, tmp_path / "tiles", cfg, tmp_path / "c.zip", tmp_path / "c.json")
+    doc = write_tile_shard(grid, tile.id, tmp_path / "tiles", cfg, tmp_path / "shard", tmp_path / "c.json")
     assert doc["rejected"] == {"unlabelled": 1, "purity": 1, "nodata": 1, "cloud": 1}
     assert doc["kept"] == doc["candidates"] - 4
     by_id = {c["id"]: c for c in doc["chips"]}
@@ -86,10 +86,23 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
     y0 = grid.y_max - (r0 + 64) * 10
     first = by_id[f"E{int(x0):07d}N{int(y0):07d}"]
     assert first["label"] == 3 and first["purity"] == 1.0 and first["class"] == "fluvial"
-    with zipfile.ZipFile(tmp_path / "c.zip") as zf:
-        names = zf.namelist()
-        assert names == sorted(names) and len(names) == 9 * doc["kept"]
-        assert {n.split("/")[0] for n in names} == set(MODALITIES)
-        with rasterio.MemoryFile(zf.read(f"slope/fluvial/{first['id']}.tif")) as mem, mem.open() as ds:
-            assert ds.shape == (64, 64) and ds.bounds.left == x0 and ds.bounds.bottom == y0
-            assert ds.crs.to_string() == grid.crs
+    shard = tmp_path / "shard"
+    tifs = sorted(p.relative_to(shard).as_posix() for p in shard.rglob("*.tif"))
+    assert len(tifs) == 9 * doc["kept"] and {n.split("/")[0] for n in tifs} == set(MODALITIES)
+    with rasterio.open(shard / f"slope/fluvial/{first['id']}.tif") as ds:
+        assert ds.shape == (64, 64) and ds.bounds.left == x0 and ds.bounds.bottom == y0
+        assert ds.crs.to_string() == grid.crs
+    # the tree writer's list: every chip file with its sha256, taken again here from the files
+    listed = dict(reversed(line.split("  ")) for line in (shard / "tree.sha256").read_text().splitlines())
+    assert sorted(listed) == tifs
+    assert all(listed[n] == hashlib.sha256((shard / n).read_bytes()).hexdigest() for n in tifs)
+    # the packed writer's arrays: the GeoTIFFs' values (read by GDAL), a row per kept chip in chips.txt's order
+    ids = (shard / "packed" / "chips.txt").read_text().split()
+    assert sorted(ids) == sorted(by_id)
+    for m in MODALITIES:
+        arr = np.load(shard / "packed" / f"{m}.npy")
+        assert arr.shape == (len(ids), len(LAYERS[m].bands), 64, 64) and arr.dtype == LAYERS[m].dtype
+        for row in (0, len(ids) - 1):
+            c = by_id[ids[row]]
+            with rasterio.open(shard / f"{m}/{c['class']}/{c['id']}.tif") as ds:
+                assert np.array_equal(arr[row], ds.read())

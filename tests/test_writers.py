@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from affine import Affine
 
 from gos_build.archive.writers import packed, stac
-from gos_build.io import geotiff_bytes
 
 
 def test_stac_template_renders_what_json_dumps_writes():
@@ -29,26 +27,28 @@ def test_stac_template_renders_what_json_dumps_writes():
 
 
 def test_packed_chunks_are_the_files_zarr_writes(tmp_path):
-    """The chunk files the workers write by hand equal, byte for byte, those zarr writes for the same
-    array: full chunks, the padded last chunk, and no file for a chunk of fill values only."""
+    """The chunk files the workers write by hand from the shards' arrays equal, byte for byte, those zarr
+    writes for the same array: full chunks, the padded last chunk, and no file for a chunk of fill values only."""
     import zarr
 
     rng = np.random.default_rng(2)
     n, shape = 37, (16, 1, 64, 64)  # 2 full chunks and a partial one
     chips = (rng.standard_normal((n, 1, 64, 64)) * 100).astype("float32")
     chips[16:32] = -9999.0  # the second chunk: fill values only
-    paths = []
-    for i, a in enumerate(chips):
-        p = tmp_path / f"{i:02d}.tif"
-        p.write_bytes(geotiff_bytes(a, "EPSG:32652", Affine(10, 0, 640.0 * i, 0, -10, 6400.0), -9999.0, ["dem"]))
-        paths.append(p)
+    # two tile shards' arrays, rows in another order than the chunks' (odd chips in one, even in the other, reversed)
+    rows = [None] * n
+    for k in (0, 1):
+        mine = list(range(n))[k::2][::-1]
+        np.save(tmp_path / f"shard{k}.npy", chips[mine])
+        for row, i in enumerate(mine):
+            rows[i] = (str(tmp_path / f"shard{k}.npy"), row)
     for name in ("ours", "zarr"):
         arr = zarr.open_group(str(tmp_path / name), mode="w", zarr_format=2).create_array(
             "dem", shape=(n, 1, 64, 64), dtype="float32", chunks=shape, fill_value=-9999.0,
             compressors=packed._compressor())
         if name == "zarr":
             arr[:] = chips
-    sums = packed._write_chunks((paths, 0, shape, "float32", -9999.0, str(tmp_path / "ours" / "dem")))
+    sums = packed._write_chunks((rows, 0, shape, "float32", -9999.0, str(tmp_path / "ours" / "dem")))
     ours = sorted(p.name for p in (tmp_path / "ours" / "dem").iterdir() if not p.name.startswith("."))
     theirs = sorted(p.name for p in (tmp_path / "zarr" / "dem").iterdir() if not p.name.startswith("."))
     assert ours == theirs == ["0.0.0.0", "2.0.0.0"] and sorted(sums) == ours

@@ -196,7 +196,7 @@ def _cmd_chips_tile(args) -> None:
     from .archive.shard import write_tile_shard
 
     dirs = [Path(d) for d in args.tile_dirs]
-    write_tile_shard(_grid(args), args.tile, dirs[0].parent, _config(args), args.out_zip, args.out_json,
+    write_tile_shard(_grid(args), args.tile, dirs[0].parent, _config(args), args.out_shard, args.out_json,
                      allowed={d.name for d in dirs})
 
 
@@ -209,11 +209,11 @@ def _cmd_dataset(args) -> None:
     for key, path in (("sentinel2", args.sentinel2), ("dem", args.dem), ("labels", args.labels)):
         if path:
             prov[key] = _load(path)
-    if len(args.shards) % 2:
-        raise GosBuildError("dataset: give chips.json and chips.zip of every tile")
     jsons = sorted(p for p in args.shards if p.endswith(".json"))
-    zips = sorted(p for p in args.shards if p.endswith(".zip"))
-    build_dataset(list(zip(jsons, zips)), _config(args), grid.chip_span, args.out, prov, workers=args.threads or 1)
+    folders = sorted(p for p in args.shards if not p.endswith(".json"))
+    if [Path(p).parent for p in jsons] != [Path(p).parent for p in folders]:
+        raise GosBuildError("dataset: give chips.json and the shard folder of every tile")
+    build_dataset(list(zip(jsons, folders)), _config(args), grid.chip_span, args.out, prov, workers=args.threads or 1)
 
 
 def _cmd_package(args) -> None:
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ch = command("chips-tile", _cmd_chips_tile, "judge the candidate chips of one tile and write its shard",
                  "config", "grid", "tile")
-    ch.add_argument("--out-zip", required=True)
+    ch.add_argument("--out-shard", required=True, help="tiles/<tile>/shard: the writers' per-tile files")
     ch.add_argument("--out-json", required=True)
     ch.add_argument("tile_dirs", nargs="+", help="tiles/<tile> folders: this tile first, then (stride < chip size) "
                     "its east/south neighbours")
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--dem", help="inputs/dem.json (provenance)")
     ds.add_argument("--labels", help="labels/summary.json (provenance)")
     ds.add_argument("--out", required=True, help="dataset folder")
-    ds.add_argument("shards", nargs="+", help="chips.json and chips.zip of every tile")
+    ds.add_argument("shards", nargs="+", help="chips.json and the shard folder of every tile")
 
     pk = command("package", _cmd_package, "zip the dataset: one archive per modality plus labels/splits")
     pk.add_argument("--dataset", required=True)

@@ -110,6 +110,59 @@ def atomic_path(path: str | Path):
         raise write_error(path, failure)
 
 
+@contextmanager
+def atomic_folder(path: str | Path):
+    """Yield an empty temporary folder beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    Failures caused by the machine end as for :func:`atomic_path`; the temporary folder never stays.
+    """
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # a killed run's leftover
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise GosBuildError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
+    failure = None
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except GosBuildError:
+        raise
+    except Exception as exc:
+        failure = write_failure(exc, path)
+        if failure is None:
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failure is not None:
+        raise write_error(path, failure)
+
+
+def write_folder(path: str | Path, members) -> None:
+    """Write ``(relative posix path, data)`` members as the files of the folder ``path``, atomically; ``data``
+    is bytes-like or a tuple of bytes-like parts written one after the other. (``os.open``: a third of the
+    cost of ``open()`` a file, which counts for a tile's thousands of chip files.)"""
+    with atomic_folder(path) as tmp:
+        made = set()
+        for rel, data in members:
+            target = os.path.join(tmp, rel)
+            parent = os.path.dirname(target)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                for part in data if isinstance(data, tuple) else (data,):
+                    view = memoryview(part).cast("B")
+                    while view:
+                        view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -117,16 +170,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform, nodata,
                     compress: str = "deflate") -> dict:
-    """Profile of every GeoTIFF gos-build writes: tiled, DEFLATE (or ``compress="zstd"``, level 1),
-    predictor, no timestamps.
+    """Profile of every GeoTIFF gos-build writes: tiled, DEFLATE with a predictor (or ``compress="zstd"``,
+    level 1, or ``"none"``), no timestamps.
 
     GDAL writes no TIFFTAG_DATETIME unless asked, so equal arrays give equal bytes.
     """
     floating = str(dtype).startswith("float")
-    level = {"deflate": {"zlevel": 6}, "zstd": {"zstd_level": 1}}[compress]
+    coding = {"deflate": {"zlevel": 6}, "zstd": {"zstd_level": 1}, "none": {}}[compress]
+    if compress != "none":
+        coding.update(compress=compress, predictor=3 if floating else 2)
     profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype, crs=crs,
-                   transform=transform, nodata=nodata, compress=compress, **level,
-                   predictor=3 if floating else 2, interleave="band", bigtiff="if_safer")
+                   transform=transform, nodata=nodata, **coding, interleave="band", bigtiff="if_safer")
     if width >= 256 and height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     return profile

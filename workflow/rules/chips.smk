@@ -7,7 +7,7 @@ rule chips:
         grid=rules.grid.output[0],
         layers=chip_inputs,
     output:
-        zip=f"{OUT}/tiles/{{tile}}/chips.zip",
+        shard=directory(f"{OUT}/tiles/{{tile}}/shard"),
         json=f"{OUT}/tiles/{{tile}}/chips.json",
     log:
         f"{LOGS}/chips/{{tile}}.log",
@@ -26,7 +26,7 @@ rule chips:
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} chips-tile"
         " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile}"
-        " --out-zip {output.zip} --out-json {output.json} {params.dirs}"
+        " --out-shard {output.shard} --out-json {output.json} {params.dirs}"
 
 
 rule dataset:
@@ -35,7 +35,8 @@ rule dataset:
         sentinel2=rules.inputs_sentinel2.output[0],
         dem=rules.inputs_dem.output[0],
         labels=rules.labels_summary.output[0],
-        shards=expand(f"{OUT}/tiles/{{tile}}/chips.{{ext}}", tile=TILES, ext=("json", "zip")),
+        records=expand(rules.chips.output.json, tile=TILES),
+        shards=expand(rules.chips.output.shard, tile=TILES),
     output:
         directory(f"{OUT}/dataset"),
     log:
@@ -52,7 +53,8 @@ rule dataset:
         runtime=30,
     shell:
         "gos-build --log {log} --threads {threads} dataset --config {params.config:q} --grid {input.grid}"
-        " --sentinel2 {input.sentinel2} --dem {input.dem} --labels {input.labels} --out {output} {input.shards}"
+        " --sentinel2 {input.sentinel2} --dem {input.dem} --labels {input.labels} --out {output}"
+        " {input.records} {input.shards}"
 
 
 rule package:

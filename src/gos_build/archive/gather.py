@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import parallel
 from ..errors import GosBuildError
-from ..io import files_under, sha256_file, writing
+from ..io import atomic_folder, files_under, sha256_file
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
                       classes_text, folds_text, labels_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config
@@ -79,7 +79,7 @@ def _r(v):
 
 def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float, out_dir: str | Path,
                   provenance: dict, workers: int = 1) -> dict:
-    """Gather tile shards ``[(chips.json, chips.zip), ...]`` into the archive at ``out_dir`` (atomically).
+    """Gather tile shards ``[(chips.json, shard folder), ...]`` into the archive at ``out_dir`` (atomically).
 
     ``config``: the validated config (``classes`` and ``split`` are used here; all of it goes to the datacard).
     ``workers``: processes for the writers' work (the job's threads); the files do not depend on it.
@@ -114,46 +114,34 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         fold_of = block_folds(chips, chip_span, split_cfg["folds"], block, split_cfg["seed"])
         balance["folds"] = class_balance(chips, fold_of, chip_span, block)
 
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise GosBuildError(f"{out_dir.parent}: cannot write the dataset here ({exc.strerror})") from None
-    with writing(out_dir):  # a full disk is the user's to fix, not a bug: one line naming the folder
-        try:
-            grid_doc = provenance.get("grid", {})
-            digests = Digests(tmp)
-            context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
-                       "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                       "provenance": provenance, "digests": digests}
-            with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
-                context["pool"] = pool
-                for writer in WRITERS.values():
-                    writer.gather([z for _, z in shards], chips, tmp, context)
-            (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
-            (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
-            for s in SPLITS:
-                (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
-                                                 encoding="utf-8")
-            if fold_of:
-                (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
-            stats = layer_stats(chips, split_of)
-            (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
-            for c in chips:
-                counts[c["label"]][c["split"]] += 1
-            summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
-                       "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
-                       "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
-            write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
-            files = files_under(tmp)
-            (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            os.replace(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
+        grid_doc = provenance.get("grid", {})
+        digests = Digests(tmp)
+        context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
+                   "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
+                   "provenance": provenance, "digests": digests}
+        with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
+            context["pool"] = pool
+            for writer in WRITERS.values():
+                writer.gather([z for _, z in shards], chips, tmp, context)
+        (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
+        (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
+        for s in SPLITS:
+            (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
+                                             encoding="utf-8")
+        if fold_of:
+            (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
+        stats = layer_stats(chips, split_of)
+        (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
+        for c in chips:
+            counts[c["label"]][c["split"]] += 1
+        summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
+                   "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
+                   "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
+        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
+        files = files_under(tmp)
+        (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
     for cid, c in sorted(classes.items()):
         log.info("dataset: class %d %s: %s", cid, c["name"], counts[cid])
     log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) -> %s",

@@ -1,7 +1,7 @@
 """One tile's shard: its chips cut and judged, encoded by the per-tile writers.
 
-``tiles/<id>/chips.zip`` holds the writers' per-tile files (stored, sorted,
-fixed timestamps); ``tiles/<id>/chips.json`` the tile's record (see
+``tiles/<id>/shard/`` holds the writers' per-tile files (each writer's under its own names, see
+:mod:`gos_build.archive.writers`); ``tiles/<id>/chips.json`` the tile's record (see
 :func:`gos_build.chips.cut_tile`), which the gather reads instead of the chips.
 """
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 from ..chips import cut_tile
 from ..grid import Grid
-from ..io import atomic_write_text, write_zip
+from ..io import atomic_write_text, write_folder
 from .writers import WRITERS
 
 
-def write_tile_shard(grid: Grid, tile_id: str, tiles_dir: str | Path, config: dict, out_zip: str | Path,
+def write_tile_shard(grid: Grid, tile_id: str, tiles_dir: str | Path, config: dict, out_shard: str | Path,
                      out_json: str | Path, allowed: set[str] | None = None) -> dict:
-    """Cut one tile's chips with the config's ``chips``/``grid``/``classes`` and write its shard and record."""
+    """Cut one tile's chips with the config's ``chips``/``grid``/``classes``; write its shard folder and record."""
     chips_cfg = config["chips"]
     doc, kept = cut_tile(grid, tile_id, tiles_dir, config["classes"], config["grid"]["stride"],
                          chips_cfg["min_purity"], chips_cfg["max_nodata"], chips_cfg["max_cloud"], allowed)
@@ -26,6 +26,6 @@ def write_tile_shard(grid: Grid, tile_id: str, tiles_dir: str | Path, config: di
     for writer in WRITERS.values():
         if hasattr(writer, "shard_members"):
             members += writer.shard_members(grid, kept)
-    write_zip(out_zip, sorted(members))
+    write_folder(out_shard, sorted(members))
     atomic_write_text(out_json, json.dumps(doc, sort_keys=True) + "\n")
     return doc

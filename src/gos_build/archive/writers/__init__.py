@@ -4,9 +4,9 @@ A writer module offers up to two steps:
 
 * ``shard_members(grid, kept)`` -- per tile, in the tile job: ``(relative path, bytes)``
   of the files it makes for the tile's kept chips (``kept`` as returned by
-  :func:`gos_build.chips.cut_tile`), stored in the tile's shard zip
-  (``tiles/<id>/chips.zip``; paths of different writers must not collide);
-* ``gather(shard_zips, chips, dest, context)`` -- once, in the dataset job: write the
+  :func:`gos_build.chips.cut_tile`), written into the tile's shard folder
+  (``tiles/<id>/shard/``; paths of different writers must not collide);
+* ``gather(shards, chips, dest, context)`` -- once, in the dataset job (``shards``: the shard folders): write the
   dataset's files for ``chips`` (records with id, label, class, split, x, y; sorted by id)
   under ``dest``; ``context`` holds the classes, the grid's CRS and chip size, the config, the
   inputs' provenance, ``digests`` (:class:`gos_build.archive.gather.Digests`: a writer adds the

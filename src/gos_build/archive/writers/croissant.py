@@ -47,7 +47,7 @@ def rows(chips: list[dict], classes: dict) -> list[list]:
     return out
 
 
-def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
+def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     """Write ``chips.csv`` and ``croissant.json`` into the dataset folder ``dest``."""
     classes = context["classes"]
     buf = io.StringIO()

@@ -9,20 +9,23 @@
 
 Attributes of the group: classes, layers (bands, units, nodata), CRS and chip size. Chunks hold
 ``CHUNK_CHIPS`` chips of one layer (Zstandard, level 3): a training epoch reads a few hundred chunks.
-Values are the chip GeoTIFFs' values, exactly (the tree writer runs first; this one reads its files).
+Values are the chip GeoTIFFs' values, exactly: the tile jobs put the same arrays in their shards
+(:func:`shard_members`: ``packed/<layer>.npy``, raw, one row per kept chip, in the order of
+``packed/chips.txt``), and the gather copies rows from there into the chunks -- nothing is decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from ...gtiff import read_files
+from ...errors import GosBuildError
 from ...parallel import ordered
-from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
+from ...layout import LAYERS, MODALITIES, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,51 @@ def _compressor():
     return numcodecs.Zstd(level=3)  # single-threaded and deterministic: same arrays, same bytes
 
 
-def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``dest/packed`` from the chip GeoTIFFs of the tree already in ``dest``."""
+SHARD_IDS = f"{NAME}/chips.txt"  # in the shard: the kept chips' ids, one a line, in the order of the rows
+
+
+def shard_array(layer: str) -> str:
+    """Name in the shard of a layer's arrays of the tile's kept chips: ``packed/<layer>.npy``."""
+    return f"{NAME}/{layer}.npy"
+
+
+def shard_members(grid, kept) -> list[tuple[str, bytes | tuple]]:
+    """The tile's kept chips, per layer one ``.npy`` (N, bands, size, size) in the layer's dtype, and their ids."""
+    size = grid.chip_size
+    out = [(SHARD_IDS, "".join(f"{record['id']}\n" for record, _ in kept).encode("ascii"))]
+    for m in MODALITIES:
+        layer = LAYERS[m]
+        arr = np.empty((len(kept), len(layer.bands), size, size), dtype=layer.dtype)
+        for i, (_, layers) in enumerate(kept):
+            arr[i] = layers[m]
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(arr))
+        out.append((shard_array(m), (header.getvalue(), arr)))  # an .npy file: its header, then the C-order bytes
+    return out
+
+
+def _rows(shards) -> dict[str, tuple[int, int]]:
+    """Chip id -> (shard index, row in its arrays)."""
+    where = {}
+    for k, shard in enumerate(shards):
+        path = Path(shard) / SHARD_IDS
+        try:
+            ids = path.read_text(encoding="ascii").split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GosBuildError(f"{path}: cannot read the shard's chip ids ({exc})") from None
+        where.update((cid, (k, row)) for row, cid in enumerate(ids))
+    return where
+
+
+def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
+    """Write ``dest/packed`` from the arrays in the tile shards."""
     import zarr
 
     size = context["chip_size"]
+    where = _rows(shards)
+    missing = [c["id"] for c in chips if c["id"] not in where]
+    if missing:
+        raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
     root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
     root.attrs.update({"classes": {str(k): v for k, v in context["classes"].items()}, "crs": context["crs"],
                        "chip_size": size, "layers": {m: {"bands": list(LAYERS[m].bands), "dtype": LAYERS[m].dtype,
@@ -77,7 +120,8 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
                 raise RuntimeError(f"zarr chose chunk keys with '{arr.metadata.dimension_separator}'")
             step = CHUNK_CHIPS * WRITE_CHUNKS
             folder = dest / NAME / split / m
-            tasks = [([dest / chip_path(m, c["class"], c["id"]) for c in mine[start : start + step]], start // CHUNK_CHIPS,
+            tasks = [([(str(Path(shards[where[c["id"]][0]]) / shard_array(m)), where[c["id"]][1])
+                       for c in mine[start : start + step]], start // CHUNK_CHIPS,
                       (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
                      for start in range(0, n, step)]
             for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
@@ -86,11 +130,23 @@ def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
 
 
 def _write_chunks(task) -> dict[str, str]:
-    """Decode a run of chips and write their chunk files ``<first chunk + i>.0.0.0``: file name -> sha256."""
-    paths, first, shape, dtype, fill, folder = task
-    block = read_files(paths).astype(dtype, copy=False)
+    """Copy a run of chips' rows from the shards' arrays and write their chunk files ``<first chunk + i>.0.0.0``:
+    file name -> sha256."""
+    rows, first, shape, dtype, fill, folder = task
+    arrays = {}
+    block = np.empty((len(rows), *shape[1:]), dtype=dtype)
+    for i, (path, row) in enumerate(rows):
+        if path not in arrays:
+            try:
+                arrays[path] = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise GosBuildError(f"{path}: cannot read the shard's arrays ({exc})") from None
+            if arrays[path].shape[1:] != shape[1:] or arrays[path].dtype != np.dtype(dtype):
+                raise GosBuildError(f"{path}: arrays of shape {arrays[path].shape[1:]} {arrays[path].dtype}, "
+                                    f"expected {shape[1:]} {dtype}")
+        block[i] = arrays[path][row]
     codec, written = _compressor(), {}
-    for i in range(0, len(paths), shape[0]):
+    for i in range(0, len(rows), shape[0]):
         chunk = np.full(shape, fill, dtype=np.dtype(dtype).newbyteorder("<"))
         part = block[i : i + shape[0]]
         chunk[: len(part)] = part

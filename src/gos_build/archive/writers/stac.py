@@ -85,7 +85,7 @@ class _Template:
         return "".join(out)
 
 
-def gather(shard_zips, chips: list[dict], dest: Path, context: dict) -> None:
+def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     """Write ``dest/stac`` for ``chips`` (the tree's GeoTIFFs are already in ``dest``).
 
     The Collection and Items are written as the dicts pystac would serialise (the tests read them

@@ -2,15 +2,19 @@
 
 Chip GeoTIFFs are encoded in the tile jobs (:func:`shard_members`: DEFLATE,
 predictor, no timestamps -- equal arrays, equal bytes; GDAL's bytes, assembled
-by :mod:`gos_build.gtiff` without a GDAL dataset per file) and unpacked into the
-dataset by :func:`gather`, for the chips the split keeps.
+by :mod:`gos_build.gtiff` without a GDAL dataset per file), with their sha256
+(``tree.sha256`` in the shard), and linked into the dataset by :func:`gather`
+for the chips the split keeps: a hard link where the file system allows one,
+a copy elsewhere -- no chip is read again.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
-import zipfile
+import os
+import shutil
 from pathlib import Path
 
 from rasterio.windows import Window
@@ -22,9 +26,13 @@ from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
 
+SUMS_FILE = "tree.sha256"  # in the shard: "<sha256>  <chip path>" of every chip file of the tile
+# errors of os.link that mean "not here" (another file system, no hard links, too many links): copy instead
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES}
+
 
 def shard_members(grid, kept) -> list[tuple[str, bytes]]:
-    """``(chip path, GeoTIFF bytes)`` of every layer of every kept chip of a tile, sorted by path."""
+    """``(chip path, GeoTIFF bytes)`` of every layer of every kept chip of a tile, and their sha256 list."""
     size = grid.chip_size
     out = []
     for record, layers in kept:
@@ -34,44 +42,57 @@ def shard_members(grid, kept) -> list[tuple[str, bytes]]:
             enc = encoder(arr.shape, str(arr.dtype), grid.crs, layer.nodata, tuple(band_descriptions(layer)),
                           float(grid.resolution))
             out.append((chip_path(name, record["class"], record["id"]), enc.encode(arr, transform)))
-    return sorted(out)
+    out.sort()
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n" for rel, data in out)
+    return out + [(SUMS_FILE, sums.encode("ascii"))]
 
 
-def gather(shard_zips: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
-    """Unpack the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``; the count.
-
-    Shards are unpacked by the gather's worker processes (``context["pool"]``), each file's sha256 taken
-    from the bytes in hand into ``context["digests"]`` (the manifest and the STAC writer need no second read).
-    """
+def gather(shards: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
+    """Link (or copy) the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``;
+    the count. Their sha256 come from the shards' lists into ``context["digests"]``."""
     keep = frozenset(c["id"] for c in chips)
     n = 0
-    tasks = [(str(z), keep, str(dest)) for z in shard_zips]
-    for i, (zpath, (count, sums)) in enumerate(zip(shard_zips, ordered(context["pool"], _unpack, tasks)),
-                                               start=1):
-        log.info("dataset: shard %d/%d %s: %d files", i, len(shard_zips), zpath, count)
+    tasks = [(str(s), keep, str(dest)) for s in shards]
+    for i, (shard, (count, sums)) in enumerate(zip(shards, ordered(context["pool"], _place, tasks)), start=1):
+        log.info("dataset: shard %d/%d %s: %d files", i, len(shards), shard, count)
         n += count
         context["digests"].update(sums)
     return n
 
 
-def _unpack(task) -> tuple[int, dict[str, str]]:
-    """Write one shard's files of the kept chips under ``dest``: (count, path -> sha256)."""
-    zpath, keep, dest = task
-    dest = Path(dest)
+def _place(task) -> tuple[int, dict[str, str]]:
+    """Put one shard's files of the kept chips under ``dest``: (count, path -> sha256)."""
+    shard, keep, dest = task
+    shard, dest = Path(shard), Path(dest)
     folders, sums = set(), {}
-    with zipfile.ZipFile(zpath) as zf:
-        for name in zf.namelist():
-            try:
-                layer, class_name, chip_id = parse_chip_path(name)
-            except ValueError:
-                raise GosBuildError(f"{zpath}: unexpected entry '{name}'") from None
-            if chip_id not in keep:
-                continue
-            if (layer, class_name) not in folders:
-                (dest / layer / class_name).mkdir(parents=True, exist_ok=True)
-                folders.add((layer, class_name))
-            data = zf.read(name)
-            with open(dest / name, "wb") as f:
-                f.write(data)
-            sums[name] = hashlib.sha256(data).hexdigest()
+    try:
+        listing = (shard / SUMS_FILE).read_text(encoding="ascii").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GosBuildError(f"{shard / SUMS_FILE}: cannot read the shard's chip list ({exc})") from None
+    link = True
+    for line in listing:
+        digest, _, name = line.partition("  ")
+        try:
+            layer, class_name, chip_id = parse_chip_path(name)
+        except ValueError:
+            raise GosBuildError(f"{shard / SUMS_FILE}: unexpected entry '{name}'") from None
+        if chip_id not in keep:
+            continue
+        if (layer, class_name) not in folders:
+            (dest / layer / class_name).mkdir(parents=True, exist_ok=True)
+            folders.add((layer, class_name))
+        src, dst = shard / name, dest / name
+        try:
+            if link:
+                try:
+                    os.link(src, dst)
+                except OSError as exc:
+                    if exc.errno not in _NO_LINK:
+                        raise
+                    link = False
+            if not link:
+                shutil.copyfile(src, dst)
+        except FileNotFoundError:
+            raise GosBuildError(f"{src}: listed in {SUMS_FILE} but missing from the shard") from None
+        sums[name] = digest
     return len(sums), sums
