@@ -17,7 +17,7 @@ from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
 from gos_build.inputs import read_manifest, resolve, write_manifest
 from gos_build.inputs.sentinel2 import discover, products_from_manifest
-from gos_build.sentinel2 import composite_window, s2_tile
+from gos_build.sentinel2 import composite_window, decode_granule, granule_keys, s2_tile
 
 
 def inventory(patterns, grid, out, mask_snow=False):
@@ -39,18 +39,26 @@ def _safes(demo: Path) -> list[Path]:
     return sorted((demo / "sentinel2").glob("*.SAFE"))
 
 
-def _tiles(patterns, tmp_path, tile_chips=4, aoi=AOI):
-    """Run inventory + every tile; return (grid, rgb (3, H, W) uint16, valid (H, W) uint8)."""
-    grid = build_grid(bbox=aoi, tile_chips=tile_chips)
+def _tiles(patterns, tmp_path, tile_chips=4, aoi=AOI, crs="auto", decoded=False):
+    """Run inventory + every tile; return (grid, rgb (3, H, W) uint16, valid (H, W) uint8). ``decoded``: as the
+    workflow runs it, each granule decoded once over the grid (decode_granule) and the tiles reading that."""
+    grid = build_grid(bbox=aoi, tile_chips=tile_chips, crs=crs)
     inv = tmp_path / "inventory.json"
     inventory(patterns, grid, inv)
+    manifest = read_manifest(inv, "sentinel2")
+    dirs = None
+    if decoded:
+        dirs = [tmp_path / "granules" / key for key in granule_keys(manifest, grid)]
+        for folder in dirs:
+            decode_granule(manifest, grid, folder.name, folder)
     rgb = np.zeros((3, grid.height, grid.width), np.uint16)
     valid = np.zeros((grid.height, grid.width), np.uint8)
     for t in grid.tiles():
-        s2_tile(read_manifest(inv, "sentinel2"), grid, t.id, tmp_path / f"{t.id}_rgb.tif", tmp_path / f"{t.id}_valid.tif")
+        s2_tile(manifest, grid, t.id, tmp_path / f"{t.id}_rgb.tif", tmp_path / f"{t.id}_valid.tif", dirs)
         sl = (slice(t.row_off, t.row_off + t.height), slice(t.col_off, t.col_off + t.width))
         with rasterio.open(tmp_path / f"{t.id}_rgb.tif") as ds:
-            assert ds.dtypes == ("uint16",) * 3 and ds.nodata == 0 and ds.crs.to_epsg() == 32631
+            assert ds.dtypes == ("uint16",) * 3 and ds.nodata == 0
+            assert ds.crs.to_epsg() == (32631 if crs == "auto" else int(crs.split(":")[1]))
             rgb[(slice(None),) + sl] = ds.read()
         with rasterio.open(tmp_path / f"{t.id}_valid.tif") as ds:
             valid[sl] = ds.read(1)
@@ -185,20 +193,8 @@ def test_band_geotiffs_as_input(auvergne_demo, tmp_path):
 def test_product_off_the_grid_lattice_is_interpolated(auvergne_demo, tmp_path):
     """Band GeoTIFFs 5 m east of the grid's lattice: no shift is possible, every grid pixel is the bilinear
     mean of the two product pixels around it (the interpolating route, from one read of each band)."""
-    from affine import Affine
-
     (safe,) = _safes(auvergne_demo)
-    folder = tmp_path / "shifted"
-    folder.mkdir()
-    for band in ("B02", "B03", "B04"):
-        (src,) = safe.rglob(f"*_{band}_*m.jp2")
-        with rasterio.open(src) as ds:
-            profile = ds.profile | {"driver": "GTiff", "compress": "deflate",
-                                    "transform": ds.transform * Affine.translation(0.5, 0)}
-            data = np.clip(ds.read().astype(int) - 1000, 1, None).astype(np.uint16)
-        with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
-            dst.write(data)
-            dst.scales, dst.offsets = (0.0001,), (0.0,)
+    folder = _shifted_bands(safe, tmp_path / "shifted")
     (tmp_path / "a").mkdir()
     grid, rgb, valid = _tiles([str(folder / "*.tif")], tmp_path / "a", tile_chips=2)
     rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
@@ -212,6 +208,73 @@ def test_product_off_the_grid_lattice_is_interpolated(auvergne_demo, tmp_path):
         assert np.abs(rgb[i] - expected).max() <= 0.5 + 1e-6
         assert (rgb[i] != np.clip(dn[r, c].astype(int) - 1000, 1, None)).mean() > 0.5  # not the unshifted pixels
     assert valid.all()  # no SCL: every pixel with data is valid
+
+
+def _shifted_bands(safe: Path, folder: Path) -> Path:
+    """The product's bands as GeoTIFFs 5 m east of the grid's lattice (no shift possible: interpolated)."""
+    from affine import Affine
+
+    folder.mkdir()
+    for band in ("B02", "B03", "B04"):
+        (src,) = safe.rglob(f"*_{band}_*m.jp2")
+        with rasterio.open(src) as ds:
+            profile = ds.profile | {"driver": "GTiff", "compress": "deflate",
+                                    "transform": ds.transform * Affine.translation(0.5, 0)}
+            data = np.clip(ds.read().astype(int) - 1000, 1, None).astype(np.uint16)
+        with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
+            dst.write(data)
+            dst.scales, dst.offsets = (0.0001,), (0.0,)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["same lattice", "off the lattice", "another UTM zone"])
+def test_granules_decoded_once_give_the_same_tiles(auvergne_demo, tmp_path, case):
+    """The workflow decodes each granule once over the grid (s2-granule) and the tiles read that: the same
+    bytes as tiles reading the product itself, whether pixels are taken as they are, interpolated, or
+    reprojected; only the grid's footprint (and a margin) is decoded."""
+    (safe,) = _safes(auvergne_demo)
+    patterns = [str(_shifted_bands(safe, tmp_path / "shifted") / "*.tif")] if case == "off the lattice" else [str(safe)]
+    crs = "EPSG:32630" if case == "another UTM zone" else "auto"
+    runs = {}
+    for decoded in (False, True):
+        (tmp_path / str(decoded)).mkdir()
+        runs[decoded] = _tiles(patterns, tmp_path / str(decoded), tile_chips=2, crs=crs, decoded=decoded)
+    assert np.array_equal(runs[True][1], runs[False][1]) and np.array_equal(runs[True][2], runs[False][2])
+    grid = runs[True][0]
+    assert len(grid.tiles()) > 1
+    (folder,) = (tmp_path / "True" / "granules").iterdir()
+    with rasterio.open(folder / "B04.tif") as dec, rasterio.open(discover(patterns)[0].granules[0].bands["B04"]) as src:
+        win = rasterio.windows.from_bounds(*dec.bounds, transform=src.transform).round_offsets().round_lengths()
+        assert np.array_equal(dec.read(1), src.read(1, window=win))  # the product's pixels, where they lie
+
+
+def test_decoded_granule_of_another_grid_is_refused(auvergne_demo, tmp_path):
+    """Only the grid's footprint (plus a margin, in whole blocks of the product's file) is decoded, so
+    granules decoded for a small AOI cannot serve a larger one: one line, not zeros in the tiles."""
+    (safe,) = _safes(auvergne_demo)
+    folder = tmp_path / "bands"  # the product's bands as GeoTIFFs in 64 px blocks (its JPEG 2000 is one block)
+    folder.mkdir()
+    for band in ("B02", "B03", "B04"):
+        (src,) = safe.rglob(f"*_{band}_*m.jp2")
+        with rasterio.open(src) as ds:
+            profile = ds.profile | {"driver": "GTiff", "tiled": True, "blockxsize": 64, "blockysize": 64}
+            with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
+                dst.write(ds.read())
+    patterns = [str(folder / "*.tif")]
+    small = build_grid(bbox=(2.97, 45.735, 2.98, 45.745), tile_chips=2)
+    doc = inventory(patterns, small, tmp_path / "small.json")
+    decode_granule(doc, small, "1-1", tmp_path / "1-1")
+    with rasterio.open(tmp_path / "1-1" / "B04.tif") as dec, rasterio.open(folder / "B04.tif") as src:
+        assert dec.width < src.width and dec.height < src.height
+        assert dec.width % 64 == 0 and dec.height % 64 == 0
+    large = build_grid(bbox=AOI, tile_chips=2)
+    doc = inventory(patterns, large, tmp_path / "large.json")
+    far = max(large.tiles(), key=lambda t: t.col_off + t.row_off)
+    with pytest.raises(GosBuildError, match=r"B04\.tif: the decoded granule window does not hold"):
+        s2_tile(doc, large, far.id, tmp_path / "rgb.tif", tmp_path / "valid.tif", [tmp_path / "1-1"])
+    with pytest.raises(GosBuildError, match=r"granule\(s\) 1-1 not decoded"):
+        s2_tile(doc, large, far.id, tmp_path / "rgb.tif", tmp_path / "valid.tif", [])
+    assert not (tmp_path / "rgb.tif").exists()
 
 
 # -- bad inputs: one line naming the file ------------------------------------------------

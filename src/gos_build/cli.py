@@ -178,11 +178,19 @@ def _cmd_labels_summary(args) -> None:
     summarize(args.prepare_summary, args.counts, args.out)
 
 
+def _cmd_s2_granule(args) -> None:
+    from .inputs import read_manifest
+    from .sentinel2 import decode_granule
+
+    decode_granule(read_manifest(args.manifest, "sentinel2"), _grid(args), args.granule, args.out)
+
+
 def _cmd_s2_tile(args) -> None:
     from .inputs import read_manifest
     from .sentinel2 import s2_tile
 
-    s2_tile(read_manifest(args.manifest, "sentinel2"), _grid(args), args.tile, args.out_rgb, args.out_valid)
+    s2_tile(read_manifest(args.manifest, "sentinel2"), _grid(args), args.tile, args.out_rgb, args.out_valid,
+            args.granules)
 
 
 def _cmd_s2_preview(args) -> None:
@@ -310,11 +318,17 @@ def build_parser() -> argparse.ArgumentParser:
                  "config", "grid", "tile", "out")
     tt.add_argument("--mosaic", required=True, help="DEM mosaic (.vrt) from dem-mosaic")
 
-    command("s2-tile", _cmd_s2_tile, "cloud-masked RGB reflectance and valid mask for one tile", "grid", "tile",
-            "manifest")
-    st = sub.choices["s2-tile"]
+    sg = command("s2-granule", _cmd_s2_granule, "decode one granule's bands once over the grid (for s2-tile)", "grid",
+                 "manifest")
+    sg.add_argument("--granule", required=True, help="<product>-<granule>, 1-based in the manifest's order")
+    sg.add_argument("--out", required=True, help="output folder (sentinel2/granules/<granule>)")
+
+    st = command("s2-tile", _cmd_s2_tile, "cloud-masked RGB reflectance and valid mask for one tile", "grid", "tile",
+                 "manifest")
     st.add_argument("--out-rgb", required=True)
     st.add_argument("--out-valid", required=True)
+    st.add_argument("--granules", nargs="*", help="folders of s2-granule for the granules under the tile (read "
+                    "instead of the products' files)")
 
     sp = command("s2-preview", _cmd_s2_preview, "8-bit RGB preview (COG) of the whole AOI from the tiles' rgb.tif",
                  "grid", "out")

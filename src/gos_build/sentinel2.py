@@ -19,13 +19,14 @@ reflectance x 10000, nodata 0) and ``valid.tif`` (uint8, 1 = valid).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from pyproj import Transformer
+from affine import Affine
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from shapely.geometry import box
@@ -39,8 +40,11 @@ from .resample import nearest_indices, resample_points
 
 log = logging.getLogger(__name__)
 
+DECODED_TAG = "GOS_BUILD_DECODED_FROM"  # on a decoded granule band: its window's place in the product's file
+GRANULE_MARGIN = 8  # source pixels decoded around the grid's footprint (a tile reads at most 3 beyond its own)
 
-# -- one tile ----------------------------------------------------------------------------
+
+# -- a window of the grid ------------------------------------------------------------------
 def composite_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
                      block_rows: int = 256, timings: dict | None = None):
     """(reflectance float32 (3, h, w) NaN = nodata, valid bool (h, w)) on a grid window.
@@ -78,6 +82,17 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
     return refl, valid
 
 
+def _edge_points(grid: Grid, window: Window, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """The grid pixel centres along ``window``'s edges, in ``crs`` (x, y): the extremes of a smooth map of
+    the window lie on them."""
+    h, w = int(window.height), int(window.width)
+    ex = grid.x_min + (window.col_off + np.concatenate([np.arange(w), np.full(h, w - 1), np.arange(w),
+                                                        np.zeros(h)]) + 0.5) * grid.resolution
+    ey = grid.y_max - (window.row_off + np.concatenate([np.zeros(w), np.arange(h), np.full(w, h - 1),
+                                                        np.arange(h)]) + 0.5) * grid.resolution
+    return _edge_points_in(ex, ey, grid.crs, crs)
+
+
 class _GranuleWindow:
     """One granule's pixels under a grid window, read once: digital numbers of B04 B03 B02, has-data and
     usable (SCL-valid) masks on the granule's own 10 m lattice, and where each grid pixel falls in them.
@@ -97,28 +112,23 @@ class _GranuleWindow:
     @classmethod
     def read(cls, p: Product, g: Granule, grid: Grid, window: Window, invalid_scl):
         """The granule's window under the grid window (+ a margin for the kernel), or None if it misses it."""
-        h, w = int(window.height), int(window.width)
-        # grid pixel centres along the window's edges (the extremes of a smooth map lie on them)
-        ex = grid.x_min + (window.col_off + np.concatenate([np.arange(w), np.full(h, w - 1), np.arange(w),
-                                                            np.zeros(h)]) + 0.5) * grid.resolution
-        ey = grid.y_max - (window.row_off + np.concatenate([np.zeros(w), np.arange(h), np.full(w, h - 1),
-                                                            np.arange(h)]) + 0.5) * grid.resolution
         same_crs = g.crs == grid.crs
-        gx, gy = (ex, ey) if same_crs else Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(ex, ey)
+        gx, gy = _edge_points(grid, window, g.crs)
         if not box(*g.bounds).intersects(box(gx.min(), gy.min(), gx.max(), gy.max())):
             return None
-        with rasterio.open(g.bands["B04"]) as ds:
-            t = ds.transform
+        with _Band(g.bands["B04"], p.name) as b04:
+            t = b04.transform
             inv = ~t
             fc = inv.a * gx + inv.b * gy + inv.c - 0.5
             fr = inv.d * gx + inv.e * gy + inv.f - 0.5
             c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
             c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
-            if c1 <= 0 or r1 <= 0 or c0 >= ds.width or r0 >= ds.height:
+            if c1 <= 0 or r1 <= 0 or c0 >= b04.width or r0 >= b04.height:
                 return None
             win = Window(c0, r0, c1 - c0, r1 - r0)
-            src_transform = ds.window_transform(win)
-            dn = np.stack([_read(g.bands[b], win, p.name, ds=ds if b == "B04" else None) for b in RGB_BANDS])
+            src_transform = rasterio.windows.transform(win, t)
+            dn = np.stack([b04.read(win) if b == "B04" else _Band.read_once(g.bands[b], p.name, win)
+                           for b in RGB_BANDS])
         shift = None
         if same_crs and (t.b, t.d, t.a, t.e) == (0.0, 0.0, grid.resolution, -grid.resolution):
             # grid column j -> granule column j + dc when the lattices coincide (to far below a pixel)
@@ -129,16 +139,16 @@ class _GranuleWindow:
         data = np.all(dn != 0, axis=0)
         usable = data
         if g.scl:
-            with rasterio.open(g.scl) as ds:
+            with _Band(g.scl, p.name) as scl_band:
                 # SCL (20 m) at each 10 m source pixel centre, nearest neighbour; north-up: rows and
                 # columns map separately
-                sinv = ~ds.transform
+                sinv = ~scl_band.transform
                 sx = src_transform.c + (np.arange(win.width) + 0.5) * src_transform.a
                 sy = src_transform.f + (np.arange(win.height) + 0.5) * src_transform.e
                 fsc, fsr = sinv.a * sx + sinv.c - 0.5, sinv.e * sy + sinv.f - 0.5
                 q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
                 q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
-                scl = _read(g.scl, Window(q0, p0, q1 - q0, p1 - p0), p.name, ds=ds)
+                scl = scl_band.read(Window(q0, p0, q1 - q0, p1 - p0))
             ri, ci, inside = nearest_indices((fsr - p0)[:, None], (fsc - q0)[None, :], scl.shape)
             usable = data & ~np.isin(np.where(inside, scl[ri, ci], 0), invalid_scl)
         return cls(p, g, grid, window, src_transform, shift, dn, data, usable)
@@ -165,6 +175,8 @@ class _GranuleWindow:
         x = grid.x_min + (window.col_off + cc + 0.5) * grid.resolution
         y = grid.y_max - (window.row_off + rr + 0.5) * grid.resolution
         if self.g.crs != grid.crs:
+            from pyproj import Transformer
+
             x, y = Transformer.from_crs(grid.crs, self.g.crs, always_xy=True).transform(x, y)
         inv = ~self.src_transform
         c = inv.a * x + inv.b * y + inv.c - 0.5
@@ -183,20 +195,187 @@ class _GranuleWindow:
         return vals, nn_data, nn_valid
 
 
-def _read(path: str, win: Window, product: str, ds=None) -> np.ndarray:
+class _Band:
+    """One band of a granule as the stage reads it: the product's own file, or that file's window decoded
+    once by :func:`decode_granule` -- read the same way (windows in the product file's pixel space,
+    its transform and size, zeros beyond its edges), so both give the same pixels and the same geometry."""
+
+    def __init__(self, path: str, product: str):
+        self.path, self.product = path, product
+        try:
+            self.ds = rasterio.open(path)
+        except RasterioIOError as exc:
+            raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]}: cannot be read ({exc})") from None
+        origin = self.ds.tags().get(DECODED_TAG)
+        if origin:  # a decoded window: where it lies in the product's file
+            o = json.loads(origin)
+            self.transform, (self.width, self.height) = Affine(*o["transform"]), o["size"]
+            self.col_off, self.row_off = o["offset"]
+        else:
+            self.transform, self.width, self.height = self.ds.transform, self.ds.width, self.ds.height
+            self.col_off = self.row_off = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.ds.close()
+
+    @classmethod
+    def read_once(cls, path: str, product: str, win: Window) -> np.ndarray:
+        with cls(path, product) as band:
+            return band.read(win)
+
+    def read(self, win: Window) -> np.ndarray:
+        """Band 1 over ``win`` (pixels of the product's file), zeros outside the file."""
+        if self.col_off or self.row_off or (self.ds.width, self.ds.height) != (self.width, self.height):
+            # the part of the window inside the product's file must lie in the decoded window
+            c0, r0 = max(int(win.col_off), 0), max(int(win.row_off), 0)
+            c1 = min(int(win.col_off + win.width), self.width)
+            r1 = min(int(win.row_off + win.height), self.height)
+            if c1 > c0 and r1 > r0 and (c0 < self.col_off or r0 < self.row_off or c1 > self.col_off + self.ds.width
+                                        or r1 > self.row_off + self.ds.height):
+                raise GosBuildError(f"{self.path}: the decoded granule window does not hold {win}: decode it again "
+                                    "for this grid (sentinel2/granules/ is made for one grid)")
+            win = Window(win.col_off - self.col_off, win.row_off - self.row_off, win.width, win.height)
+        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.ds.width
+                  and win.row_off + win.height <= self.ds.height)
+        try:
+            if inside:  # the same pixels, without the boundless read's VRT
+                return self.ds.read(1, window=win)
+            return self.ds.read(1, window=win, boundless=True, fill_value=0)
+        except RasterioIOError as exc:
+            raise GosBuildError(f"{self.product}: {self.path.rsplit('/', 1)[-1]}: cannot be read ({exc})") from None
+
+
+# -- one granule: its bands decoded once over the grid --------------------------------------
+def granule_keys(manifest: dict, grid: Grid, tile_id: str | None = None) -> list[str]:
+    """Keys (``<product>-<granule>``, 1-based in the manifest's order) of the granules under the grid, or under
+    one of its tiles: those :func:`composite_window` reads there."""
+    windows = {tile_id: grid.tile(tile_id).window} if tile_id else {None: Window(0, 0, grid.width, grid.height)}
+    return _granules_under(manifest, grid, windows)[tile_id]
+
+
+def granule_keys_by_tile(manifest: dict, grid: Grid) -> dict[str, list[str]]:
+    """:func:`granule_keys` of every tile of the grid (one reprojection per CRS, not per tile)."""
+    return _granules_under(manifest, grid, {t.id: t.window for t in grid.tiles()})
+
+
+def _edge_points_in(x, y, src: str, dst: str):
+    if src == dst:
+        return x, y
+    from pyproj import Transformer
+
+    return Transformer.from_crs(src, dst, always_xy=True).transform(x, y)
+
+
+def _granules_under(manifest: dict, grid: Grid, windows: dict) -> dict:
+    """Granule keys under each window (by name): the test of :meth:`_GranuleWindow.read` (bounding box of
+    the window's edge pixels in the granule's CRS against the granule's bounds)."""
+    out = {name: [] for name in windows}
+    names = list(windows)
+    edges = [_edge_points(grid, windows[n], grid.crs) for n in names]
+    ends = np.cumsum([len(x) for x, _ in edges])[:-1]
+    ex, ey = np.concatenate([x for x, _ in edges]), np.concatenate([y for _, y in edges])
+    in_crs = {}
+    for i, p in enumerate(products_from_manifest(manifest), start=1):
+        for j, g in enumerate(p.granules, start=1):
+            if g.crs not in in_crs:  # pointwise, so all windows in one call give each window's own values
+                xy = _edge_points_in(ex, ey, grid.crs, g.crs)
+                in_crs[g.crs] = (np.split(np.asarray(xy[0]), ends), np.split(np.asarray(xy[1]), ends))
+            gb = box(*g.bounds)
+            for n, gx, gy in zip(names, *in_crs[g.crs]):
+                if gb.intersects(box(gx.min(), gy.min(), gx.max(), gy.max())):
+                    out[n].append(f"{i}-{j}")
+    return out
+
+
+def _granule(manifest: dict, key: str) -> tuple[Product, Granule]:
+    products = products_from_manifest(manifest)
     try:
-        if ds is not None:
-            return ds.read(1, window=win, boundless=True, fill_value=0)
-        with rasterio.open(path) as src:
-            return src.read(1, window=win, boundless=True, fill_value=0)
-    except RasterioIOError as exc:
-        raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]}: cannot be read ({exc})") from None
+        i, j = (int(k) for k in key.split("-"))
+        return products[i - 1], products[i - 1].granules[j - 1]
+    except (ValueError, IndexError):
+        raise GosBuildError(f"granule '{key}': not a granule of the sentinel2 manifest") from None
 
 
-def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path) -> dict:
-    """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest."""
+def decode_granule(manifest: dict, grid: Grid, key: str, out_dir: str | Path, margin: int = GRANULE_MARGIN) -> dict:
+    """Decode one granule's B04 B03 B02 (and SCL) once, over the grid's footprint plus ``margin`` source
+    pixels, into ``out_dir/<band>.tif``: the product's pixels and lattice, uncompressed GeoTIFFs tagged
+    with their place in the product's file (:class:`_Band` reads them as it reads the product).
+
+    The window is widened to the file's blocks (JPEG 2000 codestream tiles) and read a row of blocks at a
+    time, so each block is decoded once -- the tile jobs each decoded the blocks under their tile, neighbours
+    the same blocks again. Memory: one row of blocks across the window.
+    """
+    from .io import atomic_folder
+
+    p, g = _granule(manifest, key)
+    bands = {b: g.bands[b] for b in RGB_BANDS}
+    if g.scl:
+        bands["SCL"] = g.scl
+    gx, gy = _edge_points(grid, Window(0, 0, grid.width, grid.height), g.crs)
+    facts = {}
+    with atomic_folder(out_dir) as tmp:
+        for name, path in bands.items():
+            with _Band(path, p.name) as band:
+                ds, inv = band.ds, ~band.transform
+                fc = inv.a * gx + inv.b * gy + inv.c - 0.5
+                fr = inv.d * gx + inv.e * gy + inv.f - 0.5
+                bh, bw = ds.block_shapes[0]
+                c0 = max(0, (int(math.floor(fc.min())) - margin) // bw * bw)
+                r0 = max(0, (int(math.floor(fr.min())) - margin) // bh * bh)
+                c1 = min(ds.width, -(-(int(math.ceil(fc.max())) + margin + 1) // bw) * bw)
+                r1 = min(ds.height, -(-(int(math.ceil(fr.max())) + margin + 1) // bh) * bh)
+                if c1 <= c0 or r1 <= r0:
+                    raise GosBuildError(f"granule {key} ({p.name}): {name} does not reach the grid")
+                win = Window(c0, r0, c1 - c0, r1 - r0)
+                origin = {"source": path, "transform": list(band.transform)[:6], "size": [ds.width, ds.height],
+                          "offset": [c0, r0]}
+                profile = dict(driver="GTiff", width=c1 - c0, height=r1 - r0, count=1, dtype=ds.dtypes[0],
+                               crs=ds.crs, transform=rasterio.windows.transform(win, band.transform),
+                               tiled=True, blockxsize=512, blockysize=512, bigtiff="if_safer")
+                step = bh * max(1, math.ceil(512 / bh))  # whole rows of the product's blocks
+                with rasterio.open(tmp / f"{name}.tif", "w", **profile) as dst:
+                    dst.update_tags(**{DECODED_TAG: json.dumps(origin)})
+                    for r in range(r0, r1, step):
+                        rows = min(step, r1 - r)
+                        dst.write(band.read(Window(c0, r, c1 - c0, rows)), 1, window=Window(0, r - r0, c1 - c0, rows))
+                facts[name] = [c1 - c0, r1 - r0]
+    log.info("sentinel2: granule %s (%s, %s) decoded over the grid: %s", key, p.name, g.name,
+             ", ".join(f"{n} {w} x {h} px" for n, (w, h) in facts.items()))
+    return facts
+
+
+def decoded_manifest(manifest: dict, granule_dirs) -> dict:
+    """The manifest with the bands of the granules decoded in ``granule_dirs`` (``.../<key>`` folders of
+    :func:`decode_granule`) pointing at the decoded files."""
+    doc = json.loads(json.dumps(manifest))
+    for folder in map(Path, granule_dirs):
+        i, j = (int(k) for k in folder.name.split("-"))
+        g = doc["products"][i - 1]["granules"][j - 1]
+        g["bands"] = {b: str(folder / f"{b}.tif") for b in g["bands"]}
+        if g.get("scl"):
+            g["scl"] = str(folder / "SCL.tif")
+    return doc
+
+
+# -- one tile ------------------------------------------------------------------------------
+def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path,
+            granule_dirs=None) -> dict:
+    """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest.
+
+    ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the tile, read
+    instead of the products' files (same values); without them the products' files are read.
+    """
     from .tiles import write_tile
 
+    if granule_dirs is not None:
+        have = {Path(d).name for d in granule_dirs}
+        missing = [k for k in granule_keys(manifest, grid, tile_id) if k not in have]
+        if missing:
+            raise GosBuildError(f"s2 tile {tile_id}: granule(s) {', '.join(missing)} not decoded (s2-granule)")
+        manifest = decoded_manifest(manifest, granule_dirs)
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
     tile = grid.tile(tile_id)
     timings: dict = {}

@@ -52,6 +52,29 @@ def manifest(kind):
     return f"{OUT}/inputs/{kind}.json"
 
 
+def granules_under_tile(manifest_path, tile):
+    """Keys of the Sentinel-2 granules a tile reads (gos_build.sentinel2.granule_keys), for every tile at once
+    and once per version of the manifest."""
+    from gos_build.inputs import read_manifest
+    from gos_build.sentinel2 import granule_keys_by_tile
+
+    stat = os.stat(manifest_path)
+    key = (manifest_path, stat.st_mtime_ns, stat.st_size)
+    if key not in _GRANULES:
+        _GRANULES[key] = granule_keys_by_tile(read_manifest(manifest_path, "sentinel2"), GRID)
+    return _GRANULES[key][tile]
+
+
+_GRANULES = {}
+
+
+def s2_granules(wildcards):
+    """The decoded granules under a tile (from the manifest, once the checkpoint has written it)."""
+    path = checkpoints.inputs_sentinel2.get().output[0]
+    keys = granules_under_tile(path, wildcards.tile)
+    return expand(rules.s2_granule.output[0], granule=keys)
+
+
 def config_json(*keys):
     """The validated config, or the keys of it a job uses (dotted, e.g. "inputs.dem"), as one JSON argument.
 

@@ -1,9 +1,11 @@
 # Sentinel-2: resolve the products once into the inputs manifest (radiometry,
-# AOI coverage, valid pixels), then one job per tile writes the cloud-masked
-# RGB and valid mask; a gather step makes the 8-bit preview of the whole AOI.
+# AOI coverage, valid pixels); decode each granule's bands once over the grid
+# (granules are known from the manifest: a checkpoint); then one job per tile
+# writes the cloud-masked RGB and valid mask; a gather step makes the 8-bit
+# preview of the whole AOI.
 
 
-rule inputs_sentinel2:
+checkpoint inputs_sentinel2:
     input:
         grid=rules.grid.output[0],
         sources=input_sources("sentinel2"),
@@ -26,10 +28,35 @@ rule inputs_sentinel2:
         " --config {params.config:q} --grid {input.grid} --out {output}"
 
 
+rule s2_granule:
+    input:
+        grid=rules.grid.output[0],
+        manifest=rules.inputs_sentinel2.output[0],
+    output:
+        directory(f"{OUT}/sentinel2/granules/{{granule}}"),
+    log:
+        f"{LOGS}/s2_granule/{{granule}}.log",
+    benchmark:
+        f"{BENCH}/s2_granule/{{granule}}.tsv"
+    conda:
+        ENV
+    wildcard_constraints:
+        granule=r"\d+-\d+",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=20,
+        gdal_cache_mb=256,
+    shell:
+        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} s2-granule"
+        " --grid {input.grid} --manifest {input.manifest} --granule {wildcards.granule} --out {output}"
+
+
 rule s2:
     input:
         grid=rules.grid.output[0],
         manifest=rules.inputs_sentinel2.output[0],
+        granules=s2_granules,
     output:
         rgb=tile_file("rgb"),
         valid=tile_file("valid"),
@@ -47,7 +74,7 @@ rule s2:
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} s2-tile"
         " --grid {input.grid} --tile {wildcards.tile} --manifest {input.manifest}"
-        " --out-rgb {output.rgb} --out-valid {output.valid}"
+        " --out-rgb {output.rgb} --out-valid {output.valid} --granules {input.granules}"
 
 
 rule s2_preview:

@@ -31,7 +31,6 @@ from xml.etree import ElementTree
 import numpy as np
 import rasterio
 import shapely
-from pyproj import Transformer
 from rasterio.errors import RasterioIOError
 
 from ..errors import GosBuildError
@@ -250,6 +249,8 @@ def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
         return 1.0
     x, y = x[inside], y[inside]
     ok = np.zeros(x.shape, dtype=bool)
+    from pyproj import Transformer
+
     for p in products:
         for g in p.granules:
             gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)

@@ -19,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import GosBuildError
+from ...io import write_new_file
 from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS
 
@@ -120,8 +122,9 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                 raise RuntimeError(f"zarr chose chunk keys with '{arr.metadata.dimension_separator}'")
             step = CHUNK_CHIPS * WRITE_CHUNKS
             folder = dest / NAME / split / m
-            tasks = [([(str(Path(shards[where[c["id"]][0]]) / shard_array(m)), where[c["id"]][1])
-                       for c in mine[start : start + step]], start // CHUNK_CHIPS,
+            arrays = [os.path.join(shard, shard_array(m)) for shard in shards]
+            tasks = [([(arrays[where[c["id"]][0]], where[c["id"]][1]) for c in mine[start : start + step]],
+                      start // CHUNK_CHIPS,
                       (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
                      for start in range(0, n, step)]
             for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
@@ -129,22 +132,41 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
         log.info("packed: %s: %d chips", split, n)
 
 
+def _open_npy(path: str, shape: tuple, dtype: str) -> tuple[int, int]:
+    """(file descriptor, byte offset of row 0) of a shard's ``.npy``, checked to hold rows of ``shape``/``dtype``."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise ValueError(f"npy format {version}")
+            rows_shape, fortran, got = read_header[version](f)
+            offset = f.tell()
+    except (OSError, ValueError) as exc:
+        raise GosBuildError(f"{path}: cannot read the shard's arrays ({exc})") from None
+    if tuple(rows_shape[1:]) != tuple(shape) or got != np.dtype(dtype) or fortran:
+        raise GosBuildError(f"{path}: arrays of shape {tuple(rows_shape[1:])} {got}, expected {tuple(shape)} {dtype}")
+    return os.open(path, os.O_RDONLY), offset
+
+
 def _write_chunks(task) -> dict[str, str]:
-    """Copy a run of chips' rows from the shards' arrays and write their chunk files ``<first chunk + i>.0.0.0``:
-    file name -> sha256."""
+    """Read a run of chips' rows from the shards' arrays and write their chunk files ``<first chunk + i>.0.0.0``:
+    file name -> sha256. Each row is one positioned read into the block (no memory map: its page faults cost
+    more than the copy)."""
     rows, first, shape, dtype, fill, folder = task
-    arrays = {}
     block = np.empty((len(rows), *shape[1:]), dtype=dtype)
-    for i, (path, row) in enumerate(rows):
-        if path not in arrays:
-            try:
-                arrays[path] = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise GosBuildError(f"{path}: cannot read the shard's arrays ({exc})") from None
-            if arrays[path].shape[1:] != shape[1:] or arrays[path].dtype != np.dtype(dtype):
-                raise GosBuildError(f"{path}: arrays of shape {arrays[path].shape[1:]} {arrays[path].dtype}, "
-                                    f"expected {shape[1:]} {dtype}")
-        block[i] = arrays[path][row]
+    row_bytes = block[0].nbytes if len(rows) else 0
+    files = {}
+    try:
+        for i, (path, row) in enumerate(rows):
+            if path not in files:
+                files[path] = _open_npy(path, shape[1:], dtype)
+            fd, offset = files[path]
+            if os.preadv(fd, [memoryview(block[i]).cast("B")], offset + row * row_bytes) != row_bytes:
+                raise GosBuildError(f"{path}: row {row} is missing (the shard's arrays end early)")
+    finally:
+        for fd, _ in files.values():
+            os.close(fd)
     codec, written = _compressor(), {}
     for i in range(0, len(rows), shape[0]):
         chunk = np.full(shape, fill, dtype=np.dtype(dtype).newbyteorder("<"))
@@ -154,7 +176,6 @@ def _write_chunks(task) -> dict[str, str]:
             continue
         name = ".".join([str(first + i // shape[0])] + ["0"] * (len(shape) - 1))
         data = codec.encode(chunk)
-        with open(Path(folder) / name, "wb") as f:
-            f.write(data)
+        write_new_file(os.path.join(folder, name), data)
         written[name] = hashlib.sha256(data).hexdigest()
     return written

@@ -15,9 +15,11 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
+from ...io import write_new_file
 from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
 
@@ -187,7 +189,6 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
     from pyproj import Transformer
 
     templates, names, crs, size, res, dest, chips, sums = task
-    dest = Path(dest)
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon_all, lat_all, written = [], [], {}
     for c in chips:
@@ -204,11 +205,11 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
         for m in MODALITIES:
             rel = chip_path(m, names[c["label"]], c["id"])
             values[f"href:{m}"] = f"../../{rel}"
-            values[f"size:{m}"] = (dest / rel).stat().st_size
+            values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size
             values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
-        folder = dest / NAME / c["id"]
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = os.path.join(dest, NAME, c["id"])
+        os.makedirs(folder, exist_ok=True)
         data = templates[c["label"]].render(values).encode("utf-8")
-        (folder / f"{c['id']}.json").write_bytes(data)
+        write_new_file(os.path.join(folder, f"{c['id']}.json"), data)
         written[f"{NAME}/{c['id']}/{c['id']}.json"] = hashlib.sha256(data).hexdigest()
     return (min(lon_all), min(lat_all), max(lon_all), max(lat_all)), written
