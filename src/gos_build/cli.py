@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gos-build {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--log", metavar="FILE", help="write the full log (and any traceback) to FILE")
-    p.add_argument("--threads", type=int, metavar="N", help="GDAL_NUM_THREADS for this run (a job's threads)")
+    p.add_argument("--threads", type=int, metavar="N", help="GDAL_NUM_THREADS, and OpenBLAS/OpenMP threads (default 1), for this run "
+                   "(a job's threads)")
     p.add_argument("--gdal-cache-mb", type=int, metavar="MB", help="GDAL_CACHEMAX for this run (default: GDAL's 5 %% of RAM)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -437,6 +438,10 @@ def _run(args) -> int:
         os.environ["GDAL_NUM_THREADS"] = str(args.threads)
     if args.gdal_cache_mb:
         os.environ["GDAL_CACHEMAX"] = str(args.gdal_cache_mb)
+    # numpy's OpenBLAS (and OpenMP) start a spinning thread per core when first imported: 0.1-0.15 s of CPU
+    # a process, most of a small job's start-up. A job's share too (read on import: numpy is not loaded yet)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads or 1))
     try:
         args.func(args)
     except GosBuildError as exc:

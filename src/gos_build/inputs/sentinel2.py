@@ -30,6 +30,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 import shapely
 from rasterio.errors import RasterioIOError
 
@@ -256,10 +257,17 @@ def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
             gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)
             src = g.scl if g.scl else g.bands["B04"]
             with rasterio.open(src) as ds:
-                vals = np.array([v[0] for v in ds.sample(zip(gx, gy), masked=False)])
+                # the pixel under each point (rasterio's sample(), without its Python loop): one read of
+                # the window holding them
                 r, c = rasterio.transform.rowcol(ds.transform, gx, gy)
                 r, c = np.asarray(r), np.asarray(c)
                 within = (r >= 0) & (c >= 0) & (r < ds.height) & (c < ds.width)
+                vals = np.zeros(r.shape, dtype=ds.dtypes[0])
+                if within.any():
+                    r0, c0 = int(r[within].min()), int(c[within].min())
+                    block = ds.read(1, window=Window(c0, r0, int(c[within].max()) - c0 + 1,
+                                                     int(r[within].max()) - r0 + 1))
+                    vals[within] = block[r[within] - r0, c[within] - c0]
             good = within & (~np.isin(vals, invalid_scl) if g.scl else vals != 0)
             ok |= good
     return float(ok.mean())
