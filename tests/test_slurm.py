@@ -100,7 +100,7 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
         q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True, env=env)
         for line in q.stdout.splitlines():
             jobid, _, comment = line.partition(" ")
-            if comment.startswith(("rule_terrain_", "rule_s2_")):
+            if comment.startswith(("rule_terrain_", "rule_s2_")) and not comment.startswith("rule_s2_granule"):
                 subprocess.run(["scancel", jobid], env=env, check=True)
                 cancelled = (int(jobid), comment)
                 break
@@ -125,6 +125,15 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
     ran = {}
     for m in jobs:
         ran.setdefault(m.group(2), set()).add(m.group(3) or "")
+    # ... and one s2_granule job a granule: the DAG learns of those from the inputs_sentinel2 checkpoint
+    from gos_build.grid import Grid
+    from gos_build.inputs import read_manifest
+    from gos_build.sentinel2 import granule_keys
+
+    results = work / "results" / "demo"
+    keys = granule_keys(read_manifest(results / "inputs" / "sentinel2.json", "sentinel2"),
+                        Grid.read(results / "grid.json"))
+    assert ran.pop("s2_granule") == set(keys) and keys, ran  # their log folders are named by the wildcard
     assert {r: len(w) for r, w in ran.items()} == planned, (ran, planned)
     submitted, done = _cluster_jobs(cluster)  # what slurmctld itself logged
     ids = {int(m.group(1)) for m in jobs}
