@@ -106,3 +106,18 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
             c = by_id[ids[row]]
             with rasterio.open(shard / f"{m}/{c['class']}/{c['id']}.tif") as ds:
                 assert np.array_equal(arr[row], ds.read())
+
+
+def test_shard_of_a_tile_without_chips(tmp_path):
+    """A tile whose candidates are all rejected still has its shard: an empty chip list and arrays of 0 rows."""
+    from gos_build.archive.writers import packed, tree
+    from gos_build.io import write_folder
+
+    grid = build_grid(bbox=(2.96, 45.725, 2.98, 45.745), tile_chips=2)
+    members = tree.shard_members(grid, []) + packed.shard_members(grid, [])
+    write_folder(tmp_path / "shard", members)
+    assert (tmp_path / "shard" / tree.SUMS_FILE).read_text() == ""
+    assert (tmp_path / "shard" / "packed" / "chips.txt").read_text() == ""
+    for m in MODALITIES:
+        arr = np.load(tmp_path / "shard" / "packed" / f"{m}.npy")
+        assert arr.shape == (0, len(LAYERS[m].bands), 64, 64) and arr.dtype == LAYERS[m].dtype

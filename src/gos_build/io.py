@@ -147,7 +147,10 @@ def write_new_file(path: str, *parts) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         for part in parts:
-            view = memoryview(part).cast("B")
+            view = memoryview(part)
+            if not view.nbytes:  # (an empty array: nothing to write, and a view with a 0 in its shape cannot cast)
+                continue
+            view = view.cast("B")
             while view:
                 view = view[os.write(fd, view):]
     finally:
