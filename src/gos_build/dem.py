@@ -32,7 +32,7 @@ from rasterio.windows import Window
 from .errors import GosBuildError
 from .grid import Grid
 from .inputs.dem import SOURCE_NODATA
-from .resample import KERNELS, resample_points
+from .resample import KERNELS, frac_index, resample_points
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: s
                                                             np.zeros(h + 1)])) * grid.resolution
         ey = grid.y_max - (window.row_off + np.concatenate([np.zeros(w + 1), np.arange(h + 1), np.full(w + 1, h),
                                                             np.arange(h + 1)])) * grid.resolution
-        fc, fr = _frac_index(inv, *to_src.transform(ex, ey))
+        fc, fr = frac_index(inv, *to_src.transform(ex, ey))
         margin = FILL_DISTANCE + _KERNEL_MARGIN
         col0, row0 = int(math.floor(np.nanmin(fc))) - margin, int(math.floor(np.nanmin(fr))) - margin
         col1, row1 = int(math.ceil(np.nanmax(fc))) + margin + 1, int(math.ceil(np.nanmax(fr))) + margin + 1
@@ -128,14 +128,9 @@ def dem_for_window(mosaic: str | Path, grid: Grid, window: Window, resampling: s
         cc, rr = np.meshgrid(cols, rows)
         x = grid.x_min + (window.col_off + cc + 0.5) * grid.resolution
         y = grid.y_max - (window.row_off + rr + 0.5) * grid.resolution
-        fc, fr = _frac_index(inv, *to_src.transform(x, y))
+        fc, fr = frac_index(inv, *to_src.transform(x, y))
         out[rows[0] : rows[-1] + 1] = resample_points(z, fr - row0, fc - col0, resampling, void=SOURCE_NODATA)
     return out
-
-
-def _frac_index(inv, sx, sy):
-    """Fractional source pixel indices (col, row) of points, 0.0 = the centre of pixel 0."""
-    return inv.a * sx + inv.b * sy + inv.c - 0.5, inv.d * sx + inv.e * sy + inv.f - 0.5
 
 
 def fill_voids(z: np.ndarray) -> np.ndarray:

@@ -95,3 +95,9 @@ def resample_points(z: np.ndarray, r: np.ndarray, c: np.ndarray, method: str, vo
         bad |= ~(wsum > 1e-9)
     out[bad] = np.nan
     return out.astype(np.float32)
+
+
+def frac_index(inv, x, y):
+    """Fractional pixel indices (col, row) of points (x, y) under the inverse geotransform ``inv``;
+    0.0 = the centre of pixel 0."""
+    return inv.a * x + inv.b * y + inv.c - 0.5, inv.d * x + inv.e * y + inv.f - 0.5

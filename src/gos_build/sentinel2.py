@@ -36,7 +36,7 @@ from .grid import Grid
 from .inputs.sentinel2 import INVALID_SCL, RGB_BANDS, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
 from .layout import VALID_DESCRIPTION
-from .resample import nearest_indices, resample_points
+from .resample import frac_index, nearest_indices, resample_points
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ class _GranuleWindow:
         with _Band(g.bands["B04"], p.name) as b04:
             t = b04.transform
             inv = ~t
-            fc = inv.a * gx + inv.b * gy + inv.c - 0.5
-            fr = inv.d * gx + inv.e * gy + inv.f - 0.5
+            fc, fr = frac_index(inv, gx, gy)
             c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
             c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
             if c1 <= 0 or r1 <= 0 or c0 >= b04.width or r0 >= b04.height:
@@ -320,8 +319,7 @@ def decode_granule(manifest: dict, grid: Grid, key: str, out_dir: str | Path, ma
         for name, path in bands.items():
             with _Band(path, p.name) as band:
                 ds, inv = band.ds, ~band.transform
-                fc = inv.a * gx + inv.b * gy + inv.c - 0.5
-                fr = inv.d * gx + inv.e * gy + inv.f - 0.5
+                fc, fr = frac_index(inv, gx, gy)
                 bh, bw = ds.block_shapes[0]
                 c0 = max(0, (int(math.floor(fc.min())) - margin) // bw * bw)
                 r0 = max(0, (int(math.floor(fr.min())) - margin) // bh * bh)
