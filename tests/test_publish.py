@@ -12,42 +12,109 @@ import pytest
 import rasterio
 
 from gos_build.layout import MODALITIES, chip_path, read_index
+from helpers import AUVERGNE_BBOX, run_workflow, workflow_config
 
 pytestmark = pytest.mark.slow  # reads the datasets of the workflow runs
 
 
-def test_stac_catalogue_is_valid_relative_and_checksummed(runs, tmp_path):
+@pytest.fixture(scope="module")
+def auvergne_dataset(auvergne_demo, tmp_path_factory):
+    """A dataset of the Auvergne demo AOI (UTM 31N, baseline 05.09, 10 % cloud): another zone, other classes' shares."""
+    base = tmp_path_factory.mktemp("auvergne")
+    res = run_workflow(base, workflow_config(auvergne_demo, "auvergne", list(AUVERGNE_BBOX)), "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return base / "results" / "auvergne" / "dataset"
+
+
+@pytest.mark.parametrize("which", ["demo", "auvergne"])
+def test_stac_catalogue_passes_core_and_extension_schemas(which, runs, auvergne_dataset):
+    """The collection and every item against STAC core and the five extensions' published schemas (offline)."""
+    from stac_schemas import OfflineSchemas
+
+    schemas = OfflineSchemas()  # skips where ../shared/stac-schemas is absent
+    d = runs["a2"] / "dataset" if which == "demo" else auvergne_dataset
+    collection = json.loads((d / "stac" / "collection.json").read_text())
+    assert collection["summaries"]["ml-aoi:split"] == ["train", "validate", "test"]
+    problems = schemas.errors(collection)
+    _, chips = read_index(d)
+    splits = {"train": "train", "val": "validate", "test": "test"}  # ml-aoi's words for the dataset's splits
+    for chip in chips:
+        item = json.loads((d / "stac" / chip["id"] / f"{chip['id']}.json").read_text())
+        assert set(item["stac_extensions"]) == {f"https://stac-extensions.github.io/{e}/schema.json" for e in (
+            "label/v1.0.1", "ml-aoi/v0.2.0", "projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0")}
+        assert item["properties"]["ml-aoi:split"] == splits[chip["split"]]
+        problems += schemas.errors(item)
+    assert problems == [], "\n".join(problems[:20])
+    assert len(chips) >= 10
+
+
+def test_stac_catalogue_is_relative_checksummed_and_labels_each_chip(runs, tmp_path):
     import pystac
-    from pystac.validation.stac_validator import JsonSchemaSTACValidator
+    import shapely.geometry
 
     d = runs["a2"] / "dataset"
     moved = tmp_path / "moved"
     shutil.copytree(d, moved)  # relative links: the folder can move
     classes, chips = read_index(d)
     collection = pystac.Collection.from_file(str(moved / "stac" / "collection.json"))
-    validator = JsonSchemaSTACValidator()  # the core schemas ship with pystac: no network needed
-    validator.validate_core(collection.to_dict(), pystac.STACObjectType.COLLECTION, "1.1.0", href="collection")
     items = list(collection.get_items())
     assert sorted(i.id for i in items) == sorted(c["id"] for c in chips)
     by_id = {c["id"]: c for c in chips}
     for item in items:
-        validator.validate_core(item.to_dict(), pystac.STACObjectType.ITEM, "1.1.0", href=item.id)
         chip = by_id[item.id]
-        assert item.properties["ml-aoi:split"] == chip["split"]
         assert item.properties["gos_build:class_id"] == chip["label"]
         assert item.properties["label:tasks"] == ["classification"]
         assert item.properties["proj:code"].startswith("EPSG:326") and item.properties["proj:shape"] == [64, 64]
-        assert set(item.assets) == set(MODALITIES)
+        assert set(item.assets) == set(MODALITIES) | {"labels"}
         for key, asset in item.assets.items():
             assert not asset.href.startswith("/")
             path = asset.get_absolute_href()
-            assert path.startswith(str(moved)) and path.endswith(chip_path(key, classes[chip["label"]]["name"],
-                                                                           item.id))
+            assert path.startswith(str(moved))
             data = open(path, "rb").read()
             assert asset.extra_fields["file:size"] == len(data)
             assert asset.extra_fields["file:checksum"] == "1220" + hashlib.sha256(data).hexdigest()
+            if key == "labels":  # tile classification: one feature, the chip's footprint, with its class
+                assert asset.roles == ["labels", "labels-vector"] and asset.extra_fields["ml-aoi:role"] == "label"
+                features = json.loads(data)["features"]
+                assert len(features) == 1
+                assert features[0]["properties"]["class"] == classes[chip["label"]]["name"]
+                assert shapely.geometry.shape(features[0]["geometry"]).equals(shapely.geometry.shape(item.geometry))
+                continue
+            assert path.endswith(chip_path(key, classes[chip["label"]]["name"], item.id))
             assert asset.extra_fields["raster:bands"][0]["data_type"] in ("uint16", "float32")
+            assert asset.extra_fields["ml-aoi:role"] == "feature"
     assert {link.rel for link in collection.links} >= {"describedby", "preview", "item"}
+
+
+# the GeoCroissant 1.0 vocabulary, as its specification defines it (mlcommons/croissant docs/croissant_geo.ttl)
+GEOCROISSANT_1_0 = {
+    "BandConfiguration", "SpectralBand", "MultiWavelengthConfiguration", "SolarInstrumentCharacteristics",
+    "coordinateReferenceSystem", "spatialResolution", "bandConfiguration", "spectralBandMetadata", "recordEndpoint",
+    "spatialIndex", "spatialBias", "samplingStrategy", "temporalResolution", "timeSeriesIndex",
+    "multiWavelengthConfiguration", "solarInstrumentCharacteristics", "totalBands", "bandNamesList",
+    "centerWavelength", "bandwidth", "channelList", "observatory", "instrument"}
+
+
+def _geocr_terms(node) -> set[str]:
+    """Every geocr: term a JSON-LD document uses, as a key or as an @type value."""
+    if isinstance(node, dict):
+        out = {k for k in node if k.startswith("geocr:")}
+        if isinstance(node.get("@type"), str) and node["@type"].startswith("geocr:"):
+            out.add(node["@type"])
+        return out.union(*(_geocr_terms(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_geocr_terms(v) for v in node))
+    return set()
+
+
+def test_croissant_uses_geocroissant_terms_as_the_spec_names_them(runs):
+    doc = json.loads((runs["a2"] / "dataset" / "croissant.json").read_text())
+    used = _geocr_terms(doc)
+    assert {t.removeprefix("geocr:") for t in used} <= GEOCROISSANT_1_0, used
+    assert doc["@context"]["geocr"] == "http://mlcommons.org/croissant/geo/"
+    bands = doc["geocr:bandConfiguration"]
+    assert bands["geocr:totalBands"] == len(bands["geocr:bandNamesList"]) == 11
+    assert [b["name"] for b in doc["geocr:spectralBandMetadata"]] == ["rgb:red", "rgb:green", "rgb:blue"]
 
 
 def test_croissant_validates_and_records_equal_labels_txt(runs):
@@ -106,3 +173,94 @@ def test_loader_reads_the_tree_and_the_store_alike(runs):
             assert a["chip_id"] == b["chip_id"] and a["label"] == b["label"]
             assert np.array_equal(a["rgb"].numpy(), b["rgb"].numpy())
             assert np.array_equal(a["terrain"].numpy(), b["terrain"].numpy())
+
+
+_LOAD_WITH_DATASETS = r"""
+import hashlib, json, sys
+import datasets
+import numpy as np
+out = {}
+for split, rows in datasets.load_dataset(sys.argv[1]).items():
+    names = rows.features["label"].names
+    out[split] = [{"chip_id": r["chip_id"], "label": names[r["label"]], "class_id": r["class_id"],
+                   "split": r["split"], "thumbnail": np.asarray(r["thumbnail"]).tolist(),
+                   "sha256": {m: hashlib.sha256(r[m]).hexdigest() for m in sys.argv[2].split(",")}} for r in rows]
+print(json.dumps(out))
+"""
+
+
+def test_parquet_loads_offline_with_datasets_and_equals_the_tree(runs, tmp_path):
+    """``datasets.load_dataset(<dataset folder>)``, offline, gives the splits of labels.txt, each layer's bytes
+    those of the tree's file, and thumbnails that are the chip's RGB under the dataset's one stretch."""
+    import subprocess
+    import sys
+
+    d = runs["a2"] / "dataset"
+    classes, chips = read_index(d)
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+    res = subprocess.run([sys.executable, "-c", _LOAD_WITH_DATASETS, str(d), ",".join(MODALITIES)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(got) == {"train", "validation", "test"}
+    hub = {"train": "train", "val": "validation", "test": "test"}
+    stats = json.loads((d / "stats.json").read_text())["rgb"]
+    lo = np.array([m - 2.5 * s for m, s in zip(stats["mean"], stats["std"])])
+    hi = np.array([m + 2.5 * s for m, s in zip(stats["mean"], stats["std"])])
+    for split in ("train", "val", "test"):
+        want = [c for c in chips if c["split"] == split]
+        rows = got[hub[split]]
+        assert [r["chip_id"] for r in rows] == [c["id"] for c in want]
+        for r, c in zip(rows, want):
+            name = classes[c["label"]]["name"]
+            assert (r["label"], r["class_id"], r["split"]) == (name, c["label"], split)
+            for m in MODALITIES:
+                assert r["sha256"][m] == hashlib.sha256((d / chip_path(m, name, c["id"])).read_bytes()).hexdigest()
+            with rasterio.open(d / chip_path("rgb", name, c["id"])) as ds:
+                rgb = ds.read().astype(np.float64)
+            expect = np.clip((np.moveaxis(rgb, 0, -1) - lo) / (hi - lo) * 255, 0, 255)
+            thumb = np.array(r["thumbnail"], dtype=np.float64)
+            assert thumb.shape == (64, 64, 3) and np.abs(thumb - expect).max() <= 0.5 + 1e-9
+
+
+def test_geoparquet_index_footprints_equal_the_stac_items_and_find_the_rows(runs):
+    import duckdb
+    import geopandas as gpd
+    import shapely.geometry
+
+    d = runs["a2"] / "dataset"
+    _, chips = read_index(d)
+    index = gpd.read_parquet(d / "parquet" / "chips.parquet")
+    assert index.crs.to_string() == "OGC:CRS84"
+    assert list(index["chip_id"]) == [c["id"] for c in chips]
+    for row in index.itertuples():
+        item = json.loads((d / "stac" / row.chip_id / f"{row.chip_id}.json").read_text())
+        assert row.geometry.equals_exact(shapely.geometry.shape(item["geometry"]), 1e-12)
+    # DuckDB, from the index to the chip's row
+    con = duckdb.connect()
+    pairs = con.execute(f"select chip_id, parquet_file, parquet_row from read_parquet('{d}/parquet/chips.parquet')"
+                        ).fetchall()
+    assert len(pairs) == len(chips)
+    for cid, file, row in pairs[:: max(1, len(pairs) // 10)]:
+        (at,) = con.execute(f"select chip_id from read_parquet('{d}/{file}', file_row_number = true) "
+                            f"where file_row_number = {row}").fetchone()
+        assert at == cid
+
+
+def test_validate_finds_a_parquet_row_that_differs_from_the_tree(runs, tmp_path):
+    import pyarrow.parquet as pq
+
+    from gos_build.archive.validate import validate_dataset
+
+    d = tmp_path / "dataset"
+    shutil.copytree(runs["a2"] / "dataset", d)
+    shard = d / "parquet" / "train-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    slope = table.column("slope").to_pylist()
+    slope[0] = slope[0][:-1] + bytes([slope[0][-1] ^ 1])
+    pq.write_table(table.set_column(table.schema.get_field_index("slope"), "slope", [slope]), shard)
+    problems = validate_dataset(d)
+    cid = table.column("chip_id")[0].as_py()
+    assert any(p.startswith(f"parquet/train-00000-of-00001.parquet: chip {cid}: slope bytes differ") for p in problems)
+    assert "parquet/train-00000-of-00001.parquet: sha256 differs from MANIFEST.sha256" in problems

@@ -26,7 +26,7 @@ from rasterio.enums import Resampling
 
 from .grid import Grid
 from .gtiff import read_files
-from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_folds, read_index
+from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_folds, read_index, rgb_stretch
 from .tiles import read_decimated
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,9 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     mine = sorted(c["id"] for c in chips if c["label"] == class_id)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
-    stats = json.loads((dataset / "stats.json").read_text(encoding="utf-8"))[RGB.name]
     # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
-    lo = np.array([m - 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
-    hi = np.array([m + 2.5 * s for m, s in zip(stats["mean"], stats["std"])]).reshape(1, 1, 3)
+    lo, hi = (np.array(v).reshape(1, 1, 3) for v in rgb_stretch(json.loads((dataset / "stats.json").read_text(
+        encoding="utf-8"))))
     cols, rows = max(1, len(pick)), len(MODALITIES)
     width, height = 1.7 * cols + 1, 1.7 * rows + 0.6  # inches: a chip 1.7, room for the names and the title
     fig = plt.figure(figsize=(width, height))

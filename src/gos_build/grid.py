@@ -52,6 +52,23 @@ def parse_lattice_id(cell_id: str) -> tuple[int, int]:
     return x, y
 
 
+def chip_footprints_lonlat(crs, corners, span: float) -> tuple[list[list[tuple[float, float]]], list[tuple]]:
+    """Chip footprints in WGS84 lon/lat: for each south-west corner ``(x, y)`` (``crs``, metres) of a chip
+    ``span`` metres wide, its closed ring (SW, SE, NE, NW, SW; degrees, 7 decimals, ~1 cm) and its centre
+    (degrees, 7 decimals). The STAC items, the Parquet index and their tests share these numbers."""
+    from pyproj import Transformer
+
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    rings, centres = [], []
+    for x0, y0 in corners:
+        x1, y1 = x0 + span, y0 + span
+        lon, lat = to_ll.transform([x0, x1, x1, x0, x0, x0 + span / 2], [y0, y0, y1, y1, y0, y0 + span / 2])
+        lon, lat = [round(v, 7) for v in lon], [round(v, 7) for v in lat]
+        rings.append(list(zip(lon[:5], lat[:5])))
+        centres.append((lon[5], lat[5]))
+    return rings, centres
+
+
 def utm_crs_for(lon: float, lat: float) -> str:
     """EPSG code (``EPSG:326zz`` north, ``EPSG:327zz`` south) of the UTM zone at lon/lat.
 

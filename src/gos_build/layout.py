@@ -70,6 +70,18 @@ HILLSHADE = LAYERS["hillshade"]  # the overview's relief backdrop
 MODALITIES = tuple(LAYERS)  # rgb dem hillshade slope mean std northness eastness dev
 ELEVATION_LAYERS = MODALITIES[1:]  # dem + the seven parameters: the bands of tiles/<id>/terrain.tif
 
+
+
+def rgb_stretch(stats: dict) -> tuple[list[float], list[float]]:
+    """The one stretch of a dataset's RGB previews (chip galleries, Parquet thumbnails): per band (R, G, B),
+    the train chips' mean -/+ 2.5 std (``stats.json``'s ``rgb`` entry, reflectance x 10000), so colours
+    compare across chips and classes."""
+    rgb = stats[RGB.name]
+    lo = [m - 2.5 * s if m is not None else 0.0 for m, s in zip(rgb["mean"], rgb["std"])]
+    hi = [m + 2.5 * s if m is not None else 10000.0 for m, s in zip(rgb["mean"], rgb["std"])]
+    return lo, hi
+
+
 # per-tile files written by the stages, by role
 TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file}
 VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"

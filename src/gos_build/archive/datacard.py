@@ -161,12 +161,18 @@ def _stac_lines(stac: dict | None) -> list[str]:
 
 
 def _loading_section() -> list[str]:
-    """How to load the dataset each way: the GeoTIFF tree, STAC, Croissant, the packed store."""
+    """How to load the dataset each way: the GeoTIFF tree, STAC, Croissant, the packed store, Parquet."""
     return ["## Load it", "",
-            "The same chips four ways (paths relative to this folder): `<layer>/<class>/<chip_id>.tif` with "
-            "`labels.txt` and the split lists; a STAC catalogue (`stac/collection.json`, one Item per chip); "
-            "GeoCroissant metadata (`croissant.json` over `chips.csv`); a packed Zarr store for training "
-            "(`packed/<split>/<layer>`, `[N, C, 64, 64]`).", "",
+            "The same chips five ways (paths relative to this folder):", "",
+            "| form | where | for |", "|---|---|---|",
+            "| GeoTIFF tree | `<layer>/<class>/<chip_id>.tif`, `labels.txt`, split lists | GIS, any tool that "
+            "reads GeoTIFF |",
+            "| STAC catalogue | `stac/collection.json`, one Item per chip | catalogue and geospatial ML tools "
+            "(pystac, TorchGeo, QGIS) |",
+            "| GeoCroissant | `croissant.json` over `chips.csv` | ML dataset search and loaders (mlcroissant) |",
+            "| packed Zarr store | `packed/<split>/<layer>`, `[N, C, 64, 64]` | training: whole splits as arrays |",
+            "| Parquet | `parquet/<split>-*.parquet`, `parquet/chips.parquet` (GeoParquet), `README.md` | the "
+            "Hugging Face Hub, `datasets`, DuckDB, GeoPandas |", "",
             "```python", "import pystac                                   # STAC",
             "collection = pystac.Collection.from_file(\"stac/collection.json\")",
             "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",
@@ -176,5 +182,11 @@ def _loading_section() -> list[str]:
             "import xarray as xr                             # packed store (or zarr.open_group(\"packed\"))",
             "train = xr.open_zarr(\"packed\", group=\"train\", consolidated=False)",
             "print(train.rgb.shape, train.label.values[:5])", "",
+            "import datasets                                 # Parquet: train / validation / test",
+            "ds = datasets.load_dataset(\".\")                  # this folder, or its copy on the Hub",
+            "row = ds[\"train\"][0]; print(row[\"chip_id\"], row[\"label\"], row[\"thumbnail\"].size)", "",
+            "import geopandas as gpd                         # the footprints, and where each chip's row is",
+            "index = gpd.read_parquet(\"parquet/chips.parquet\")",
+            "print(index[[\"chip_id\", \"parquet_file\", \"parquet_row\"]].head())", "",
             "from gos_build.ml import GOSDataset             # PyTorch: the tree or the store, the same samples",
             "ds = GOSDataset(\".\", split=\"train\", source=\"packed\")", "```", ""]

@@ -117,9 +117,10 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
         grid_doc = provenance.get("grid", {})
         digests = Digests(tmp)
+        stats = layer_stats(chips, split_of)
         context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                    "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                   "provenance": provenance, "digests": digests}
+                   "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
             for writer in WRITERS.values():
@@ -131,7 +132,6 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                                              encoding="utf-8")
         if fold_of:
             (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
-        stats = layer_stats(chips, split_of)
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
         for c in chips:
@@ -140,6 +140,10 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                    "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
         write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
+        datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
+        for writer in WRITERS.values():
+            if hasattr(writer, "after_datacard"):
+                writer.after_datacard(tmp, context, datacard)
         files = files_under(tmp)
         (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
     for cid, c in sorted(classes.items()):

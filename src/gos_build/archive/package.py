@@ -12,7 +12,7 @@ from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 log = logging.getLogger(__name__)
 
 METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, STATS_FILE,
-                  DATACARD_FILE, "chips.csv", "croissant.json", MANIFEST_FILE)  # folds.txt only with split.folds
+                  DATACARD_FILE, "README.md", "chips.csv", "croissant.json", MANIFEST_FILE)  # folds.txt only with split.folds
 PACKED_DIR = "packed"
 PACKAGE_NAMES = (*MODALITIES, "labels", PACKED_DIR)
 
@@ -24,7 +24,7 @@ def package_path(dist: str | Path, aoi: str, name: str) -> Path:
 
 # members compressed in the zips: text. GeoTIFFs and the store's chunks are compressed already, so they
 # are stored (deflating 1 GB of Zstandard chunks gains nothing and costs half a minute)
-TEXT_SUFFIXES = (".txt", ".json", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
+TEXT_SUFFIXES = (".txt", ".json", ".geojson", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
 
 
 def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:

@@ -18,6 +18,8 @@ from ..gtiff import NotAChip, read_header
 from ..io import files_under
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
+from .writers.parquet import INDEX_FILE, NAME as PARQUET, shard_name
+from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
 _SKIP = {MANIFEST_FILE, ".snakemake_timestamp"}  # Snakemake marks directory outputs: not part of the dataset
@@ -181,21 +183,27 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
     stac = d / "stac"
     if stac.is_dir():
         for cid, chip in sorted(by_id.items()):
-            item_path = stac / cid / f"{cid}.json"
-            if not item_path.is_file():
-                out.append(f"stac/{cid}/{cid}.json: missing")
+            where = item_path(cid)
+            if not (d / where).is_file():
+                out.append(f"{where}: missing")
                 continue
-            item = json.loads(item_path.read_text(encoding="utf-8"))
-            if item["properties"].get("ml-aoi:split") != chip["split"] or \
+            item = json.loads((d / where).read_text(encoding="utf-8"))
+            if item["properties"].get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or \
                     item["properties"].get("gos_build:class_id") != chip["label"]:
-                out.append(f"stac/{cid}/{cid}.json: split or class differ from labels.txt")
+                out.append(f"{where}: split or class differ from labels.txt")
             for key, asset in item["assets"].items():
                 # relative to the item's folder, within the dataset (path arithmetic: no file system calls)
                 rel = os.path.normpath(os.path.join("stac", cid, asset["href"])).replace(os.sep, "/")
-                if rel != chip_path(key, classes.get(chip["label"], "?"), cid):
-                    out.append(f"stac/{cid}/{cid}.json: asset {key} points to {rel}")
+                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["label"], "?"), cid)
+                if rel != want:
+                    out.append(f"{where}: asset {key} points to {rel}")
                 elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
-                    out.append(f"stac/{cid}/{cid}.json: asset {key}: file:checksum differs from MANIFEST.sha256")
+                    out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
+            label = d / label_path(cid)
+            if label.is_file():
+                features = json.loads(label.read_text(encoding="utf-8")).get("features") or [{}]
+                if features[0].get("properties", {}).get(LABEL_PROPERTY) != classes.get(chip["label"]):
+                    out.append(f"{label_path(cid)}: class differs from labels.txt")
     index = d / "chips.csv"
     if index.is_file():
         with open(index, encoding="utf-8", newline="") as f:
@@ -203,6 +211,8 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
         if set(rows) != set(by_id) or any(int(rows[c]["label"]) != by_id[c]["label"] or rows[c]["split"] !=
                                           by_id[c]["split"] for c in by_id if c in rows):
             out.append("chips.csv: ids, labels or splits differ from labels.txt")
+    if (d / PARQUET).is_dir():
+        out += _parquet_problems(d, chips, classes, listed)
     if (d / "packed").is_dir():
         import zarr
 
@@ -217,4 +227,80 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
             for m in MODALITIES:
                 if store[s][m].shape[0] != len(ids):
                     out.append(f"packed/{s}/{m}: {store[s][m].shape[0]} chips, expected {len(ids)}")
+    return out
+
+
+def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -> list[str]:
+    """Every shard row is a chip of labels.txt with its split and class, each layer's bytes hash to the tree
+    file's sha256 in the manifest, every chip is in one row, and the index points at the right rows."""
+    import hashlib
+    import re
+
+    import pyarrow.parquet as pq
+    from pyarrow import ArrowException
+
+    unreadable = (OSError, ValueError, KeyError, TypeError, ArrowException)  # what pyarrow raises on a bad file
+    out = []
+    by_id = {c["id"]: c for c in chips}
+    seen: dict[str, str] = {}
+    pattern = re.compile(r"^(?P<split>[a-z]+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
+    index_of = {cid: i for i, cid in enumerate(sorted(classes))}  # the ClassLabel index of a class id
+    for name in sorted(os.listdir(d / PARQUET)):
+        m = pattern.match(name)
+        if not m:
+            continue
+        rel = f"{PARQUET}/{name}"
+        if m["split"] not in SPLITS or rel != shard_name(m["split"], int(m["k"]), int(m["n"])):
+            out.append(f"{rel}: not a shard name of this dataset")
+            continue
+        try:
+            shard = pq.ParquetFile(d / rel)
+            columns = ["chip_id", "class_id", "label", "split", *MODALITIES]
+            for group in range(shard.num_row_groups):
+                table = shard.read_row_group(group, columns=columns).to_pylist()
+                for row in table:
+                    cid = row["chip_id"]
+                    chip = by_id.get(cid)
+                    if chip is None:
+                        out.append(f"{rel}: chip {cid} is not in labels.txt")
+                        continue
+                    if cid in seen:
+                        out.append(f"{rel}: chip {cid} is in two rows")
+                    seen[cid] = rel
+                    if row["split"] != chip["split"] or m["split"] != chip["split"] or \
+                            row["class_id"] != chip["label"] or index_of.get(chip["label"]) != row["label"]:
+                        out.append(f"{rel}: chip {cid}: split or class differ from labels.txt")
+                        continue
+                    for layer in MODALITIES:
+                        tree = chip_path(layer, classes[chip["label"]], cid)
+                        data = row[layer]
+                        if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
+                            out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")
+        except unreadable as exc:  # a damaged shard is a finding
+            out.append(f"{rel}: not a readable Parquet shard ({type(exc).__name__}: {str(exc)[:200]})")
+    missing = sorted(set(by_id) - set(seen))
+    if missing:
+        out.append(f"{PARQUET}/: {len(missing)} chip(s) of labels.txt in no shard (first: {missing[0]})")
+    try:
+        index = pq.read_table(d / INDEX_FILE, columns=["chip_id", "parquet_file", "parquet_row"]).to_pylist()
+    except unreadable as exc:
+        return out + [f"{INDEX_FILE}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:200]})"]
+    rows: dict[str, list] = {}
+    for r in index:
+        rows.setdefault(r["parquet_file"], []).append(r)
+    for rel, entries in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(rel, str) or not re.fullmatch(rf"{PARQUET}/[a-z]+-\d{{5}}-of-\d{{5}}\.parquet", rel):
+            out.append(f"{INDEX_FILE}: parquet_file {rel!r} is not a shard of this dataset")
+            continue
+        try:
+            ids = pq.read_table(d / rel, columns=["chip_id"]).column("chip_id").to_pylist()
+        except unreadable as exc:
+            out.append(f"{INDEX_FILE}: parquet_file {rel} cannot be read ({type(exc).__name__})")
+            continue
+        for r in entries:
+            row = r["parquet_row"]
+            if not isinstance(row, int) or not 0 <= row < len(ids) or ids[row] != r["chip_id"]:
+                out.append(f"{INDEX_FILE}: {r['chip_id']} points to row {row} of {rel}, which holds another chip")
+    if sorted(r["chip_id"] for r in index if isinstance(r["chip_id"], str)) != sorted(by_id):
+        out.append(f"{INDEX_FILE}: chip ids differ from labels.txt")
     return out

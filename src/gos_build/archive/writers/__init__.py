@@ -12,11 +12,13 @@ A writer module offers up to two steps:
   inputs' provenance, ``digests`` (:class:`gos_build.archive.gather.Digests`: a writer adds the
   sha256 of what it writes, from the bytes in hand) and ``pool`` (the job's worker processes,
   :mod:`gos_build.parallel`). Writers run in the order of :data:`WRITERS`, so a
-  later one may read what an earlier one wrote (the packed store reads the tree).
+  later one may read what an earlier one wrote (the STAC items and the Parquet shards read the tree);
+* ``after_datacard(dest, context, datacard)`` -- once, after the datacard is written (its text in
+  ``datacard``): files that carry it (the Parquet form's dataset card, ``README.md``).
 """
 
 from __future__ import annotations
 
-from . import croissant, packed, stac, tree
+from . import croissant, packed, parquet, stac, tree
 
-WRITERS = {"tree": tree, "packed": packed, "stac": stac, "croissant": croissant}
+WRITERS = {"tree": tree, "packed": packed, "stac": stac, "croissant": croissant, "parquet": parquet}

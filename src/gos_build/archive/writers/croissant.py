@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ...layout import LAYERS, MODALITIES, chip_path
 
+# Sentinel-2A MSI B04, B03, B02 (the rgb layer's red, green, blue): central wavelength and bandwidth, nm (ESA)
+RGB_WAVELENGTHS_NM = ((664.6, 31.0), (559.8, 36.0), (492.4, 66.0))
 CSV_FILE = "chips.csv"
 JSON_FILE = "croissant.json"
 
@@ -94,8 +96,13 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
         "geocr:spatialResolution": {"@type": "QuantitativeValue", "value": res, "unitText": "m"},
         "geocr:bandConfiguration": {"@type": "geocr:BandConfiguration",
                                     "geocr:totalBands": sum(len(LAYERS[m].bands) for m in MODALITIES),
-                                    "geocr:bandNameList": [f"{m}:{b}" if len(LAYERS[m].bands) > 1 else m
+                                    "geocr:bandNamesList": [f"{m}:{b}" if len(LAYERS[m].bands) > 1 else m
                                                            for m in MODALITIES for b in LAYERS[m].bands]},
+        "geocr:spectralBandMetadata": [
+            {"@type": "geocr:SpectralBand", "name": f"rgb:{band}",
+             "geocr:centerWavelength": {"@type": "QuantitativeValue", "value": centre, "unitText": "nm"},
+             "geocr:bandwidth": {"@type": "QuantitativeValue", "value": width, "unitText": "nm"}}
+            for band, (centre, width) in zip(LAYERS["rgb"].bands, RGB_WAVELENGTHS_NM)],
         "geocr:samplingStrategy": (f"every {size} x {size} px cell of a global chip lattice fully inside the AOI, "
                                    f"kept if purity >= {cfg.get('chips', {}).get('min_purity')}, nodata <= "
                                    f"{cfg.get('chips', {}).get('max_nodata')}, cloud <= "

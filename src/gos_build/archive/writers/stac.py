@@ -4,9 +4,13 @@ The Collection holds the AOI's extent, the date of the imagery, the licence, the
 classes and splits, and links to the datacard and the figures. Each Item is one chip: its footprint
 (WGS84), its nine layers as assets (hrefs relative, so the folder can move), its class and split.
 Written as the JSON pystac writes for such objects, without building them in pystac (see :func:`gather`).
-Extensions: label (``label:tasks: [classification]``, ``label:classes`` with English and Chinese names),
-ml-aoi (``ml-aoi:split``, asset ``ml-aoi:role``), projection (code, shape, transform), raster (data type,
-nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIFF tree, from its files.
+Extensions: label, as the extension models a tile classification: ``label:type: vector``, and a label
+asset ``labels`` (``stac/<chip_id>/labels.geojson``, a FeatureCollection of one Feature, the chip's
+footprint, whose property ``class`` holds the class name; ``label:properties: [class]``,
+``label:classes``); ml-aoi (``ml-aoi:split`` in the extension's words -- ``train``, ``validate``,
+``test`` -- and ``ml-aoi:role`` feature or label on each asset); projection (code, shape, transform),
+raster (data type, nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIFF
+tree, from its files.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import re
 from pathlib import Path
 
+from ...grid import chip_footprints_lonlat
 from ...io import write_new_file
 from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
@@ -35,6 +40,29 @@ EXTENSIONS = {
     "file": "https://stac-extensions.github.io/file/v2.1.0/schema.json",
 }
 _DTYPES = {"uint16": "uint16", "float32": "float32", "uint8": "uint8"}
+SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}  # ml-aoi:split's enum, by dataset split
+LABEL_ASSET = "labels"
+LABEL_FILE = "labels.geojson"  # beside each item: stac/<chip_id>/labels.geojson
+LABEL_PROPERTY = "class"
+
+
+def item_path(chip_id: str) -> str:
+    """The item of a chip, relative to the dataset folder."""
+    return f"{NAME}/{chip_id}/{chip_id}.json"
+
+
+def label_path(chip_id: str) -> str:
+    """The label GeoJSON of a chip, relative to the dataset folder."""
+    return f"{NAME}/{chip_id}/{LABEL_FILE}"
+
+
+def label_geojson(chip_id: str, class_id: int, cls: dict, ring: list[list[float]]) -> bytes:
+    """The label asset of one chip: a FeatureCollection of its footprint (``ring``: lon/lat, closed) with
+    the class as feature properties (``class`` the name, as ``label:properties`` says)."""
+    doc = {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "id": chip_id, "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {LABEL_PROPERTY: cls["name"], "class_id": class_id, "class_zh": cls.get("name_zh", "")}}]}
+    return (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def sensing_datetime(provenance: dict) -> dt.datetime:
@@ -110,7 +138,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     collection_id, title = f"gos-build-{name}", f"gos-build {name}"
     up = [{"rel": rel, "href": "../collection.json", "type": str(MediaType.JSON), "title": title}
           for rel in ("root", "collection", "parent")]
-    label_classes = [{"name": "class", "classes": [c["name"] for _, c in sorted(classes.items())]}]
+    label_classes = [{"name": LABEL_PROPERTY, "classes": [c["name"] for _, c in sorted(classes.items())]}]
     bands_of = {}
     for m in MODALITIES:
         layer = LAYERS[m]
@@ -127,13 +155,18 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                       "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
                       "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"]}
                   for m in MODALITIES}
+        assets[LABEL_ASSET] = {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
+                               "title": "the chip's class: its footprint with the class name",
+                               "file:size": slot("size:labels"), "file:checksum": slot("sum:labels"),
+                               "ml-aoi:role": "label", "roles": ["labels", "labels-vector"]}
         templates[cid] = _Template({
             "type": "Feature", "stac_version": version, "stac_extensions": list(EXTENSIONS.values()),
             "id": slot("id"),
             "geometry": {"type": "Polygon", "coordinates": [[[slot(f"lon{i}"), slot(f"lat{i}")] for i in range(5)]]},
             "bbox": [slot("bbox0"), slot("bbox1"), slot("bbox2"), slot("bbox3")],
             "properties": {"label:description": "genesis class of the chip (majority of the interpretation polygons)",
-                           "label:type": "raster", "label:properties": None, "label:tasks": ["classification"],
+                           "label:type": "vector", "label:properties": [LABEL_PROPERTY],
+                           "label:tasks": ["classification"],
                            "label:classes": label_classes, "ml-aoi:split": slot("split"),
                            "gos_build:class": cname, "gos_build:class_id": cid,
                            "gos_build:class_zh": cls.get("name_zh", ""),
@@ -145,7 +178,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in MODALITIES]
     sums = {rel: digests[rel] for rel in rels}
     step = 512
-    tasks = [(templates, names, crs, size, res, str(dest), chips[i : i + step],
+    tasks = [(templates, classes, crs, size, res, str(dest), chips[i : i + step],
               {rel: sums[rel] for rel in rels[i * len(MODALITIES) : (i + step) * len(MODALITIES)]})
              for i in range(0, len(chips), step)]
     extremes = []
@@ -173,7 +206,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
         "providers": [{"name": "European Space Agency (Copernicus Sentinel-2)", "roles": ["producer", "licensor"]},
                       {"name": "NASA / USGS (SRTM) or the DEM's producer", "roles": ["producer"]},
                       {"name": "gos-build", "roles": ["processor"]}],
-        "summaries": {"label:classes": label_classes, "ml-aoi:split": list(SPLITS),
+        "summaries": {"label:classes": label_classes, "ml-aoi:split": [SPLIT_NAMES[s] for s in SPLITS],
                       "gos_build:chips_per_split": [counts],
                       "gos_build:classes": [{"id": k, **{kk: v for kk, v in c.items() if kk != "values"}}
                                             for k, c in sorted(classes.items())]},
@@ -186,30 +219,31 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
 def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str]]:
     """Write the Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max),
     item path in the dataset -> sha256)."""
-    from pyproj import Transformer
-
-    templates, names, crs, size, res, dest, chips, sums = task
-    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    templates, classes, crs, size, res, dest, chips, sums = task
+    rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], size * res)
     lon_all, lat_all, written = [], [], {}
-    for c in chips:
+    for c, ring in zip(chips, rings):
         x0, y0 = c["x"], c["y"]
-        x1, y1 = x0 + size * res, y0 + size * res
-        lon, lat = to_ll.transform([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
-        lon, lat = [round(v, 7) for v in lon], [round(v, 7) for v in lat]
+        y1 = y0 + size * res
+        lon, lat = [p[0] for p in ring], [p[1] for p in ring]
         lon_all += lon
         lat_all += lat
-        values = {"id": c["id"], "split": c["split"], "x0": x0, "y1": y1, "bbox0": min(lon), "bbox1": min(lat),
-                  "bbox2": max(lon), "bbox3": max(lat)}
+        values = {"id": c["id"], "split": SPLIT_NAMES[c["split"]], "x0": x0, "y1": y1, "bbox0": min(lon),
+                  "bbox1": min(lat), "bbox2": max(lon), "bbox3": max(lat)}
         for i in range(5):
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
         for m in MODALITIES:
-            rel = chip_path(m, names[c["label"]], c["id"])
+            rel = chip_path(m, classes[c["label"]]["name"], c["id"])
             values[f"href:{m}"] = f"../../{rel}"
             values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size
             values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
         folder = os.path.join(dest, NAME, c["id"])
         os.makedirs(folder, exist_ok=True)
+        label = label_geojson(c["id"], c["label"], classes[c["label"]], [list(p) for p in ring])
+        write_new_file(os.path.join(dest, label_path(c["id"])), label)
+        written[label_path(c["id"])] = digest = hashlib.sha256(label).hexdigest()
+        values["size:labels"], values["sum:labels"] = len(label), "1220" + digest
         data = templates[c["label"]].render(values).encode("utf-8")
-        write_new_file(os.path.join(folder, f"{c['id']}.json"), data)
-        written[f"{NAME}/{c['id']}/{c['id']}.json"] = hashlib.sha256(data).hexdigest()
+        write_new_file(os.path.join(dest, item_path(c["id"])), data)
+        written[item_path(c["id"])] = hashlib.sha256(data).hexdigest()
     return (min(lon_all), min(lat_all), max(lon_all), max(lat_all)), written

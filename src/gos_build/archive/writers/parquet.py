@@ -1,0 +1,208 @@
+"""Parquet, the form ML hubs read: ``dataset/parquet/`` and the dataset card ``dataset/README.md``.
+
+* ``parquet/<split>-NNNNN-of-MMMMM.parquet`` (split as in ``labels.txt``: train, val, test): one row per
+  chip, in the order of ``labels.txt``, shards of at most :data:`SHARD_BYTES`, row groups of
+  :data:`ROW_GROUP_CHIPS` chips (a random read decodes one small group, not a shard). Columns:
+  ``chip_id``; ``label`` (the class's index in the ``ClassLabel`` names, 0-based: the classes by id) and
+  ``class_id`` (``classes.txt``'s id), ``class_name``; ``split``; ``fold`` (with ``split.folds``); ``x``,
+  ``y`` (south-west corner, grid CRS, m); ``crs``; ``lon``, ``lat`` (centre, WGS84); ``purity`` (as in
+  ``labels.txt``); ``thumbnail`` (a PNG of the chip's RGB under the dataset's one stretch,
+  :func:`gos_build.layout.rgb_stretch`, as the Hugging Face ``Image`` struct); and one binary column per
+  layer holding that chip's GeoTIFF, the tree file's bytes exactly (same sha256).
+* ``parquet/chips.parquet``: a GeoParquet 1.1 index, one row per chip with its footprint (WKB polygon,
+  lon/lat, OGC:CRS84) and ``parquet_file``/``parquet_row`` (where its bytes are).
+* ``README.md``: the Hugging Face dataset card: a YAML header (``configs`` with the data files of each
+  split, ``dataset_info.features`` with the ``ClassLabel`` names, licence, tags) above the datacard, so
+  that ``datasets.load_dataset(<dataset folder>)`` and the Hub's viewer read the shards.
+
+Shards are not zipped into ``dist/``: they are stored-compressed files already (GeoTIFFs, PNGs), each
+under the Hub's recommended size, and the Hub takes them as they are -- a zip would double their disk for
+nothing. pyarrow writes everything (deterministic: no timestamps; same rows, same bytes).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...grid import chip_footprints_lonlat
+from ...gtiff import read_array
+from ...layout import MODALITIES, SPLITS, chip_path, rgb_stretch
+from ...parallel import ordered
+
+log = logging.getLogger(__name__)
+
+NAME = "parquet"
+INDEX_FILE = f"{NAME}/chips.parquet"
+CARD_FILE = "README.md"
+SHARD_BYTES = 500 << 20  # at most this much chip data (GeoTIFFs + thumbnails) in one shard
+ROW_GROUP_CHIPS = 16  # chips per row group: a random read decodes ~2.5 MB (benchmarks/RESULTS.md)
+HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}  # the Hub's split names
+LICENSE = "cc-by-4.0"
+
+
+def shard_name(split: str, k: int, n: int) -> str:
+    """``parquet/<split>-NNNNN-of-MMMMM.parquet``: shard ``k`` (0-based) of ``n``."""
+    return f"{NAME}/{split}-{k:05d}-of-{n:05d}.parquet"
+
+
+def _schema(with_folds: bool, class_names: list[str]):
+    import pyarrow as pa
+
+    fields = [("chip_id", pa.string()), ("label", pa.int64()), ("class_id", pa.int64()),
+              ("class_name", pa.string()), ("split", pa.string())]
+    fields += [("fold", pa.int64())] if with_folds else []
+    fields += [("x", pa.float64()), ("y", pa.float64()), ("crs", pa.string()), ("lon", pa.float64()),
+               ("lat", pa.float64()), ("purity", pa.float64()),
+               ("thumbnail", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
+    fields += [(m, pa.binary()) for m in MODALITIES]
+    hf = {"info": {"features": {name: _hf_feature(name, class_names) for name, _ in fields}}}
+    return pa.schema(fields, metadata={"huggingface": json.dumps(hf, ensure_ascii=False)})
+
+
+def _hf_feature(name: str, class_names: list[str]) -> dict:
+    """A column as the ``datasets`` library's features JSON names it."""
+    if name == "label":
+        return {"names": class_names, "_type": "ClassLabel"}
+    if name == "thumbnail":
+        return {"_type": "Image"}
+    dtype = {"chip_id": "string", "class_name": "string", "split": "string", "crs": "string", "class_id": "int64",
+             "fold": "int64"}.get(name, "binary" if name in MODALITIES else "float64")
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def thumbnail(rgb: np.ndarray, lo, hi) -> bytes:
+    """A PNG (8-bit RGB) of a chip's ``rgb`` (3, H, W) uint16 under the stretch ``lo``..``hi`` (per band)."""
+    from PIL import Image
+
+    lo = np.asarray(lo, dtype=np.float64).reshape(3, 1, 1)
+    hi = np.asarray(hi, dtype=np.float64).reshape(3, 1, 1)
+    scaled = np.clip((rgb.astype(np.float64) - lo) / np.maximum(hi - lo, 1) * 255 + 0.5, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.moveaxis(scaled, 0, -1)), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
+    """Write the split shards and the GeoParquet index under ``dest/parquet`` (the tree is already in ``dest``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    classes = context["classes"]
+    crs = context["crs"]
+    span = context["chip_size"] * context["resolution"]
+    folds = context.get("folds") or {}
+    ordered_ids = sorted(classes)
+    index_of = {cid: i for i, cid in enumerate(ordered_ids)}
+    class_names = [classes[c]["name"] for c in ordered_ids]
+    stretch = rgb_stretch(context["stats"])
+    (dest / NAME).mkdir(parents=True, exist_ok=True)
+    tasks, where = [], {}
+    for split in SPLITS:
+        mine = [c for c in chips if c["split"] == split]
+        size = sum(os.stat(dest / chip_path(m, classes[c["label"]]["name"], c["id"])).st_size
+                   for c in mine for m in MODALITIES)
+        n_shards = max(1, math.ceil(size / SHARD_BYTES))
+        per = max(1, math.ceil(len(mine) / n_shards))
+        for k in range(n_shards):
+            part = mine[k * per : (k + 1) * per]
+            name = shard_name(split, k, n_shards)
+            rows = [{"chip_id": c["id"], "label": index_of[c["label"]], "class_id": c["label"],
+                     "class_name": classes[c["label"]]["name"], "split": split, "fold": folds.get(c["id"]),
+                     "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4)} for c in part]
+            where.update((c["id"], (name, i)) for i, c in enumerate(part))
+            tasks.append((str(dest), name, rows, crs, span, bool(folds), class_names, stretch))
+    for _ in ordered(context["pool"], _write_shard, tasks):
+        pass
+    # the index: footprints as the STAC items have them
+    rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], span)
+    polygons = shapely.polygons(rings) if chips else np.array([], dtype=object)
+    wkb = shapely.to_wkb(polygons, byte_order=1) if chips else []
+    table = pa.table({
+        "chip_id": pa.array([c["id"] for c in chips], pa.string()),
+        "label": pa.array([index_of[c["label"]] for c in chips], pa.int64()),
+        "class_name": pa.array([classes[c["label"]]["name"] for c in chips], pa.string()),
+        "split": pa.array([c["split"] for c in chips], pa.string()),
+        "parquet_file": pa.array([where[c["id"]][0] for c in chips], pa.string()),
+        "parquet_row": pa.array([where[c["id"]][1] for c in chips], pa.int64()),
+        "geometry": pa.array(list(wkb), pa.binary()),
+    })
+    bbox = [float(v) for v in shapely.total_bounds(polygons)] if chips else []
+    geo = {"version": "1.1.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}}}
+    table = table.replace_schema_metadata({"geo": json.dumps(geo)})  # no crs: OGC:CRS84 (lon, lat), the default
+    pq.write_table(table, dest / INDEX_FILE, compression="zstd")
+    log.info("parquet: %d chips in %d shards -> %s", len(chips), len(tasks), dest / NAME)
+
+
+def _write_shard(task) -> None:
+    """Write one shard, a row group at a time (memory: one group of chips)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dest, name, rows, crs, span, with_folds, class_names, stretch = task
+    schema = _schema(with_folds, class_names)
+    _, centres = chip_footprints_lonlat(crs, [(r["x"], r["y"]) for r in rows], span)
+    binary = ["thumbnail", *MODALITIES]
+    codecs = {f.name: ("none" if f.name in binary else "zstd") for f in schema}  # GeoTIFFs, PNGs: compressed
+    with pq.ParquetWriter(os.path.join(dest, name), schema, compression=codecs, write_statistics=False) as out:
+        for start in range(0, len(rows), ROW_GROUP_CHIPS):  # an empty split: a file of the schema alone
+            group = rows[start : start + ROW_GROUP_CHIPS]
+            cols = {k: [r[k] for r in group] for k in ("chip_id", "label", "class_id", "class_name", "split",
+                                                       "fold", "x", "y", "purity")}
+            cols["crs"] = [crs] * len(group)
+            cols["lon"] = [c[0] for c in centres[start : start + len(group)]]
+            cols["lat"] = [c[1] for c in centres[start : start + len(group)]]
+            layers = {m: [] for m in MODALITIES}
+            thumbs = []
+            for r in group:
+                for m in MODALITIES:
+                    with open(os.path.join(dest, chip_path(m, r["class_name"], r["chip_id"])), "rb") as f:
+                        layers[m].append(f.read())
+                thumbs.append({"bytes": thumbnail(read_array(layers["rgb"][-1]), *stretch),
+                               "path": f"{r['chip_id']}.png"})
+            cols["thumbnail"] = thumbs
+            cols.update(layers)
+            out.write_table(pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema))
+
+
+def card_header(context: dict) -> str:
+    """The Hugging Face YAML header of ``README.md`` (between ``---`` lines)."""
+    import yaml
+
+    classes = context["classes"]
+    names = [classes[c]["name"] for c in sorted(classes)]
+    name = context.get("config", {}).get("aoi", {}).get("name", "dataset")
+    features = [{"name": f.name, "dtype": _card_dtype(f.name, names)} for f in
+                _schema(bool(context.get("folds")), names)]
+    header = {
+        "license": LICENSE,
+        "pretty_name": f"gos-build {name}: geomorphology scene classification chips",
+        "task_categories": ["image-classification"],
+        "tags": ["geomorphology", "remote-sensing", "earth-observation", "sentinel-2", "dem", "geotiff",
+                 "gos10m"],
+        "configs": [{"config_name": "default", "data_files": [
+            {"split": HF_SPLITS[s], "path": f"{NAME}/{s}-*.parquet"} for s in SPLITS]}],
+        "dataset_info": {"features": features},
+    }
+    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n"
+
+
+def _card_dtype(name: str, class_names: list[str]):
+    if name == "label":
+        return {"class_label": {"names": {str(i): n for i, n in enumerate(class_names)}}}
+    if name == "thumbnail":
+        return "image"
+    return _hf_feature(name, class_names)["dtype"]
+
+
+def after_datacard(dest: Path, context: dict, datacard: str) -> None:
+    """Write ``README.md``: the Hub's YAML header, then the datacard."""
+    (dest / CARD_FILE).write_text(card_header(context) + datacard, encoding="utf-8")
