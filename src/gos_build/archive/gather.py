@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -123,8 +124,10 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
-            for writer in WRITERS.values():
+            for name, writer in WRITERS.items():
+                t0 = time.perf_counter()
                 writer.gather([z for _, z in shards], chips, tmp, context)
+                log.info("dataset: writer %s %.1f s", name, time.perf_counter() - t0)
         (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
         (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
         for s in SPLITS:
