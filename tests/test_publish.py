@@ -83,7 +83,7 @@ def test_stac_catalogue_is_relative_checksummed_and_labels_each_chip(runs, tmp_p
             assert path.endswith(chip_path(key, classes[chip["label"]]["name"], item.id))
             assert asset.extra_fields["raster:bands"][0]["data_type"] in ("uint16", "float32")
             assert asset.extra_fields["ml-aoi:role"] == "feature"
-    assert {link.rel for link in collection.links} >= {"describedby", "preview", "item"}
+    assert {link.rel for link in collection.links} >= {"describedby", "item"}
 
 
 # the GeoCroissant 1.0 vocabulary, as its specification defines it (mlcommons/croissant docs/croissant_geo.ttl)

@@ -432,7 +432,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    _setup_logging(args)
+    try:
+        _setup_logging(args)
+    except OSError as exc:  # the log's folder is a file, or cannot be made or written: before any work
+        print(f"gos-build: error: --log {args.log}: cannot write the log there "
+              f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})", file=sys.stderr)
+        return 2
     # GDAL reads these when the first dataset opens: a job's share, never the machine's
     if args.threads:
         os.environ["GDAL_NUM_THREADS"] = str(args.threads)

@@ -32,7 +32,6 @@ from shapely.geometry import Polygon, box
 from .config import bbox_problem
 from .errors import GosBuildError
 
-ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"
 _ID_RE = re.compile(r"^([EW])(\d{7,8})([NS])(\d{7,8})$")
 
 

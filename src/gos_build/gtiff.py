@@ -55,6 +55,12 @@ class NotAChip(ValueError):
     """The bytes are not a little-endian, strip-organised GeoTIFF of the kind gos-build writes."""
 
 
+# what a chip may declare (a chip is 64 x 64 px, 1-3 bands): larger is not a chip, whatever its bytes say, so a
+# hostile header cannot make a reader allocate more than MAX_SIDE^2 x MAX_BANDS x 8 bytes (8 MB)
+MAX_SIDE = 512
+MAX_BANDS = 4
+
+
 # -- the directory --------------------------------------------------------------------------------------
 class _Entry(NamedTuple):
     tag: int
@@ -133,6 +139,8 @@ def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
     dtype = _DTYPES.get((fmt, bits))
     if dtype is None:
         raise NotAChip(f"sample format {fmt}, {bits} bits")
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and 0 < count <= MAX_BANDS):
+        raise NotAChip(f"{width} x {height} px, {count} band(s): not the size of a chip")
     sx, sy = _values(data, e[_PIXEL_SCALE])[:2]
     tie = _values(data, e[_TIEPOINT])
     if len(tie) != 6 or tie[0] != 0 or tie[1] != 0:
@@ -193,12 +201,21 @@ def read_files(paths) -> np.ndarray:
     try:
         return read_arrays(datas)
     except NotAChip:
+        from rasterio.errors import RasterioError
         from rasterio.io import MemoryFile
 
         out = []
-        for data in datas:
-            with MemoryFile(data) as mem, mem.open() as ds:
-                out.append(ds.read())
+        for path, data in zip(paths, datas):
+            try:
+                with MemoryFile(data) as mem, mem.open() as ds:
+                    # GDAL reads what the file declares: bound it as for our own chips before reading
+                    if not (ds.width <= MAX_SIDE and ds.height <= MAX_SIDE and ds.count <= MAX_BANDS):
+                        raise NotAChip(f"{path}: {ds.width} x {ds.height} px, {ds.count} band(s): not a chip")
+                    out.append(ds.read())
+            except RasterioError as exc:
+                raise NotAChip(f"{path}: not a readable GeoTIFF ({exc})") from None
+        if len({(a.shape, a.dtype) for a in out}) > 1:
+            raise NotAChip(f"chips of different kinds: {sorted({(a.shape, str(a.dtype)) for a in out})}")
         return np.stack(out)
 
 
@@ -233,10 +250,15 @@ def _strips(data: bytes) -> tuple[tuple, bytes]:
 
 
 def _decompress(raw: bytes, size: int) -> bytes:
+    """Inflate a strip into at most ``size`` bytes (a stream that expands further is refused, not followed)."""
     try:
         import deflate
     except ImportError:
-        return zlib.decompress(raw)
+        d = zlib.decompressobj()
+        out = d.decompress(raw, size)
+        if d.unconsumed_tail:
+            raise NotAChip(f"inflates beyond the {size} bytes declared")
+        return out
     return deflate.zlib_decompress(raw, size)
 
 

@@ -75,6 +75,25 @@ def writing(path: str | Path):
         raise write_error(path, reason) from None
 
 
+def process_umask() -> int:
+    """The process's umask (read without changing it where Linux says it; else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask (0o644 under umask 022)."""
+    return 0o666 & ~process_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -92,7 +111,10 @@ def atomic_path(path: str | Path):
                                    dir=path.parent)
     except OSError as exc:
         raise GosBuildError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would make published files private (a web server's 403)
+    finally:
+        os.close(fd)
     failure = None
     try:
         yield Path(tmp)
@@ -142,9 +164,10 @@ def atomic_folder(path: str | Path):
 
 
 def write_new_file(path: str, *parts) -> None:
-    """Create ``path`` (it must not exist; mode 0644) holding the bytes-like ``parts`` one after the other.
-    ``os.open``: a third of the cost of ``open()``, which counts for thousands of small files."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    """Create ``path`` (it must not exist; mode 0666 less the umask, as ``open()`` gives) holding the bytes-like
+    ``parts`` one after the other. ``os.open``: a third of the cost of ``open()``, which counts for thousands of
+    small files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         for part in parts:
             view = memoryview(part)
@@ -232,6 +255,41 @@ def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes
         with mem.open(**profile) as dst:
             _fill(dst, bands, descriptions, None)
         return bytes(mem.read())
+
+
+def inside(root: str | Path, rel: str) -> Path | None:
+    """``root/rel`` when ``rel`` names a place inside the folder ``root`` -- relative, no ``..`` out of it,
+    no symbolic link on the way that leads out -- else None (then it must not be opened). For the readers of
+    datasets from strangers: a manifest line, an href or a link can point anywhere."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel or os.path.isabs(rel) or "\\" in rel:
+        return None
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith("../"):
+        return None
+    top = os.path.realpath(root)
+    try:
+        real = os.path.realpath(os.path.join(top, norm))
+    except (OSError, ValueError):
+        return None
+    if real != top and not real.startswith(top + os.sep):
+        return None
+    return Path(root) / norm
+
+
+def links_out(folder: str | Path) -> list[str]:
+    """Symbolic links under ``folder`` (files or folders, posix paths relative to it) that resolve outside it."""
+    top = os.path.realpath(folder)
+    out = []
+    for here, dirs, names in os.walk(folder):
+        rel = os.path.relpath(here, folder)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        for n in dirs + names:
+            path = os.path.join(here, n)
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if real != top and not real.startswith(top + os.sep):
+                    out.append(prefix + n)
+    return sorted(out)
 
 
 def files_under(folder: str | Path) -> list[str]:

@@ -15,11 +15,13 @@ Paths (relative to ``results/<aoi>/``)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GosBuildError
 
+ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"  # a lattice cell's id (tiles and chips): its south-west corner, metres
 TERRAIN_NODATA = -9999.0  # float32 terrain layers and the DEM on the grid
 RGB_NODATA = 0  # uint16 reflectance x 10000
 
@@ -140,7 +142,7 @@ def read_folds(dataset: str | Path) -> dict[str, int]:
     if not path.exists():
         return {}
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(_lines(path), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         try:
@@ -172,25 +174,41 @@ def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
     classes: dict[int, dict] = {}
     chips: list[dict] = []
     for name in (CLASSES_FILE, LABELS_FILE):
-        path = d / name
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise GosBuildError(f"{path}: cannot read ({exc.strerror})") from None
+        lines = _lines(d / name)
         for n, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith("#"):
                 continue
             try:
                 if name == CLASSES_FILE:
                     cid, cname, zh = (line.split("\t") + [""])[:3]
+                    if not _NAME_RE.fullmatch(cname):  # a folder name of the tree: one plain component
+                        raise ValueError(cname)
                     classes[int(cid)] = {"name": cname, "name_zh": zh}
                 else:
                     cid, label, purity, split, x, y = line.split()
+                    if not _CHIP_ID_RE.fullmatch(cid) or split not in SPLITS:
+                        raise ValueError(cid)
                     chips.append({"id": cid, "label": int(label), "purity": float(purity), "split": split,
                                   "x": float(x), "y": float(y)})
             except ValueError:
-                raise GosBuildError(f"{path}:{n}: malformed line '{line}'") from None
+                raise GosBuildError(f"{d / name}:{n}: malformed line '{line[:200]}'") from None
     return classes, chips
+
+
+# what the tree's path components may be (they come from files a stranger may have written): a chip id is a
+# lattice id, a class name a plain folder name -- never "..", "/" or empty
+_CHIP_ID_RE = re.compile(ID_PATTERN)
+_NAME_RE = re.compile(r"(?!\.{1,2}$)[^/\\\x00-\x1f]{1,100}")
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a dataset's text file; GosBuildError naming it when it cannot be read or is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise GosBuildError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise GosBuildError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def classes_from_config(classes: dict) -> dict[int, dict]:

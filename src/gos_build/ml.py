@@ -23,7 +23,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
 from .errors import GosBuildError
 from .layout import ELEVATION_LAYERS, LAYERS, MODALITIES, RGB, SPLITS, chip_path
@@ -91,46 +90,58 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         else:
             wanted = set(ids)
             chips = [c for c in chips if c["id"] in wanted]
+        unknown = sorted({c["label"] for c in chips} - set(self.classes))
+        if unknown:
+            raise GosBuildError(f"{self.root}/labels.txt: class id(s) {unknown} are not in classes.txt")
         self.chips = chips
-        stats = json.loads((self.root / "stats.json").read_text(encoding="utf-8")) if normalize else None
-        self.norm = None
-        if stats:
-            self.norm = {m: (np.array(stats[m]["mean"], dtype=np.float32).reshape(-1, 1, 1),
-                             np.array(stats[m]["std"], dtype=np.float32).reshape(-1, 1, 1)) for m in MODALITIES}
+        self.norm = _normalisation(self.root) if normalize else None
 
     def __len__(self) -> int:
         return len(self.chips)
 
     def _packed(self, modality: str, chip: dict) -> np.ndarray:
-        """One chip's layer from the store; the index of every chip id is looked up once per split."""
-        import zarr
+        """One chip's layer from the store (:class:`gos_build.archive.writers.packed.PackedReader`: nothing in
+        it is trusted before it is checked); the index of every chip id is read once per split."""
+        from .archive.writers.packed import PackedReader
 
         if self._store is None:
-            self._store = zarr.open_group(str(self.root / "packed"), mode="r")
-            self._where = {}
+            self._store = PackedReader(self.root)
+            self._where, self._n = {}, {}
+            _, everything = read_index(self.root)
             for split in SPLITS:
-                for i, cid in enumerate(self._store[split]["chip_id"][:]):
+                n = sum(1 for c in everything if c["split"] == split)
+                self._n[split] = n
+                for i, cid in enumerate(self._store.column(split, "chip_id", n)):
                     self._where[str(cid)] = (split, i)
-            self._arrays = {}
+            self._chunks = {}
+        if chip["id"] not in self._where:
+            raise GosBuildError(f"{self.root}/packed: chip {chip['id']} is not in the store")
         split, i = self._where[chip["id"]]
-        key = (split, modality)
-        if key not in self._arrays:  # open each array once (its metadata is a file read)
-            self._arrays[key] = [self._store[split][modality], None, None]
-        slot = self._arrays[key]
-        n = slot[0].chunks[0]
-        start = i // n * n
-        if slot[1] != start:  # keep the last decoded chunk of each layer: an epoch decodes each chunk once
-            slot[1], slot[2] = start, slot[0][start : start + n]
-        return slot[2][i - start]
+        n = self._store.meta(split, modality, self._n[split])["chunks"][0]
+        key, k = (split, modality), i // n
+        if self._chunks.get(key, (None,))[0] != k:  # the last decoded chunk of each layer: an epoch decodes each once
+            self._chunks[key] = (k, self._store.chunk(split, modality, self._n[split], k))
+        return self._chunks[key][1][i - k * n]
 
     def _layer(self, modality: str, chip: dict) -> np.ndarray:
+        from .gtiff import NotAChip, read_files
+        from .io import inside
+
         nodata = LAYERS[modality].nodata
         if self.source == "packed":
             a = np.asarray(self._packed(modality, chip)).astype(np.float32)
         else:
-            path = self.root / chip_path(modality, self.classes[chip["label"]], chip["id"])
-            with rasterio.open(path) as ds:
-                a = ds.read().astype(np.float32)
+            rel = chip_path(modality, self.classes[chip["label"]], chip["id"])
+            path = inside(self.root, rel)
+            if path is None:
+                raise GosBuildError(f"{self.root}/{rel}: leads outside the dataset folder (not opened)")
+            try:
+                a = read_files([path])[0].astype(np.float32)
+            except (OSError, NotAChip) as exc:
+                raise GosBuildError(f"{self.root}/{rel}: not a chip GeoTIFF ({exc})") from None
+        want = (len(LAYERS[modality].bands), 64, 64)
+        if a.shape != want:
+            raise GosBuildError(f"{self.root}: chip {chip['id']} {modality}: shape {a.shape}, expected {want}")
         bad = a == nodata if nodata is not None else np.zeros(a.shape, bool)
         if self.norm:
             mean, std = self.norm[modality]
@@ -144,6 +155,24 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         terrain = np.concatenate([self._layer(m, chip) for m in TERRAIN])
         return {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
                 "label": self.class_ids.index(chip["label"]), "chip_id": chip["id"]}
+
+
+def _normalisation(root: Path) -> dict:
+    """Layer -> (mean, std) per band, float32 (bands, 1, 1), from ``stats.json``; GosBuildError if it is not one."""
+    path = root / "stats.json"
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        out = {}
+        for m in MODALITIES:
+            n = len(LAYERS[m].bands)
+            mean = np.array([v if v is not None else 0.0 for v in stats[m]["mean"]], dtype=np.float32)
+            std = np.array([v if v is not None else 1.0 for v in stats[m]["std"]], dtype=np.float32)
+            if mean.shape != (n,) or std.shape != (n,):
+                raise ValueError(f"{m}: {mean.shape[0]} bands, expected {n}")
+            out[m] = (mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1))
+        return out
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GosBuildError(f"{path}: not the statistics of this dataset's layers ({exc})") from None
 
 
 def _branch(channels: int, width: int = 32):

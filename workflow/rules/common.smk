@@ -10,7 +10,8 @@ from snakemake.utils import validate
 
 from gos_build.config import check_config
 from gos_build.errors import GosBuildError
-from gos_build.grid import ID_PATTERN, grid_from_config
+from gos_build.grid import grid_from_config
+from gos_build.layout import ID_PATTERN
 from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from ..errors import GosBuildError
 from ..gtiff import NotAChip, read_header
-from ..io import files_under
+from ..io import files_under, inside, links_out
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
 from .writers.parquet import INDEX_FILE, NAME as PARQUET, shard_name
@@ -23,6 +24,16 @@ from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, l
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
 _SKIP = {MANIFEST_FILE, ".snakemake_timestamp"}  # Snakemake marks directory outputs: not part of the dataset
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _text(path: Path) -> tuple[str, str | None]:
+    """(text, None) of a UTF-8 file, or (what could be decoded, the problem) when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", errors="replace"), f"{path.name}: not UTF-8 text (byte {exc.start})"
 
 
 def _read(path: Path, want_header: bool) -> tuple[str | None, object]:
@@ -85,15 +96,31 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     problems: list[str] = []
     if not d.is_dir():
         return [f"{d}: not a folder"]
+    # links that lead out of the folder are findings and are never opened, nor anything through them
+    out_links = links_out(d)
+    problems += [f"{rel}: a symbolic link to outside the dataset folder (not opened)" for rel in out_links]
+    blocked = tuple(out_links)
+
+    def reachable(rel: str) -> bool:
+        return inside(d, rel) is not None and not any(rel == b or rel.startswith(b + "/") for b in blocked)
+
     manifest = d / MANIFEST_FILE
     listed: dict[str, str] = {}
-    have_manifest = manifest.exists()
+    have_manifest = manifest.is_file() and reachable(MANIFEST_FILE)
     if not have_manifest:
         problems.append("MANIFEST.sha256 is missing")
     else:
-        for line in manifest.read_text(encoding="utf-8").splitlines():
+        text, problem = _text(manifest)
+        if problem:
+            problems.append(problem)
+        for n, line in enumerate(text.splitlines(), start=1):
             digest, _, rel = line.partition("  ")
-            listed[rel] = digest
+            if not _HEX64.fullmatch(digest) or not rel:
+                problems.append(f"MANIFEST.sha256:{n}: not a '<sha256>  <path>' line")
+            elif inside(d, rel) is None:
+                problems.append(f"MANIFEST.sha256:{n}: '{rel[:200]}' is outside the dataset folder (not opened)")
+            else:
+                listed[os.path.normpath(rel)] = digest
     try:
         index, chips = read_index(d)
     except GosBuildError as exc:
@@ -105,14 +132,14 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
 
     # one read of every listed file and every expected chip: sha256 and, for chips, the header
     todo = sorted(set(listed) | expected)
-    read = {rel: _read(d / rel, rel in expected) for rel in todo}
+    read = {rel: _read(d / rel, rel in expected) if reachable(rel) else (None, None) for rel in todo}
     for rel, digest in sorted(listed.items()):
         got = read[rel][0]
-        if got is None:
+        if got is None and reachable(rel):
             problems.append(f"{rel}: listed in MANIFEST.sha256 but missing")
-        elif got != digest:
+        elif got is not None and got != digest:
             problems.append(f"{rel}: sha256 differs from MANIFEST.sha256")
-    present = set(files_under(d)) - _SKIP
+    present = set(files_under(d)) - _SKIP - set(out_links)
     if have_manifest:
         for rel in sorted(present - set(listed)):
             problems.append(f"{rel}: not listed in MANIFEST.sha256")
@@ -122,10 +149,12 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     in_split = defaultdict(list)
     for s in SPLITS:
         f = d / split_file(s)
-        if not f.exists():
+        if not f.is_file() or not reachable(split_file(s)):
             problems.append(f"{split_file(s)} is missing")
             continue
-        for cid in f.read_text(encoding="utf-8").split():
+        text, problem = _text(f)
+        problems += [problem] if problem else []
+        for cid in text.split():
             in_split[cid].append(s)
     geometry = _Geometry()
     for chip in chips:
@@ -152,7 +181,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                 ref = geo
             elif geo != ref:
                 problems.append(f"{rel}: bounds or CRS differ from the chip's rgb layer")
-    problems += _publication_problems(d, chips, classes, listed)
+    problems += _publication_problems(d, chips, classes, listed, reachable)
     labelled = {c["id"] for c in chips}
     try:
         folds = read_folds(d)
@@ -173,64 +202,148 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     return problems
 
 
-def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -> list[str]:
-    """The STAC items, the Croissant index and the packed store agree with labels.txt (and the manifest)."""
-    import csv
-    import json
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, GosBuildError)
 
+
+def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable) -> list[str]:
+    """The STAC items, the Croissant index, the Parquet shards and the packed store agree with labels.txt (and
+    the manifest). Each form is read as a stranger's file: what cannot be read is a finding, not a crash."""
     out = []
-    by_id = {c["id"]: c for c in chips}
-    stac = d / "stac"
-    if stac.is_dir():
-        for cid, chip in sorted(by_id.items()):
-            where = item_path(cid)
-            if not (d / where).is_file():
-                out.append(f"{where}: missing")
-                continue
-            item = json.loads((d / where).read_text(encoding="utf-8"))
-            if item["properties"].get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or \
-                    item["properties"].get("gos_build:class_id") != chip["label"]:
-                out.append(f"{where}: split or class differ from labels.txt")
-            for key, asset in item["assets"].items():
-                # relative to the item's folder, within the dataset (path arithmetic: no file system calls)
-                rel = os.path.normpath(os.path.join("stac", cid, asset["href"])).replace(os.sep, "/")
-                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["label"], "?"), cid)
-                if rel != want:
-                    out.append(f"{where}: asset {key} points to {rel}")
-                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
-                    out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
-            label = d / label_path(cid)
-            if label.is_file():
-                features = json.loads(label.read_text(encoding="utf-8")).get("features") or [{}]
-                if features[0].get("properties", {}).get(LABEL_PROPERTY) != classes.get(chip["label"]):
-                    out.append(f"{label_path(cid)}: class differs from labels.txt")
-    index = d / "chips.csv"
-    if index.is_file():
-        with open(index, encoding="utf-8", newline="") as f:
-            rows = {r["chip_id"]: r for r in csv.DictReader(f)}
-        if set(rows) != set(by_id) or any(int(rows[c]["label"]) != by_id[c]["label"] or rows[c]["split"] !=
-                                          by_id[c]["split"] for c in by_id if c in rows):
-            out.append("chips.csv: ids, labels or splits differ from labels.txt")
-    if (d / PARQUET).is_dir():
-        out += _parquet_problems(d, chips, classes, listed)
-    if (d / "packed").is_dir():
-        import zarr
-
-        store = zarr.open_group(str(d / "packed"), mode="r")
-        for s in SPLITS:
-            ids = [str(v) for v in store[s]["chip_id"][:]]
-            want = sorted(c for c, chip in by_id.items() if chip["split"] == s)
-            if ids != want:
-                out.append(f"packed/{s}: chip ids differ from {split_file(s)}")
-            elif [int(v) for v in store[s]["label"][:]] != [by_id[c]["label"] for c in ids]:
-                out.append(f"packed/{s}: labels differ from labels.txt")
-            for m in MODALITIES:
-                if store[s][m].shape[0] != len(ids):
-                    out.append(f"packed/{s}/{m}: {store[s][m].shape[0]} chips, expected {len(ids)}")
+    for form, check in (("stac", _stac_problems), ("chips.csv", _csv_problems), ("croissant.json", _croissant_problems),
+                        (PARQUET, _parquet_problems), ("packed", _packed_problems)):
+        if not (d / form).exists():
+            continue
+        if not reachable(form):
+            continue  # a link out: already a finding, never opened
+        try:
+            out += check(d, chips, classes, listed, reachable)
+        except _UNREADABLE as exc:
+            out.append(f"{form}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})")
     return out
 
 
-def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -> list[str]:
+def _json(d: Path, rel: str, reachable) -> tuple[object, str | None]:
+    """(document, None) of a JSON file of the dataset, or (None, the problem)."""
+    import json
+
+    if not reachable(rel) or not (d / rel).is_file():
+        return None, f"{rel}: missing"
+    text, problem = _text(d / rel)
+    if problem:
+        return None, problem
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, f"{rel}: not JSON ({exc})"
+
+
+def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+    out = []
+    for chip in sorted(chips, key=lambda c: c["id"]):
+        cid = chip["id"]
+        where = item_path(cid)
+        item, problem = _json(d, where, reachable)
+        if problem:
+            out.append(problem)
+            continue
+        try:
+            props, assets = item["properties"], item["assets"]
+            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["label"]:
+                out.append(f"{where}: split or class differ from labels.txt")
+            for key, asset in assets.items():
+                # relative to the item's folder, within the dataset (path arithmetic: nothing is opened)
+                href = asset["href"]
+                rel = os.path.normpath(os.path.join("stac", cid, href)).replace(os.sep, "/") \
+                    if isinstance(href, str) and inside(d, os.path.join("stac", cid, href)) else None
+                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["label"], "?"), cid)
+                if rel is None:
+                    out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
+                elif rel != want:
+                    out.append(f"{where}: asset {key} points to {rel}")
+                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
+                    out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
+            for link in item.get("links", []):
+                href = link.get("href")
+                if not isinstance(href, str) or inside(d, os.path.join("stac", cid, href)) is None:
+                    out.append(f"{where}: link {link.get('rel')} href {str(href)[:200]!r} leads outside the dataset")
+        except (KeyError, TypeError, AttributeError) as exc:
+            out.append(f"{where}: not a STAC item of this dataset ({type(exc).__name__}: {str(exc)[:100]})")
+            continue
+        doc, problem = _json(d, label_path(cid), reachable)
+        try:
+            if problem or doc["features"][0]["properties"][LABEL_PROPERTY] != classes.get(chip["label"]):
+                out.append(problem or f"{label_path(cid)}: class differs from labels.txt")
+        except (KeyError, TypeError, IndexError):
+            out.append(f"{label_path(cid)}: not the label of one chip")
+    collection, problem = _json(d, "stac/collection.json", reachable)
+    if problem:
+        return out + [problem]
+    for link in collection.get("links", []) if isinstance(collection, dict) else []:
+        href = link.get("href") if isinstance(link, dict) else None
+        if not isinstance(href, str) or inside(d, os.path.join("stac", href)) is None:
+            out.append(f"stac/collection.json: link href {str(href)[:200]!r} leads outside the dataset (not followed)")
+    return out
+
+
+def _csv_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+    import csv
+
+    text, problem = _text(d / "chips.csv")
+    if problem:
+        return [problem]
+    rows = {r.get("chip_id"): r for r in csv.DictReader(text.splitlines())}
+    by_id = {c["id"]: c for c in chips}
+    out = []
+    if set(rows) != set(by_id) or any(rows[c].get("label") != str(by_id[c]["label"]) or rows[c].get("split") !=
+                                      by_id[c]["split"] for c in by_id if c in rows):
+        out.append("chips.csv: ids, labels or splits differ from labels.txt")
+    for cid, chip in sorted(by_id.items()):
+        row = rows.get(cid) or {}
+        bad = [m for m in MODALITIES if row and row.get(f"{m}_path") != chip_path(m, classes.get(chip["label"], "?"), cid)]
+        if bad:
+            out.append(f"chips.csv: {cid}: {', '.join(bad)} path(s) are not the chip's files in the tree")
+    return out
+
+
+def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+    """Every ``contentUrl`` names a file inside the dataset, every FileSet pattern stays inside it."""
+    doc, problem = _json(d, "croissant.json", reachable)
+    if problem:
+        return [problem]
+    out = []
+    for entry in doc.get("distribution", []) if isinstance(doc, dict) else []:
+        if not isinstance(entry, dict):
+            out.append("croissant.json: a distribution entry is not an object")
+            continue
+        url, pattern = entry.get("contentUrl"), entry.get("includes")
+        if url is not None and (not isinstance(url, str) or inside(d, url) is None):
+            out.append(f"croissant.json: contentUrl {str(url)[:200]!r} leads outside the dataset (not opened)")
+        if pattern is not None and (not isinstance(pattern, str) or inside(d, pattern) is None):
+            out.append(f"croissant.json: includes {str(pattern)[:200]!r} leads outside the dataset")
+    return out
+
+
+def _packed_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+    from .writers.packed import PackedReader
+
+    store, out = PackedReader(d), []
+    for s in SPLITS:
+        want = sorted(c["id"] for c in chips if c["split"] == s)
+        labels = {c["id"]: c["label"] for c in chips}
+        try:
+            ids = [str(v) for v in store.column(s, "chip_id", len(want))]
+            if ids != want:
+                out.append(f"packed/{s}: chip ids differ from {split_file(s)}")
+            elif [int(v) for v in store.column(s, "label", len(want))] != [labels[c] for c in ids]:
+                out.append(f"packed/{s}: labels differ from labels.txt")
+            for m in MODALITIES:
+                store.meta(s, m, len(want))
+        except GosBuildError as exc:
+            out.append(str(exc))
+    return out
+
+
+def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable) -> list[str]:
     """Every shard row is a chip of labels.txt with its split and class, each layer's bytes hash to the tree
     file's sha256 in the manifest, every chip is in one row, and the index points at the right rows."""
     import hashlib
@@ -250,6 +363,8 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -
         if not m:
             continue
         rel = f"{PARQUET}/{name}"
+        if not reachable(rel):
+            continue
         if m["split"] not in SPLITS or rel != shard_name(m["split"], int(m["k"]), int(m["n"])):
             out.append(f"{rel}: not a shard name of this dataset")
             continue
@@ -281,6 +396,8 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -
     missing = sorted(set(by_id) - set(seen))
     if missing:
         out.append(f"{PARQUET}/: {len(missing)} chip(s) of labels.txt in no shard (first: {missing[0]})")
+    if not reachable(INDEX_FILE) or not (d / INDEX_FILE).is_file():
+        return out + [f"{INDEX_FILE}: missing"]
     try:
         index = pq.read_table(d / INDEX_FILE, columns=["chip_id", "parquet_file", "parquet_row"]).to_pylist()
     except unreadable as exc:
@@ -291,6 +408,8 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict) -
     for rel, entries in sorted(rows.items(), key=lambda kv: str(kv[0])):
         if not isinstance(rel, str) or not re.fullmatch(rf"{PARQUET}/[a-z]+-\d{{5}}-of-\d{{5}}\.parquet", rel):
             out.append(f"{INDEX_FILE}: parquet_file {rel!r} is not a shard of this dataset")
+            continue
+        if not reachable(rel):
             continue
         try:
             ids = pq.read_table(d / rel, columns=["chip_id"]).column("chip_id").to_pylist()
