@@ -71,7 +71,7 @@ def workflow_config(inputs: Path, name: str, bbox, **extra) -> dict:
     return cfg
 
 
-def run_workflow(workdir: Path, cfg: dict, *args, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_workflow(workdir: Path, cfg: dict, *args, env: dict | None = None, umask: int = -1) -> subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "aoi.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
@@ -79,4 +79,5 @@ def run_workflow(workdir: Path, cfg: dict, *args, env: dict | None = None) -> su
     env = dict(env or os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                           str(workdir), "--configfile", str(path), *args], capture_output=True, text=True, env=env)
+                           str(workdir), "--configfile", str(path), *args], capture_output=True, text=True, env=env,
+                          umask=umask)

@@ -154,14 +154,14 @@ def _cmd_terrain_tile(args) -> None:
 
 
 def _cmd_labels_prepare(args) -> None:
-    from .inputs import read_manifest
+    from .inputs import identity, read_manifest
     from .labels import prepare_labels
 
     cfg = _config(args)
     manifest = read_manifest(args.manifest, "polygons")
     prepare_labels(manifest["path"], cfg["inputs"]["class_field"], cfg["classes"], _grid(args), args.out,
                    args.summary, overlap=cfg["labels"]["overlap"], unknown_values=cfg["labels"]["unknown_values"],
-                   encoding=manifest.get("encoding_configured"))
+                   encoding=manifest.get("encoding_configured"), source_file=identity(manifest))
 
 
 def _cmd_labels_tile(args) -> None:

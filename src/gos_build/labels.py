@@ -103,8 +103,12 @@ def prepare_labels(
     overlap: str = "error",
     unknown_values: str = "error",
     encoding: str | None = None,
+    source_file: dict | None = None,
 ) -> dict:
     """Validate, map, repair, reproject and order the polygons; see the module docstring.
+
+    ``source_file``: the input's name, bytes and sha256 (:func:`gos_build.inputs.identity`) for the summary,
+    which the datacard publishes instead of the path.
 
     ``encoding``: the attributes' text encoding where the file declares none (``inputs.polygons_encoding``).
     """
@@ -203,7 +207,8 @@ def prepare_labels(
             "area_in_aoi_m2": float(sum(g.intersection(aoi).area for g in sub.geometry.values)),
         }
     summary = {
-        "source": polygons,
+        "source": str(polygons),
+        "source_file": source_file or {"name": Path(polygons).name},
         "layer": info["layer"],
         "source_crs": gdf.crs.to_string(),
         "class_field": class_field,

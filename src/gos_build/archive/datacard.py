@@ -79,11 +79,11 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     for p in inv.get("products", []):
         out.append(f"- `{p['name']}`: {p['level']}, processing baseline {p['baseline']}, cloud "
                    f"{p['cloud_percent']} %, reflectance = (DN + {p['offsets']['B04']:g}) / {p['quantification']:g}, "
-                   f"{len(p['granules'])} granule(s)")
+                   f"{len(p['granules'])} granule(s)" + _content(p))
     out += _stac_lines(inv.get("stac"))
     out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
-    for s in dem.get("sources", []):
-        out.append(f"- `{s.split('/vsizip/')[-1]}`")
+    for f in dem.get("files", []):
+        out.append(f"- `{f.get('name', '?')}`" + _content(f))
     out += _stac_lines(dem.get("stac"))
     if dem:
         out += ["", f"Mosaic CRS {dem.get('crs')}, resolution {dem.get('resolution')}; voids filled by inverse "
@@ -91,7 +91,8 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                 f"{cfg.get('terrain', {}).get('resampling', 'cubic')} onto the grid."]
     out += ["", "### Interpretation polygons", ""]
     if lab:
-        out.append(f"- `{lab.get('source')}` (layer `{lab.get('layer')}`, {lab.get('source_crs')}), field "
+        src = lab.get("source_file") or {}
+        out.append(f"- `{src.get('name', '?')}`{_content(src)} (layer `{lab.get('layer')}`, {lab.get('source_crs')}), field "
                    f"`{lab.get('class_field')}`: {lab.get('features_read')} features, {lab.get('repaired')} repaired, "
                    f"skipped {lab.get('skipped')}, overlap rule `{lab.get('overlap_rule')}`")
         for cid, c in sorted(lab.get("classes", {}).items(), key=lambda kv: int(kv[0])):
@@ -105,11 +106,49 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
         out.append(f"| {layer} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
                    f"{fmt(st['max'])} |")
     out += ["", "## Software", ""] + [f"- {k} {v}" for k, v in versions().items()]
-    out += ["", "## Config", "", "```yaml", yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False).rstrip(), "```",
+    out += ["", "## Config", "",
+            "As given, with each local input named by its content (file name, bytes, sha256) instead of the globs "
+            "and folders of the machine that built it:", "",
+            "```yaml", yaml.safe_dump(published_config(cfg, prov), allow_unicode=True, sort_keys=False).rstrip(), "```",
             "", "## Licence", "",
             "Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); "
             "the interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).", ""]
     Path(path).write_text("\n".join(out), encoding="utf-8")
+
+
+def _content(facts: dict) -> str:
+    """`` (N bytes, sha256 H)`` of an input where its content is known (local inputs), else nothing."""
+    if not facts.get("sha256"):
+        return ""
+    return f" ({facts['bytes']} bytes, sha256 `{facts['sha256']}`)"
+
+
+def published_config(cfg: dict, prov: dict) -> dict:
+    """The config as the datacard shows it: local inputs (globs, paths) replaced by what they matched, named by
+    content -- a reader can check their own copies, and no folder of the builder's machine is published."""
+    import copy
+
+    from ..inputs import identity
+    from ..inputs.stac import is_stac
+
+    out = copy.deepcopy(cfg)
+    inputs = out.get("inputs", {})
+    s2 = prov.get("sentinel2", {})
+    if "sentinel2" in inputs and not is_stac(inputs["sentinel2"]):
+        inputs["sentinel2"] = [{"name": p.get("file", p["name"]), "bytes": p.get("bytes"), "sha256": p.get("sha256")}
+                               for p in s2.get("products", [])]
+    if "dem" in inputs and not is_stac(inputs["dem"]):
+        inputs["dem"] = [identity(f) for f in prov.get("dem", {}).get("files", [])]
+    if "polygons" in inputs:
+        inputs["polygons"] = identity((prov.get("labels") or {}).get("source_file") or
+                                      {"name": Path(str(inputs["polygons"])).name})
+    aoi = out.get("aoi", {})
+    if isinstance(aoi.get("geometry"), str):
+        aoi["geometry"] = Path(aoi["geometry"]).name
+    demo = out.get("demo")
+    if isinstance(demo, dict) and isinstance(demo.get("out"), str) and Path(demo["out"]).is_absolute():
+        demo["out"] = Path(demo["out"]).name
+    return out
 
 
 def _balance_section(classes: dict, balance: dict, split: dict) -> list[str]:

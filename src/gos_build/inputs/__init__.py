@@ -13,6 +13,7 @@ Kinds (:data:`gos_build.layout.INPUT_KINDS`): ``sentinel2``
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -45,12 +46,32 @@ def expand(patterns, key: str) -> list[str]:
 
 
 def file_facts(path: str) -> dict:
-    """Size of a local file or folder (bytes, all files below it), for the manifest."""
+    """What a local input is, by content: its ``path`` (where this machine reads it; never published), ``name``
+    (the file or folder name), ``bytes`` and ``sha256`` -- of the file; for a folder (a ``.SAFE`` or ``.zarr``
+    product) or a Shapefile (``.shp`` with its ``.dbf``, ``.shx``, ``.prj``, ``.cpg`` ...), the sha256 of the
+    listing ``"<sha256>  <relative path>\n"`` of its files in path order, like a dataset's MANIFEST.sha256.
+    Each file is read once, here, in the resolver; the manifest carries the result to the datacard."""
+    from ..io import files_under, sha256_file
+
     if os.path.isdir(path):
-        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+        members = [(rel, os.path.join(path, rel)) for rel in files_under(path)]
+    elif path.lower().endswith(".shp"):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        folder = os.path.dirname(path) or "."
+        members = sorted((n, os.path.join(folder, n)) for n in os.listdir(folder)
+                         if os.path.splitext(n)[0] == stem and os.path.isfile(os.path.join(folder, n)))
     else:
-        size = os.path.getsize(path)
-    return {"path": path, "bytes": size}
+        return {"path": path, "name": os.path.basename(path), "bytes": os.path.getsize(path),
+                "sha256": sha256_file(path)}
+    listing = "".join(f"{sha256_file(full)}  {rel}\n" for rel, full in members)
+    return {"path": path, "name": os.path.basename(os.path.normpath(path)),
+            "bytes": sum(os.path.getsize(full) for _, full in members),
+            "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest()}
+
+
+def identity(facts: dict) -> dict:
+    """The published part of :func:`file_facts`: name, bytes, sha256 (no path of the builder's machine)."""
+    return {k: facts[k] for k in ("name", "bytes", "sha256") if k in facts}
 
 
 def resolve(kind: str, config: dict, grid) -> dict:

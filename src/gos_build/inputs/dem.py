@@ -68,7 +68,9 @@ def resolve(config: dict, grid: Grid) -> dict:
     for s in srcs:
         local = s["path"].split("/vsizip/")[-1]
         local = local[: local.lower().index(".zip") + 4] if s["path"].startswith("/vsizip/") else local
-        files.append({"path": s["path"], "bytes": file_facts(local)["bytes"], "driver": s["driver"],
+        facts = file_facts(local)
+        files.append({"path": s["path"], "name": facts["name"], "bytes": facts["bytes"], "sha256": facts["sha256"],
+                      "driver": s["driver"],
                       "crs_wkt": s["crs"].to_wkt(), "transform": list(s["transform"].to_gdal()),
                       "width": s["width"], "height": s["height"], "nodata": s["nodata"], "bounds": list(s["bounds"])})
     log.info("DEM inputs: %d file(s), %s, %.6g x %.6g, cover %.2f %% of the AOI", len(srcs), crs.to_string(),

@@ -302,18 +302,23 @@ def resolve(config: dict, grid: Grid) -> dict:
                  p.name, p.level, p.baseline, p.cloud_percent, p.quantification, p.offsets, len(p.granules))
     log.info("sentinel2: products cover %.2f %% of the AOI; about %.1f %% of it is valid", 100 * covered, 100 * valid)
     doc = {"invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
-           "products": [{**asdict(p), "bytes": _product_bytes(p)} for p in products]}
+           "products": [{**asdict(p), **_product_facts(p)} for p in products]}
     if stac:
         doc["stac"] = stac
     return doc
 
 
-def _product_bytes(p: Product) -> int:
-    """Bytes of a product's local files (a SAFE folder or zip, band files, or cached STAC windows)."""
+PRODUCT_FACTS = ("bytes", "sha256", "file")  # what a manifest's product holds beyond the Product fields
+
+
+def _product_facts(p: Product) -> dict:
+    """``bytes`` of a product's local files (a SAFE folder or zip, band files, or cached STAC windows) and, for
+    a local product, ``sha256`` and ``file`` (its file or folder name): :func:`gos_build.inputs.file_facts`."""
     if os.path.exists(_local_path(p.source)):
-        return file_facts(_local_path(p.source))["bytes"]
+        facts = file_facts(_local_path(p.source))
+        return {"bytes": facts["bytes"], "sha256": facts["sha256"], "file": facts["name"]}
     files = {f for g in p.granules for f in (*g.bands.values(), g.scl) if f}
-    return sum(os.path.getsize(f) for f in files if os.path.exists(f))
+    return {"bytes": sum(os.path.getsize(f) for f in files if os.path.exists(f))}
 
 
 def _local_path(source: str) -> str:
@@ -328,7 +333,7 @@ def products_from_manifest(doc: dict) -> list[Product]:
     """The products of a ``sentinel2`` manifest, in its order (least cloudy first)."""
     products = []
     for p in doc["products"]:
-        p = {k: v for k, v in p.items() if k != "bytes"}
+        p = {k: v for k, v in p.items() if k not in PRODUCT_FACTS}
         grans = [Granule(g["name"], g["bands"], g["scl"], g["crs"], tuple(g["bounds"])) for g in p.pop("granules")]
         products.append(Product(**p, granules=grans))
     return products
