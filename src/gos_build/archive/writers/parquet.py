@@ -85,7 +85,8 @@ def thumbnail(rgb: np.ndarray, lo, hi) -> bytes:
     hi = np.asarray(hi, dtype=np.float64).reshape(3, 1, 1)
     scaled = np.clip((rgb.astype(np.float64) - lo) / np.maximum(hi - lo, 1) * 255 + 0.5, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(np.moveaxis(scaled, 0, -1)), "RGB").save(buf, format="PNG")
+    # zlib level 1: a third of the default's time for a few per cent more bytes (64 x 64 px)
+    Image.fromarray(np.ascontiguousarray(np.moveaxis(scaled, 0, -1)), "RGB").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
