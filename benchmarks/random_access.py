@@ -5,7 +5,7 @@
 Reads ``--chips`` chips drawn at random (seed 0) from ``labels.txt``, every layer of each, decoded to arrays:
 from the tree (one GeoTIFF per layer), from the packed store (the chip's row of each layer's array: zarr
 decodes the chunk of 16 chips that holds it) and from the Parquet shards (the index gives the shard and row;
-the row group holding it is read, the row's GeoTIFF bytes decoded). Then rewrites the shards with other row
+the row group holding it is read, the row's GeoTIFF bytes decoded: ``gos_build``'s ParquetReader). Then rewrites the shards with other row
 group sizes (in a temporary folder) and times the same reads, with the files' and footers' sizes. Checks that
 all three forms give the same arrays. Page cache warm: each form is read once before it is timed.
 """
@@ -13,8 +13,8 @@ all three forms give the same arrays. Page cache warm: each form is read once be
 from __future__ import annotations
 
 import argparse
-import bisect
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -23,36 +23,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import zarr
 
+from gos_build.archive.writers.parquet import ParquetReader
 from gos_build.gtiff import read_array, read_files
 from gos_build.layout import MODALITIES, chip_path, read_index
-
-
-class ParquetReader:
-    """Chips by id from the shards, through the GeoParquet index (``parquet_file``, ``parquet_row``)."""
-
-    def __init__(self, dataset: Path, shard_dir: Path | None = None):
-        self.dataset, self.shard_dir = dataset, shard_dir
-        index = pq.read_table(dataset / "parquet" / "chips.parquet", columns=["chip_id", "parquet_file", "parquet_row"])
-        self.where = {c: (f, r) for c, f, r in zip(*(index.column(k).to_pylist() for k in index.column_names))}
-        self.files: dict[str, tuple[pq.ParquetFile, list[int]]] = {}
-
-    def _file(self, rel: str):
-        if rel not in self.files:
-            path = (self.shard_dir / Path(rel).name) if self.shard_dir else self.dataset / rel
-            f = pq.ParquetFile(path)
-            starts, n = [], 0
-            for g in range(f.num_row_groups):
-                starts.append(n)
-                n += f.metadata.row_group(g).num_rows
-            self.files[rel] = (f, starts)
-        return self.files[rel]
-
-    def read(self, chip_id: str) -> dict[str, np.ndarray]:
-        rel, row = self.where[chip_id]
-        f, starts = self._file(rel)
-        g = bisect.bisect_right(starts, row) - 1
-        table = f.read_row_group(g, columns=list(MODALITIES))
-        return {m: read_array(table.column(m)[row - starts[g]].as_py()) for m in MODALITIES}
 
 
 def time_reads(fn, ids) -> tuple[float, list]:
@@ -88,8 +61,12 @@ def main() -> None:
         return {m: arrays[(s, m)][i] for m in MODALITIES}
 
     parquet = ParquetReader(d)
+
+    def from_parquet(cid, reader=parquet):
+        return {m: read_array(data) for m, data in reader.layers(cid).items()}
+
     results = {}
-    for name, fn in (("tree", tree), ("packed", packed), ("parquet", parquet.read)):
+    for name, fn in (("tree", tree), ("packed", packed), ("parquet", from_parquet)):
         time_reads(fn, ids[:50])  # warm the page cache and the readers
         results[name] = time_reads(fn, ids)
     same = all(np.array_equal(a[m], b[m]) and np.array_equal(a[m], c[m])
@@ -102,17 +79,19 @@ def main() -> None:
     shards = sorted((d / "parquet").glob("*-of-*.parquet"))
     print("\n| Parquet row group (chips) | shard bytes | footer bytes | s | chips/s |\n|---:|---:|---:|---:|---:|")
     for rg in (int(v) for v in args.row_groups.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:  # a dataset of the Parquet form alone, its shards rewritten
+            (Path(tmp) / "parquet").mkdir()
+            shutil.copy(d / "parquet" / "chips.parquet", Path(tmp) / "parquet")
             size = footer = 0
             for s in shards:
                 table = pq.read_table(s)
-                out = Path(tmp) / s.name
+                out = Path(tmp) / "parquet" / s.name
                 pq.write_table(table, out, row_group_size=rg, compression="none", write_statistics=False)
                 size += out.stat().st_size
                 footer += pq.ParquetFile(out).metadata.serialized_size
-            reader = ParquetReader(d, Path(tmp))
-            time_reads(reader.read, ids[:50])
-            t, _ = time_reads(reader.read, ids)
+            reader = ParquetReader(tmp)
+            time_reads(lambda c: from_parquet(c, reader), ids[:50])
+            t, _ = time_reads(lambda c: from_parquet(c, reader), ids)
             print(f"| {rg} | {size} | {footer} | {t:.2f} | {len(ids) / t:.0f} |")
 
 

@@ -159,20 +159,21 @@ def test_packed_store_equals_the_geotiffs_for_every_chip(runs):
     assert train["rgb"].shape[1:] == (3, 64, 64) and train["slope"].shape[1:] == (1, 64, 64)
 
 
-def test_loader_reads_the_tree_and_the_store_alike(runs):
+def test_loader_reads_the_tree_the_store_and_the_parquet_shards_alike(runs):
     pytest.importorskip("torch")
     from gos_build.ml import GOSDataset
 
     d = runs["a2"] / "dataset"
     for normalize in (False, True):
         tree = GOSDataset(d, split="all", normalize=normalize, source="tree")
-        packed = GOSDataset(d, split="all", normalize=normalize, source="packed")
-        assert len(tree) == len(packed) > 0
-        for i in range(len(tree)):
-            a, b = tree[i], packed[i]
-            assert a["chip_id"] == b["chip_id"] and a["label"] == b["label"]
-            assert np.array_equal(a["rgb"].numpy(), b["rgb"].numpy())
-            assert np.array_equal(a["terrain"].numpy(), b["terrain"].numpy())
+        for source in ("packed", "parquet"):
+            other = GOSDataset(d, split="all", normalize=normalize, source=source)
+            assert len(tree) == len(other) > 0
+            for i in range(len(tree)):
+                a, b = tree[i], other[i]
+                assert a["chip_id"] == b["chip_id"] and a["label"] == b["label"]
+                assert np.array_equal(a["rgb"].numpy(), b["rgb"].numpy()), (source, a["chip_id"])
+                assert np.array_equal(a["terrain"].numpy(), b["terrain"].numpy()), (source, a["chip_id"])
 
 
 _LOAD_WITH_DATASETS = r"""

@@ -62,7 +62,8 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         normalize: standardise each band with the train mean/std of ``stats.json``;
             nodata pixels become 0 (the mean).
         source: ``tree`` (the chip GeoTIFFs), ``packed`` (the Zarr store ``packed/``: the same values,
-            read in chunks of chips) or ``auto`` (the store where the dataset has one).
+            read in chunks of chips), ``parquet`` (the Parquet shards: the tree's GeoTIFF bytes, read a row
+            group at a time) or ``auto`` (the store where the dataset has one, else the tree).
 
     Items are dicts: ``rgb`` float32 (3, 64, 64) reflectance (x 10000 unless
     normalised), ``terrain`` float32 (8, 64, 64) in the order of
@@ -74,12 +75,14 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
                  source: str = "auto"):
         _need_torch()
         self.root = Path(root)
-        if source not in ("auto", "tree", "packed"):
-            raise GosBuildError(f"source: expected auto, tree or packed, got '{source}'")
+        if source not in ("auto", "tree", "packed", "parquet"):
+            raise GosBuildError(f"source: expected auto, tree, packed or parquet, got '{source}'")
         has_store = (self.root / "packed").is_dir()
         if source == "packed" and not has_store:
             raise GosBuildError(f"{self.root}: no packed store (packed/) in this dataset")
-        self.source = "packed" if source == "packed" or (source == "auto" and has_store) else "tree"
+        if source == "parquet" and not (self.root / "parquet").is_dir():
+            raise GosBuildError(f"{self.root}: no Parquet form (parquet/) in this dataset")
+        self.source = source if source != "auto" else "packed" if has_store else "tree"
         self._store = None
         self.classes, chips = read_index(self.root)
         self.class_ids = sorted(self.classes)
@@ -124,12 +127,24 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         return self._chunks[key][1][i - k * n]
 
     def _layer(self, modality: str, chip: dict) -> np.ndarray:
-        from .gtiff import NotAChip, read_files
+        from .gtiff import NotAChip, read_arrays, read_files
         from .io import inside
 
         nodata = LAYERS[modality].nodata
         if self.source == "packed":
             a = np.asarray(self._packed(modality, chip)).astype(np.float32)
+        elif self.source == "parquet":
+            from .archive.writers.parquet import ParquetReader
+
+            if self._store is None:
+                self._store, self._last = ParquetReader(self.root), (None, None)
+            if self._last[0] != chip["id"]:  # the chip's nine layers come in one read of its row
+                self._last = (chip["id"], self._store.layers(chip["id"]))
+            try:
+                a = read_arrays([self._last[1][modality]])[0].astype(np.float32)
+            except NotAChip as exc:
+                raise GosBuildError(f"{self.root}/parquet: chip {chip['id']} {modality}: not a chip GeoTIFF "
+                                    f"({exc})") from None
         else:
             rel = chip_path(modality, self.classes[chip["label"]], chip["id"])
             path = inside(self.root, rel)
