@@ -106,7 +106,10 @@ def _values(data: bytes, e: _Entry) -> tuple:
     fmt = _FORMATS.get(e.type)
     if fmt is None:
         raise NotAChip(f"tag {e.tag}: TIFF type {e.type}")
-    return struct.unpack_from("<" + fmt * e.count, data, start)
+    try:
+        return struct.unpack_from(f"<{e.count * len(fmt)}{fmt[0]}", data, start)
+    except struct.error as exc:
+        raise NotAChip(f"tag {e.tag}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,12 @@ class Header:
 
 
 def _one(data: bytes, e: dict, tag: int, default):
-    return _values(data, e[tag])[0] if tag in e else default
+    if tag not in e:
+        return default
+    values = _values(data, e[tag])
+    if not values:
+        raise NotAChip(f"tag {tag} holds no value")
+    return values[0]
 
 
 def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
@@ -212,7 +220,7 @@ def read_files(paths) -> np.ndarray:
                     if not (ds.width <= MAX_SIDE and ds.height <= MAX_SIDE and ds.count <= MAX_BANDS):
                         raise NotAChip(f"{path}: {ds.width} x {ds.height} px, {ds.count} band(s): not a chip")
                     out.append(ds.read())
-            except RasterioError as exc:
+            except (RasterioError, ValueError) as exc:  # ValueError: rasterio's for an empty file
                 raise NotAChip(f"{path}: not a readable GeoTIFF ({exc})") from None
         if len({(a.shape, a.dtype) for a in out}) > 1:
             raise NotAChip(f"chips of different kinds: {sorted({(a.shape, str(a.dtype)) for a in out})}")

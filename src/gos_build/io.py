@@ -257,15 +257,19 @@ def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes
         return bytes(mem.read())
 
 
-def inside(root: str | Path, rel: str) -> Path | None:
+def inside(root: str | Path, rel: str, links: list[str] | None = None) -> Path | None:
     """``root/rel`` when ``rel`` names a place inside the folder ``root`` -- relative, no ``..`` out of it,
     no symbolic link on the way that leads out -- else None (then it must not be opened). For the readers of
-    datasets from strangers: a manifest line, an href or a link can point anywhere."""
-    if not isinstance(rel, str) or not rel or "\x00" in rel or os.path.isabs(rel) or "\\" in rel:
+    datasets from strangers: a manifest line, an href or a link can point anywhere.
+
+    ``links``: :func:`links_out` of ``root``, when the caller has it: then no file system call is made (a path
+    is out when it escapes by ``..`` or passes through one of those links), where otherwise each call resolves
+    the path (a ``stat`` per component)."""
+    if leads_out(rel, links if links is not None else ()):
         return None
     norm = os.path.normpath(rel)
-    if norm == ".." or norm.startswith("../"):
-        return None
+    if links is not None:
+        return Path(root) / norm
     top = os.path.realpath(root)
     try:
         real = os.path.realpath(os.path.join(top, norm))
@@ -274,6 +278,18 @@ def inside(root: str | Path, rel: str) -> Path | None:
     if real != top and not real.startswith(top + os.sep):
         return None
     return Path(root) / norm
+
+
+def leads_out(rel, links=()) -> bool:
+    """Whether the relative path ``rel`` is not one to open inside its folder, by path arithmetic alone: not a
+    string, empty, absolute, with a NUL or backslash, out by ``..``, or through one of ``links`` (the folder's
+    :func:`links_out`)."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel or rel[0] == "/" or "\\" in rel:
+        return True
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith("../"):
+        return True
+    return any(norm == link or norm.startswith(link + "/") for link in links)
 
 
 def links_out(folder: str | Path) -> list[str]:

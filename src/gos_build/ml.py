@@ -108,7 +108,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         from .archive.writers.packed import PackedReader
 
         if self._store is None:
-            self._store = PackedReader(self.root)
+            self._store = PackedReader(self.root, links=self._links_out())
             self._where, self._n = {}, {}
             _, everything = read_index(self.root)
             for split in SPLITS:
@@ -126,6 +126,14 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
             self._chunks[key] = (k, self._store.chunk(split, modality, self._n[split], k))
         return self._chunks[key][1][i - k * n]
 
+    def _links_out(self) -> list[str]:
+        """The dataset's links that lead out of it (one walk, then every path check is arithmetic)."""
+        from .io import links_out
+
+        if getattr(self, "_links", None) is None:
+            self._links = links_out(self.root)
+        return self._links
+
     def _layer(self, modality: str, chip: dict) -> np.ndarray:
         from .gtiff import NotAChip, read_arrays, read_files
         from .io import inside
@@ -137,7 +145,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
             from .archive.writers.parquet import ParquetReader
 
             if self._store is None:
-                self._store, self._last = ParquetReader(self.root), (None, None)
+                self._store, self._last = ParquetReader(self.root, self._links_out()), (None, None)
             if self._last[0] != chip["id"]:  # the chip's nine layers come in one read of its row
                 self._last = (chip["id"], self._store.layers(chip["id"]))
             try:
@@ -147,7 +155,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
                                     f"({exc})") from None
         else:
             rel = chip_path(modality, self.classes[chip["label"]], chip["id"])
-            path = inside(self.root, rel)
+            path = inside(self.root, rel, self._links_out())
             if path is None:
                 raise GosBuildError(f"{self.root}/{rel}: leads outside the dataset folder (not opened)")
             try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import GosBuildError
 from ..gtiff import NotAChip, read_header
-from ..io import files_under, inside, links_out
+from ..io import files_under, leads_out, links_out
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
 from .writers.parquet import INDEX_FILE, NAME as PARQUET, shard_name
@@ -25,6 +25,17 @@ from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, l
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
 _SKIP = {MANIFEST_FILE, ".snakemake_timestamp"}  # Snakemake marks directory outputs: not part of the dataset
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class _Scope:
+    """Whether a path (relative to the dataset) may be opened: inside the folder and not through a link that
+    leads out -- path arithmetic only, since the walk gave every such link (``links``)."""
+
+    def __init__(self, folder: Path, links: list[str]):
+        self.folder, self.links = folder, links
+
+    def __call__(self, rel: str) -> bool:
+        return not leads_out(rel, self.links)
 
 
 def _text(path: Path) -> tuple[str, str | None]:
@@ -99,10 +110,8 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     # links that lead out of the folder are findings and are never opened, nor anything through them
     out_links = links_out(d)
     problems += [f"{rel}: a symbolic link to outside the dataset folder (not opened)" for rel in out_links]
-    blocked = tuple(out_links)
 
-    def reachable(rel: str) -> bool:
-        return inside(d, rel) is not None and not any(rel == b or rel.startswith(b + "/") for b in blocked)
+    reachable = _Scope(d, out_links)
 
     manifest = d / MANIFEST_FILE
     listed: dict[str, str] = {}
@@ -117,7 +126,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             digest, _, rel = line.partition("  ")
             if not _HEX64.fullmatch(digest) or not rel:
                 problems.append(f"MANIFEST.sha256:{n}: not a '<sha256>  <path>' line")
-            elif inside(d, rel) is None:
+            elif leads_out(rel, out_links):
                 problems.append(f"MANIFEST.sha256:{n}: '{rel[:200]}' is outside the dataset folder (not opened)")
             else:
                 listed[os.path.normpath(rel)] = digest
@@ -254,7 +263,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
                 # relative to the item's folder, within the dataset (path arithmetic: nothing is opened)
                 href = asset["href"]
                 rel = os.path.normpath(os.path.join("stac", cid, href)).replace(os.sep, "/") \
-                    if isinstance(href, str) and inside(d, os.path.join("stac", cid, href)) else None
+                    if isinstance(href, str) and reachable(os.path.join("stac", cid, href)) else None
                 want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["label"], "?"), cid)
                 if rel is None:
                     out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
@@ -264,7 +273,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
                     out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
             for link in item.get("links", []):
                 href = link.get("href")
-                if not isinstance(href, str) or inside(d, os.path.join("stac", cid, href)) is None:
+                if not isinstance(href, str) or not reachable(os.path.join("stac", cid, href)):
                     out.append(f"{where}: link {link.get('rel')} href {str(href)[:200]!r} leads outside the dataset")
         except (KeyError, TypeError, AttributeError) as exc:
             out.append(f"{where}: not a STAC item of this dataset ({type(exc).__name__}: {str(exc)[:100]})")
@@ -280,7 +289,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
         return out + [problem]
     for link in collection.get("links", []) if isinstance(collection, dict) else []:
         href = link.get("href") if isinstance(link, dict) else None
-        if not isinstance(href, str) or inside(d, os.path.join("stac", href)) is None:
+        if not isinstance(href, str) or not reachable(os.path.join("stac", href)):
             out.append(f"stac/collection.json: link href {str(href)[:200]!r} leads outside the dataset (not followed)")
     return out
 
@@ -316,9 +325,9 @@ def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]
             out.append("croissant.json: a distribution entry is not an object")
             continue
         url, pattern = entry.get("contentUrl"), entry.get("includes")
-        if url is not None and (not isinstance(url, str) or inside(d, url) is None):
+        if url is not None and (not isinstance(url, str) or not reachable(url)):
             out.append(f"croissant.json: contentUrl {str(url)[:200]!r} leads outside the dataset (not opened)")
-        if pattern is not None and (not isinstance(pattern, str) or inside(d, pattern) is None):
+        if pattern is not None and (not isinstance(pattern, str) or not reachable(pattern)):
             out.append(f"croissant.json: includes {str(pattern)[:200]!r} leads outside the dataset")
     return out
 
@@ -326,7 +335,7 @@ def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]
 def _packed_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
     from .writers.packed import PackedReader
 
-    store, out = PackedReader(d), []
+    store, out = PackedReader(d, links=reachable.links), []
     for s in SPLITS:
         want = sorted(c["id"] for c in chips if c["split"] == s)
         labels = {c["id"]: c["label"] for c in chips}

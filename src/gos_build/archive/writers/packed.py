@@ -204,18 +204,19 @@ class PackedReader:
     store costs at most one chunk (16 chips of one layer, <= 1 MB) of memory. Raises GosBuildError naming the
     array or chunk. Chunks are decoded here with numcodecs (the codec zarr uses), the bytes zarr would give."""
 
-    def __init__(self, dataset: str | Path, chip_size: int = 64):
-        from ...io import inside
+    def __init__(self, dataset: str | Path, chip_size: int = 64, links: list[str] | None = None):
+        from ...io import inside, links_out
 
         self.dataset, self.size = Path(dataset), chip_size
-        if inside(self.dataset, NAME) is None:
+        self.links = links_out(self.dataset) if links is None else links  # then every path check is arithmetic
+        if inside(self.dataset, NAME, self.links) is None:
             raise GosBuildError(f"{self.dataset / NAME}: leads outside the dataset folder (not opened)")
         self._meta: dict = {}
 
     def _path(self, rel: str) -> Path:
         from ...io import inside
 
-        path = inside(self.dataset, f"{NAME}/{rel}")
+        path = inside(self.dataset, f"{NAME}/{rel}", self.links)
         if path is None:
             raise GosBuildError(f"{NAME}/{rel}: leads outside the dataset folder (not opened)")
         return path
@@ -247,7 +248,11 @@ class PackedReader:
                 want["dtype"] = "<f8"
             chunks = doc.get("chunks") if isinstance(doc, dict) else None
             ok_chunks = chunks == [max(n, 1)]
-        if not isinstance(doc, dict) or want["dtype"] is None or doc.get("shape") != want["shape"] or \
+        def ints(v) -> bool:  # JSON's true equals 1 in Python: the types too
+            return isinstance(v, list) and all(type(x) is int for x in v)
+
+        if not isinstance(doc, dict) or not ints(doc.get("shape")) or not ints(doc.get("chunks")) or \
+                want["dtype"] is None or doc.get("shape") != want["shape"] or \
                 doc.get("dtype") != want["dtype"] or not ok_chunks or doc.get("order") != "C" or \
                 doc.get("filters") is not None or doc.get("dimension_separator", ".") != "." or \
                 not isinstance(doc.get("compressor"), dict) or doc["compressor"].get("id") != "zstd":
@@ -274,8 +279,11 @@ class PackedReader:
                 return np.full(chunks, doc.get("fill_value") or 0, dtype=dtype)
             except (TypeError, ValueError, OverflowError):
                 raise GosBuildError(f"{NAME}/{split}/{name}/.zarray: fill value {doc.get('fill_value')!r}") from None
-        with open(path, "rb") as f:
-            data = f.read(expected + (1 << 16) + 1)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(expected + (1 << 16) + 1)
+        except OSError as exc:
+            raise GosBuildError(f"{NAME}/{rel}: cannot be read ({exc.strerror})") from None
         if len(data) > expected + (1 << 16) or zstd_frame_size(data) != expected:
             raise GosBuildError(f"{NAME}/{rel}: not a Zstandard chunk of {expected} bytes")
         try:

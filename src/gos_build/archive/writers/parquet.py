@@ -221,14 +221,15 @@ class ParquetReader:
     sizes) before it is read, and a layer's bytes are at most :data:`MAX_LAYER_BYTES`. Raises GosBuildError naming
     the file. One row group per shard is kept decoded (random access reads one group, an epoch each group once)."""
 
-    def __init__(self, dataset: str | Path):
+    def __init__(self, dataset: str | Path, links: list[str] | None = None):
         import pyarrow.parquet as pq
 
         from ...errors import GosBuildError
-        from ...io import inside
+        from ...io import inside, links_out
 
         self.dataset = Path(dataset)
-        path = inside(self.dataset, INDEX_FILE)
+        self.links = links_out(self.dataset) if links is None else links
+        path = inside(self.dataset, INDEX_FILE, self.links)
         if path is None:
             raise GosBuildError(f"{self.dataset / INDEX_FILE}: leads outside the dataset folder (not opened)")
         try:
@@ -251,7 +252,7 @@ class ParquetReader:
         from ...io import inside
 
         if rel not in self._files:
-            path = inside(self.dataset, rel)
+            path = inside(self.dataset, rel, self.links)
             if path is None:
                 raise GosBuildError(f"{self.dataset / rel}: leads outside the dataset folder (not opened)")
             try:
