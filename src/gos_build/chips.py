@@ -12,7 +12,14 @@ Each candidate is kept or rejected by the first failing test, in this order:
    pixels count against purity); the majority class is the scene label;
 3. ``nodata``: in some layer, the nodata share > ``chips.max_nodata``;
 4. ``cloud``: the share of pixels the Sentinel-2 stage marked invalid
-   (cloud, shadow, cirrus) > ``chips.max_cloud``.
+   (cloud, shadow, cirrus) > ``chips.max_cloud``;
+5. ``boundary``: the chip's distance to the nearest class boundary of the
+   interpretation polygons (:func:`gos_build.labels.boundary_distances`, m) <
+   ``chips.min_boundary_distance_m`` (default 0: none is rejected).
+
+Every kept chip records that distance (``boundary_m``): map-scale polygons are
+uncertain by ~0.5 mm x the scale denominator (125 m at 1:250 000), so a chip
+near a boundary may carry the neighbouring class.
 
 Chip ids are the south-west corner of the chip in the grid CRS, metres
 (``E0500480N4880000``), so overlapping AOIs give the same ids and bytes.
@@ -27,6 +34,7 @@ and the kept chips' arrays; the archive's writers turn them into files
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -103,7 +111,8 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
 
 
 def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, stride: int, min_purity: float,
-             max_nodata: float, max_cloud: float, allowed: set[str] | None = None) -> tuple[dict, list]:
+             max_nodata: float, max_cloud: float, allowed: set[str] | None = None, polygons: str | Path | None = None,
+             min_boundary_m: float = 0.0) -> tuple[dict, list]:
     """Judge every candidate chip of one tile.
 
     Returns the tile's record (candidates, rejections by reason, the kept
@@ -111,13 +120,15 @@ def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, str
     ``(record, {layer: array (bands, size, size)})``, arrays being views of the
     tile's layers (``tiles_dir/<tile>/*.tif``, and the neighbours in ``allowed``
     when chips overlap). Writing them is a writer's job (:mod:`gos_build.archive`).
+    ``polygons``: the prepared polygons (``labels/polygons.gpkg``), for each chip's distance to the
+    nearest class boundary (without them the distance is not recorded).
     """
     classes = classes_from_config(classes)
     tile = grid.tile(tile_id)
     size = grid.chip_size
     cands, partial = candidates(grid, tile_id, stride)
     reasons = Counter({r: 0 for r in REJECTIONS})
-    records, kept, rejected_cells = [], [], []
+    records, kept, rejected_cells, passed = [], [], [], []
     if cands:
         # one read covering every candidate (reaching into neighbour tiles when stride < chip size)
         r_end = max(r for r, _ in cands) + size
@@ -139,17 +150,32 @@ def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, str
                 rejected_cells.append([grid.x_min + c * grid.resolution,
                                        grid.y_max - (r + size) * grid.resolution, reason])
                 continue
-            x = grid.x_min + c * grid.resolution
-            y = (grid.y_max - r * grid.resolution) - size * grid.resolution
-            layers = {RGB.name: chip_rgb}
-            for i, name in enumerate(ELEVATION_LAYERS):
-                layers[name] = chip_ter[i : i + 1]
-            sums = {name: [_band_sums(band, LAYERS[name].nodata) for band in arr] for name, arr in layers.items()}
-            record = {"id": lattice_id(x, y), "label": label, "class": classes[label]["name"],
-                      "purity": round(float(purity), 6), "x": x, "y": y, "cloud": round(shares["cloud"], 6),
-                      "stats": sums, "row": r, "col": c}
-            records.append(record)
-            kept.append((record, layers))
+            passed.append((r, c, label, purity, shares, chip_rgb, chip_ter))
+    span = size * grid.resolution
+    corners = [(grid.x_min + c * grid.resolution, grid.y_max - r * grid.resolution - span) for r, c, *_ in passed]
+    distances = [None] * len(passed)
+    if polygons is not None and passed:
+        from .labels import boundary_distances
+
+        x0, y1 = grid.x_min + tile.col_off * grid.resolution, grid.y_max - tile.row_off * grid.resolution
+        bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
+        distances = boundary_distances(polygons, bounds, [shapely.box(x, y, x + span, y + span) for x, y in corners])
+    for (r, c, label, purity, shares, chip_rgb, chip_ter), (x, y), dist in zip(passed, corners, distances):
+        if dist is not None and dist < min_boundary_m:
+            reasons["boundary"] += 1
+            rejected_cells.append([x, y, "boundary"])
+            continue
+        layers = {RGB.name: chip_rgb}
+        for i, name in enumerate(ELEVATION_LAYERS):
+            layers[name] = chip_ter[i : i + 1]
+        sums = {name: [_band_sums(band, LAYERS[name].nodata) for band in arr] for name, arr in layers.items()}
+        record = {"id": lattice_id(x, y), "label": label, "class": classes[label]["name"],
+                  "purity": round(float(purity), 6), "x": x, "y": y, "cloud": round(shares["cloud"], 6),
+                  "stats": sums, "row": r, "col": c}
+        if dist is not None:
+            record["boundary_m"] = round(dist, 2) if math.isfinite(dist) else None
+        records.append(record)
+        kept.append((record, layers))
     doc = {"tile": tile_id, "candidates": len(cands), "partial_aoi": partial, "kept": len(records),
            "rejected": dict(reasons), "rejected_cells": sorted(rejected_cells),
            "chips": sorted(({k: v for k, v in rec.items() if k not in ("row", "col")} for rec in records),

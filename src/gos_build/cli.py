@@ -205,7 +205,7 @@ def _cmd_chips_tile(args) -> None:
 
     dirs = [Path(d) for d in args.tile_dirs]
     write_tile_shard(_grid(args), args.tile, dirs[0].parent, _config(args), args.out_shard, args.out_json,
-                     allowed={d.name for d in dirs})
+                     allowed={d.name for d in dirs}, polygons=args.polygons)
 
 
 def _cmd_dataset(args) -> None:
@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "config", "grid", "tile")
     ch.add_argument("--out-shard", required=True, help="tiles/<tile>/shard: the writers' per-tile files")
     ch.add_argument("--out-json", required=True)
+    ch.add_argument("--polygons", help="labels/polygons.gpkg (labels-prepare): each chip's distance to the nearest "
+                    "class boundary")
     ch.add_argument("tile_dirs", nargs="+", help="tiles/<tile> folders: this tile first, then (stride < chip size) "
                     "its east/south neighbours")
 

@@ -32,7 +32,8 @@ from .tiles import read_decimated
 log = logging.getLogger(__name__)
 
 SPLIT_COLOURS = {"train": "#1b9e77", "val": "#7570b3", "test": "#d95f02"}
-REASON_COLOURS = {"purity": "#bdbdbd", "cloud": "#67a9cf", "nodata": "#000000", "unlabelled": "#fddbc7"}
+REASON_COLOURS = {"purity": "#bdbdbd", "cloud": "#67a9cf", "nodata": "#000000", "unlabelled": "#fddbc7",
+                  "boundary": "#fdae61"}
 FOLD_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 CLASS_COLOURS = ["#8c510a", "#c51b7d", "#2166ac", "#1a9850", "#fee08b", "#762a83", "#e08214", "#4d4d4d"]
 _ZH_SAMPLE = "构造地貌火山熔岩流水"

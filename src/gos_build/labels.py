@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -291,6 +292,64 @@ def read_prepared(path: str | Path, bounds) -> list[tuple]:
         geom = _gpkg_geometry(blob)
         if geom is not None:
             out.append((geom, int(cid)))
+    return out
+
+
+def class_boundaries(features: list[tuple]):
+    """The lines where the class changes -- between two classes, or a class and unlabelled ground -- of
+    ``features`` ``[(polygon, class id)]`` in burn order (later wins, as :func:`rasterize_tile` burns them):
+    the union of the boundaries of each class's region; an edge between two polygons of one class is none."""
+    later, pieces = None, {}
+    for geom, cid in reversed(features):
+        pieces.setdefault(cid, []).append(geom if later is None else geom.difference(later))
+        later = geom if later is None else shapely.union(later, geom)
+    return shapely.union_all([shapely.union_all(p).boundary for _, p in sorted(pieces.items())])
+
+
+def _extent(path: str | Path) -> tuple[float, float, float, float] | None:
+    """The envelope of every prepared polygon (from the GeoPackage's R-tree), or None when there is none."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT min(minx), min(miny), max(maxx), max(maxy) FROM rtree_labels_geom").fetchone()
+    except sqlite3.Error as exc:
+        raise GosBuildError(f"{path}: not a polygons.gpkg of labels-prepare ({exc})") from None
+    finally:
+        db.close()
+    return None if row is None or row[0] is None else tuple(float(v) for v in row)
+
+
+def boundary_distances(prepared: str | Path, bounds, footprints) -> list[float]:
+    """Distance (m, grid CRS) from each footprint (shapely polygons inside ``bounds``: a tile's chips) to the
+    nearest class boundary (:func:`class_boundaries`) of the prepared polygons; 0 where one crosses it.
+
+    Exact: the boundaries are read within ``bounds`` widened by a margin r (one tile's width to start);
+    a distance found <= r cannot be beaten by a line farther out, and the margin doubles for the chips
+    whose nearest line is not yet within it, up to the whole layer. ``inf`` if there is no boundary at all.
+    """
+    out = [math.inf] * len(footprints)
+    todo = list(range(len(footprints)))
+    if not todo:
+        return out
+    extent = _extent(prepared)
+    if extent is None:
+        return out
+    x0, y0, x1, y1 = bounds
+    r = max(x1 - x0, y1 - y0)
+    while todo:
+        q = (x0 - r, y0 - r, x1 + r, y1 + r)
+        whole = q[0] <= extent[0] and q[1] <= extent[1] and q[2] >= extent[2] and q[3] >= extent[3]
+        lines = shapely.intersection(class_boundaries(read_prepared(prepared, q)), shapely.box(*q))
+        if not lines.is_empty:
+            d = shapely.distance(np.array([footprints[i] for i in todo], dtype=object), lines)
+            for i, di in zip(list(todo), d):
+                if di <= r or whole:
+                    out[i] = float(di)
+            todo = [i for i in todo if out[i] == math.inf]
+        if whole:
+            break
+        r *= 2
     return out
 
 

@@ -90,7 +90,7 @@ VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
 LABEL_DESCRIPTION = "label"
 
 SPLITS = ("train", "val", "test")
-REJECTIONS = ("unlabelled", "purity", "nodata", "cloud")
+REJECTIONS = ("unlabelled", "purity", "nodata", "cloud", "boundary")
 INPUT_KINDS = ("sentinel2", "dem", "polygons")
 
 
@@ -120,7 +120,7 @@ def band_descriptions(layer: Layer) -> list[str]:
 # -- classes.txt and labels.txt: written and read here only ---------------------------
 CLASSES_FILE = "classes.txt"
 LABELS_FILE = "labels.txt"
-LABELS_HEADER = "# chip_id label purity split x y"
+LABELS_HEADER = "# chip_id label purity split x y boundary_m"
 
 
 FOLDS_FILE = "folds.txt"  # only with split.folds
@@ -159,14 +159,22 @@ def classes_text(classes: dict[int, dict]) -> str:
 
 
 def labels_text(chips: list[dict]) -> str:
-    """labels.txt: a header, then ``chip_id label purity split x y`` per chip (x, y: south-west corner, m)."""
+    """labels.txt: a header, then ``chip_id label purity split x y boundary_m`` per chip (x, y: south-west corner,
+    m, grid CRS; boundary_m: distance from the chip to the nearest class boundary of the polygons, m, 0.01 m;
+    ``-`` where unknown)."""
     lines = [LABELS_HEADER]
-    lines += [f"{c['id']} {c['label']} {c['purity']:.4f} {c['split']} {c['x']:.0f} {c['y']:.0f}" for c in chips]
+    lines += [f"{c['id']} {c['label']} {c['purity']:.4f} {c['split']} {c['x']:.0f} {c['y']:.0f} "
+              f"{_metres(c.get('boundary_m'))}" for c in chips]
     return "\n".join(lines) + "\n"
 
 
+def _metres(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
-    """(class id -> {"name", "name_zh"}, chips [{"id", "label", "purity", "split", "x", "y"}]) of a dataset folder.
+    """(class id -> {"name", "name_zh"}, chips [{"id", "label", "purity", "split", "x", "y", "boundary_m"}]) of a
+    dataset folder (``boundary_m`` None where the dataset does not say).
 
     The one reader of ``classes.txt`` and ``labels.txt``; raises GosBuildError naming the file and line.
     """
@@ -185,11 +193,15 @@ def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
                         raise ValueError(cname)
                     classes[int(cid)] = {"name": cname, "name_zh": zh}
                 else:
-                    cid, label, purity, split, x, y = line.split()
+                    fields = line.split()
+                    if len(fields) == 6:  # datasets written before the boundary distance
+                        fields.append("-")
+                    cid, label, purity, split, x, y, boundary = fields
                     if not _CHIP_ID_RE.fullmatch(cid) or split not in SPLITS:
                         raise ValueError(cid)
                     chips.append({"id": cid, "label": int(label), "purity": float(purity), "split": split,
-                                  "x": float(x), "y": float(y)})
+                                  "x": float(x), "y": float(y),
+                                  "boundary_m": None if boundary == "-" else float(boundary)})
             except ValueError:
                 raise GosBuildError(f"{d / name}:{n}: malformed line '{line[:200]}'") from None
     return classes, chips

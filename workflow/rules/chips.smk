@@ -5,6 +5,7 @@
 rule chips:
     input:
         grid=rules.grid.output[0],
+        polygons=rules.labels_prepare.output.gpkg,
         layers=chip_inputs,
     output:
         shard=directory(f"{OUT}/tiles/{{tile}}/shard"),
@@ -26,7 +27,7 @@ rule chips:
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} chips-tile"
         " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile}"
-        " --out-shard {output.shard} --out-json {output.json} {params.dirs}"
+        " --polygons {input.polygons} --out-shard {output.shard} --out-json {output.json} {params.dirs}"
 
 
 rule dataset:

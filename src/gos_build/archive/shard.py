@@ -17,11 +17,13 @@ from .writers import WRITERS
 
 
 def write_tile_shard(grid: Grid, tile_id: str, tiles_dir: str | Path, config: dict, out_shard: str | Path,
-                     out_json: str | Path, allowed: set[str] | None = None) -> dict:
-    """Cut one tile's chips with the config's ``chips``/``grid``/``classes``; write its shard folder and record."""
+                     out_json: str | Path, allowed: set[str] | None = None, polygons: str | Path | None = None) -> dict:
+    """Cut one tile's chips with the config's ``chips``/``grid``/``classes``; write its shard folder and record.
+    ``polygons``: the prepared polygons, for each chip's distance to the nearest class boundary."""
     chips_cfg = config["chips"]
     doc, kept = cut_tile(grid, tile_id, tiles_dir, config["classes"], config["grid"]["stride"],
-                         chips_cfg["min_purity"], chips_cfg["max_nodata"], chips_cfg["max_cloud"], allowed)
+                         chips_cfg["min_purity"], chips_cfg["max_nodata"], chips_cfg["max_cloud"], allowed,
+                         polygons, chips_cfg.get("min_boundary_distance_m", 0.0))
     members = []
     for writer in WRITERS.values():
         if hasattr(writer, "shard_members"):

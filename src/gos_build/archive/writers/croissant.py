@@ -40,11 +40,12 @@ CONTEXT = {
 
 
 def rows(chips: list[dict], classes: dict) -> list[list]:
-    header = ["chip_id", "label", "class", "split", "x", "y", *(f"{m}_path" for m in MODALITIES)]
+    header = ["chip_id", "label", "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in MODALITIES)]
     out = [header]
     for c in chips:
         name = classes[c["label"]]["name"]
-        out.append([c["id"], c["label"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}",
+        b = c.get("boundary_m")
+        out.append([c["id"], c["label"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}", "" if b is None else f"{b:.2f}",
                     *(chip_path(m, name, c["id"]) for m in MODALITIES)])
     return out
 
@@ -74,7 +75,9 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
     fields = [("chip_id", "sc:Text", "chip id: its south-west corner in the grid CRS, metres"),
               ("label", "sc:Integer", "class id (classes.txt)"), ("class", "sc:Text", "class name"),
               ("split", "sc:Text", "train, val or test"), ("x", "sc:Float", "south-west corner x, m"),
-              ("y", "sc:Float", "south-west corner y, m")]
+              ("y", "sc:Float", "south-west corner y, m"),
+              ("boundary_m", "sc:Float", "distance from the chip to the nearest class boundary of the interpretation "
+               "polygons, m (0: the chip crosses one)")]
     fields += [(f"{m}_path", "sc:Text", f"{LAYERS[m].description} ({LAYERS[m].units}): GeoTIFF path in the dataset")
                for m in MODALITIES]
     doc = {

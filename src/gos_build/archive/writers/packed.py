@@ -6,6 +6,7 @@
     packed/<split>/chip_id      [N]             chip ids (text), in the order of labels.txt
     packed/<split>/label        [N]             class ids (uint8, as in classes.txt)
     packed/<split>/x_min, y_min [N]             south-west corner of each chip, metres, grid CRS
+    packed/<split>/boundary_m   [N]             distance to the nearest class boundary, m (NaN: unknown)
 
 Attributes of the group: classes, layers (bands, units, nodata), CRS and chip size. Chunks hold
 ``CHUNK_CHIPS`` chips of one layer (Zstandard, level 3): a training epoch reads a few hundred chunks.
@@ -92,22 +93,23 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                        "chip_size": size, "layers": {m: {"bands": list(LAYERS[m].bands), "dtype": LAYERS[m].dtype,
                                                          "units": LAYERS[m].units, "nodata": LAYERS[m].nodata}
                                                      for m in MODALITIES},
-                       "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label, x, y"})
+                       "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label, x, y, boundary_m"})
     for split in SPLITS:
         mine = [c for c in chips if c["split"] == split]
         g = root.create_group(split)
         n = len(mine)
         g.create_array("chip_id", shape=(n,), dtype="<U16", chunks=(max(n, 1),), compressors=_compressor())
         g.create_array("label", shape=(n,), dtype="uint8", chunks=(max(n, 1),), compressors=_compressor())
-        for axis in ("x_min", "y_min"):
+        for axis in ("x_min", "y_min", "boundary_m"):
             g.create_array(axis, shape=(n,), dtype="float64", chunks=(max(n, 1),), compressors=_compressor())
-        for name in ("chip_id", "label", "x_min", "y_min"):
+        for name in ("chip_id", "label", "x_min", "y_min", "boundary_m"):
             g[name].attrs["_ARRAY_DIMENSIONS"] = ["chip"]  # xarray's dimension names
         if n:
             g["chip_id"][:] = np.array([c["id"] for c in mine], dtype="<U16")
             g["label"][:] = np.array([c["label"] for c in mine], dtype="uint8")
             g["x_min"][:] = np.array([c["x"] for c in mine])
             g["y_min"][:] = np.array([c["y"] for c in mine])
+            g["boundary_m"][:] = np.array([np.nan if c.get("boundary_m") is None else c["boundary_m"] for c in mine])
         for m in MODALITIES:
             layer = LAYERS[m]
             arr = g.create_array(m, shape=(n, len(layer.bands), size, size), dtype=layer.dtype,
@@ -244,7 +246,7 @@ class PackedReader:
                 isinstance(chunks[0], int) and 0 < chunks[0] <= 64
         else:
             want = {"shape": [n], "dtype": {"chip_id": "<U16", "label": "|u1"}.get(name)}
-            if name in ("x_min", "y_min"):
+            if name in ("x_min", "y_min", "boundary_m"):
                 want["dtype"] = "<f8"
             chunks = doc.get("chunks") if isinstance(doc, dict) else None
             ok_chunks = chunks == [max(n, 1)]

@@ -5,8 +5,8 @@
   :data:`ROW_GROUP_CHIPS` chips (a random read decodes one small group, not a shard). Columns:
   ``chip_id``; ``label`` (the class's index in the ``ClassLabel`` names, 0-based: the classes by id) and
   ``class_id`` (``classes.txt``'s id), ``class_name``; ``split``; ``fold`` (with ``split.folds``); ``x``,
-  ``y`` (south-west corner, grid CRS, m); ``crs``; ``lon``, ``lat`` (centre, WGS84); ``purity`` (as in
-  ``labels.txt``); ``thumbnail`` (a PNG of the chip's RGB under the dataset's one stretch,
+  ``y`` (south-west corner, grid CRS, m); ``crs``; ``lon``, ``lat`` (centre, WGS84); ``purity`` and
+  ``boundary_m`` (distance to the nearest class boundary, m) as in ``labels.txt``; ``thumbnail`` (a PNG of the chip's RGB under the dataset's one stretch,
   :func:`gos_build.layout.rgb_stretch`, as the Hugging Face ``Image`` struct); and one binary column per
   layer holding that chip's GeoTIFF, the tree file's bytes exactly (same sha256).
 * ``parquet/chips.parquet``: a GeoParquet 1.1 index, one row per chip with its footprint (WKB polygon,
@@ -65,7 +65,7 @@ def _schema(with_folds: bool, class_names: list[str]):
               ("class_name", pa.string()), ("split", pa.string())]
     fields += [("fold", pa.int64())] if with_folds else []
     fields += [("x", pa.float64()), ("y", pa.float64()), ("crs", pa.string()), ("lon", pa.float64()),
-               ("lat", pa.float64()), ("purity", pa.float64()),
+               ("lat", pa.float64()), ("purity", pa.float64()), ("boundary_m", pa.float64()),
                ("thumbnail", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
     fields += [(m, pa.binary()) for m in MODALITIES]
     hf = {"info": {"features": {name: _hf_feature(name, class_names) for name, _ in fields}}}
@@ -130,7 +130,8 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             name = shard_name(split, k, n_shards)
             rows = [{"chip_id": c["id"], "label": index_of[c["label"]], "class_id": c["label"],
                      "class_name": classes[c["label"]]["name"], "split": split, "fold": folds.get(c["id"]),
-                     "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4)} for c in part]
+                     "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4),
+                     "boundary_m": c.get("boundary_m")} for c in part]
             where.update((c["id"], (name, i)) for i, c in enumerate(part))
             tasks.append((str(dest), name, rows, crs, span, bool(folds), class_names, stretch))
     for _ in ordered(context["pool"], _write_shard, tasks):
@@ -171,7 +172,7 @@ def _write_shard(task) -> None:
         for start in range(0, len(rows), ROW_GROUP_CHIPS):  # an empty split: a file of the schema alone
             group = rows[start : start + ROW_GROUP_CHIPS]
             cols = {k: [r[k] for r in group] for k in ("chip_id", "label", "class_id", "class_name", "split",
-                                                       "fold", "x", "y", "purity")}
+                                                       "fold", "x", "y", "purity", "boundary_m")}
             cols["crs"] = [crs] * len(group)
             cols["lon"] = [c[0] for c in centres[start : start + len(group)]]
             cols["lat"] = [c[1] for c in centres[start : start + len(group)]]

@@ -170,6 +170,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                            "label:classes": label_classes, "ml-aoi:split": slot("split"),
                            "gos_build:class": cname, "gos_build:class_id": cid,
                            "gos_build:class_zh": cls.get("name_zh", ""),
+                           "gos_build:boundary_distance_m": slot("boundary"),
                            "proj:code": crs, "proj:shape": [size, size],
                            "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
             "links": up, "assets": assets, "collection": collection_id})
@@ -227,6 +228,7 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
         lon_all += lon
         lat_all += lat
         values = {"id": c["id"], "split": SPLIT_NAMES[c["split"]], "x0": x0, "y1": y1, "bbox0": min(lon),
+                  "boundary": c.get("boundary_m"),
                   "bbox1": min(lat), "bbox2": max(lon), "bbox3": max(lat)}
         for i in range(5):
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
