@@ -290,6 +290,7 @@ class Harness:
         self.failures: list[str] = []
         self.baseline_kb = None
         self.peak_kb = 0
+        self.progress = False
         signal.signal(signal.SIGALRM, _on_alarm)
         warnings.simplefilter("ignore")  # hostile statistics overflow float32: numpy says so, at every case
 
@@ -336,15 +337,15 @@ class Harness:
             try:
                 said, problems = self.readers()
                 if differs and not problems:
-                    self.failures.append(f"{label}: validate says OK although a listed file changed")
+                    self._fail(f"{label}: validate says OK although a listed file changed")
                     self.counts["undetected"] += 1
                 else:
                     self.counts["findings" if problems else "clean"] += 1
             except Timeout:
-                self.failures.append(f"{label}: ran past {self.seconds} s")
+                self._fail(f"{label}: ran past {self.seconds} s")
                 self.counts["timeout"] += 1
             except Exception as exc:  # the point of the harness: anything but findings is a failure
-                self.failures.append(f"{label}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-6)}")
+                self._fail(f"{label}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-6)}")
                 self.counts["traceback"] += 1
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -352,7 +353,7 @@ class Harness:
             self.restore(changed)  # whatever happened: the next case starts from the same bytes
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if peak - self.baseline_kb > self.memory_mb * 1024:
-            self.failures.append(f"{label}: peak RSS {peak / 1024:.0f} MB, {(peak - self.baseline_kb) / 1024:.0f} MB "
+            self._fail(f"{label}: peak RSS {peak / 1024:.0f} MB, {(peak - self.baseline_kb) / 1024:.0f} MB "
                                  f"above the unmutated case's")
             self.counts["memory"] += 1
             self.baseline_kb = peak  # report each growth once
@@ -384,7 +385,13 @@ class Harness:
             path.write_bytes(new)
             what.append(f"{rel}: {mutate.__name__}: {desc}")
 
+    def _fail(self, text: str) -> None:
+        self.failures.append(text)
+        if self.progress:
+            print("FAILURE", text, file=sys.stderr, flush=True)
+
     def run(self, cases: int, seed_value: int, progress: bool = False) -> None:
+        self.progress = progress
         said, problems = self.readers()  # the unmutated dataset: clean, and the memory baseline
         if problems:
             raise SystemExit(f"{self.src}: not a clean dataset to fuzz: {problems[:3]}")

@@ -72,10 +72,18 @@ def test_baseline_command_writes_metrics_report_and_figure(runs, tmp_path):
     res = run_cli("baseline", str(runs["a2"] / "dataset"), str(tmp_path), "--epochs", "2")
     assert res.returncode == 0, res.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(m) == {"block", "random", "random_split_inflation"}
-    assert m["random_split_inflation"] == pytest.approx(m["random"]["overall_accuracy"] - m["block"]["overall_accuracy"])
-    assert "random split" in (tmp_path / "report.md").read_text()
-    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"block", "random", "random_split_difference", "ablation", "boundary"} <= set(m)
+    rs = m["random_split_difference"]
+    assert rs["difference"] == pytest.approx(m["random"]["overall_accuracy"] - m["block"]["overall_accuracy"])
+    assert rs["interval"][0] <= rs["difference"] <= rs["interval"][1]
+    assert {"rgb+terrain", "rgb", "terrain", "rgb+terrain-slope"} <= set(m["ablation"]) and len(m["ablation"]) == 11
+    report = (tmp_path / "report.md").read_text()
+    assert "A random split of the same chips changes test accuracy by" in report
+    significant = not (rs["interval"][0] <= 0 <= rs["interval"][1])
+    assert ("not significant" in report.split("A random split")[1].split("\n")[0]) == (not significant)
+    assert sum(b["chips"] for b in m["boundary"]) == m["ablation"]["rgb+terrain"]["pooled"]["chips"]
+    for png in ("confusion.png", "ablation.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_fold_splits_test_every_chip_once():
@@ -100,3 +108,55 @@ def test_fold_summary_by_hand():
     assert sm["overall_accuracy"]["sd"] == pytest.approx(((0.1**2 + 0.1**2) / 1) ** 0.5)  # ddof = 1
     assert sm["kappa"] == {"mean": pytest.approx(0.4), "sd": pytest.approx(0.2 * 2**0.5), "n": 2}
     assert sm["per_class_accuracy"][1] == {"mean": 0.25, "sd": 0.0, "n": 1}  # a fold without class b
+
+
+def test_intervals_against_published_values():
+    from gos_build.evaluation import newcombe, wilson
+
+    # Newcombe (1998), Stat. Med. 17:873, example (a): 56/70 against 48/80, method 10: 0.0524 to 0.3339
+    d, lo, hi = newcombe(56, 70, 48, 80)
+    assert d == pytest.approx(0.2) and lo == pytest.approx(0.0524, abs=5e-5) and hi == pytest.approx(0.3339, abs=5e-5)
+    # Wilson: 0/10 -> [0, 0.2775]; 81/263 -> [0.2553, 0.3662] (Newcombe 1998b, Table I)
+    assert wilson(0, 10) == (0.0, pytest.approx(0.2775, abs=5e-5))
+    assert wilson(81, 263) == (pytest.approx(0.2553, abs=5e-5), pytest.approx(0.3662, abs=5e-5))
+
+
+def test_the_words_follow_the_sign_and_the_significance():
+    from gos_build.evaluation import boundary_words, difference_words, paired_block_bootstrap, random_split_words
+
+    lower = random_split_words(-0.061, -0.196, 0.052, 33, 33)
+    assert "not significant" in lower and "inflat" not in lower.split(":", 1)[1].replace("no inflation", "")
+    assert "higher" in random_split_words(0.08, 0.02, 0.14, 900, 900)
+    below = random_split_words(-0.08, -0.14, -0.02, 900, 900)
+    assert "lower" in below and "significant" in below and "higher" not in below
+    assert difference_words("Terrain", 0.05, 0.01, 0.09, 500).startswith("Terrain adds 0.050")
+    assert "costs" in difference_words("Removing slope", -0.05, -0.09, -0.01, 500)
+    assert "not significant" in difference_words("Terrain", 0.05, -0.01, 0.09, 500)
+    # the same predictions: a difference of 0 and an interval that resolves nothing
+    same = [True, False] * 20
+    assert paired_block_bootstrap(same, same, np.arange(40) // 4)[0] == 0.0
+    d, lo, hi = paired_block_bootstrap([True] * 40, [False, True, True, True] * 10, np.arange(40) // 4, seed=1)
+    assert d == pytest.approx(0.25) and lo > 0  # one more right in every block: resolved
+    d, lo, hi = paired_block_bootstrap([True] * 40, [False] * 10 + [True] * 30, np.arange(40) // 4, seed=1)
+    assert d == pytest.approx(0.25) and lo <= 0  # the same count, all in three neighbouring blocks: not resolved
+    near = [{"from_chips": 0, "to_chips": 1, "chips": 100, "errors": 30, "error_rate": 0.3, "interval": [0.22, 0.39]},
+            {"from_chips": 4, "to_chips": None, "chips": 100, "errors": 5, "error_rate": 0.05, "interval": [0.02, 0.11]}]
+    assert "concentrate near the boundaries" in boundary_words(near)
+    near[0].update(errors=6, error_rate=0.06, interval=[0.03, 0.12])
+    assert "no clear difference" in boundary_words(near)
+
+
+@pytest.mark.slow
+def test_modality_variants_train_the_same_architecture_on_their_inputs(runs):
+    from gos_build.ml import BranchNet, expand_variants, fit, load_chips, variant_inputs
+
+    assert expand_variants(["rgb", "drop-one"])[:3] == ["rgb+terrain", "rgb", "rgb+terrain-dem"]
+    assert variant_inputs("rgb+terrain-slope") == (True, [i for i in range(8) if i != TERRAIN.index("slope")])
+    net = BranchNet(3, rgb=False, terrain=7)
+    assert net(torch.zeros(2, 3, 64, 64), torch.zeros(2, 7, 64, 64)).shape == (2, 3) and net.image is None
+    data = load_chips(runs["a2"] / "dataset")
+    own = {c: s for c, s in zip(data["ids"], [line.split()[3] for line in
+                                              (runs["a2"] / "dataset" / "labels.txt").read_text().splitlines()[1:]])}
+    a = fit(data, own, "terrain", epochs=2, seed=5)
+    b = fit(data, own, "terrain", epochs=2, seed=5)
+    assert a["test_pred"] == b["test_pred"] and a["history"] == b["history"]  # the seed fixes it on the CPU

@@ -245,7 +245,8 @@ def _cmd_validate(args) -> None:
 def _cmd_baseline(args) -> None:
     from .ml import baseline
 
-    baseline(args.dataset, args.out_dir, seed=args.seed, epochs=args.epochs, threads=args.threads or 1)
+    baseline(args.dataset, args.out_dir, seed=args.seed, epochs=args.epochs, threads=args.threads or 1,
+             variants=[v.strip() for v in args.modalities.split(",") if v.strip()], block_chips=args.block_chips)
 
 
 def _cmd_figures(args) -> None:
@@ -384,11 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--out-dir", required=True)
     fg.add_argument("shards", nargs="*", help="tiles/<tile>/chips.json (rejected candidates)")
 
-    bl = command("baseline", _cmd_baseline, "train the two-branch CNN on block and random splits; metrics (needs [ml])")
+    bl = command("baseline", _cmd_baseline, "train the late-fusion CNN on block and random splits and compare "
+                 "modalities over the folds; metrics with intervals (needs [ml])")
     bl.add_argument("dataset", help="dataset folder")
     bl.add_argument("out_dir", help="output folder: metrics.json, report.md, confusion.png")
-    bl.add_argument("--epochs", type=int, default=15)
+    _from_schema(bl, "--epochs", "baseline.epochs", int)
     _from_schema(bl, "--seed", "split.seed", int)
+    _from_schema(bl, "--block-chips", "split.block_chips", int)
+    bl.add_argument("--modalities", default=",".join(schema_entry("baseline.modalities")["default"]),
+                    help="comma-separated variants: rgb, terrain, rgb+terrain, rgb+terrain-<layer>, drop-one "
+                         "(config baseline.modalities)")
     return p
 
 

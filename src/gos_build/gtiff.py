@@ -156,6 +156,8 @@ def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
     left, top = tie[3], tie[4]
     if _MODEL_TRANSFORM in e or _raster_type(data, e) != 1:
         raise NotAChip("georeferenced by a model transformation or by pixel centres (PixelIsPoint)")
+    if any(x.type not in _TYPE_SIZE for t in (_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII) if (x := e.get(t))):
+        raise NotAChip("a GeoTIFF key directory of an unknown TIFF type")
     crs = b"".join(data[x.offset : x.offset + _TYPE_SIZE[x.type] * x.count] if x.offset is not None
                    else data[x.field : x.field + 4] for t in (_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII) if (x := e.get(t)))
     return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs), e
@@ -172,9 +174,15 @@ def _raster_type(data: bytes, e: dict) -> int:
     return 1
 
 
+_DAMAGED = (struct.error, KeyError, IndexError, TypeError, ZeroDivisionError, OverflowError, UnicodeDecodeError)
+
+
 def read_header(data: bytes) -> Header:
     """The :class:`Header` of a chip GeoTIFF's bytes (its directory only; strips are not read)."""
-    return _parse(data)[0]
+    try:
+        return _parse(data)[0]
+    except _DAMAGED as exc:  # whatever a damaged directory trips on: not a chip, never a crash
+        raise NotAChip(f"a damaged TIFF directory ({type(exc).__name__}: {exc})") from None
 
 
 def read_array(data: bytes) -> np.ndarray:
@@ -189,7 +197,10 @@ def read_arrays(datas: list[bytes]) -> np.ndarray:
     """
     kind, raws = None, []
     for data in datas:
-        k, raw = _strips(data)
+        try:
+            k, raw = _strips(data)
+        except _DAMAGED as exc:
+            raise NotAChip(f"a damaged TIFF directory ({type(exc).__name__}: {exc})") from None
         if kind is None:
             kind = k
         elif k != kind:
@@ -234,6 +245,8 @@ def _strips(data: bytes) -> tuple[tuple, bytes]:
     predictor = _one(data, e, _PREDICTOR, 1)
     planar = _one(data, e, _PLANAR, 1)
     rows = _one(data, e, _ROWS_PER_STRIP, h.height)
+    if not isinstance(rows, int) or rows < 1:
+        raise NotAChip(f"{rows} rows per strip")
     if compression not in (1, *_DEFLATE) or predictor not in (1, 2, 3) or (planar != 2 and h.count > 1):
         raise NotAChip(f"compression {compression}, predictor {predictor}, planar configuration {planar}")
     offsets, sizes = _values(data, e[_STRIP_OFFSETS]), _values(data, e[_STRIP_BYTES])

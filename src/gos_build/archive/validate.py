@@ -19,7 +19,7 @@ from ..gtiff import NotAChip, read_header
 from ..io import files_under, leads_out, links_out
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
-from .writers.parquet import INDEX_FILE, NAME as PARQUET, shard_name
+from .writers.parquet import INDEX_FILE, NAME as PARQUET, check_row_group, shard_name
 from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
@@ -361,7 +361,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     import pyarrow.parquet as pq
     from pyarrow import ArrowException
 
-    unreadable = (OSError, ValueError, KeyError, TypeError, ArrowException)  # what pyarrow raises on a bad file
+    unreadable = (OSError, ValueError, KeyError, TypeError, ArrowException, GosBuildError)  # a bad file's errors
     out = []
     by_id = {c["id"]: c for c in chips}
     seen: dict[str, str] = {}
@@ -381,6 +381,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
             shard = pq.ParquetFile(d / rel)
             columns = ["chip_id", "class_id", "label", "split", *MODALITIES]
             for group in range(shard.num_row_groups):
+                check_row_group(shard, group, rel)
                 table = shard.read_row_group(group, columns=columns).to_pylist()
                 for row in table:
                     cid = row["chip_id"]

@@ -224,6 +224,18 @@ def after_datacard(dest: Path, context: dict, datacard: str) -> None:
     (dest / CARD_FILE).write_text(card_header(context) + datacard, encoding="utf-8")
 
 
+def check_row_group(f, g: int, path):
+    """Row group ``g``'s metadata of the ParquetFile ``f``, or GosBuildError when it declares more rows or bytes
+    than a gos-build shard's group holds (so reading it cannot allocate what a hostile footer asks for)."""
+    from ...errors import GosBuildError
+
+    meta = f.metadata.row_group(g)
+    if meta.num_rows > MAX_GROUP_ROWS or any(meta.column(c).total_uncompressed_size > MAX_GROUP_ROWS * MAX_LAYER_BYTES
+                                             for c in range(meta.num_columns)):
+        raise GosBuildError(f"{path}: row group {g} is larger than a shard of gos-build holds")
+    return meta
+
+
 class ParquetReader:
     """Chips' GeoTIFF bytes from a dataset's Parquet form, found through ``parquet/chips.parquet`` and read as a
     stranger's files: the index may name shards of this dataset only, each row group is checked (rows, column
@@ -268,11 +280,7 @@ class ParquetReader:
                 f = pq.ParquetFile(path)
                 starts, n = [], 0
                 for g in range(f.num_row_groups):
-                    meta = f.metadata.row_group(g)
-                    if meta.num_rows > MAX_GROUP_ROWS or any(
-                            meta.column(c).total_uncompressed_size > MAX_GROUP_ROWS * MAX_LAYER_BYTES
-                            for c in range(meta.num_columns)):
-                        raise GosBuildError(f"{path}: row group {g} is larger than a shard of gos-build holds")
+                    meta = check_row_group(f, g, path)
                     starts.append(n)
                     n += meta.num_rows
             except _UNREADABLE as exc:
@@ -302,12 +310,14 @@ class ParquetReader:
                                     f"{exc})") from None
         cols = self._groups[rel][1]
         i = row - starts[g]
-        if cols["chip_id"][i].as_py() != chip_id:
-            raise GosBuildError(f"{self.dataset / rel}: row {row} holds {cols['chip_id'][i].as_py()}, not {chip_id}")
-        out = {}
-        for m in MODALITIES:
-            data = cols[m][i].as_py()
+        try:
+            held = cols["chip_id"][i].as_py()
+            values = {m: cols[m][i].as_py() for m in MODALITIES}
+        except _UNREADABLE as exc:  # a string that is not UTF-8, a column of another type
+            raise GosBuildError(f"{self.dataset / rel}: row {row} cannot be read ({type(exc).__name__})") from None
+        if held != chip_id:
+            raise GosBuildError(f"{self.dataset / rel}: row {row} holds {str(held)[:40]!r}, not {chip_id}")
+        for m, data in values.items():
             if not isinstance(data, bytes) or len(data) > MAX_LAYER_BYTES:
                 raise GosBuildError(f"{self.dataset / rel}: row {row} {m}: not the bytes of a chip GeoTIFF")
-            out[m] = data
-        return out
+        return values
