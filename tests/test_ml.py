@@ -139,11 +139,13 @@ def test_the_words_follow_the_sign_and_the_significance():
     assert d == pytest.approx(0.25) and lo > 0  # one more right in every block: resolved
     d, lo, hi = paired_block_bootstrap([True] * 40, [False] * 10 + [True] * 30, np.arange(40) // 4, seed=1)
     assert d == pytest.approx(0.25) and lo <= 0  # the same count, all in three neighbouring blocks: not resolved
-    near = [{"from_chips": 0, "to_chips": 1, "chips": 100, "errors": 30, "error_rate": 0.3, "interval": [0.22, 0.39]},
-            {"from_chips": 4, "to_chips": None, "chips": 100, "errors": 5, "error_rate": 0.05, "interval": [0.02, 0.11]}]
-    assert "concentrate near the boundaries" in boundary_words(near)
-    near[0].update(errors=6, error_rate=0.06, interval=[0.03, 0.12])
-    assert "no clear difference" in boundary_words(near)
+    from gos_build.evaluation import boundary_bins
+
+    bins = boundary_bins([10.0] * 100 + [5000.0] * 100, [False] * 30 + [True] * 70 + [True] * 95 + [False] * 5, 640)
+    assert [b["chips"] for b in bins] == [100, 0, 0, 100] and bins[0]["errors"] == 30
+    assert "concentrate near the boundaries" in boundary_words(bins)
+    bins = boundary_bins([10.0] * 100 + [5000.0] * 100, [False] * 6 + [True] * 94 + [True] * 95 + [False] * 5, 640)
+    assert "no clear difference" in boundary_words(bins)
 
 
 @pytest.mark.slow

@@ -125,17 +125,17 @@ def random_split_words(d: float, lo: float, hi: float, n_random: int, n_block: i
 
 
 def boundary_words(bins: list[dict]) -> str:
-    """The sentence on errors by distance to a class boundary: nearest bin against the farthest with chips."""
-    filled = [b for b in bins if b["chips"]]
-    if len(filled) < 2:
-        return "Too few test chips in distinct distance bins to compare errors near and far from boundaries."
-    near, far = filled[0], filled[-1]
-    head = (f"Chips {bin_label(near)} chip widths from a class boundary err {near['error_rate']:.3f} "
-            f"[{near['interval'][0]:.3f}, {near['interval'][1]:.3f}] ({near['chips']} chips), those "
-            f"{bin_label(far)} chip widths away {far['error_rate']:.3f} [{far['interval'][0]:.3f}, "
-            f"{far['interval'][1]:.3f}] ({far['chips']} chips): ")
-    if near["interval"][0] > far["interval"][1]:
+    """The sentence on errors by distance to a class boundary: the nearest bin against every farther one pooled."""
+    near, rest = bins[0], bins[1:]
+    n, e = sum(b["chips"] for b in rest), sum(b["errors"] for b in rest)
+    if not near["chips"] or not n:
+        return "Too few test chips on both sides of one chip width from a boundary to compare their errors."
+    lo, hi = wilson(e, n)
+    head = (f"Chips {bin_label(near)} chip width from a class boundary err {near['error_rate']:.3f} "
+            f"[{near['interval'][0]:.3f}, {near['interval'][1]:.3f}] ({near['chips']} chips), those farther "
+            f"{e / n:.3f} [{lo:.3f}, {hi:.3f}] ({n} chips): ")
+    if near["interval"][0] > hi:
         return head + "errors concentrate near the boundaries, where map-scale label noise is."
-    if near["interval"][1] < far["interval"][0]:
+    if near["interval"][1] < lo:
         return head + "errors are more frequent away from the boundaries; boundary noise is not what limits accuracy."
     return head + "the intervals overlap: no clear difference at this size."

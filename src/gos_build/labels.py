@@ -298,11 +298,22 @@ def read_prepared(path: str | Path, bounds) -> list[tuple]:
 def class_boundaries(features: list[tuple]):
     """The lines where the class changes -- between two classes, or a class and unlabelled ground -- of
     ``features`` ``[(polygon, class id)]`` in burn order (later wins, as :func:`rasterize_tile` burns them):
-    the union of the boundaries of each class's region; an edge between two polygons of one class is none."""
-    later, pieces = None, {}
-    for geom, cid in reversed(features):
-        pieces.setdefault(cid, []).append(geom if later is None else geom.difference(later))
-        later = geom if later is None else shapely.union(later, geom)
+    the union of the boundaries of each class's region; an edge between two polygons of one class is none.
+
+    A polygon's part of its class's region is itself less the later polygons of other classes whose interiors
+    it shares (found through an R-tree; prepared polygons rarely overlap, so most take no difference)."""
+    if not features:
+        return shapely.GeometryCollection()
+    geoms = np.array([g for g, _ in features], dtype=object)
+    ids = np.array([c for _, c in features])
+    tree = shapely.STRtree(geoms)
+    pieces: dict = {}
+    for i, (geom, cid) in enumerate(features):
+        near = tree.query(geom, predicate="intersects")
+        near = near[(near > i) & (ids[near] != cid)]
+        if len(near):
+            near = near[shapely.relate_pattern(geoms[near], geom, "2********")]  # interiors meet: an overlap
+        pieces.setdefault(cid, []).append(geom.difference(shapely.union_all(geoms[near])) if len(near) else geom)
     return shapely.union_all([shapely.union_all(p).boundary for _, p in sorted(pieces.items())])
 
 
@@ -336,13 +347,26 @@ def boundary_distances(prepared: str | Path, bounds, footprints) -> list[float]:
     if extent is None:
         return out
     x0, y0, x1, y1 = bounds
-    r = max(x1 - x0, y1 - y0)
+    r = max(x1 - x0, y1 - y0) / 8
     while todo:
         q = (x0 - r, y0 - r, x1 + r, y1 + r)
         whole = q[0] <= extent[0] and q[1] <= extent[1] and q[2] >= extent[2] and q[3] >= extent[3]
-        lines = shapely.intersection(class_boundaries(read_prepared(prepared, q)), shapely.box(*q))
+        # the polygons clipped a metre beyond q (the clip's own edges fall outside q, and are cut away below):
+        # the class boundaries inside q are those of the whole polygons, for a fraction of the vertices
+        wider = shapely.box(q[0] - 1, q[1] - 1, q[2] + 1, q[3] + 1)
+        clipped = [(shapely.intersection(g, wider), c) for g, c in read_prepared(prepared, q)]
+        lines = shapely.intersection(class_boundaries([(g, c) for g, c in clipped if not g.is_empty]),
+                                     shapely.box(*q))
         if not lines.is_empty:
-            d = shapely.distance(np.array([footprints[i] for i in todo], dtype=object), lines)
+            # the lines as two-point segments in an R-tree: each footprint's nearest one, exactly, without
+            # measuring every footprint against every vertex
+            coords = [shapely.get_coordinates(part) for part in shapely.get_parts(shapely.line_merge(lines))
+                      if not part.is_empty]
+            segments = shapely.linestrings(np.concatenate([np.stack([c[:-1], c[1:]], axis=1) for c in coords
+                                                           if len(c) > 1]))
+            tree = shapely.STRtree(segments)
+            _, d = tree.query_nearest(np.array([footprints[i] for i in todo], dtype=object), return_distance=True,
+                                      all_matches=False)
             for i, di in zip(list(todo), d):
                 if di <= r or whole:
                     out[i] = float(di)

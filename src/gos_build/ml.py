@@ -607,8 +607,8 @@ def _ablation_figure(out: dict, path: Path) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     names = list(ab)
     oa = [ab[v]["pooled"]["overall_accuracy"] or 0 for v in names]
-    lo = [o - ab[v]["pooled"]["interval"][0] for o, v in zip(oa, names)]
-    hi = [ab[v]["pooled"]["interval"][1] - o for o, v in zip(oa, names)]
+    lo = [max(0.0, o - ab[v]["pooled"]["interval"][0]) for o, v in zip(oa, names)]  # >= 0: rounding at 0 and 1
+    hi = [max(0.0, ab[v]["pooled"]["interval"][1] - o) for o, v in zip(oa, names)]
     a1.bar(range(len(names)), oa, color=["#2166ac"] + ["#bbbbbb"] * (len(names) - 1), edgecolor="k")
     a1.errorbar(range(len(names)), oa, yerr=[lo, hi], fmt="none", color="k", capsize=3)
     a1.set_xticks(range(len(names)), [v.replace(FULL + "-", "- ") for v in names], rotation=35, ha="right")
@@ -618,8 +618,8 @@ def _ablation_figure(out: dict, path: Path) -> None:
     bins = out["boundary"]
     rate = [b["error_rate"] or 0 for b in bins]
     a2.bar(range(len(bins)), rate, color="#d95f02", edgecolor="k")
-    a2.errorbar(range(len(bins)), rate, yerr=[[r - b["interval"][0] for r, b in zip(rate, bins)],
-                                              [b["interval"][1] - r for r, b in zip(rate, bins)]],
+    a2.errorbar(range(len(bins)), rate, yerr=[[max(0.0, r - b["interval"][0]) for r, b in zip(rate, bins)],
+                                              [max(0.0, b["interval"][1] - r) for r, b in zip(rate, bins)]],
                 fmt="none", color="k", capsize=3)
     a2.set_xticks(range(len(bins)), [f"{bin_label(b)}\n({b['chips']})" for b in bins])
     a2.set_xlabel("distance to a class boundary, chip widths (chips)")

@@ -19,7 +19,7 @@ from ..gtiff import NotAChip, read_header
 from ..io import files_under, leads_out, links_out
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
-from .writers.parquet import INDEX_FILE, NAME as PARQUET, check_row_group, shard_name
+from .writers.parquet import INDEX_FILE, NAME as PARQUET, SHARD_RE, check_row_group, shard_name
 from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
@@ -416,7 +416,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     for r in index:
         rows.setdefault(r["parquet_file"], []).append(r)
     for rel, entries in sorted(rows.items(), key=lambda kv: str(kv[0])):
-        if not isinstance(rel, str) or not re.fullmatch(rf"{PARQUET}/[a-z]+-\d{{5}}-of-\d{{5}}\.parquet", rel):
+        if not isinstance(rel, str) or not SHARD_RE.fullmatch(rel):
             out.append(f"{INDEX_FILE}: parquet_file {rel!r} is not a shard of this dataset")
             continue
         if not reachable(rel):

@@ -49,7 +49,7 @@ LICENSE = "cc-by-4.0"
 # what a reader accepts from a stranger's shards: a chip layer's GeoTIFF is ~10-40 kB (64 x 64 px)
 MAX_LAYER_BYTES = 4 << 20
 MAX_GROUP_ROWS = 1024
-_SHARD_RE = re.compile(rf"{NAME}/(train|val|test)-\d{{5}}-of-\d{{5}}\.parquet")
+SHARD_RE = re.compile(rf"{NAME}/(train|val|test)-\d{{5}}-of-\d{{5}}\.parquet")
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError)  # pyarrow's errors on a bad file
 
 
@@ -260,7 +260,7 @@ class ParquetReader:
             raise GosBuildError(f"{path}: not a readable Parquet index ({type(exc).__name__}: {exc})") from None
         self.where = {}
         for cid, rel, row in zip(*cols):
-            if not isinstance(rel, str) or not _SHARD_RE.fullmatch(rel) or not isinstance(row, int) or row < 0:
+            if not isinstance(rel, str) or not SHARD_RE.fullmatch(rel) or not isinstance(row, int) or row < 0:
                 raise GosBuildError(f"{path}: chip {cid}: parquet_file {str(rel)[:100]!r}, row {row}: not a shard row")
             self.where[cid] = (rel, row)
         self._files: dict = {}
