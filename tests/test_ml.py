@@ -162,3 +162,13 @@ def test_modality_variants_train_the_same_architecture_on_their_inputs(runs):
     a = fit(data, own, "terrain", epochs=2, seed=5)
     b = fit(data, own, "terrain", epochs=2, seed=5)
     assert a["test_pred"] == b["test_pred"] and a["history"] == b["history"]  # the seed fixes it on the CPU
+
+
+def test_an_unknown_variant_is_one_line():
+    from gos_build.errors import GosBuildError
+    from gos_build.ml import expand_variants
+
+    with pytest.raises(GosBuildError, match=r"baseline.modalities: unknown variant 'rgb\+terain'"):
+        expand_variants(["rgb", "rgb+terain"])
+    res = run_cli("baseline", "/nonexistent", "/tmp/x", "--modalities", "rgb+terain")
+    assert res.returncode == 2 and "unknown variant 'rgb+terain'" in res.stderr and "Traceback" not in res.stderr
