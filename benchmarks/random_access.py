@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import zarr
 
-from gos_build.archive.writers.parquet import ParquetReader
+from gos_build.readers import ParquetReader
 from gos_build.gtiff import read_array, read_files
 from gos_build.layout import MODALITIES, chip_path, read_index
 

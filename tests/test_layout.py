@@ -43,7 +43,13 @@ def test_index_files_written_and_read_back(tmp_path):
     assert (tmp_path / "classes.txt").read_text(encoding="utf-8") == "1\ttectonic\t构造地貌\n2\tvolcanic\t火山熔岩地貌\n"
     got_classes, got_chips = read_index(tmp_path)
     assert got_classes == {1: classes[1], 2: classes[2]}
-    assert got_chips == [dict(chips[0], purity=0.9531)]  # 4 decimals in the file
+    assert got_chips == [dict(chips[0], purity=0.9531, boundary_m=None)]  # 4 decimals in the file; "-": unknown
+    chips[0]["boundary_m"] = 125.004
+    (tmp_path / "labels.txt").write_text(labels_text(chips), encoding="utf-8")
+    assert read_index(tmp_path)[1][0]["boundary_m"] == 125.0  # 0.01 m in the file
+    (tmp_path / "labels.txt").write_text("# chip_id label purity split x y\nE0430080N4836480 2 0.9531 val 430080 "
+                                         "4836480\n", encoding="utf-8")  # a dataset written before the column
+    assert read_index(tmp_path)[1][0]["boundary_m"] is None
     (tmp_path / "labels.txt").write_text("# header\nE0 1 0.9 train\n", encoding="utf-8")
     with pytest.raises(GosBuildError, match=r"labels.txt:2: malformed line"):
         read_index(tmp_path)
@@ -81,7 +87,7 @@ FLOORS = {  # module (or package) -> floor; a module imports only from its own f
     "grid": 2,
     "tiles": 3, "inputs": 3,
     "sentinel2": 4, "dem": 4, "terrain": 4, "labels": 4, "chips": 4,
-    "demo": 5, "splits": 5,
+    "demo": 5, "splits": 5, "readers": 5, "evaluation": 5,
     "figures": 6, "ml": 6,  # read datasets through layout and splits, never through the archive
     "archive": 7,
     "cli": 8, "__init__": 8,

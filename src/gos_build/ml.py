@@ -106,7 +106,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     def _packed(self, modality: str, chip: dict) -> np.ndarray:
         """One chip's layer from the store (:class:`gos_build.archive.writers.packed.PackedReader`: nothing in
         it is trusted before it is checked); the index of every chip id is read once per split."""
-        from .archive.writers.packed import PackedReader
+        from .readers import PackedReader
 
         if self._store is None:
             self._store = PackedReader(self.root, links=self._links_out())
@@ -143,7 +143,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         if self.source == "packed":
             a = np.asarray(self._packed(modality, chip)).astype(np.float32)
         elif self.source == "parquet":
-            from .archive.writers.parquet import ParquetReader
+            from .readers import ParquetReader
 
             if self._store is None:
                 self._store, self._last = ParquetReader(self.root, self._links_out()), (None, None)

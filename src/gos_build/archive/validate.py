@@ -19,7 +19,8 @@ from ..gtiff import NotAChip, read_header
 from ..io import files_under, leads_out, links_out
 from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
-from .writers.parquet import INDEX_FILE, NAME as PARQUET, SHARD_RE, check_row_group, shard_name
+from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
+from .writers.parquet import shard_name
 from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
@@ -333,8 +334,6 @@ def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]
 
 
 def _packed_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
-    from .writers.packed import PackedReader
-
     store, out = PackedReader(d, links=reachable.links), []
     for s in SPLITS:
         want = sorted(c["id"] for c in chips if c["split"] == s)

@@ -29,10 +29,10 @@ from ...errors import GosBuildError
 from ...io import write_new_file
 from ...parallel import ordered
 from ...layout import LAYERS, MODALITIES, SPLITS
+from ...readers import PACKED as NAME
 
 log = logging.getLogger(__name__)
 
-NAME = "packed"
 CHUNK_CHIPS = 16
 WRITE_CHUNKS = 32  # chunks per task of a worker
 
@@ -181,121 +181,3 @@ def _write_chunks(task) -> dict[str, str]:
         write_new_file(os.path.join(folder, name), data)
         written[name] = hashlib.sha256(data).hexdigest()
     return written
-
-
-# -- reading a packed store from anywhere: every size is checked against what the dataset says first ---------
-def zstd_frame_size(data: bytes) -> int | None:
-    """The content size a Zstandard frame declares in its header (RFC 8878, 3.1.1.1), or None if it declares none
-    or the bytes are not one frame's."""
-    if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
-        return None
-    fhd = data[4]
-    fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
-    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
-    width = (1 if single else 0, 2, 4, 8)[fcs_flag]
-    if not width or len(data) < pos + width:
-        return None
-    value = int.from_bytes(data[pos : pos + width], "little")
-    return value + 256 if width == 2 else value
-
-
-class PackedReader:
-    """The packed store of a dataset folder, read without trusting it: each array's ``.zarray`` must say what
-    gos-build writes for the number of chips the dataset's ``labels.txt`` gives (shape, chunks, dtype, Zstandard,
-    no filters), and each chunk's frame must declare the chunk's size before it is inflated -- so a hostile
-    store costs at most one chunk (16 chips of one layer, <= 1 MB) of memory. Raises GosBuildError naming the
-    array or chunk. Chunks are decoded here with numcodecs (the codec zarr uses), the bytes zarr would give."""
-
-    def __init__(self, dataset: str | Path, chip_size: int = 64, links: list[str] | None = None):
-        from ...io import inside, links_out
-
-        self.dataset, self.size = Path(dataset), chip_size
-        self.links = links_out(self.dataset) if links is None else links  # then every path check is arithmetic
-        if inside(self.dataset, NAME, self.links) is None:
-            raise GosBuildError(f"{self.dataset / NAME}: leads outside the dataset folder (not opened)")
-        self._meta: dict = {}
-
-    def _path(self, rel: str) -> Path:
-        from ...io import inside
-
-        path = inside(self.dataset, f"{NAME}/{rel}", self.links)
-        if path is None:
-            raise GosBuildError(f"{NAME}/{rel}: leads outside the dataset folder (not opened)")
-        return path
-
-    def meta(self, split: str, name: str, n: int) -> dict:
-        """The checked ``.zarray`` of ``packed/<split>/<name>`` for ``n`` chips (a layer, chip_id or label)."""
-        key = (split, name)
-        if key in self._meta:
-            return self._meta[key]
-        import json
-
-        rel = f"{split}/{name}/.zarray"
-        path = self._path(rel)
-        try:
-            with open(path, "rb") as f:
-                doc = json.loads(f.read(1 << 16))
-        except (OSError, ValueError) as exc:
-            raise GosBuildError(f"{NAME}/{rel}: cannot be read ({exc})") from None
-        if name in LAYERS:
-            layer = LAYERS[name]
-            dims = [len(layer.bands), self.size, self.size]
-            want = {"shape": [n, *dims], "dtype": np.dtype(layer.dtype).newbyteorder("<").str}
-            chunks = doc.get("chunks") if isinstance(doc, dict) else None
-            ok_chunks = isinstance(chunks, list) and len(chunks) == 4 and chunks[1:] == dims and \
-                isinstance(chunks[0], int) and 0 < chunks[0] <= 64
-        else:
-            want = {"shape": [n], "dtype": {"chip_id": "<U16", "label": "|u1"}.get(name)}
-            if name in ("x_min", "y_min", "boundary_m"):
-                want["dtype"] = "<f8"
-            chunks = doc.get("chunks") if isinstance(doc, dict) else None
-            ok_chunks = chunks == [max(n, 1)]
-        def ints(v) -> bool:  # JSON's true equals 1 in Python: the types too
-            return isinstance(v, list) and all(type(x) is int for x in v)
-
-        if not isinstance(doc, dict) or not ints(doc.get("shape")) or not ints(doc.get("chunks")) or \
-                want["dtype"] is None or doc.get("shape") != want["shape"] or \
-                doc.get("dtype") != want["dtype"] or not ok_chunks or doc.get("order") != "C" or \
-                doc.get("filters") is not None or doc.get("dimension_separator", ".") != "." or \
-                not isinstance(doc.get("compressor"), dict) or doc["compressor"].get("id") != "zstd":
-            raise GosBuildError(f"{NAME}/{rel}: not the array gos-build writes for {n} chips "
-                                f"(shape {doc.get('shape') if isinstance(doc, dict) else '?'})")
-        self._meta[key] = doc
-        return doc
-
-    def chunk(self, split: str, name: str, n: int, k: int) -> np.ndarray:
-        """Chunk ``k`` (along the chips) of ``packed/<split>/<name>``, decoded; the fill value where zarr wrote
-        none (a chunk of fill values only)."""
-        import numcodecs
-
-        doc = self.meta(split, name, n)
-        chunks = doc["chunks"]
-        dtype = np.dtype(doc["dtype"])
-        expected = int(np.prod(chunks)) * dtype.itemsize
-        if not 0 <= k < max(1, -(-n // chunks[0])):
-            raise GosBuildError(f"{NAME}/{split}/{name}: no chunk {k} for {n} chips")
-        rel = f"{split}/{name}/" + ".".join([str(k)] + ["0"] * (len(chunks) - 1))
-        path = self._path(rel)
-        if not path.exists():
-            try:
-                return np.full(chunks, doc.get("fill_value") or 0, dtype=dtype)
-            except (TypeError, ValueError, OverflowError):
-                raise GosBuildError(f"{NAME}/{split}/{name}/.zarray: fill value {doc.get('fill_value')!r}") from None
-        try:
-            with open(path, "rb") as f:
-                data = f.read(expected + (1 << 16) + 1)
-        except OSError as exc:
-            raise GosBuildError(f"{NAME}/{rel}: cannot be read ({exc.strerror})") from None
-        if len(data) > expected + (1 << 16) or zstd_frame_size(data) != expected:
-            raise GosBuildError(f"{NAME}/{rel}: not a Zstandard chunk of {expected} bytes")
-        try:
-            raw = numcodecs.Zstd().decode(data)
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise GosBuildError(f"{NAME}/{rel}: cannot be decoded ({exc})") from None
-        if len(raw) != expected:
-            raise GosBuildError(f"{NAME}/{rel}: {len(raw)} bytes decoded, expected {expected}")
-        return np.frombuffer(raw, dtype=dtype).reshape(chunks)
-
-    def column(self, split: str, name: str, n: int) -> np.ndarray:
-        """A one-chunk array (chip_id, label, x_min, y_min) of ``n`` chips."""
-        return self.chunk(split, name, n, 0)[:n] if n else np.empty(0, np.dtype(self.meta(split, name, n)["dtype"]))

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +35,16 @@ from ...grid import chip_footprints_lonlat
 from ...gtiff import read_array
 from ...layout import MODALITIES, SPLITS, chip_path, rgb_stretch
 from ...parallel import ordered
+from ...readers import PARQUET as NAME
+from ...readers import PARQUET_INDEX as INDEX_FILE
 
 log = logging.getLogger(__name__)
 
-NAME = "parquet"
-INDEX_FILE = f"{NAME}/chips.parquet"
 CARD_FILE = "README.md"
 SHARD_BYTES = 500 << 20  # at most this much chip data (GeoTIFFs + thumbnails) in one shard
 ROW_GROUP_CHIPS = 4  # chips per row group: 88 % of one chip a group's random-read speed, 1/4 of its footer (RESULTS.md)
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}  # the Hub's split names
 LICENSE = "cc-by-4.0"
-# what a reader accepts from a stranger's shards: a chip layer's GeoTIFF is ~10-40 kB (64 x 64 px)
-MAX_LAYER_BYTES = 4 << 20
-MAX_GROUP_ROWS = 1024
-SHARD_RE = re.compile(rf"{NAME}/(train|val|test)-\d{{5}}-of-\d{{5}}\.parquet")
-_UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError)  # pyarrow's errors on a bad file
 
 
 def shard_name(split: str, k: int, n: int) -> str:
@@ -222,102 +216,3 @@ def _card_dtype(name: str, class_names: list[str]):
 def after_datacard(dest: Path, context: dict, datacard: str) -> None:
     """Write ``README.md``: the Hub's YAML header, then the datacard."""
     (dest / CARD_FILE).write_text(card_header(context) + datacard, encoding="utf-8")
-
-
-def check_row_group(f, g: int, path):
-    """Row group ``g``'s metadata of the ParquetFile ``f``, or GosBuildError when it declares more rows or bytes
-    than a gos-build shard's group holds (so reading it cannot allocate what a hostile footer asks for)."""
-    from ...errors import GosBuildError
-
-    meta = f.metadata.row_group(g)
-    if meta.num_rows > MAX_GROUP_ROWS or any(meta.column(c).total_uncompressed_size > MAX_GROUP_ROWS * MAX_LAYER_BYTES
-                                             for c in range(meta.num_columns)):
-        raise GosBuildError(f"{path}: row group {g} is larger than a shard of gos-build holds")
-    return meta
-
-
-class ParquetReader:
-    """Chips' GeoTIFF bytes from a dataset's Parquet form, found through ``parquet/chips.parquet`` and read as a
-    stranger's files: the index may name shards of this dataset only, each row group is checked (rows, column
-    sizes) before it is read, and a layer's bytes are at most :data:`MAX_LAYER_BYTES`. Raises GosBuildError naming
-    the file. One row group per shard is kept decoded (random access reads one group, an epoch each group once)."""
-
-    def __init__(self, dataset: str | Path, links: list[str] | None = None):
-        import pyarrow.parquet as pq
-
-        from ...errors import GosBuildError
-        from ...io import inside, links_out
-
-        self.dataset = Path(dataset)
-        self.links = links_out(self.dataset) if links is None else links
-        path = inside(self.dataset, INDEX_FILE, self.links)
-        if path is None:
-            raise GosBuildError(f"{self.dataset / INDEX_FILE}: leads outside the dataset folder (not opened)")
-        try:
-            table = pq.read_table(path, columns=["chip_id", "parquet_file", "parquet_row"])
-            cols = [table.column(k).to_pylist() for k in ("chip_id", "parquet_file", "parquet_row")]
-        except _UNREADABLE as exc:
-            raise GosBuildError(f"{path}: not a readable Parquet index ({type(exc).__name__}: {exc})") from None
-        self.where = {}
-        for cid, rel, row in zip(*cols):
-            if not isinstance(rel, str) or not SHARD_RE.fullmatch(rel) or not isinstance(row, int) or row < 0:
-                raise GosBuildError(f"{path}: chip {cid}: parquet_file {str(rel)[:100]!r}, row {row}: not a shard row")
-            self.where[cid] = (rel, row)
-        self._files: dict = {}
-        self._groups: dict = {}
-
-    def _file(self, rel: str):
-        import pyarrow.parquet as pq
-
-        from ...errors import GosBuildError
-        from ...io import inside
-
-        if rel not in self._files:
-            path = inside(self.dataset, rel, self.links)
-            if path is None:
-                raise GosBuildError(f"{self.dataset / rel}: leads outside the dataset folder (not opened)")
-            try:
-                f = pq.ParquetFile(path)
-                starts, n = [], 0
-                for g in range(f.num_row_groups):
-                    meta = check_row_group(f, g, path)
-                    starts.append(n)
-                    n += meta.num_rows
-            except _UNREADABLE as exc:
-                raise GosBuildError(f"{path}: not a readable Parquet shard ({type(exc).__name__}: {exc})") from None
-            self._files[rel] = (f, starts, n)
-        return self._files[rel]
-
-    def layers(self, chip_id: str) -> dict[str, bytes]:
-        """Layer name -> the chip's GeoTIFF bytes."""
-        import bisect
-
-        from ...errors import GosBuildError
-
-        if chip_id not in self.where:
-            raise GosBuildError(f"{self.dataset / INDEX_FILE}: no chip {chip_id}")
-        rel, row = self.where[chip_id]
-        f, starts, n = self._file(rel)
-        if row >= n:
-            raise GosBuildError(f"{self.dataset / rel}: no row {row} (chip {chip_id})")
-        g = bisect.bisect_right(starts, row) - 1
-        if self._groups.get(rel, (None,))[0] != g:
-            try:
-                table = f.read_row_group(g, columns=["chip_id", *MODALITIES])
-                self._groups[rel] = (g, {k: table.column(k) for k in ("chip_id", *MODALITIES)})
-            except _UNREADABLE as exc:
-                raise GosBuildError(f"{self.dataset / rel}: row group {g} cannot be read ({type(exc).__name__}: "
-                                    f"{exc})") from None
-        cols = self._groups[rel][1]
-        i = row - starts[g]
-        try:
-            held = cols["chip_id"][i].as_py()
-            values = {m: cols[m][i].as_py() for m in MODALITIES}
-        except _UNREADABLE as exc:  # a string that is not UTF-8, a column of another type
-            raise GosBuildError(f"{self.dataset / rel}: row {row} cannot be read ({type(exc).__name__})") from None
-        if held != chip_id:
-            raise GosBuildError(f"{self.dataset / rel}: row {row} holds {str(held)[:40]!r}, not {chip_id}")
-        for m, data in values.items():
-            if not isinstance(data, bytes) or len(data) > MAX_LAYER_BYTES:
-                raise GosBuildError(f"{self.dataset / rel}: row {row} {m}: not the bytes of a chip GeoTIFF")
-        return values
