@@ -174,13 +174,17 @@ def _raster_type(data: bytes, e: dict) -> int:
     return 1
 
 
-_DAMAGED = (struct.error, KeyError, IndexError, TypeError, ZeroDivisionError, OverflowError, UnicodeDecodeError)
+# what a damaged directory trips on (ValueError: a tag with fewer values than it must have); NotAChip, itself a
+# ValueError, passes through with its own words
+_DAMAGED = (struct.error, KeyError, IndexError, TypeError, ZeroDivisionError, OverflowError, ValueError)
 
 
 def read_header(data: bytes) -> Header:
     """The :class:`Header` of a chip GeoTIFF's bytes (its directory only; strips are not read)."""
     try:
         return _parse(data)[0]
+    except NotAChip:
+        raise
     except _DAMAGED as exc:  # whatever a damaged directory trips on: not a chip, never a crash
         raise NotAChip(f"a damaged TIFF directory ({type(exc).__name__}: {exc})") from None
 
@@ -199,6 +203,8 @@ def read_arrays(datas: list[bytes]) -> np.ndarray:
     for data in datas:
         try:
             k, raw = _strips(data)
+        except NotAChip:
+            raise
         except _DAMAGED as exc:
             raise NotAChip(f"a damaged TIFF directory ({type(exc).__name__}: {exc})") from None
         if kind is None:
