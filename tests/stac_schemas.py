@@ -8,7 +8,6 @@ Where ``../shared`` is absent (a clone outside this project's CI) the tests that
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
