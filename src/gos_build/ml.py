@@ -416,10 +416,6 @@ def summarize_folds(results: list[dict]) -> dict:
             "classes": results[0]["classes"]}
 
 
-def _correct(result: dict) -> dict[str, bool]:
-    return {cid: t == p for cid, t, p in zip(result["test_chips"], result["test_truth"], result["test_pred"])}
-
-
 def pooled(results: list[dict], classes: list[str]) -> dict:
     """One variant's test predictions over every fold together (each chip is tested once): overall and
     per-class accuracy with their Wilson intervals, and chip id -> correct."""
