@@ -91,7 +91,7 @@ def overwrite_u32(data: bytes, draw):
     if len(data) < 4:
         return data + b"\xff\xff\xff\xff", "append 0xffffffff"
     i = draw(st.integers(0, len(data) - 4))
-    v = draw(st.sampled_from([0, 1, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, len(data), len(data) * 1000]))
+    v = draw(st.sampled_from([0, 1, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, len(data), len(data) * 1000])) & 0xFFFFFFFF
     return data[:i] + struct.pack("<I", v) + data[i + 4:], f"u32 {v:#x} at {i}"
 
 
