@@ -21,7 +21,7 @@ PARQUET_INDEX = f"{PARQUET}/chips.parquet"
 # what a reader accepts from a stranger's shards: a chip layer's GeoTIFF is ~10-40 kB (64 x 64 px)
 MAX_LAYER_BYTES = 4 << 20
 MAX_GROUP_ROWS = 1024
-SHARD_RE = re.compile(rf"{PARQUET}/(train|val|test)-\d{{5}}-of-\d{{5}}\.parquet")
+SHARD_RE = re.compile(rf"{PARQUET}/(?P<split>train|val|test)-(?P<k>\d{{5}})-of-(?P<n>\d{{5}})\.parquet")
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError)  # pyarrow's errors on a bad file
 
 def zstd_frame_size(data: bytes) -> int | None:

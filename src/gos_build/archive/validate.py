@@ -355,7 +355,6 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     """Every shard row is a chip of labels.txt with its split and class, each layer's bytes hash to the tree
     file's sha256 in the manifest, every chip is in one row, and the index points at the right rows."""
     import hashlib
-    import re
 
     import pyarrow.parquet as pq
     from pyarrow import ArrowException
@@ -364,16 +363,13 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     out = []
     by_id = {c["id"]: c for c in chips}
     seen: dict[str, str] = {}
-    pattern = re.compile(r"^(?P<split>[a-z]+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$")
     index_of = {cid: i for i, cid in enumerate(sorted(classes))}  # the ClassLabel index of a class id
     for name in sorted(os.listdir(d / PARQUET)):
-        m = pattern.match(name)
-        if not m:
-            continue
         rel = f"{PARQUET}/{name}"
-        if not reachable(rel):
+        if rel == INDEX_FILE or not name.endswith(".parquet") or not reachable(rel):
             continue
-        if m["split"] not in SPLITS or rel != shard_name(m["split"], int(m["k"]), int(m["n"])):
+        m = SHARD_RE.fullmatch(rel)
+        if not m or rel != shard_name(m["split"], int(m["k"]), int(m["n"])):
             out.append(f"{rel}: not a shard name of this dataset")
             continue
         try:
