@@ -82,14 +82,17 @@ def _cmd_demo_inputs(args) -> None:
         from .demo.stac import write_demo_stac
 
         summary = write_demo_stac(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
-                                  cloud_fraction=args.cloud_fraction, granules=args.granules)
+                                  cloud_fraction=args.cloud_fraction, granules=args.granules, dates=args.dates)
         log.info("demo STAC catalogue in %s/catalogue: %s (serve it: gos-build demo-stac-api %s/catalogue)",
                  args.out, summary, args.out)
         return
+    from .demo import demo_sentinel2
+
     manifest = demo_inputs(args.bbox, args.out, seed=args.seed, baseline=args.baseline,
-                           cloud_fraction=args.cloud_fraction, granules=args.granules)
+                           cloud_fraction=args.cloud_fraction, granules=args.granules, dates=args.dates,
+                           sentinel2_formats=args.sentinel2_formats)
     log.info("demo inputs in %s: %d DEM tile(s), %s, %d polygons", args.out, len(manifest["dem"]),
-             manifest["sentinel2"][0], manifest["polygon_count"])
+             ", ".join(demo_sentinel2(manifest)), manifest["polygon_count"])
 
 
 def _cmd_demo_stac_api(args) -> None:
@@ -281,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     _from_schema(d, "--baseline", "demo.baseline")
     _from_schema(d, "--cloud-fraction", "demo.cloud_fraction", float)
     _from_schema(d, "--granules", "demo.granules", int)
+    _from_schema(d, "--dates", "demo.dates", int)
+    forms = schema_entry("demo.sentinel2_formats")
+    d.add_argument("--sentinel2-formats", nargs="+", default=forms["default"], choices=forms["items"]["enum"],
+                   help=f"{forms['description']} (config demo.sentinel2_formats)")
     d.add_argument("--format", choices=("files", "stac", "polygons"), default="files",
                    help="files: HGT, SAFE, GeoPackage; stac: the same as a STAC catalogue of COGs (OUT/catalogue); "
                    "polygons: the GeoPackage only")

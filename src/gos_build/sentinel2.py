@@ -33,6 +33,7 @@ from shapely.geometry import box
 
 from .errors import GosBuildError
 from .grid import Grid
+from .inputs.eopf import open_raster
 from .inputs.sentinel2 import INVALID_SCL, RGB_BANDS, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
 from .layout import VALID_DESCRIPTION
@@ -202,7 +203,7 @@ class _Band:
     def __init__(self, path: str, product: str):
         self.path, self.product = path, product
         try:
-            self.ds = rasterio.open(path)
+            self.ds = open_raster(path)
         except RasterioIOError as exc:
             raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]}: cannot be read ({exc})") from None
         origin = self.ds.tags().get(DECODED_TAG)

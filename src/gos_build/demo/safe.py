@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ from .landscape import Landscape
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
 SENSING_DATE = dt.date(2020, 10, 26)  # the GOS10m scene date
+REVISIT_DAYS = 5  # Sentinel-2A + 2B revisit: the demo's later dates
+CLOUD_PASSES = 16  # cloud fields per date (> the most granules): date d, part p -> pass p + 16 d
+DATE_GAIN = 0.015  # reflectance gain per later date (a small radiometric difference between dates)
 
 
 def mgrs_tile(lon: float, lat: float) -> str:
@@ -67,18 +71,49 @@ def _illumination(z: np.ndarray, res: float, zenith: float, azimuth: float) -> n
     return np.clip(cos_i / math.cos(zr), 0.05, 2.5)
 
 
-def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: float, part: int = 0,
-               parts: int = 1) -> Path:
-    """A Sentinel-2 L2A SAFE product with one granule over ``bbox`` (+1 km); returns its folder.
+@dataclass
+class Scene:
+    """One demo Sentinel-2 L2A acquisition over one granule: the pixels and what the metadata says of them,
+    written as a SAFE (:func:`write_safe`) or an EOPF Zarr product (:func:`gos_build.demo.eopf.write_eopf`)."""
+
+    product: str  # the product id, without .SAFE / .zarr
+    granule: str
+    tile: str
+    stamp: str
+    gen: str
+    sense: dt.datetime
+    baseline: str
+    crs: str
+    ulx: int
+    uly: int
+    bands: np.ndarray  # (4, rows, cols) uint16 DN of B02 B03 B04 B08 at 10 m
+    scl: np.ndarray  # (rows/2, cols/2) uint8 at 20 m
+    offset: int
+    quant: int
+    cloud_pct: float
+    zenith: float
+    azimuth: float
+    footprint: str
+
+    @property
+    def epsg(self) -> int:
+        return int(self.crs.split(":")[1])
+
+
+def make_scene(land: Landscape, bbox, baseline: str, cloud_fraction: float, part: int = 0, parts: int = 1,
+               date: int = 0) -> Scene:
+    """The pixels of a Sentinel-2 L2A granule over ``bbox`` (+1 km).
 
     With ``parts`` > 1 the granule covers the ``part``-th of ``parts`` west-to-east
     strips of that extent (1 km overlap between neighbours), each product with
-    its own clouds -- adjacent granules to mosaic.
+    its own clouds -- adjacent granules to mosaic. ``date`` > 0: a later
+    acquisition (``REVISIT_DAYS`` apart) of the same granule, with its own clouds
+    and a small radiometric difference (gain ``1 + DATE_GAIN * date``); date 0 is
+    the scene date.
     """
     lon0, lat0, lon1, lat1 = bbox
     clon, clat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
     crs = utm_crs_for(clon, clat)
-    epsg = int(crs.split(":")[1])
     tile = mgrs_tile(clon, clat)
     to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
@@ -95,15 +130,17 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     ncols10, nrows10 = (lrx - ulx) // 10, (uly - lry) // 10
 
     utc_hours = (10.5 - clon / 15.0) % 24
-    sense = dt.datetime.combine(SENSING_DATE, dt.time()) + dt.timedelta(hours=utc_hours)
+    sense = dt.datetime.combine(SENSING_DATE + dt.timedelta(days=REVISIT_DAYS * date), dt.time()) + dt.timedelta(
+        hours=utc_hours)
     sense = sense.replace(microsecond=0)
     stamp = sense.strftime("%Y%m%dT%H%M%S")
     gen = (sense + dt.timedelta(hours=2, minutes=19 + part)).strftime("%Y%m%dT%H%M%S")
     nbase = "N" + baseline.replace(".", "")
-    product = f"S2B_MSIL2A_{stamp}_{nbase}_R046_T{tile}_{gen}.SAFE"
+    product = f"S2B_MSIL2A_{stamp}_{nbase}_R046_T{tile}_{gen}"
     granule = f"L2A_T{tile}_A019031_{stamp}"
-    safe = out / product
     zenith, azimuth = _sun_angles(clat)
+    clouds = part + CLOUD_PASSES * date  # each date has its own clouds
+    gain = 1.0 + DATE_GAIN * date
 
     def lonlat(res: int, rows: slice, ncols: int, col0: int = 0):
         r = np.arange(rows.start, rows.stop)
@@ -116,7 +153,7 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
     # cloud threshold: the (1 - cloud_fraction) quantile of the cloud field over the granule
     if cloud_fraction > 0:
         qlon, qlat = lonlat(60, slice(0, nrows10 // 6), ncols10 // 6)
-        threshold = float(np.quantile(land.cloud_field(qlon, qlat, part), 1.0 - cloud_fraction))
+        threshold = float(np.quantile(land.cloud_field(qlon, qlat, clouds), 1.0 - cloud_fraction))
     else:
         threshold = math.inf
     shadow_km = 1.2 * math.tan(math.radians(zenith))  # ~1.2 km cloud height
@@ -136,9 +173,11 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
         glon, glat = glon[1:-1, 1:-1], glat[1:-1, 1:-1]
         refl, _ = land.surface(glon, glat)
         refl = refl * (0.3 + 0.7 * illum)
-        op = land.cloud_opacity(glon, glat, threshold, part)
+        if gain != 1.0:
+            refl = refl * gain
+        op = land.cloud_opacity(glon, glat, threshold, clouds)
         slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
-        shade = land.cloud_opacity(slon, slat, threshold, part)
+        shade = land.cloud_opacity(slon, slat, threshold, clouds)
         refl = refl * (1.0 - 0.65 * shade * (1.0 - op))
         cloud = np.array([0.42, 0.43, 0.46, 0.48]).reshape(4, 1, 1)
         refl = (1.0 - op) * refl + op * cloud
@@ -152,33 +191,43 @@ def write_safe(land: Landscape, bbox, out: Path, baseline: str, cloud_fraction: 
         rows = slice(r0, min(nrows20, r0 + block))
         glon, glat = lonlat(20, rows, ncols20)
         _, s = land.surface(glon, glat)
-        op = land.cloud_opacity(glon, glat, threshold, part)
+        op = land.cloud_opacity(glon, glat, threshold, clouds)
         slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
-        shade = land.cloud_opacity(slon, slat, threshold, part)
+        shade = land.cloud_opacity(slon, slat, threshold, clouds)
         s[(shade > 0.3) & (op < 0.02)] = 3
         s[op > 0.02] = 10
         s[op > 0.2] = 8
         s[op > 0.6] = 9
         scl[rows] = s
 
+    cloud_pct = 100.0 * float(np.isin(scl, (8, 9, 10)).mean())
+    return Scene(product, granule, tile, stamp, gen, sense, baseline, crs, ulx, uly, bands, scl, offset, quant,
+                 cloud_pct, zenith, azimuth, _footprint(to_ll, ulx, uly, lrx, lry))
+
+
+def write_safe(scene: Scene, out: Path) -> Path:
+    """The scene as a Sentinel-2 L2A SAFE product in ``out``; returns its folder."""
+    safe = out / f"{scene.product}.SAFE"
+    tile, granule, stamp = scene.tile, scene.granule, scene.stamp
+    nrows10, ncols10 = scene.bands.shape[1:]
     stem = f"T{tile}_{stamp}"
-    t10 = Affine(10, 0, ulx, 0, -10, uly)
-    t20 = Affine(20, 0, ulx, 0, -20, uly)
+    t10 = Affine(10, 0, scene.ulx, 0, -10, scene.uly)
+    t20 = Affine(20, 0, scene.ulx, 0, -20, scene.uly)
     image_files = []
     for i, band in enumerate(BANDS_10M):
         rel = f"GRANULE/{granule}/IMG_DATA/R10m/{stem}_{band}_10m"
-        _write_jp2(safe / f"{rel}.jp2", bands[i], t10, crs)
+        _write_jp2(safe / f"{rel}.jp2", scene.bands[i], t10, scene.crs)
         image_files.append(rel)
     rel = f"GRANULE/{granule}/IMG_DATA/R20m/{stem}_SCL_20m"
-    _write_jp2(safe / f"{rel}.jp2", scl, t20, crs)
+    _write_jp2(safe / f"{rel}.jp2", scene.scl, t20, scene.crs)
     image_files.append(rel)
 
-    cloud_pct = 100.0 * float(np.isin(scl, (8, 9, 10)).mean())
-    footprint = _footprint(to_ll, ulx, uly, lrx, lry)
-    _write_text(safe / "MTD_MSIL2A.xml", _mtd_msil2a(product, stamp, gen, baseline, tile, granule, image_files,
-                                                     offset, quant, cloud_pct, footprint, sense))
-    _write_text(safe / "GRANULE" / granule / "MTD_TL.xml", _mtd_tl(tile, epsg, baseline, stamp, gen, ulx, uly,
-                                                                      nrows10, ncols10, zenith, azimuth, cloud_pct))
+    _write_text(safe / "MTD_MSIL2A.xml", _mtd_msil2a(safe.name, stamp, scene.gen, scene.baseline, tile, granule,
+                                                     image_files, scene.offset, scene.quant, scene.cloud_pct,
+                                                     scene.footprint, scene.sense))
+    _write_text(safe / "GRANULE" / granule / "MTD_TL.xml", _mtd_tl(tile, scene.epsg, scene.baseline, stamp, scene.gen,
+                                                                      scene.ulx, scene.uly, nrows10, ncols10,
+                                                                      scene.zenith, scene.azimuth, scene.cloud_pct))
     for sub in ("AUX_DATA", "DATASTRIP", "HTML", "rep_info"):
         (safe / sub).mkdir(parents=True, exist_ok=True)
     (safe / "GRANULE" / granule / "QI_DATA").mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,12 @@
-"""Sentinel-2 inputs: SAFE products (folder or zip) and band GeoTIFFs -> the ``sentinel2`` manifest.
+"""Sentinel-2 inputs: SAFE products (folder or zip), EOPF Zarr products and band GeoTIFFs -> the ``sentinel2``
+manifest.
 
 * L2A or L1C products as ``.SAFE`` folders or ``.SAFE.zip`` files, read in
   place (``/vsizip/``, never unpacked; a zip entry whose path leaves the
   product folder is refused);
+* EOPF Zarr products (Zarr format 2 or 3) as ``.zarr`` folders or ``.zarr.zip``
+  files (:mod:`.eopf`: radiometry, fill value, CRS and pixel-centre coordinates
+  from the product's own attributes);
 * plain band GeoTIFFs/COGs (``*B04*.tif``, ``*B03*.tif``, ``*B02*.tif`` and
   optionally ``*SCL*.tif`` in one folder = one product); their radiometry
   comes from the files' scale/offset metadata, else reflectance = DN / 10000.
@@ -37,6 +41,7 @@ from rasterio.errors import RasterioIOError
 from ..errors import GosBuildError
 from ..grid import Grid
 from . import expand, file_facts
+from .eopf import is_eopf, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,12 @@ class Product:
     quantification: float
     offsets: dict[str, float]
     granules: list[Granule] = field(default_factory=list)
+    format: str | None = None  # FORMATS
+    processor_version: str | None = None  # EOPF products: stac_discovery processing:version
+    datetime: str | None = None  # sensing start, ISO 8601 UTC
+
+
+FORMATS = ("SAFE", "EOPF Zarr v2", "EOPF Zarr v3", "COG", "GeoTIFF")
 
 
 # -- discovery -------------------------------------------------------------------
@@ -81,7 +92,8 @@ def _parse_mtd(text: bytes, where: str) -> dict:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         raise GosBuildError(f"{where}: not valid XML ({exc})") from None
-    out = {"image_files": [], "offsets": {}, "baseline": None, "quant": None, "cloud": None, "level": None}
+    out = {"image_files": [], "offsets": {}, "baseline": None, "quant": None, "cloud": None, "level": None,
+           "start": None}
     for el in root.iter():
         tag, txt = _local(el.tag), (el.text or "").strip()
         if tag == "IMAGE_FILE":
@@ -94,6 +106,8 @@ def _parse_mtd(text: bytes, where: str) -> dict:
             out["offsets"][int(el.get("band_id"))] = float(txt)
         elif tag == "Cloud_Coverage_Assessment":
             out["cloud"] = float(txt)
+        elif tag == "PRODUCT_START_TIME":
+            out["start"] = txt
         elif tag == "PROCESSING_LEVEL":
             out["level"] = "L2A" if "2A" in txt else "L1C" if "1C" in txt else txt
     return out
@@ -144,12 +158,13 @@ def _safe_product(name: str, mtd: bytes, exists, root: str, where: str) -> Produ
             raise GosBuildError(f"{where}: L2A granule {gname} has no SCL (scene classification) at 20 m")
         crs, bounds = _georef(paths["B04"], name)
         granules.append(Granule(gname, {b: paths[b] for b in RGB_BANDS}, paths.get("SCL"), crs, bounds))
-    return Product(name, root, level, baseline, meta["cloud"], meta["quant"], offsets, granules)
+    return Product(name, root, level, baseline, meta["cloud"], meta["quant"], offsets, granules, format="SAFE",
+                   datetime=meta["start"])
 
 
 def _georef(path: str, product: str) -> tuple[str, tuple]:
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(path) as ds:
             if ds.crs is None:
                 raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]} has no georeferencing")
             return ds.crs.to_string(), tuple(ds.bounds)
@@ -212,21 +227,32 @@ def _from_geotiffs(folder: str, files: list[str]) -> Product:
     crs, bounds = _georef(bands["B04"], folder)
     name = os.path.basename(folder.rstrip("/")) or folder
     granule = Granule(name, {b: bands[b] for b in RGB_BANDS}, bands.get("SCL"), crs, bounds)
-    return Product(name, folder, "GeoTIFF", None, None, quant, {b: off for b in RGB_BANDS}, [granule])
+    return Product(name, folder, "GeoTIFF", None, None, quant, {b: off for b in RGB_BANDS}, [granule],
+                   format="GeoTIFF")
+
+
+def _from_eopf(path: str) -> Product:
+    from .eopf import read_product
+
+    doc = read_product(path)
+    g = doc.pop("granule")
+    return Product(**doc, granules=[Granule(g["name"], g["bands"], g["scl"], g["crs"], tuple(g["bounds"]))])
 
 
 def discover(patterns) -> list[Product]:
     """Products matched by the config globs, least cloudy first (then by name)."""
     products, tif_groups = [], {}
     for hit in expand(patterns, "sentinel2"):
-        if os.path.isdir(hit):
+        if is_eopf(hit):
+            products.append(_from_eopf(hit))
+        elif os.path.isdir(hit):
             products.append(_from_folder(hit))
         elif hit.lower().endswith(".zip"):
             products.append(_from_zip(hit))
         elif hit.lower().endswith((".tif", ".tiff")):
             tif_groups.setdefault(os.path.dirname(hit), []).append(hit)
         else:
-            raise GosBuildError(f"inputs.sentinel2: {hit}: not a .SAFE folder, .zip or GeoTIFF")
+            raise GosBuildError(f"inputs.sentinel2: {hit}: not a .SAFE folder, .zip, .zarr product or GeoTIFF")
     for folder, files in sorted(tif_groups.items()):
         products.append(_from_geotiffs(folder, files))
     names = [p.name for p in products]
@@ -256,7 +282,7 @@ def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
         for g in p.granules:
             gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)
             src = g.scl if g.scl else g.bands["B04"]
-            with rasterio.open(src) as ds:
+            with open_raster(src) as ds:
                 # the pixel under each point (rasterio's sample(), without its Python loop): one read of
                 # the window holding them
                 r, c = rasterio.transform.rowcol(ds.transform, gx, gy)
