@@ -23,10 +23,12 @@ if "demo" in config:
             baseline=DEMO["baseline"],
             cloud=DEMO["cloud_fraction"],
             granules=DEMO["granules"],
+            dates=DEMO["dates"],
+            formats=" ".join(DEMO["sentinel2_formats"]),
         resources:
             mem_mb=4000,
             runtime=60,
         shell:
             "gos-build --log {log} demo-inputs --bbox {params.bbox} --out {params.out} "
             "--seed {params.seed} --baseline {params.baseline} --cloud-fraction {params.cloud}"
-            " --granules {params.granules}"
+            " --granules {params.granules} --dates {params.dates} --sentinel2-formats {params.formats}"
