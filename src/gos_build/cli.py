@@ -193,7 +193,7 @@ def _cmd_s2_tile(args) -> None:
     from .sentinel2 import s2_tile
 
     s2_tile(read_manifest(args.manifest, "sentinel2"), _grid(args), args.tile, args.out_rgb, args.out_valid,
-            args.granules)
+            args.granules, args.out_observations)
 
 
 def _cmd_s2_preview(args) -> None:
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "manifest")
     st.add_argument("--out-rgb", required=True)
     st.add_argument("--out-valid", required=True)
+    st.add_argument("--out-observations", help="median composite: valid observations per pixel (uint8 GeoTIFF)")
     st.add_argument("--granules", nargs="*", help="folders of s2-granule for the granules under the tile (read "
                     "instead of the products' files)")
 

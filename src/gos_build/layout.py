@@ -87,6 +87,8 @@ def rgb_stretch(stats: dict) -> tuple[list[float], list[float]]:
 # per-tile files written by the stages, by role
 TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file}
 VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
+OBSERVATIONS_FILE = "observations.tif"  # per tile, median composite only: valid observations per pixel (uint8)
+OBSERVATIONS_DESCRIPTION = "valid Sentinel-2 observations (products) per pixel"
 LABEL_DESCRIPTION = "label"
 
 SPLITS = ("train", "val", "test")

@@ -13,8 +13,16 @@ then stays marked invalid). Reflectance is interpolated bilinearly from the
 bleed into a value; the mask itself is nearest-neighbour. Each grid pixel
 depends only on its own position: tiles equal an untiled run.
 
+Median composite (manifest ``composite: median``, config ``sentinel2.composite``): for each grid
+pixel and band, the median of the *valid* observations of every product (one observation per
+product: within a product the first granule with a valid pixel gives it), the same interpolation as
+above; a pixel with no valid observation is nodata (rgb 0, valid 0). The median of a set does not
+depend on the products' order, nor on the tiling. A tile holds at most one float32 (3, h, w)
+observation per product with a valid pixel under it, plus one granule's window.
+
 Outputs per tile: ``rgb.tif`` (3 bands R G B = B04 B03 B02, uint16
-reflectance x 10000, nodata 0) and ``valid.tif`` (uint8, 1 = valid).
+reflectance x 10000, nodata 0) and ``valid.tif`` (uint8, 1 = valid); with the median composite also
+``observations.tif`` (uint8: valid observations per pixel).
 """
 
 from __future__ import annotations
@@ -36,13 +44,14 @@ from .grid import Grid
 from .inputs.eopf import open_raster
 from .inputs.sentinel2 import INVALID_SCL, RGB_BANDS, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
-from .layout import VALID_DESCRIPTION
+from .layout import OBSERVATIONS_DESCRIPTION, VALID_DESCRIPTION
 from .resample import frac_index, nearest_indices, resample_points
 
 log = logging.getLogger(__name__)
 
 DECODED_TAG = "GOS_BUILD_DECODED_FROM"  # on a decoded granule band: its window's place in the product's file
 GRANULE_MARGIN = 8  # source pixels decoded around the grid's footprint (a tile reads at most 3 beyond its own)
+COMPOSITES = ("mosaic", "median")  # manifest / config sentinel2.composite; mosaic is the default
 
 
 # -- a window of the grid ------------------------------------------------------------------
@@ -81,6 +90,55 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
                 blk_have |= nn_data
                 blk_valid |= nn_valid
     return refl, valid
+
+
+def median_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
+                  block_rows: int = 256, timings: dict | None = None):
+    """(reflectance float32 (3, h, w), NaN where no valid observation; observations uint8 (h, w)): per
+    pixel and band the median of the valid observations of every product on a grid window.
+
+    Products are read one at a time (granule by granule, as :func:`composite_window`); each keeps only its
+    valid pixels, float32. The median is taken ``block_rows`` rows at a time. The result depends on the set
+    of observations only: neither the products' order nor the window changes a value.
+    """
+    import time
+    import warnings
+
+    h, w = int(window.height), int(window.width)
+    observations = []
+    for p in sorted(products, key=lambda p: p.name):
+        vals = np.full((3, h, w), np.nan, dtype=np.float32)
+        valid = np.zeros((h, w), dtype=bool)
+        for g in p.granules:
+            if valid.all():
+                break
+            t0 = time.perf_counter()
+            src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
+            if timings is not None:
+                timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
+            if src is None:
+                continue
+            for r0 in range(0, h, block_rows):
+                rows = slice(r0, min(h, r0 + block_rows))
+                v, _, nn_valid = src.values(rows)
+                blk_valid = valid[rows]
+                take = nn_valid & ~blk_valid
+                vals[:, rows][:, take] = v[:, take]
+                blk_valid |= nn_valid
+        if valid.any():  # a product with no valid pixel here adds nothing (and holds no memory)
+            observations.append(vals)
+    count = np.zeros((h, w), dtype=np.uint16)
+    refl = np.full((3, h, w), np.nan, dtype=np.float32)
+    for obs in observations:
+        count += ~np.isnan(obs[0])
+    if observations:
+        for r0 in range(0, h, block_rows):
+            rows = slice(r0, min(h, r0 + block_rows))
+            stack = np.stack([obs[:, rows] for obs in observations])
+            with warnings.catch_warnings():  # all-NaN pixels: no valid observation, NaN is the answer
+                warnings.simplefilter("ignore", category=RuntimeWarning)
+                refl[:, rows] = np.nanmedian(stack, axis=0)
+    return refl, np.minimum(count, 255).astype(np.uint8)
 
 
 def _edge_points(grid: Grid, window: Window, crs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -361,11 +419,13 @@ def decoded_manifest(manifest: dict, granule_dirs) -> dict:
 
 # -- one tile ------------------------------------------------------------------------------
 def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path,
-            granule_dirs=None) -> dict:
+            granule_dirs=None, out_observations: str | Path | None = None) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest.
 
     ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the tile, read
     instead of the products' files (same values); without them the products' files are read.
+    ``out_observations``: with the manifest's ``composite: median``, the tile's count of valid observations
+    per pixel (uint8), required there.
     """
     from .tiles import write_tile
 
@@ -378,7 +438,17 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
     tile = grid.tile(tile_id)
     timings: dict = {}
-    refl, valid = composite_window(products, grid, tile.window, invalid_scl, timings=timings)
+    composite = manifest.get("composite", "mosaic")
+    if composite not in COMPOSITES:
+        raise GosBuildError(f"sentinel2 manifest: composite '{composite}' is not one of {', '.join(COMPOSITES)}")
+    count = None
+    if composite == "median":
+        if out_observations is None:
+            raise GosBuildError(f"s2 tile {tile_id}: the median composite needs --out-observations")
+        refl, count = median_window(products, grid, tile.window, invalid_scl, timings=timings)
+        valid = count > 0
+    else:
+        refl, valid = composite_window(products, grid, tile.window, invalid_scl, timings=timings)
     have = ~np.isnan(refl).any(axis=0)
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
         RGB_LAYER.dtype)
@@ -387,6 +457,11 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
                [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)])
     write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
     stats = {"pixels": int(mask.size), "nodata": int((~have).sum()), "invalid": int((have & ~valid).sum())}
+    if count is not None:
+        write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
+        stats["observations"] = {int(k): int(v) for k, v in zip(*np.unique(count, return_counts=True))}
+        log.info("sentinel2 tile %s: median of %d product(s); valid observations per pixel %s; %d px without one "
+                 "(nodata)", tile_id, len(products), stats["observations"], stats["nodata"])
     log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus); read %.2f s", tile_id,
              stats["pixels"], stats["nodata"], stats["invalid"], timings.get("read", 0.0))
     return stats

@@ -15,7 +15,7 @@ from gos_build.layout import ID_PATTERN
 from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac
-from gos_build.layout import INPUT_KINDS, TILE_FILES
+from gos_build.layout import INPUT_KINDS, OBSERVATIONS_FILE, TILE_FILES
 from gos_build.archive.package import PACKAGE_NAMES
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
@@ -31,6 +31,8 @@ OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
 ENV = "../../envs/gos-build.yaml"
+# sentinel2.composite: median adds a per-tile count of valid observations (tiles/<tile>/observations.tif)
+MEDIAN = config.get("sentinel2", {}).get("composite", "mosaic") == "median"
 
 # -- the reference grid and its processing tiles (known at parse time: tiles are
 #    the only wildcard, so ~12 000 chips never become DAG nodes)
@@ -46,6 +48,11 @@ if not TILES:
 def tile_file(role, tile="{tile}"):
     """results/<aoi>/tiles/<tile>/<file> of a per-tile layer (role: rgb, valid, labels, terrain)."""
     return f"{OUT}/tiles/{tile}/{TILE_FILES[role]}"
+
+
+def observations_file(tile="{tile}"):
+    """results/<aoi>/tiles/<tile>/observations.tif: valid observations per pixel (median composite only)."""
+    return f"{OUT}/tiles/{tile}/{OBSERVATIONS_FILE}"
 
 
 def manifest(kind):

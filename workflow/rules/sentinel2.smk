@@ -60,12 +60,15 @@ rule s2:
     output:
         rgb=tile_file("rgb"),
         valid=tile_file("valid"),
+        **({"observations": observations_file()} if MEDIAN else {}),
     log:
         f"{LOGS}/s2/{{tile}}.log",
     benchmark:
         f"{BENCH}/s2/{{tile}}.tsv"
     conda:
         ENV
+    params:
+        observations=lambda wildcards, output: f"--out-observations {output.observations}" if MEDIAN else "",
     threads: 1
     resources:
         mem_mb=1500,
@@ -74,7 +77,7 @@ rule s2:
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} s2-tile"
         " --grid {input.grid} --tile {wildcards.tile} --manifest {input.manifest}"
-        " --out-rgb {output.rgb} --out-valid {output.valid} --granules {input.granules}"
+        " --out-rgb {output.rgb} --out-valid {output.valid} {params.observations} --granules {input.granules}"
 
 
 rule s2_preview:

@@ -315,6 +315,7 @@ def resolve(config: dict, grid: Grid) -> dict:
     else:
         products = discover(config["inputs"]["sentinel2"])
     invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))
+    composite = config.get("sentinel2", {}).get("composite", "mosaic")
     covered = grid.aoi_covered_by(grid.footprint(g.bounds, g.crs, 32) for p in products for g in p.granules)
     if covered < 0.9999:
         raise GosBuildError(f"inputs.sentinel2: the products cover {100 * covered:.1f} % of the AOI "
@@ -327,7 +328,10 @@ def resolve(config: dict, grid: Grid) -> dict:
         log.info("sentinel2: %s (%s, baseline %s, cloud %s %%, quantification %g, offsets %s, %d granule(s))",
                  p.name, p.level, p.baseline, p.cloud_percent, p.quantification, p.offsets, len(p.granules))
     log.info("sentinel2: products cover %.2f %% of the AOI; about %.1f %% of it is valid", 100 * covered, 100 * valid)
-    doc = {"invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
+    if composite == "median":
+        log.info("sentinel2: median composite of %d product(s) (%s)", len(products),
+                 ", ".join(p.datetime or p.name for p in sorted(products, key=lambda p: p.name)))
+    doc = {"composite": composite, "invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
            "products": [{**asdict(p), **_product_facts(p)} for p in products]}
     if stac:
         doc["stac"] = stac

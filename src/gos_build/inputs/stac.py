@@ -339,7 +339,11 @@ def resolve_sentinel2(config: dict, grid: Grid) -> tuple[list, dict]:
     from .sentinel2 import RGB_BANDS, Granule, Product
 
     stac = config["inputs"]["sentinel2"]["stac"]
-    items = covering(search("sentinel2", stac, grid), grid, "sentinel2")
+    items = search("sentinel2", stac, grid)
+    if config.get("sentinel2", {}).get("composite", "mosaic") == "median":
+        covering(items, grid, "sentinel2")  # the AOI must be covered; the median takes every item in the range
+    else:
+        items = covering(items, grid, "sentinel2")
     root = cache_dir(config) / stac["collection"]
     products, records = [], []
     for item in items:
