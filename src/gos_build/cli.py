@@ -220,6 +220,10 @@ def _cmd_dataset(args) -> None:
     for key, path in (("sentinel2", args.sentinel2), ("dem", args.dem), ("labels", args.labels)):
         if path:
             prov[key] = _load(path)
+    if args.observations:
+        from .sentinel2 import observation_summary
+
+        prov["sentinel2_observations"] = observation_summary(grid, sorted(args.observations))
     jsons = sorted(p for p in args.shards if p.endswith(".json"))
     folders = sorted(p for p in args.shards if not p.endswith(".json"))
     if [Path(p).parent for p in jsons] != [Path(p).parent for p in folders]:
@@ -255,7 +259,8 @@ def _cmd_baseline(args) -> None:
 def _cmd_figures(args) -> None:
     from .figures import make_figures
 
-    make_figures(_grid(args), args.dataset, args.tiles_dir, args.visual, args.shards, args.out_dir)
+    make_figures(_grid(args), args.dataset, args.tiles_dir, args.visual, args.shards, args.out_dir,
+                 args.observations)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--dem", help="inputs/dem.json (provenance)")
     ds.add_argument("--labels", help="labels/summary.json (provenance)")
     ds.add_argument("--out", required=True, help="dataset folder")
+    ds.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif (the "
+                    "datacard's summary)")
     ds.add_argument("shards", nargs="+", help="chips.json and the shard folder of every tile")
 
     pk = command("package", _cmd_package, "zip the dataset: one archive per modality plus labels/splits")
@@ -391,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--tiles-dir", required=True, help="results/<aoi>/tiles")
     fg.add_argument("--visual", required=True, help="sentinel2/visual.tif")
     fg.add_argument("--out-dir", required=True)
+    fg.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif (a map "
+                    "in the overview)")
     fg.add_argument("shards", nargs="*", help="tiles/<tile>/chips.json (rejected candidates)")
 
     bl = command("baseline", _cmd_baseline, "train the late-fusion CNN on block and random splits and compare "

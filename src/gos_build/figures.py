@@ -90,7 +90,9 @@ def _cells(rects):
 
 
 def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: list[dict], out: Path,
-             zh_font: str | None) -> None:
+             zh_font: str | None, observations: dict[str, str] | None = None) -> None:
+    """The AOI in panels: imagery, hillshade, labels, chips by split (and by fold); with ``observations``
+    (tile id -> observations.tif of the median composite) a map of valid observations per pixel."""
     plt = _plt()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch, Rectangle
@@ -99,7 +101,8 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: 
     factor = max(1, math.ceil(max(grid.width, grid.height) / 1200))
     extent = (grid.bounds[0], grid.bounds[2], grid.bounds[1], grid.bounds[3])
     folds = read_folds(dataset)
-    fig, axes = plt.subplots(1, 5 if folds else 4, figsize=(27.5 if folds else 22, 6))
+    n = 4 + bool(folds) + bool(observations)
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 6))
     with rasterio.open(visual) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / 1200))
         rgb = ds.read(out_shape=(3, math.ceil(ds.height / f), math.ceil(ds.width / f)), resampling=Resampling.average)
@@ -150,6 +153,16 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: 
         ax.legend(handles=[Patch(color=colours[i], label=f"fold {i + 1}") for i in range(k)], loc="lower left",
                   fontsize=8, framealpha=0.9)
         ax.set_title(f"chips by spatial fold ({k} folds)")
+    if observations:  # the median composite: how many valid observations each pixel's median had
+        from matplotlib.colors import BoundaryNorm
+
+        obs = read_decimated(grid, tiles_dir, "valid", factor, 0, [1], paths=observations)[0]
+        top = max(1, int(obs.max()))
+        cmap = plt.get_cmap("viridis", top + 1)
+        im = axes[-1].imshow(obs, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, top + 1.5), top + 1), extent=extent,
+                             interpolation="nearest")
+        fig.colorbar(im, ax=axes[-1], ticks=range(top + 1), fraction=0.046, pad=0.02)
+        axes[-1].set_title(f"valid Sentinel-2 observations per pixel (median; {100 * (obs == 0).mean():.1f} % none)")
     for a in axes:
         for part in getattr(grid.aoi, "geoms", [grid.aoi]):
             a.plot(*part.exterior.xy, color="red", lw=0.8)
@@ -272,7 +285,7 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
 
 
 def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual: str | Path, shard_jsons,
-                 out_dir: str | Path) -> list[Path]:
+                 out_dir: str | Path, observations=None) -> list[Path]:
     dataset, tiles_dir, out_dir = Path(dataset), Path(tiles_dir), Path(out_dir)
     zh = cjk_font()
     if zh is None:
@@ -281,7 +294,8 @@ def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual:
     made = []
     # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars
     records = [json.loads(Path(s).read_text(encoding="utf-8")) for s in shard_jsons]
-    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), records, p, zh)),
+    obs = {Path(o).parent.name: o for o in observations} if observations else None
+    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), records, p, zh, obs)),
              ("counts.png", lambda p: counts(dataset, records, p)),
              ("histograms.png", lambda p: histograms(dataset, p))]
     steps += [(f"gallery_{classes[cid][0]}.png", lambda p, cid=cid: gallery(dataset, cid, p)) for cid in sorted(classes)]

@@ -467,6 +467,21 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
     return stats
 
 
+def observation_summary(grid: Grid, paths) -> dict:
+    """Valid observations per grid pixel of the median composite, from the tiles' ``observations.tif``:
+    ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid observation}``."""
+    hist: dict[int, int] = {}
+    for path in paths:
+        with rasterio.open(path) as ds:
+            values, counts = np.unique(ds.read(1), return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist()):
+            hist[v] = hist.get(v, 0) + c
+    total = sum(hist.values())
+    mean = sum(k * v for k, v in hist.items()) / total if total else 0.0
+    return {"pixels_by_count": {str(k): hist[k] for k in sorted(hist)}, "pixels": total, "mean": round(mean, 3),
+            "none": hist.get(0, 0)}
+
+
 def visual_preview(grid: Grid, tiles_dir: str | Path, out: str | Path, max_size: int = 4096,
                    rgb_tiles: dict[str, str | Path] | None = None) -> None:
     """8-bit RGB preview of the whole AOI (2-98 % stretch over valid data) as a COG, decimated to max_size."""

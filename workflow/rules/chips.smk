@@ -38,6 +38,7 @@ rule dataset:
         labels=rules.labels_summary.output[0],
         records=expand(rules.chips.output.json, tile=TILES),
         shards=expand(rules.chips.output.shard, tile=TILES),
+        observations=[observations_file(t) for t in TILES] if MEDIAN else [],
     output:
         directory(f"{OUT}/dataset"),
     log:
@@ -48,6 +49,8 @@ rule dataset:
         ENV
     params:
         config=config_json(),
+        observations=lambda wildcards, input: ("--observations " + " ".join(input.observations) + " --")
+        if MEDIAN else "",
     threads: 2
     resources:
         mem_mb=2000,
@@ -55,7 +58,7 @@ rule dataset:
     shell:
         "gos-build --log {log} --threads {threads} dataset --config {params.config:q} --grid {input.grid}"
         " --sentinel2 {input.sentinel2} --dem {input.dem} --labels {input.labels} --out {output}"
-        " {input.records} {input.shards}"
+        " {params.observations} {input.records} {input.shards}"
 
 
 rule package:

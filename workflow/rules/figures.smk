@@ -8,6 +8,7 @@ rule figures:
         visual=rules.s2_preview.output[0],
         shards=expand(rules.chips.output.json, tile=TILES),
         tiles=[tile_file(role, t) for t in TILES for role in ("terrain", "labels")],
+        observations=[observations_file(t) for t in TILES] if MEDIAN else [],
     output:
         overview=report(f"{OUT}/figures/overview.png", caption="../report/overview.rst", category="1 AOI overview"),
         counts=report(f"{OUT}/figures/counts.png", caption="../report/counts.rst", category="2 Chips and rejections"),
@@ -24,6 +25,8 @@ rule figures:
     params:
         tiles_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.shards[0])),
         out_dir=lambda wildcards, output: os.path.dirname(output.overview),
+        observations=lambda wildcards, input: ("--observations " + " ".join(input.observations) + " --")
+        if MEDIAN else "",
     resources:
         mem_mb=2000,
         runtime=20,
@@ -31,4 +34,4 @@ rule figures:
     shell:
         "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} figures --grid {input.grid}"
         " --dataset {input.dataset} --tiles-dir {params.tiles_dir} --visual {input.visual}"
-        " --out-dir {params.out_dir} {input.shards}"
+        " --out-dir {params.out_dir} {params.observations} {input.shards}"

@@ -77,9 +77,14 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                 "over a generated landscape, not observations.", ""]
     out += ["### Sentinel-2", ""]
     for p in inv.get("products", []):
-        out.append(f"- `{p['name']}`: {p['level']}, processing baseline {p['baseline']}, cloud "
+        form = p.get("format") or "?"
+        if p.get("processor_version"):
+            form += f", processor {p['processor_version']}"
+        when = f", sensed {p['datetime'][:19]}" if p.get("datetime") else ""
+        out.append(f"- `{p['name']}` ({form}{when}): {p['level']}, processing baseline {p['baseline']}, cloud "
                    f"{p['cloud_percent']} %, reflectance = (DN + {p['offsets']['B04']:g}) / {p['quantification']:g}, "
                    f"{len(p['granules'])} granule(s)" + _content(p))
+    out += ["", _composite_line(inv, prov.get("sentinel2_observations"))]
     out += _stac_lines(inv.get("stac"))
     out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
     for f in dem.get("files", []):
@@ -114,6 +119,21 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             "Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); "
             "the interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).", ""]
     Path(path).write_text("\n".join(out), encoding="utf-8")
+
+
+def _composite_line(inv: dict, obs: dict | None) -> str:
+    """How the products were composited, and -- for the median -- how many observations each pixel had."""
+    n = len(inv.get("products", []))
+    if inv.get("composite", "mosaic") != "median":
+        return (f"Composite: mosaic of {n} product(s): per pixel the least cloudy product with a valid "
+                "observation (else the least cloudy with data, marked invalid).")
+    line = f"Composite: per pixel and band the median of the valid observations of {n} product(s)"
+    if obs and obs.get("pixels"):
+        share = {k: v / obs["pixels"] for k, v in obs["pixels_by_count"].items()}
+        line += (f"; valid observations per pixel: mean {obs['mean']:g}, "
+                 + ", ".join(f"{k}: {100 * v:.1f} %" for k, v in share.items())
+                 + f"; {obs['none']} px ({100 * share.get('0', 0.0):.2f} %) had none and are nodata")
+    return line + "."
 
 
 def _content(facts: dict) -> str:
