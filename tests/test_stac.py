@@ -15,7 +15,8 @@ from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
 from gos_build.inputs import resolve
 from gos_build.inputs.sentinel2 import discover
-from gos_build.inputs.stac import AUTH_ENV, radiometry
+from gos_build.inputs.sentinel2 import radiometry
+from gos_build.inputs.stac import AUTH_ENV
 from helpers import AOI_A, run_workflow, workflow_config
 
 # no other address may be contacted: everything but loopback goes to a proxy that does not exist

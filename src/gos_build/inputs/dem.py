@@ -44,11 +44,11 @@ def gdal_paths(patterns) -> list[str]:
 
 def resolve(config: dict, grid: Grid) -> dict:
     """The ``dem`` manifest: every DEM file described once, checked to cover the AOI."""
-    from .stac import is_stac, resolve_dem
+    from .stac import is_stac
 
     stac = None
     if is_stac(config["inputs"]["dem"]):
-        paths, stac = resolve_dem(config, grid)
+        paths, stac = _from_stac(config, grid)
     else:
         paths = gdal_paths(config["inputs"]["dem"])
     if not paths:
@@ -136,3 +136,25 @@ def _coverage(srcs, crs, grid: Grid) -> tuple[float, list[str]]:
     return fraction, missing
 
 
+DEM_ASSET_KEYS = ("data", "elevation", "dem", "DEM")  # asset keys of a DEM item
+
+
+def _from_stac(config: dict, grid: Grid) -> tuple[list[str], dict]:
+    """(local paths of the cached DEM windows, the ``stac`` section of the manifest)."""
+    from .stac import asset_size, cache_dir, fetch_window, search, stac_section
+
+    stac = config["inputs"]["dem"]["stac"]
+    items = search("dem", stac, grid)
+    root = cache_dir(config) / stac["collection"]
+    paths, records = [], []
+    for item in items:
+        key = next((k for k in DEM_ASSET_KEYS if k in item.assets), None)
+        if key is None:
+            raise GosBuildError(f"inputs.dem: item {item.id} has no DEM asset ({', '.join(DEM_ASSET_KEYS)}); "
+                                f"assets: {', '.join(sorted(item.assets))}")
+        rec = fetch_window(f"inputs.dem: item {item.id} asset '{key}'", item.assets[key].href, grid,
+                           root / item.id / "DEM.tif")
+        rec.update(item=item.id, asset=key, whole_bytes=asset_size(item, key))
+        records.append(rec)
+        paths.append(rec["path"])
+    return paths, stac_section(stac, items, records)

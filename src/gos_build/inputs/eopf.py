@@ -24,7 +24,6 @@ part of rasterio's dataset interface the stages use (transform, crs, size, block
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re

@@ -300,6 +300,88 @@ def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
 
 
 
+# -- from a STAC API ----------------------------------------------------------------
+# asset keys of the visible bands and the scene classification: Earth Search v1, then the SAFE band names
+S2_ASSET_KEYS = {"B04": ("red", "B04"), "B03": ("green", "B03"), "B02": ("blue", "B02"), "SCL": ("scl", "SCL")}
+S2_COMMON_NAMES = {"B04": "red", "B03": "green", "B02": "blue"}
+
+def asset_key(item, band: str) -> str:
+    """The asset of ``band`` (B04 B03 B02 SCL) in a Sentinel-2 item: by key, then by eo:bands common name."""
+    for key in S2_ASSET_KEYS[band]:
+        if key in item.assets:
+            return key
+    for key, asset in item.assets.items():
+        for b in asset.extra_fields.get("eo:bands", []) or []:
+            if b.get("common_name") == S2_COMMON_NAMES.get(band) or b.get("name") == band:
+                return key
+    raise GosBuildError(f"inputs.sentinel2: item {item.id} has no asset for band {band} "
+                        f"(assets: {', '.join(sorted(item.assets))})")
+
+
+def radiometry(item, asset) -> tuple[float, float]:
+    """(quantification, offset) with reflectance = (DN + offset) / quantification, as the SAFE route has it.
+
+    ``raster:bands`` scale/offset describe the file's DN when present (Earth Search v1: scale 0.0001,
+    offset -0.1 from processing baseline 04.00 on, DN as in the product). Without an offset there, the
+    processing baseline decides: from 04.00 on the DN still carry the +1000 of the product unless the item
+    says the offset was applied to the pixels (``earthsearch:boa_offset_applied``), so -1000 is applied here
+    exactly once; before 04.00 there is none.
+    """
+    bands = asset.extra_fields.get("raster:bands") or [{}]
+    scale = bands[0].get("scale")
+    offset = bands[0].get("offset")
+    if scale:
+        quant = round(1.0 / scale, 6)
+        if offset:
+            return quant, round(offset / scale, 6)
+    else:
+        quant = 10000.0
+    baseline = str(item.properties.get("s2:processing_baseline") or "")
+    applied = item.properties.get("earthsearch:boa_offset_applied")
+    if baseline >= "04.00" and not applied:
+        return quant, -1000.0
+    return quant, 0.0
+
+
+def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
+    """(products of the STAC items over the AOI, the ``stac`` section of the manifest): the least cloudy items
+    covering the AOI (every item in the date range for the median composite), their windows fetched."""
+    from .stac import MARGIN_PX, asset_size, cache_dir, covering, fetch_window, public_url, search, stac_section
+
+    stac = config["inputs"]["sentinel2"]["stac"]
+    items = search("sentinel2", stac, grid)
+    if config.get("sentinel2", {}).get("composite", "mosaic") == "median":
+        covering(items, grid, "sentinel2")  # the AOI must be covered; the median takes every item in the range
+    else:
+        items = covering(items, grid, "sentinel2")
+    root = cache_dir(config) / stac["collection"]
+    products, records = [], []
+    for item in items:
+        paths = {}
+        quant_offsets = {}
+        for band in (*RGB_BANDS, "SCL"):
+            key = asset_key(item, band)
+            href = item.assets[key].href
+            rec = fetch_window(f"inputs.sentinel2: item {item.id} asset '{key}'", href, grid,
+                               root / item.id / f"{band}.tif",
+                               margin_px=MARGIN_PX // 2 if band == "SCL" else MARGIN_PX)
+            rec.update(item=item.id, asset=key, band=band, whole_bytes=asset_size(item, key))
+            records.append(rec)
+            paths[band] = rec["path"]
+            if band != "SCL":
+                quant_offsets[band] = radiometry(item, item.assets[key])
+        quants = {q for q, _ in quant_offsets.values()}
+        if len(quants) != 1:
+            raise GosBuildError(f"inputs.sentinel2: item {item.id}: bands with different scales {sorted(quants)}")
+        with rasterio.open(paths["B04"]) as ds:
+            crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
+        granule = Granule(item.id, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
+        products.append(Product(item.id, public_url(item.get_self_href() or stac["api"]), "L2A",
+                                item.properties.get("s2:processing_baseline"), item.properties.get("eo:cloud_cover"),
+                                quants.pop(), {b: o for b, (_, o) in quant_offsets.items()}, [granule]))
+    return products, stac_section(stac, items, records)
+
+
 def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:
     """SCL classes whose pixels are invalid (config ``sentinel2.mask_snow`` adds 11, snow/ice)."""
     return tuple(INVALID_SCL) + ((11,) if mask_snow else ())
@@ -307,11 +389,11 @@ def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:
 
 def resolve(config: dict, grid: Grid) -> dict:
     """The ``sentinel2`` manifest: products over the AOI, their coverage and valid share."""
-    from .stac import is_stac, resolve_sentinel2
+    from .stac import is_stac
 
     stac = None
     if is_stac(config["inputs"]["sentinel2"]):
-        products, stac = resolve_sentinel2(config, grid)
+        products, stac = _from_stac(config, grid)
     else:
         products = discover(config["inputs"]["sentinel2"])
     invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))

@@ -13,7 +13,8 @@ instead of globs. The resolver
 3. records item ids, datetimes, processing baselines, the item JSON, every cached file's size and sha256,
    the bytes fetched and the bytes of the whole assets in the manifest.
 
-Radiometry of Sentinel-2 comes from the item (:func:`radiometry`), georeferencing from the files.
+This module knows catalogues and windows only; the per-kind resolvers (:mod:`.sentinel2`, :mod:`.dem`) turn
+items into products and import it -- never the other way round. Georeferencing comes from the files.
 Timeouts, 5xx and dropped connections are retried with backoff (``RETRIES``); 404/403 stop with one line
 naming the item and asset; an empty search stops with the query in words. Credentials come from the
 environment (``GOS_BUILD_STAC_AUTHORIZATION``: an ``Authorization`` header value for the API and the
@@ -41,10 +42,7 @@ MARGIN_PX = 72  # >= the DEM stage's FILL_DISTANCE + cubic kernel (67) and Senti
 RETRIES = 4
 BACKOFF_S = 0.5
 AUTH_ENV = "GOS_BUILD_STAC_AUTHORIZATION"
-# asset keys of the visible bands and the scene classification: Earth Search v1, then the SAFE band names
-S2_ASSET_KEYS = {"B04": ("red", "B04"), "B03": ("green", "B03"), "B02": ("blue", "B02"), "SCL": ("scl", "SCL")}
-S2_COMMON_NAMES = {"B04": "red", "B03": "green", "B02": "blue"}
-DEM_ASSET_KEYS = ("data", "elevation", "dem", "DEM")
+
 
 
 def is_stac(value) -> bool:
@@ -169,44 +167,6 @@ def covering(items: list, grid: Grid, key: str) -> list:
     return taken
 
 
-def asset_key(item, band: str) -> str:
-    """The asset of ``band`` (B04 B03 B02 SCL) in a Sentinel-2 item: by key, then by eo:bands common name."""
-    for key in S2_ASSET_KEYS[band]:
-        if key in item.assets:
-            return key
-    for key, asset in item.assets.items():
-        for b in asset.extra_fields.get("eo:bands", []) or []:
-            if b.get("common_name") == S2_COMMON_NAMES.get(band) or b.get("name") == band:
-                return key
-    raise GosBuildError(f"inputs.sentinel2: item {item.id} has no asset for band {band} "
-                        f"(assets: {', '.join(sorted(item.assets))})")
-
-
-def radiometry(item, asset) -> tuple[float, float]:
-    """(quantification, offset) with reflectance = (DN + offset) / quantification, as the SAFE route has it.
-
-    ``raster:bands`` scale/offset describe the file's DN when present (Earth Search v1: scale 0.0001,
-    offset -0.1 from processing baseline 04.00 on, DN as in the product). Without an offset there, the
-    processing baseline decides: from 04.00 on the DN still carry the +1000 of the product unless the item
-    says the offset was applied to the pixels (``earthsearch:boa_offset_applied``), so -1000 is applied here
-    exactly once; before 04.00 there is none.
-    """
-    bands = asset.extra_fields.get("raster:bands") or [{}]
-    scale = bands[0].get("scale")
-    offset = bands[0].get("offset")
-    if scale:
-        quant = round(1.0 / scale, 6)
-        if offset:
-            return quant, round(offset / scale, 6)
-    else:
-        quant = 10000.0
-    baseline = str(item.properties.get("s2:processing_baseline") or "")
-    applied = item.properties.get("earthsearch:boa_offset_applied")
-    if baseline >= "04.00" and not applied:
-        return quant, -1000.0
-    return quant, 0.0
-
-
 def _retrying(what: str, url: str, fn):
     """Call ``fn()``; retry timeouts, 5xx and dropped connections with backoff; 404/403 -> one line."""
     from rasterio.errors import RasterioIOError
@@ -319,7 +279,7 @@ def cache_dir(config: dict) -> Path:
     return Path("resources") / config["aoi"]["name"] / "cache"
 
 
-def _item_record(item) -> dict:
+def item_record(item) -> dict:
     d = item.to_dict(transform_hrefs=False)
     for asset in d.get("assets", {}).values():
         asset["href"] = public_url(asset["href"])
@@ -327,71 +287,12 @@ def _item_record(item) -> dict:
     return d
 
 
-def _asset_size(item, key: str) -> int | None:
+def asset_size(item, key: str) -> int | None:
     size = item.assets[key].extra_fields.get("file:size")
     return int(size) if size is not None else None
 
 
-def resolve_sentinel2(config: dict, grid: Grid) -> tuple[list, dict]:
-    """(products as :class:`gos_build.inputs.sentinel2.Product`, the ``stac`` section of the manifest)."""
-    import rasterio
-
-    from .sentinel2 import RGB_BANDS, Granule, Product
-
-    stac = config["inputs"]["sentinel2"]["stac"]
-    items = search("sentinel2", stac, grid)
-    if config.get("sentinel2", {}).get("composite", "mosaic") == "median":
-        covering(items, grid, "sentinel2")  # the AOI must be covered; the median takes every item in the range
-    else:
-        items = covering(items, grid, "sentinel2")
-    root = cache_dir(config) / stac["collection"]
-    products, records = [], []
-    for item in items:
-        paths = {}
-        quant_offsets = {}
-        for band in (*RGB_BANDS, "SCL"):
-            key = asset_key(item, band)
-            href = item.assets[key].href
-            rec = fetch_window(f"inputs.sentinel2: item {item.id} asset '{key}'", href, grid,
-                               root / item.id / f"{band}.tif",
-                               margin_px=MARGIN_PX // 2 if band == "SCL" else MARGIN_PX)
-            rec.update(item=item.id, asset=key, band=band, whole_bytes=_asset_size(item, key))
-            records.append(rec)
-            paths[band] = rec["path"]
-            if band != "SCL":
-                quant_offsets[band] = radiometry(item, item.assets[key])
-        quants = {q for q, _ in quant_offsets.values()}
-        if len(quants) != 1:
-            raise GosBuildError(f"inputs.sentinel2: item {item.id}: bands with different scales {sorted(quants)}")
-        with rasterio.open(paths["B04"]) as ds:
-            crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
-        granule = Granule(item.id, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
-        products.append(Product(item.id, public_url(item.get_self_href() or stac["api"]), "L2A",
-                                item.properties.get("s2:processing_baseline"), item.properties.get("eo:cloud_cover"),
-                                quants.pop(), {b: o for b, (_, o) in quant_offsets.items()}, [granule]))
-    return products, _stac_section(stac, items, records)
-
-
-def resolve_dem(config: dict, grid: Grid) -> tuple[list[str], dict]:
-    """(local paths of the cached DEM windows, the ``stac`` section of the manifest)."""
-    stac = config["inputs"]["dem"]["stac"]
-    items = search("dem", stac, grid)
-    root = cache_dir(config) / stac["collection"]
-    paths, records = [], []
-    for item in items:
-        key = next((k for k in DEM_ASSET_KEYS if k in item.assets), None)
-        if key is None:
-            raise GosBuildError(f"inputs.dem: item {item.id} has no DEM asset ({', '.join(DEM_ASSET_KEYS)}); "
-                                f"assets: {', '.join(sorted(item.assets))}")
-        rec = fetch_window(f"inputs.dem: item {item.id} asset '{key}'", item.assets[key].href, grid,
-                           root / item.id / "DEM.tif")
-        rec.update(item=item.id, asset=key, whole_bytes=_asset_size(item, key))
-        records.append(rec)
-        paths.append(rec["path"])
-    return paths, _stac_section(stac, items, records)
-
-
-def _stac_section(stac: dict, items: list, records: list[dict]) -> dict:
+def stac_section(stac: dict, items: list, records: list[dict]) -> dict:
     fetched = sum(r.get("fetched_bytes", 0) for r in records if not r.get("cached"))
     whole = sum(r.get("whole_bytes") or 0 for r in records)
     log.info("STAC %s: %d item(s), %.2f MB of COG tiles fetched (whole assets: %.2f MB)", stac["collection"],
@@ -401,5 +302,5 @@ def _stac_section(stac: dict, items: list, records: list[dict]) -> dict:
             "items": [{"id": i.id, "datetime": i.properties.get("datetime"),
                        "processing_baseline": i.properties.get("s2:processing_baseline"),
                        "cloud_cover": i.properties.get("eo:cloud_cover")} for i in items],
-            "item_json": [_item_record(i) for i in items], "cache": records,
+            "item_json": [item_record(i) for i in items], "cache": records,
             "fetched_bytes": fetched, "whole_asset_bytes": whole}
