@@ -203,3 +203,54 @@ def test_median_composite_is_the_numpy_median_of_the_valid_observations(make_dem
     # the products' order changes no byte
     _tiles(safes, tmp_path / "reversed", composite="median", reverse=True)
     assert _tile_bytes(tmp_path / "reversed") == _tile_bytes(tmp_path / "median")
+
+
+# -- through a STAC API (the demo's, on 127.0.0.1) ------------------------------------------------------------
+NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "http_proxy":
+              "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost",
+              "no_proxy": "127.0.0.1,localhost"}
+
+
+@pytest.mark.slow  # a catalogue of every demo form, served on 127.0.0.1
+@pytest.mark.parametrize("collection", ["eopf-sentinel-2-l2a", "eopf-sentinel-2-l2a-zarr3"])
+def test_stac_items_of_both_layouts_give_the_safe_tiles(eopf_demo, tmp_path, monkeypatch, collection):
+    from gos_build.demo.stac import StacApi, write_catalogue
+    from gos_build.inputs.stac import AUTH_ENV
+
+    for k, v in NO_NETWORK.items():
+        monkeypatch.setenv(k, v)
+    _tiles(_products(eopf_demo, "safe"), tmp_path / "safe")
+    catalogue = tmp_path / "catalogue"
+    summary = write_catalogue(eopf_demo, catalogue)
+    assert len(summary[collection]) == 1
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(AUTH_ENV, "Bearer secret-token-123")
+    grid = build_grid(bbox=AOI, tile_chips=4, crs="auto")
+    with StacApi(catalogue, max_seconds=120, max_requests=2000) as api:
+        cfg = {"aoi": {"name": "aoi"}, "sentinel2": {"composite": "mosaic"},
+               "inputs": {"sentinel2": {"stac": {"api": api.url + "/", "collection": collection}}}}
+        doc = resolve("sentinel2", cfg, grid)
+        requests = list(api.requests)
+        # a second resolve reads the metadata only: the windows are cached
+        again = resolve("sentinel2", cfg, grid)
+        assert not [r for r in api.requests[len(requests):] if "/r10m/b04/" in r[2]]
+    assert all(r["cached"] for r in again["stac"]["cache"])
+    assert {r[0] for r in requests} == {"127.0.0.1"}
+    assert all(r[5] == "Bearer secret-token-123" for r in requests)
+    (p,) = doc["products"]
+    assert p["format"] == ("EOPF Zarr v3" if collection.endswith("zarr3") else "EOPF Zarr v2")
+    assert p["baseline"] == "05.09" and p["quantification"] == 10000.0 and p["offsets"]["B04"] == -1000.0
+    assert "secret-token" not in json.dumps(doc)
+    # each chunk under the window fetched once, none beyond the product's (the demo product is small: its
+    # AOI window with the margin reaches every chunk); the bytes fetched are recorded
+    assert all(r["fetched_bytes"] > 0 for r in doc["stac"]["cache"])
+    chunk_gets = [r for r in requests if "/r10m/b04/" in r[2]]
+    (product,) = _products(eopf_demo, "zarr2" if collection == "eopf-sentinel-2-l2a" else "zarr3")
+    stored = [f for f in (product / "measurements/reflectance/r10m/b04").rglob("*") if f.is_file()
+              and not f.name.startswith((".z", "zarr.json"))]
+    assert 0 < len(chunk_gets) == len({r[2] for r in chunk_gets}) <= len(stored)
+    write_manifest(tmp_path / "stac" / "sentinel2.json", doc)
+    manifest = read_manifest(tmp_path / "stac" / "sentinel2.json", "sentinel2")
+    for t in grid.tiles():
+        s2_tile(manifest, grid, t.id, tmp_path / "stac" / f"{t.id}_rgb.tif", tmp_path / "stac" / f"{t.id}_valid.tif")
+    assert _tile_bytes(tmp_path / "stac") == _tile_bytes(tmp_path / "safe")

@@ -37,6 +37,9 @@ import rasterio
 from rasterio.shutil import copy as rio_copy
 
 S2_COLLECTION = "sentinel-2-l2a"
+# EOPF Zarr items, as the EOPF Sentinel Zarr Samples Service lays them out: per-band assets (processor 2.x,
+# Zarr format 2; ESA's id there is sentinel-2-l2a) and resolution-group assets (3.x, sentinel-2-l2a-zarr3)
+EOPF_COLLECTIONS = {"sentinel2_zarr2": "eopf-sentinel-2-l2a", "sentinel2_zarr3": "eopf-sentinel-2-l2a-zarr3"}
 DEM_COLLECTION = "cop-dem-glo-30"
 _S2_ASSETS = {"red": ("B04", 10, "red", 0.665), "green": ("B03", 10, "green", 0.56),
               "blue": ("B02", 10, "blue", 0.49), "scl": ("SCL", 20, None, None)}
@@ -80,7 +83,7 @@ def write_catalogue(demo: str | Path, out: str | Path) -> dict:
     if out.exists():
         shutil.rmtree(out)
     (out / "items").mkdir(parents=True)
-    items = {S2_COLLECTION: [], DEM_COLLECTION: []}
+    items = {S2_COLLECTION: [], DEM_COLLECTION: [], **{c: [] for c in EOPF_COLLECTIONS.values()}}
     for product in discover([str(p) for p in sorted((demo / "sentinel2").glob("*.SAFE"))]):
         (granule,) = product.granules
         item_id = product.name.removesuffix(".SAFE")
@@ -119,6 +122,9 @@ def write_catalogue(demo: str | Path, out: str | Path) -> dict:
                            "earthsearch:boa_offset_applied": bool(offset),
                            "s2:product_uri": product.name},
             "links": [], "assets": assets})
+    for folder, collection in EOPF_COLLECTIONS.items():
+        for product in discover([str(p) for p in sorted((demo / folder).glob("*.zarr"))]):
+            items[collection].append(_eopf_item(product, collection, out))
     for hgt in sorted((demo / "srtm").glob("*.hgt")):
         lat, lon = int(hgt.stem[1:3]) * (1 if hgt.stem[0] == "N" else -1), int(hgt.stem[4:7]) * (
             1 if hgt.stem[3] == "E" else -1)
@@ -147,6 +153,48 @@ def write_catalogue(demo: str | Path, out: str | Path) -> dict:
             encoding="utf-8")
     shutil.copy(demo / "polygons.gpkg", out / "polygons.gpkg")
     return {k: [i["id"] for i in v] for k, v in items.items()}
+
+
+def _eopf_item(product, collection: str, out: Path) -> dict:
+    """A STAC item of one demo EOPF product, copied under ``data/<collection>/``: per-band assets for the
+    format-2 layout, resolution-group assets (and the whole ``product``) for format 3."""
+    from ..inputs.eopf import SCL_20M, REFLECTANCE_10M
+
+    name = Path(product.source).name
+    shutil.copytree(product.source, out / "data" / collection / name)
+    base = f"{BASE}/data/{collection}/{name}"
+    v3 = product.format.endswith("v3")
+    mtype = "application/vnd.zarr; version=3" if v3 else "application/vnd+zarr"
+    scale, offset = 1 / product.quantification, product.offsets["B04"] / product.quantification
+    if v3:
+        assets = {"SR_10m": {"href": f"{base}/{REFLECTANCE_10M}", "type": mtype, "roles": ["data", "reflectance"],
+                             "gsd": 10},
+                  "SCL_20m": {"href": f"{base}/{SCL_20M}", "type": mtype, "roles": ["data"], "gsd": 20},
+                  "product": {"href": base, "type": mtype, "roles": ["data", "metadata"], "zarr:consolidated": True}}
+    else:
+        assets = {f"{b}_10m": {"href": f"{base}/{REFLECTANCE_10M}/{b.lower()}", "type": mtype, "roles": ["data"],
+                               "gsd": 10, "raster:bands": [{"scale": scale, "offset": offset, "nodata": 0}]}
+                  for b in ("B02", "B03", "B04")}
+        assets["SCL_20m"] = {"href": f"{base}/{SCL_20M}", "type": mtype, "roles": ["data"], "gsd": 20}
+    (granule,) = product.granules
+    from rasterio.warp import transform_geom
+
+    b = granule.bounds
+    ring = [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]], [b[0], b[1]]]
+    geom = transform_geom(granule.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]}, precision=7)
+    xs, ys = [p[0] for p in geom["coordinates"][0]], [p[1] for p in geom["coordinates"][0]]
+    when = dt.datetime.fromisoformat(product.datetime).astimezone(dt.timezone.utc)
+    return {"type": "Feature", "stac_version": "1.0.0", "id": product.name, "collection": collection,
+            "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+                                "https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
+            "geometry": geom, "bbox": [min(xs), min(ys), max(xs), max(ys)],
+            "properties": {"datetime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "eo:cloud_cover": product.cloud_percent,
+                           "processing:version": product.processor_version, "product:type": "S02MSIL2A",
+                           "proj:code": granule.crs, "platform": "sentinel-2b", "constellation": "sentinel-2"},
+            "links": [{"rel": "via", "href": f"https://catalogue.dataspace.copernicus.eu/stac/collections/"
+                                              f"SENTINEL-2/items/{product.name}.SAFE", "type": "application/json",
+                       "title": "the same product's SAFE item (Copernicus Data Space)"}],
+            "assets": assets}
 
 
 def _in_time(value: str, item_time: str) -> bool:
@@ -183,7 +231,8 @@ class StacApi:
         self.max_requests = max_requests
         self.items = {}
         for path in sorted((self.root / "items").glob("*/*.json")):
-            self.items[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            self.items[(path.parent.name, path.stem)] = json.loads(path.read_text(encoding="utf-8"))  # ids are
+            # unique per collection: the COG and the EOPF items of one product share it
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -249,7 +298,7 @@ class StacApi:
                                              "eq": v == ref}.get(op, False)
             if ok:
                 out.append(item)
-        out.sort(key=lambda i: i["id"])
+        out.sort(key=lambda i: (i["id"], i["collection"]))
         return {"type": "FeatureCollection", "features": out, "numberReturned": len(out),
                 "links": [{"rel": "root", "href": self.url + "/"}]}
 
@@ -319,8 +368,8 @@ class StacApi:
                     return self._send(200, (api.root / "collections" / f"{m.group(1)}.json").read_bytes(),
                                       "application/json")
                 m = re.fullmatch(r"/collections/([\w.-]+)/items/([\w.-]+)", path)
-                if m and m.group(2) in api.items:
-                    return self._send(200, api._json(api.items[m.group(2)]), "application/geo+json")
+                if m and (m.group(1), m.group(2)) in api.items:
+                    return self._send(200, api._json(api.items[(m.group(1), m.group(2))]), "application/geo+json")
                 if path == "/search":
                     if params is None:
                         q = parse_qs(url.query)
@@ -381,6 +430,8 @@ def write_demo_stac(bbox, out: str | Path, **demo_kwargs) -> dict:
 
     out = Path(out)
     raw = out / "raw"
+    # every Sentinel-2 form: the catalogue serves COG items (from the SAFE) and EOPF Zarr items of both layouts
+    demo_kwargs["sentinel2_formats"] = ("safe", "zarr2", "zarr3")
     demo_inputs(bbox, raw, **demo_kwargs)
     summary = write_catalogue(raw, out / "catalogue")
     return summary

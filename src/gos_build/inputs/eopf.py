@@ -24,6 +24,7 @@ part of rasterio's dataset interface the stages use (transform, crs, size, block
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -181,17 +182,27 @@ class EopfBand:
     chunks under the window. DNs equal to the fill value or outside ``valid_min``..``valid_max`` read as 0."""
 
     def __init__(self, ref: str):
-        from rasterio.crs import CRS
-        from rasterio.coords import BoundingBox
-
         m = REF_RE.match(ref)
         if not m:
             raise GosBuildError(f"{ref}: not a Zarr array name (ZARR:\"<product>\":/<array>)")
         store, path = m.group("store"), m.group("array")
         where = f"{product_name(store)} ({store})"
         root, prefix = open_root(store, where)
-        self._store = root.store
         path = path[len(prefix) + 1:] if prefix and path.startswith(prefix + "/") else path
+        self._setup(root, path, where, ref)
+
+    @classmethod
+    def in_group(cls, root, path: str, where: str) -> "EopfBand":
+        """The array ``path`` of an open product root group (e.g. one read over HTTP)."""
+        band = cls.__new__(cls)
+        band._setup(root, path, where, f"{where}:/{path}")
+        return band
+
+    def _setup(self, root, path: str, where: str, ref: str) -> None:
+        from rasterio.crs import CRS
+        from rasterio.coords import BoundingBox
+
+        self._store = root.store
         self.array = member(root, path, where, "a band")
         if self.array.ndim != 2:
             raise GosBuildError(f"{where}: {path} is not a 2-D raster")
@@ -306,3 +317,110 @@ def _name_baseline(name: str) -> str | None:
     m = re.search(r"_N(\d{2})(\d{2})_", name)
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
+
+
+# -- over HTTP (STAC items of the EOPF Sentinel Zarr Samples Service) ----------------------------------------
+# the two collection layouts: per-band assets (processor 2.x, Zarr format 2) and resolution-group assets (3.x)
+BAND_ASSETS = {"B04": "B04_10m", "B03": "B03_10m", "B02": "B02_10m", "SCL": "SCL_20m"}
+GROUP_ASSETS = {"B04": ("SR_10m", "b04"), "B03": ("SR_10m", "b03"), "B02": ("SR_10m", "b02"), "SCL": ("SCL_20m", "")}
+
+
+def item_arrays(item) -> dict[str, tuple[str, str, str]] | None:
+    """For an EOPF STAC item: band -> (asset key, product URL ending in ``.zarr``, array path inside it);
+    None for an item of another kind (COGs). Per-band assets (``B04_10m`` ...) name the arrays; group
+    assets (``SR_10m``, media type ``application/vnd.zarr; version=3``) name the groups holding them."""
+    assets = item.assets
+    if all(k in assets for k in BAND_ASSETS.values()):
+        layout = {b: (k, "") for b, k in BAND_ASSETS.items()}
+    elif all(k in assets for k, _ in GROUP_ASSETS.values()):
+        layout = GROUP_ASSETS
+    else:
+        return None
+    out = {}
+    for band, (key, leaf) in layout.items():
+        href = assets[key].href
+        if "zarr" not in (assets[key].media_type or "") and ".zarr/" not in href:
+            return None
+        i = href.find(".zarr/")
+        if i < 0:
+            raise GosBuildError(f"inputs.sentinel2: item {item.id} asset '{key}': {href.split('?')[0]} does not lie "
+                                "inside a .zarr product")
+        out[band] = (key, href[: i + 5], _join(href[i + 6:].split("?")[0], leaf))
+    return out
+
+
+def _remote_root(url: str, where: str, counter: list):
+    """The root group of a product over HTTP(S), through fsspec (aiohttp), counting the bytes fetched."""
+    import zarr
+    from zarr.storage import FsspecStore, WrapperStore
+
+    from .stac import auth_headers
+
+    class Counting(WrapperStore):
+        async def get(self, key, prototype, byte_range=None):
+            buf = await self._store.get(key, prototype, byte_range)
+            if buf is not None:
+                counter[0] += len(buf)
+            return buf
+
+    store = FsspecStore.from_url(url, storage_options={"headers": auth_headers(), "client_kwargs": {}},
+                                 read_only=True)
+    try:
+        return zarr.open_group(Counting(store), mode="r")
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError) as exc:
+        raise GosBuildError(f"{where}: no Zarr group at the product's root ({type(exc).__name__})") from None
+
+
+def fetch_window(what: str, url: str, path: str, grid, dest, margin_px: int) -> tuple[dict, dict]:
+    """Read the window of one array of a remote product over the grid (+ ``margin_px`` of its pixels) into
+    ``dest`` (GeoTIFF, DN as the stages read them: fill and out-of-range values 0) with a lattice VRT beside
+    it, as :func:`gos_build.inputs.stac.fetch_window` does for a COG; only the chunks under the window are
+    fetched. Returns (the cache record, facts of the product: attributes of the root and of the array)."""
+    from pathlib import Path
+
+    import rasterio
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    from ..io import atomic_path, sha256_file, write_geotiff
+    from .stac import lattice_vrt, public_url, retrying
+
+    dest = Path(dest)
+
+    def read():
+        counter = [0]
+        root = _remote_root(url, what, counter)
+        band = EopfBand.in_group(root, path, what)
+        b = transform_bounds(grid.crs, band.crs, *grid.bounds, densify_pts=21)
+        win = from_bounds(*b, transform=band.transform)
+        c0, r0 = max(0, math.floor(win.col_off) - margin_px), max(0, math.floor(win.row_off) - margin_px)
+        c1 = min(band.width, math.ceil(win.col_off + win.width) + margin_px)
+        r1 = min(band.height, math.ceil(win.row_off + win.height) + margin_px)
+        if c1 <= c0 or r1 <= r0:
+            raise GosBuildError(f"{what}: the array does not overlap the AOI")
+        window = Window(c0, r0, c1 - c0, r1 - r0)
+        facts = {"root": dict(root.attrs), "array": dict(band.array.attrs), "zarr_format": int(root.metadata.zarr_format)}
+        key = {"source": public_url(url) + "/" + path, "window": [c0, r0, c1 - c0, r1 - r0]}
+        record_path = dest.with_suffix(".json")
+        if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
+            old = json.loads(record_path.read_text(encoding="utf-8"))
+            if {k: old.get(k) for k in key} == key and old.get("sha256") == sha256_file(dest):
+                return None, old, facts, 0  # cached: only the metadata was read
+        data = band.read(1, window=window)
+        meta = dict(crs=band.crs, transform=rasterio.windows.transform(window, band.transform), nodata=0,
+                    lattice=band.transform, width=band.width, height=band.height, dtype=band.dtypes[0], window=(c0, r0))
+        return data, meta, facts, counter[0]
+
+    data, meta, facts, fetched = retrying(what, url, read)
+    if data is None:
+        return dict(meta, cached=True), facts
+    write_geotiff(dest, np.asarray(data), meta["crs"], meta["transform"], meta["nodata"], [what])
+    view = dest.with_suffix(".vrt")
+    with atomic_path(view) as tmp:
+        Path(tmp).write_text(lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
+    record = {"source": public_url(url) + "/" + path, "window": [meta["window"][0], meta["window"][1],
+              data.shape[1], data.shape[0]], "fetched_bytes": int(fetched), "path": str(view), "data": str(dest),
+              "bytes": dest.stat().st_size, "sha256": sha256_file(dest)}
+    with atomic_path(dest.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+    return dict(record, cached=False), facts

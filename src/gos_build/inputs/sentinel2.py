@@ -41,6 +41,7 @@ from rasterio.errors import RasterioIOError
 from ..errors import GosBuildError
 from ..grid import Grid
 from . import expand, file_facts
+from . import eopf
 from .eopf import is_eopf, open_raster
 
 log = logging.getLogger(__name__)
@@ -357,6 +358,10 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
     root = cache_dir(config) / stac["collection"]
     products, records = [], []
     for item in items:
+        arrays = eopf.item_arrays(item)
+        if arrays is not None:
+            products.append(_from_eopf_item(item, arrays, grid, root / item.id, records, stac))
+            continue
         paths = {}
         quant_offsets = {}
         for band in (*RGB_BANDS, "SCL"):
@@ -378,8 +383,42 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
         granule = Granule(item.id, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
         products.append(Product(item.id, public_url(item.get_self_href() or stac["api"]), "L2A",
                                 item.properties.get("s2:processing_baseline"), item.properties.get("eo:cloud_cover"),
-                                quants.pop(), {b: o for b, (_, o) in quant_offsets.items()}, [granule]))
+                                quants.pop(), {b: o for b, (_, o) in quant_offsets.items()}, [granule], format="COG",
+                                datetime=item.properties.get("datetime")))
     return products, stac_section(stac, items, records)
+
+
+def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list, stac: dict) -> Product:
+    """One EOPF Zarr item: the windows of B04 B03 B02 and SCL read from the product over HTTP (only the chunks
+    under the AOI) into ``folder``; radiometry, CRS, baseline and processor version from the product itself."""
+    from .stac import MARGIN_PX, public_url
+
+    paths, quant_offsets, facts = {}, {}, {}
+    for band in (*RGB_BANDS, "SCL"):
+        key, url, path = arrays[band]
+        what = f"inputs.sentinel2: item {item.id} asset '{key}' ({path})"
+        rec, facts = eopf.fetch_window(what, url, path, grid, folder / f"{band}.tif",
+                                       MARGIN_PX // 2 if band == "SCL" else MARGIN_PX)
+        rec.update(item=item.id, asset=key, band=band, whole_bytes=None)
+        records.append(rec)
+        paths[band] = rec["path"]
+        if band != "SCL":
+            quant_offsets[band] = eopf.radiometry(facts["array"], what, path)
+    quants = {q for q, _ in quant_offsets.values()}
+    if len(quants) != 1:
+        raise GosBuildError(f"inputs.sentinel2: item {item.id}: bands with different scale_factor {sorted(quants)}")
+    props = eopf.root_properties(facts["root"])
+    with rasterio.open(paths["B04"]) as ds:
+        crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
+    name = eopf.product_name(arrays["B04"][1])
+    baseline = (props.get("eopf:baseline") or item.properties.get("s2:processing_baseline")
+                or eopf._name_baseline(name))
+    granule = Granule(name, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
+    return Product(item.id, public_url(arrays["B04"][1]), "L2A", str(baseline) if baseline else None,
+                   props.get("eo:cloud_cover", item.properties.get("eo:cloud_cover")), quants.pop(),
+                   {b: o for b, (_, o) in quant_offsets.items()}, [granule], format=f"EOPF Zarr v{facts['zarr_format']}",
+                   processor_version=str(props.get("processing:version") or "") or None,
+                   datetime=props.get("start_datetime") or item.properties.get("datetime"))
 
 
 def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:

@@ -167,19 +167,40 @@ def covering(items: list, grid: Grid, key: str) -> list:
     return taken
 
 
-def _retrying(what: str, url: str, fn):
-    """Call ``fn()``; retry timeouts, 5xx and dropped connections with backoff; 404/403 -> one line."""
+def auth_headers() -> dict:
+    """HTTP headers for the API and the asset hosts: ``Authorization`` from the environment, if set."""
+    return _headers()
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status behind a read error (GDAL's message, or aiohttp's ClientResponseError)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status
+    text = str(exc)
+    return next((c for c in (404, 403, 401) if f"HTTP response code: {c}" in text or f" {c}" in text[:80]), None)
+
+
+def retrying(what: str, url: str, fn):
+    """Call ``fn()``; retry timeouts, 5xx and dropped connections with backoff; 404/403/401 -> one line."""
+    import asyncio
+
     from rasterio.errors import RasterioIOError
 
+    transient: tuple = (RasterioIOError, asyncio.TimeoutError, ConnectionError, TimeoutError)
+    try:
+        import aiohttp
+
+        transient += (aiohttp.ClientError,)
+    except ImportError:  # pragma: no cover - aiohttp comes with fsspec[http]
+        pass
     delay = BACKOFF_S
     for attempt in range(RETRIES + 1):
         try:
             return fn()
-        except RasterioIOError as exc:
-            text = str(exc)
-            code = next((c for c in (404, 403, 401) if f"HTTP response code: {c}" in text or f" {c}" in text[:80]),
-                        None)
-            if code:
+        except transient as exc:
+            code = _http_status(exc)
+            if code in (404, 403, 401):
                 reason = {404: "not found", 403: "forbidden", 401: "unauthorized"}[code]
                 raise GosBuildError(f"{what}: HTTP {code} ({reason}) at {public_url(url)}") from None
             if attempt == RETRIES:
@@ -231,7 +252,7 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
                             height=ds.height, dtype=ds.dtypes[0], window=(c0, r0))
                 return data, dict(key, fetched_bytes=int(fetched)), meta
 
-        data, record, meta = _retrying(what, href, read)
+        data, record, meta = retrying(what, href, read)
     if data is None:
         log.info("%s: cached %s", what, dest)
         return dict(record, cached=True)
@@ -241,7 +262,7 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
             ds.scales, ds.offsets = (meta["scale"],), (meta["offset"],)
     view = dest.with_suffix(".vrt")
     with atomic_path(view) as tmp:
-        Path(tmp).write_text(_lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
+        Path(tmp).write_text(lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
     record.update(path=str(view), data=str(dest), bytes=dest.stat().st_size, sha256=sha256_file(dest))
     with atomic_path(record_path) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
@@ -250,7 +271,7 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     return dict(record, cached=False)
 
 
-def _lattice_vrt(data_name: str, shape: tuple[int, int], meta: dict) -> str:
+def lattice_vrt(data_name: str, shape: tuple[int, int], meta: dict) -> str:
     """A VRT showing the cached window where it lies in the whole asset: the asset's own size and
     geotransform (to the last bit), nodata elsewhere. Reading through it gives the stages the same pixel
     coordinates, hence the same resampled values, as reading the asset itself."""
