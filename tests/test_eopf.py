@@ -234,6 +234,11 @@ def test_stac_items_of_both_layouts_give_the_safe_tiles(eopf_demo, tmp_path, mon
         # a second resolve reads the metadata only: the windows are cached
         again = resolve("sentinel2", cfg, grid)
         assert not [r for r in api.requests[len(requests):] if "/r10m/b04/" in r[2]]
+        # a median over a date range without any product: one line naming the range
+        cfg["sentinel2"]["composite"] = "median"
+        cfg["inputs"]["sentinel2"]["stac"]["datetime"] = "2021-06-01/2021-09-30"
+        with pytest.raises(GosBuildError, match=rf"no {collection} item over the AOI on 2021-06-01/2021-09-30"):
+            resolve("sentinel2", cfg, grid)
     assert all(r["cached"] for r in again["stac"]["cache"])
     assert {r[0] for r in requests} == {"127.0.0.1"}
     assert all(r[5] == "Bearer secret-token-123" for r in requests)
