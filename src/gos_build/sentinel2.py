@@ -65,22 +65,12 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
     only, so the blocking, the window and the order of pixels change no value. ``timings`` (optional)
     gains the seconds spent reading (``read``).
     """
-    import time
-
     h, w = int(window.height), int(window.width)
     refl = np.full((3, h, w), np.nan, dtype=np.float32)
     have = np.zeros((h, w), dtype=bool)
     valid = np.zeros((h, w), dtype=bool)
     for p in products:
-        for g in p.granules:
-            if valid.all():
-                return refl, valid
-            t0 = time.perf_counter()
-            src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
-            if timings is not None:
-                timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
-            if src is None:
-                continue
+        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all):
             for r0 in range(0, h, block_rows):
                 rows = slice(r0, min(h, r0 + block_rows))
                 vals, nn_data, nn_valid = src.values(rows)
@@ -92,6 +82,22 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
     return refl, valid
 
 
+def _granule_windows(p: Product, grid: Grid, window: Window, invalid_scl, timings: dict | None, done):
+    """The product's granule windows under a grid window (:meth:`_GranuleWindow.read`), read one at a time
+    until ``done()``; granules missing the window are skipped; read time added to ``timings["read"]``."""
+    import time
+
+    for g in p.granules:
+        if done():
+            return
+        t0 = time.perf_counter()
+        src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
+        if timings is not None:
+            timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
+        if src is not None:
+            yield src
+
+
 def median_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
                   block_rows: int = 256, timings: dict | None = None):
     """(reflectance float32 (3, h, w), NaN where no valid observation; observations uint8 (h, w)): per
@@ -101,7 +107,6 @@ def median_window(products: list[Product], grid: Grid, window: Window, invalid_s
     valid pixels, float32. The median is taken ``block_rows`` rows at a time. The result depends on the set
     of observations only: neither the products' order nor the window changes a value.
     """
-    import time
     import warnings
 
     h, w = int(window.height), int(window.width)
@@ -109,15 +114,7 @@ def median_window(products: list[Product], grid: Grid, window: Window, invalid_s
     for p in sorted(products, key=lambda p: p.name):
         vals = np.full((3, h, w), np.nan, dtype=np.float32)
         valid = np.zeros((h, w), dtype=bool)
-        for g in p.granules:
-            if valid.all():
-                break
-            t0 = time.perf_counter()
-            src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
-            if timings is not None:
-                timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
-            if src is None:
-                continue
+        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all):
             for r0 in range(0, h, block_rows):
                 rows = slice(r0, min(h, r0 + block_rows))
                 v, _, nn_valid = src.values(rows)
