@@ -302,7 +302,7 @@ def read_product(path: str) -> dict:
         scl = band_ref(path, _join(prefix, SCL_20M))
     with EopfBand(bands["B04"]) as b04:
         crs, bounds = b04.crs.to_string(), tuple(b04.bounds)
-    baseline = props.get("eopf:baseline") or _name_baseline(name)
+    baseline = props.get("eopf:baseline") or name_baseline(name)
     version = props.get("processing:version") or None
     cloud = props.get("eo:cloud_cover")
     when = props.get("start_datetime") or props.get("datetime")
@@ -313,7 +313,8 @@ def read_product(path: str) -> dict:
             "granule": {"name": name, "bands": bands, "scl": scl, "crs": crs, "bounds": bounds}}
 
 
-def _name_baseline(name: str) -> str | None:
+def name_baseline(name: str) -> str | None:
+    """The processing baseline in a product name (``..._N0511_...`` -> ``05.11``), or None."""
     m = re.search(r"_N(\d{2})(\d{2})_", name)
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
@@ -363,7 +364,7 @@ def _remote_root(url: str, where: str, counter: list):
                 counter[0] += len(buf)
             return buf
 
-    store = FsspecStore.from_url(url, storage_options={"headers": auth_headers(), "client_kwargs": {}},
+    store = FsspecStore.from_url(url, storage_options={"headers": auth_headers()},
                                  read_only=True)
     try:
         return zarr.open_group(Counting(store), mode="r")

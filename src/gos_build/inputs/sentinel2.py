@@ -412,7 +412,7 @@ def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list, stac:
         crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
     name = eopf.product_name(arrays["B04"][1])
     baseline = (props.get("eopf:baseline") or item.properties.get("s2:processing_baseline")
-                or eopf._name_baseline(name))
+                or eopf.name_baseline(name))
     granule = Granule(name, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
     return Product(item.id, public_url(arrays["B04"][1]), "L2A", str(baseline) if baseline else None,
                    props.get("eo:cloud_cover", item.properties.get("eo:cloud_cover")), quants.pop(),

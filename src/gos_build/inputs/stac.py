@@ -44,7 +44,6 @@ BACKOFF_S = 0.5
 AUTH_ENV = "GOS_BUILD_STAC_AUTHORIZATION"
 
 
-
 def is_stac(value) -> bool:
     """Whether an ``inputs.<kind>`` value names a STAC API rather than globs."""
     return isinstance(value, dict) and "stac" in value
@@ -57,7 +56,8 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _headers() -> dict:
+def auth_headers() -> dict:
+    """HTTP headers for the API and the asset hosts: ``Authorization`` from the environment, if set."""
     auth = os.environ.get(AUTH_ENV)
     return {"Authorization": auth} if auth else {}
 
@@ -69,8 +69,8 @@ def _gdal_env() -> dict:
            "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/http://:/vsicurl/https://",
            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF", "VSI_CACHE": "FALSE",
            "GDAL_HTTP_MULTIRANGE": "SINGLE_GET", "GDAL_INGESTED_BYTES_AT_OPEN": "32768"}
-    if _headers():
-        env["GDAL_HTTP_HEADERS"] = f"Authorization: {_headers()['Authorization']}"
+    if auth_headers():
+        env["GDAL_HTTP_HEADERS"] = f"Authorization: {auth_headers()['Authorization']}"
     return env
 
 
@@ -88,7 +88,7 @@ def _client(api: str):
 
     retry = LoggedRetry(total=RETRIES, backoff_factor=BACKOFF_S, status_forcelist=(429, 500, 502, 503, 504),
                         allowed_methods=None)
-    io = StacApiIO(headers=_headers(), max_retries=retry, timeout=60)
+    io = StacApiIO(headers=auth_headers(), max_retries=retry, timeout=60)
     try:
         return Client.open(api, stac_io=io)
     except Exception as exc:  # pystac-client wraps connection and HTTP errors in several types
@@ -165,11 +165,6 @@ def covering(items: list, grid: Grid, key: str) -> list:
         raise GosBuildError(f"inputs.{key}: the STAC items cover {100 * covered:.1f} % of the AOI "
                             f"({', '.join(i.id for i in items)})")
     return taken
-
-
-def auth_headers() -> dict:
-    """HTTP headers for the API and the asset hosts: ``Authorization`` from the environment, if set."""
-    return _headers()
 
 
 def _http_status(exc: Exception) -> int | None:
