@@ -63,10 +63,13 @@ def _cog(src_path: str | Path, dest: Path, dtype: str | None = None, nodata=None
     tmp.unlink()
 
 
-def _footprint_ll(path: Path) -> tuple[dict, list[float]]:
+def _footprint_ll(path) -> tuple[dict, list[float]]:
+    """(GeoJSON footprint in WGS84, its bbox) of a raster: a file, or an EOPF band (``ZARR:"...":/...``)."""
     from rasterio.warp import transform_geom
 
-    with rasterio.open(path) as ds:
+    from ..inputs.eopf import open_raster
+
+    with open_raster(str(path)) as ds:
         b = ds.bounds
         ring = [[b.left, b.bottom], [b.right, b.bottom], [b.right, b.top], [b.left, b.top], [b.left, b.bottom]]
         geom = transform_geom(ds.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]}, precision=7)
@@ -177,17 +180,12 @@ def _eopf_item(product, collection: str, out: Path) -> dict:
                   for b in ("B02", "B03", "B04")}
         assets["SCL_20m"] = {"href": f"{base}/{SCL_20M}", "type": mtype, "roles": ["data"], "gsd": 20}
     (granule,) = product.granules
-    from rasterio.warp import transform_geom
-
-    b = granule.bounds
-    ring = [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]], [b[0], b[1]]]
-    geom = transform_geom(granule.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]}, precision=7)
-    xs, ys = [p[0] for p in geom["coordinates"][0]], [p[1] for p in geom["coordinates"][0]]
+    geom, bbox = _footprint_ll(granule.bands["B04"])
     when = dt.datetime.fromisoformat(product.datetime).astimezone(dt.timezone.utc)
     return {"type": "Feature", "stac_version": "1.0.0", "id": product.name, "collection": collection,
             "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json",
                                 "https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
-            "geometry": geom, "bbox": [min(xs), min(ys), max(xs), max(ys)],
+            "geometry": geom, "bbox": bbox,
             "properties": {"datetime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "eo:cloud_cover": product.cloud_percent,
                            "processing:version": product.processor_version, "product:type": "S02MSIL2A",
                            "proj:code": granule.crs, "platform": "sentinel-2b", "constellation": "sentinel-2"},

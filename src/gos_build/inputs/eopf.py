@@ -380,11 +380,9 @@ def fetch_window(what: str, url: str, path: str, grid, dest, margin_px: int) -> 
     from pathlib import Path
 
     import rasterio
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import Window, from_bounds
 
     from ..io import atomic_path, sha256_file, write_geotiff
-    from .stac import lattice_vrt, public_url, retrying
+    from .stac import aoi_window, lattice_vrt, public_url, retrying
 
     dest = Path(dest)
 
@@ -392,16 +390,10 @@ def fetch_window(what: str, url: str, path: str, grid, dest, margin_px: int) -> 
         counter = [0]
         root = _remote_root(url, what, counter)
         band = EopfBand.in_group(root, path, what)
-        b = transform_bounds(grid.crs, band.crs, *grid.bounds, densify_pts=21)
-        win = from_bounds(*b, transform=band.transform)
-        c0, r0 = max(0, math.floor(win.col_off) - margin_px), max(0, math.floor(win.row_off) - margin_px)
-        c1 = min(band.width, math.ceil(win.col_off + win.width) + margin_px)
-        r1 = min(band.height, math.ceil(win.row_off + win.height) + margin_px)
-        if c1 <= c0 or r1 <= r0:
-            raise GosBuildError(f"{what}: the array does not overlap the AOI")
-        window = Window(c0, r0, c1 - c0, r1 - r0)
+        window = aoi_window(grid, band, margin_px, what)
+        c0, r0 = int(window.col_off), int(window.row_off)
         facts = {"root": dict(root.attrs), "array": dict(band.array.attrs), "zarr_format": int(root.metadata.zarr_format)}
-        key = {"source": public_url(url) + "/" + path, "window": [c0, r0, c1 - c0, r1 - r0]}
+        key = {"source": public_url(url) + "/" + path, "window": [c0, r0, int(window.width), int(window.height)]}
         record_path = dest.with_suffix(".json")
         if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
             old = json.loads(record_path.read_text(encoding="utf-8"))

@@ -206,6 +206,22 @@ def retrying(what: str, url: str, fn):
             delay *= 2
 
 
+def aoi_window(grid: Grid, ds, margin_px: int, what: str):
+    """The window of a raster (anything with ``crs``, ``transform``, ``width``, ``height``) over the grid's
+    bounds plus ``margin_px`` of its own pixels, clipped to it; one line if it misses the AOI."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    b = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
+    win = from_bounds(*b, transform=ds.transform)
+    c0, r0 = max(0, math.floor(win.col_off) - margin_px), max(0, math.floor(win.row_off) - margin_px)
+    c1 = min(ds.width, math.ceil(win.col_off + win.width) + margin_px)
+    r1 = min(ds.height, math.ceil(win.row_off + win.height) + margin_px)
+    if c1 <= c0 or r1 <= r0:
+        raise GosBuildError(f"{what}: the asset does not overlap the AOI")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
 def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = MARGIN_PX) -> dict:
     """Read the window of a COG over the grid (+ ``margin_px`` of its own pixels) into ``dest`` (GeoTIFF).
 
@@ -214,8 +230,6 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     """
     import numpy as np
     import rasterio
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import Window, from_bounds
 
     from ..io import atomic_path, write_geotiff
 
@@ -224,15 +238,9 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     with rasterio.Env(**_gdal_env()):
         def read():
             with rasterio.open(url) as ds:
-                b = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
-                win = from_bounds(*b, transform=ds.transform)
-                c0 = max(0, math.floor(win.col_off) - margin_px)
-                r0 = max(0, math.floor(win.row_off) - margin_px)
-                c1 = min(ds.width, math.ceil(win.col_off + win.width) + margin_px)
-                r1 = min(ds.height, math.ceil(win.row_off + win.height) + margin_px)
-                if c1 <= c0 or r1 <= r0:
-                    raise GosBuildError(f"{what}: the asset does not overlap the AOI")
-                window = Window(c0, r0, c1 - c0, r1 - r0)
+                window = aoi_window(grid, ds, margin_px, what)
+                c0, r0 = int(window.col_off), int(window.row_off)
+                c1, r1 = c0 + int(window.width), r0 + int(window.height)
                 key = {"source": public_url(href), "window": [c0, r0, c1 - c0, r1 - r0]}
                 if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
                     old = json.loads(record_path.read_text(encoding="utf-8"))
