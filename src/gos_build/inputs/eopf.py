@@ -24,7 +24,6 @@ part of rasterio's dataset interface the stages use (transform, crs, size, block
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -381,8 +380,7 @@ def fetch_window(what: str, url: str, path: str, grid, dest, margin_px: int) -> 
 
     import rasterio
 
-    from ..io import atomic_path, sha256_file, write_geotiff
-    from .stac import aoi_window, lattice_vrt, public_url, retrying
+    from .stac import aoi_window, cached_record, public_url, retrying, store_window
 
     dest = Path(dest)
 
@@ -394,26 +392,15 @@ def fetch_window(what: str, url: str, path: str, grid, dest, margin_px: int) -> 
         c0, r0 = int(window.col_off), int(window.row_off)
         facts = {"root": dict(root.attrs), "array": dict(band.array.attrs), "zarr_format": int(root.metadata.zarr_format)}
         key = {"source": public_url(url) + "/" + path, "window": [c0, r0, int(window.width), int(window.height)]}
-        record_path = dest.with_suffix(".json")
-        if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
-            old = json.loads(record_path.read_text(encoding="utf-8"))
-            if {k: old.get(k) for k in key} == key and old.get("sha256") == sha256_file(dest):
-                return None, old, facts, 0  # cached: only the metadata was read
+        old = cached_record(dest, key)
+        if old is not None:
+            return None, old, facts, 0  # cached: only the metadata was read
         data = band.read(1, window=window)
         meta = dict(crs=band.crs, transform=rasterio.windows.transform(window, band.transform), nodata=0,
                     lattice=band.transform, width=band.width, height=band.height, dtype=band.dtypes[0], window=(c0, r0))
-        return data, meta, facts, counter[0]
+        return data, dict(key, fetched_bytes=counter[0]), facts, meta
 
-    data, meta, facts, fetched = retrying(what, url, read)
+    data, record, facts, meta = retrying(what, url, read)
     if data is None:
-        return dict(meta, cached=True), facts
-    write_geotiff(dest, np.asarray(data), meta["crs"], meta["transform"], meta["nodata"], [what])
-    view = dest.with_suffix(".vrt")
-    with atomic_path(view) as tmp:
-        Path(tmp).write_text(lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
-    record = {"source": public_url(url) + "/" + path, "window": [meta["window"][0], meta["window"][1],
-              data.shape[1], data.shape[0]], "fetched_bytes": int(fetched), "path": str(view), "data": str(dest),
-              "bytes": dest.stat().st_size, "sha256": sha256_file(dest)}
-    with atomic_path(dest.with_suffix(".json")) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
-    return dict(record, cached=False), facts
+        return dict(record, cached=True), facts
+    return store_window(what, dest, np.asarray(data), meta, record), facts

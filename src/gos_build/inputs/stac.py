@@ -231,9 +231,6 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     import numpy as np
     import rasterio
 
-    from ..io import atomic_path, write_geotiff
-
-    record_path = dest.with_suffix(".json")
     url = "/vsicurl/" + href
     with rasterio.Env(**_gdal_env()):
         def read():
@@ -242,10 +239,9 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
                 c0, r0 = int(window.col_off), int(window.row_off)
                 c1, r1 = c0 + int(window.width), r0 + int(window.height)
                 key = {"source": public_url(href), "window": [c0, r0, c1 - c0, r1 - r0]}
-                if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
-                    old = json.loads(record_path.read_text(encoding="utf-8"))
-                    if {k: old.get(k) for k in key} == key and old.get("sha256") == sha256_file(dest):
-                        return None, old, None
+                old = cached_record(dest, key)
+                if old is not None:
+                    return None, old, None
                 bh, bw = ds.block_shapes[0]
                 fetched = sum(ds.block_size(1, i, j) for i in range(r0 // bh, (r1 - 1) // bh + 1)
                               for j in range(c0 // bw, (c1 - 1) // bw + 1))
@@ -259,17 +255,38 @@ def fetch_window(what: str, href: str, grid: Grid, dest: Path, margin_px: int = 
     if data is None:
         log.info("%s: cached %s", what, dest)
         return dict(record, cached=True)
-    write_geotiff(dest, np.asarray(data), meta["crs"], meta["transform"], meta["nodata"], [what])
-    if meta["scale"] not in (None, 1.0) or meta["offset"] not in (None, 0.0):
+    return store_window(what, dest, np.asarray(data), meta, record)
+
+
+def cached_record(dest: Path, key: dict) -> dict | None:
+    """The cache record of ``dest`` if its window, its VRT and its record are there and the record's ``key``
+    fields (source, window) and sha256 match; else None (fetch it)."""
+    record_path = dest.with_suffix(".json")
+    if record_path.exists() and dest.exists() and dest.with_suffix(".vrt").exists():
+        old = json.loads(record_path.read_text(encoding="utf-8"))
+        if {k: old.get(k) for k in key} == key and old.get("sha256") == sha256_file(dest):
+            return old
+    return None
+
+
+def store_window(what: str, dest: Path, data, meta: dict, record: dict) -> dict:
+    """Write a fetched window: ``dest`` (GeoTIFF; scale/offset tags if ``meta`` has them), the lattice VRT
+    beside it (:func:`lattice_vrt`) and the cache record (``record`` + path, bytes, sha256), atomically."""
+    import rasterio
+
+    from ..io import atomic_path, write_geotiff
+
+    write_geotiff(dest, data, meta["crs"], meta["transform"], meta["nodata"], [what])
+    if meta.get("scale") not in (None, 1.0) or meta.get("offset") not in (None, 0.0):
         with rasterio.open(dest, "r+") as ds:
             ds.scales, ds.offsets = (meta["scale"],), (meta["offset"],)
     view = dest.with_suffix(".vrt")
     with atomic_path(view) as tmp:
         Path(tmp).write_text(lattice_vrt(dest.name, data.shape, meta), encoding="utf-8")
-    record.update(path=str(view), data=str(dest), bytes=dest.stat().st_size, sha256=sha256_file(dest))
-    with atomic_path(record_path) as tmp:
+    record = dict(record, path=str(view), data=str(dest), bytes=dest.stat().st_size, sha256=sha256_file(dest))
+    with atomic_path(dest.with_suffix(".json")) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
-    log.info("%s: %d x %d px window, %.1f kB of COG tiles fetched -> %s", what, data.shape[1], data.shape[0],
+    log.info("%s: %d x %d px window, %.1f kB fetched -> %s", what, data.shape[1], data.shape[0],
              record["fetched_bytes"] / 1024, dest)
     return dict(record, cached=False)
 
