@@ -208,3 +208,39 @@ def test_demo_aoi_has_every_class_in_every_split_and_fold(inputs, tmp_path):
     assert "Every class is present in every group." in card
     with zipfile.ZipFile(tmp_path / "results" / "demo" / "dist" / "demo_labels.zip") as zf:
         assert "folds.txt" in zf.namelist()
+
+
+def test_scratch_goes_after_its_last_reader_and_reruns_do_nothing(inputs, runs):
+    """Decoded granules, per-tile layers and shards are temp(): after a run only products and small records
+    stay, the dataset holds real files (no link into a removed shard), a rerun plans no job, and --forcerun
+    figures redraws the same figures from what stays."""
+    aoi = runs["a2"]
+    work, cfg = aoi.parents[1], workflow_config(inputs, "aoi", AOI_A)
+    kept = {p.relative_to(aoi).parts[0] for p in aoi.rglob("*") if p.is_file()}
+    assert kept == {"dataset", "dist", "figures", "inputs", "labels", "sentinel2", "dem", "grid.json", "tiles"}
+    assert not (aoi / "sentinel2" / "granules").exists()
+    assert {p.name for p in (aoi / "tiles").rglob("*")} - {p.name for p in (aoi / "tiles").iterdir()} == {
+        "chips.json", "labels.json"}
+    dataset = [p for p in (aoi / "dataset").rglob("*") if not p.is_dir()]
+    assert dataset and not [p for p in dataset if p.is_symlink() or p.stat().st_nlink != 1]
+    res = run_workflow(work, cfg, "--cores", "2", "-n")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
+    before = {p.name: p.read_bytes() for p in (aoi / "figures").glob("*.png")}
+    res = run_workflow(work, cfg, "--cores", "2", "--forcerun", "figures", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ran = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M))
+    assert ran == {"figures": "1", "all": "1", "total": "2"}, res.stdout + res.stderr
+    assert {p.name: p.read_bytes() for p in (aoi / "figures").glob("*.png")} == before
+
+
+def test_notemp_keeps_the_scratch_and_the_same_dataset(inputs, runs, tmp_path):
+    """--notemp (Snakemake's own switch) keeps every intermediate; the dataset is the same bytes."""
+    cfg = workflow_config(inputs, "aoi", AOI_A)
+    res = run_workflow(tmp_path, cfg, "--cores", "2", "--notemp")
+    assert res.returncode == 0, res.stderr[-3000:]
+    aoi = tmp_path / "results" / "aoi"
+    tiles = [d for d in (aoi / "tiles").iterdir()]
+    assert tiles and all({"rgb.tif", "valid.tif", "terrain.tif", "labels.tif"} <= {p.name for p in d.iterdir()} and (d / "shard").is_dir()
+                         for d in tiles)
+    assert list((aoi / "sentinel2" / "granules").iterdir())
+    assert (aoi / "dataset" / "MANIFEST.sha256").read_bytes() == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()

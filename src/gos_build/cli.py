@@ -256,11 +256,17 @@ def _cmd_baseline(args) -> None:
              variants=[v.strip() for v in args.modalities.split(",") if v.strip()], block_chips=args.block_chips)
 
 
+def _cmd_overview_layers(args) -> None:
+    from .figures import overview_layers
+
+    obs = {Path(o).parent.name: o for o in args.observations} if args.observations else None
+    overview_layers(_grid(args), args.tiles_dir, args.out, obs)
+
+
 def _cmd_figures(args) -> None:
     from .figures import make_figures
 
-    make_figures(_grid(args), args.dataset, args.tiles_dir, args.visual, args.shards, args.out_dir,
-                 args.observations)
+    make_figures(_grid(args), args.dataset, args.layers, args.visual, args.shards, args.out_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,14 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("dataset")
     _from_schema(va, "--chip-size", "grid.chip_size", int)
 
+    ol = command("overview-layers", _cmd_overview_layers, "the overview figure's maps (hillshade, labels, "
+                 "observations) decimated from the per-tile layers (float32 GeoTIFF)", "grid", "out")
+    ol.add_argument("--tiles-dir", required=True, help="results/<aoi>/tiles")
+    ol.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif")
+
     fg = command("figures", _cmd_figures, "overview, galleries, counts and histograms of a built dataset (PNG)",
                  "grid")
     fg.add_argument("--dataset", required=True)
-    fg.add_argument("--tiles-dir", required=True, help="results/<aoi>/tiles")
+    fg.add_argument("--layers", required=True, help="figures/overview_layers.tif (overview-layers)")
     fg.add_argument("--visual", required=True, help="sentinel2/visual.tif")
     fg.add_argument("--out-dir", required=True)
-    fg.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif (a map "
-                    "in the overview)")
     fg.add_argument("shards", nargs="*", help="tiles/<tile>/chips.json (rejected candidates)")
 
     bl = command("baseline", _cmd_baseline, "train the late-fusion CNN on block and random splits and compare "

@@ -8,8 +8,9 @@
 * ``histograms.png``: per-layer value distributions by class (what separates
   the classes), from the train chips.
 
-All read the dataset folder and the per-tile layers decimated, so memory does
-not grow with the AOI. Chinese names need a CJK font (Debian
+All read the dataset folder and ``overview_layers.tif`` (the per-tile layers
+decimated by :func:`overview_layers` while they still exist: they are
+scratch), so memory does not grow with the AOI. Chinese names need a CJK font (Debian
 ``fonts-wqy-microhei``); without one the legend falls back to English names.
 """
 
@@ -37,6 +38,7 @@ REASON_COLOURS = {"purity": "#bdbdbd", "cloud": "#67a9cf", "nodata": "#000000", 
 FOLD_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 CLASS_COLOURS = ["#8c510a", "#c51b7d", "#2166ac", "#1a9850", "#fee08b", "#762a83", "#e08214", "#4d4d4d"]
 _ZH_SAMPLE = "构造地貌火山熔岩流水"
+OVERVIEW_PX = 1200  # the longer side of the overview's maps, px
 
 
 def _plt():
@@ -89,19 +91,49 @@ def _cells(rects):
     return cells
 
 
-def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: list[dict], out: Path,
-             zh_font: str | None, observations: dict[str, str] | None = None) -> None:
-    """The AOI in panels: imagery, hillshade, labels, chips by split (and by fold); with ``observations``
-    (tile id -> observations.tif of the median composite) a map of valid observations per pixel."""
+def overview_factor(grid: Grid) -> int:
+    """Decimation of the overview's maps: the longer side of the grid to ~1 200 px."""
+    return max(1, math.ceil(max(grid.width, grid.height) / OVERVIEW_PX))
+
+
+def overview_layers(grid: Grid, tiles_dir: str | Path, out: str | Path,
+                    observations: dict[str, str | Path] | None = None) -> None:
+    """The overview's maps of the whole AOI decimated by :func:`overview_factor`, float32 GeoTIFF (grid CRS):
+    band 1 hillshade (0-255, average; DEM nodata outside the tiles), band 2 class ids (nearest, 0 none), band 3
+    (median composite: ``observations``, tile id -> observations.tif) valid observations per pixel (nearest).
+
+    Written while the per-tile layers exist (they are scratch, removed after the chips), so the figures can
+    be drawn, and redrawn, from what stays."""
+    from .io import write_geotiff
+
+    factor = overview_factor(grid)
+    bands = [read_decimated(grid, tiles_dir, "terrain", factor, DEM.nodata, [HILLSHADE.tile_band],
+                            Resampling.average)[0].astype(np.float32),
+             read_decimated(grid, tiles_dir, "labels", factor, 0, [1])[0].astype(np.float32)]
+    names = [HILLSHADE.name, "labels"]
+    if observations:
+        bands.append(read_decimated(grid, tiles_dir, "valid", factor, 0, [1], paths=observations)[0]
+                     .astype(np.float32))
+        names.append("observations")
+    write_geotiff(out, bands, grid.crs, grid.transform @ rasterio.Affine.scale(factor), None, names)
+    log.info("figures: overview layers %d x %d px (1:%d) -> %s", bands[0].shape[1], bands[0].shape[0], factor, out)
+
+
+def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: list[dict], out: Path,
+             zh_font: str | None) -> None:
+    """The AOI in panels: imagery, hillshade, labels, chips by split (and by fold); with the median
+    composite's band in ``layers`` (:func:`overview_layers`) a map of valid observations per pixel."""
     plt = _plt()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch, Rectangle
 
     classes, chips = _read_dataset(dataset)
-    factor = max(1, math.ceil(max(grid.width, grid.height) / 1200))
     extent = (grid.bounds[0], grid.bounds[2], grid.bounds[1], grid.bounds[3])
     folds = read_folds(dataset)
-    n = 4 + bool(folds) + bool(observations)
+    with rasterio.open(layers) as ds:
+        maps = dict(zip(ds.descriptions, ds.read()))
+    observations = maps.get("observations")
+    n = 4 + bool(folds) + (observations is not None)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 6))
     with rasterio.open(visual) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / 1200))
@@ -109,10 +141,10 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: 
         vext = (ds.bounds.left, ds.bounds.right, ds.bounds.bottom, ds.bounds.top)
     axes[0].imshow(np.moveaxis(rgb, 0, -1), extent=vext)
     axes[0].set_title("Sentinel-2 RGB (2-98 % stretch)")
-    hs = read_decimated(grid, tiles_dir, "terrain", factor, DEM.nodata, [HILLSHADE.tile_band], Resampling.average)[0]
+    hs = maps[HILLSHADE.name]
     axes[1].imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255)
     axes[1].set_title(f"{HILLSHADE.name} (315°, 45°)")
-    lab = read_decimated(grid, tiles_dir, "labels", factor, 0, [1])[0]
+    lab = maps["labels"]
     ids = sorted(classes)
     cmap = ListedColormap(["#ffffff"] + [CLASS_COLOURS[i % len(CLASS_COLOURS)] for i in range(len(ids))])
     index = np.zeros(lab.shape, dtype=np.int32)
@@ -153,10 +185,10 @@ def overview(grid: Grid, dataset: Path, tiles_dir: Path, visual: Path, records: 
         ax.legend(handles=[Patch(color=colours[i], label=f"fold {i + 1}") for i in range(k)], loc="lower left",
                   fontsize=8, framealpha=0.9)
         ax.set_title(f"chips by spatial fold ({k} folds)")
-    if observations:  # the median composite: how many valid observations each pixel's median had
+    if observations is not None:  # the median composite: how many valid observations each pixel's median had
         from matplotlib.colors import BoundaryNorm
 
-        obs = read_decimated(grid, tiles_dir, "valid", factor, 0, [1], paths=observations)[0]
+        obs = observations
         top = max(1, int(obs.max()))
         cmap = plt.get_cmap("viridis", top + 1)
         im = axes[-1].imshow(obs, cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, top + 1.5), top + 1), extent=extent,
@@ -284,9 +316,10 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
     _save(fig, out)
 
 
-def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual: str | Path, shard_jsons,
-                 out_dir: str | Path, observations=None) -> list[Path]:
-    dataset, tiles_dir, out_dir = Path(dataset), Path(tiles_dir), Path(out_dir)
+def make_figures(grid: Grid, dataset: str | Path, layers: str | Path, visual: str | Path, shard_jsons,
+                 out_dir: str | Path) -> list[Path]:
+    """Every figure into ``out_dir``; ``layers``: overview_layers.tif (:func:`overview_layers`)."""
+    dataset, layers, out_dir = Path(dataset), Path(layers), Path(out_dir)
     zh = cjk_font()
     if zh is None:
         log.warning("figures: no font with Chinese glyphs found (Debian: fonts-wqy-microhei); legends in English only")
@@ -294,8 +327,7 @@ def make_figures(grid: Grid, dataset: str | Path, tiles_dir: str | Path, visual:
     made = []
     # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars
     records = [json.loads(Path(s).read_text(encoding="utf-8")) for s in shard_jsons]
-    obs = {Path(o).parent.name: o for o in observations} if observations else None
-    steps = [("overview.png", lambda p: overview(grid, dataset, tiles_dir, Path(visual), records, p, zh, obs)),
+    steps = [("overview.png", lambda p: overview(grid, dataset, layers, Path(visual), records, p, zh)),
              ("counts.png", lambda p: counts(dataset, records, p)),
              ("histograms.png", lambda p: histograms(dataset, p))]
     steps += [(f"gallery_{classes[cid][0]}.png", lambda p, cid=cid: gallery(dataset, cid, p)) for cid in sorted(classes)]

@@ -8,7 +8,7 @@ rule chips:
         polygons=rules.labels_prepare.output.gpkg,
         layers=chip_inputs,
     output:
-        shard=directory(f"{OUT}/tiles/{{tile}}/shard"),
+        shard=temp(directory(f"{OUT}/tiles/{{tile}}/shard")),
         json=f"{OUT}/tiles/{{tile}}/chips.json",
     log:
         f"{LOGS}/chips/{{tile}}.log",

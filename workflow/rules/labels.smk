@@ -53,7 +53,7 @@ rule labels:
         grid=rules.grid.output[0],
         prepared=rules.labels_prepare.output.gpkg,
     output:
-        tif=tile_file("labels"),
+        tif=temp(tile_file("labels")),
         counts=f"{OUT}/tiles/{{tile}}/labels.json",
     log:
         f"{LOGS}/labels/{{tile}}.log",

@@ -33,7 +33,7 @@ rule s2_granule:
         grid=rules.grid.output[0],
         manifest=rules.inputs_sentinel2.output[0],
     output:
-        directory(f"{OUT}/sentinel2/granules/{{granule}}"),
+        temp(directory(f"{OUT}/sentinel2/granules/{{granule}}")),
     log:
         f"{LOGS}/s2_granule/{{granule}}.log",
     benchmark:
@@ -58,9 +58,9 @@ rule s2:
         manifest=rules.inputs_sentinel2.output[0],
         granules=s2_granules,
     output:
-        rgb=tile_file("rgb"),
-        valid=tile_file("valid"),
-        **({"observations": observations_file()} if MEDIAN else {}),
+        rgb=temp(tile_file("rgb")),
+        valid=temp(tile_file("valid")),
+        **({"observations": temp(observations_file())} if MEDIAN else {}),
     log:
         f"{LOGS}/s2/{{tile}}.log",
     benchmark:

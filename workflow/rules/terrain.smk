@@ -50,7 +50,7 @@ rule terrain:
         grid=rules.grid.output[0],
         mosaic=rules.dem_mosaic.output[0],
     output:
-        tile_file("terrain"),
+        temp(tile_file("terrain")),
     log:
         f"{LOGS}/terrain/{{tile}}.log",
     benchmark:
