@@ -31,6 +31,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -71,19 +72,74 @@ def rule_table(bench_dir: Path) -> dict[str, dict]:
     return dict(rows)
 
 
-def build(config: Path, name: str, cores: int) -> dict:
-    shutil.rmtree(ROOT / "results" / name, ignore_errors=True)
+def disk_bytes(folder: Path) -> int:
+    """Bytes allocated under ``folder`` (st_blocks), each inode once: hard links are not counted twice."""
+    seen, total = set(), 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for n in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, n))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+class DiskSampler(threading.Thread):
+    """Peak of the bytes used on the file system of ``folder`` above their level at the start, sampled every
+    ``every`` seconds with statvfs (cheap: a walk of ~100 000 files every second would cost the run a core).
+    It counts every writer of that file system: run nothing else beside a benchmark."""
+
+    def __init__(self, folder: Path, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.folder, self.every, self.peak = folder, every, 0
+        self._stop_event = threading.Event()
+        self.base = self._used()
+
+    def _used(self) -> int:
+        st = os.statvfs(self.folder)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            self.peak = max(self.peak, self._used() - self.base)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        self.peak = max(self.peak, self._used() - self.base)
+        return self.peak
+
+
+def build(config: Path, name: str, cores: int, *extra: str) -> dict:
+    """A build from scratch: wall, Snakemake's per-rule table, chips, peak RSS, peak and final disk."""
+    out = ROOT / "results" / name
+    shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(RUNS / name, ignore_errors=True)
-    wall = snakemake("--cores", str(cores), "--configfile", str(config), "--quiet", "rules")
+    (ROOT / "results").mkdir(exist_ok=True)
+    subprocess.run(["sync"], check=False)
+    sampler = DiskSampler(ROOT / "results")
+    sampler.start()
+    try:
+        wall = snakemake("--cores", str(cores), "--configfile", str(config), "--quiet", "rules", *extra)
+    finally:
+        subprocess.run(["sync"], check=False)
+        peak = sampler.stop()
     table = rule_table(RUNS / name)
-    chips = len((ROOT / "results" / name / "dataset" / "labels.txt").read_text().splitlines()) - 1
+    chips = len((out / "dataset" / "labels.txt").read_text().splitlines()) - 1
+    product = disk_bytes(out / "dataset") + disk_bytes(out / "dist")
     return {"cores": cores, "wall_s": wall, "chips": chips, "rules": table,
-            "peak_rss_mb": max(r["rss_max"] for r in table.values())}
+            "peak_rss_mb": max(r["rss_max"] for r in table.values()),
+            "disk": {"peak_gb": peak / 1e9, "final_gb": disk_bytes(out) / 1e9, "product_gb": product / 1e9,
+                     "left": {p.name: round(disk_bytes(p) / 1e9, 3) for p in sorted(out.iterdir()) if p.is_dir()}}}
 
 
 def print_table(title: str, run: dict) -> None:
+    d = run["disk"]
     print(f"\n### {title}: --cores {run['cores']}, {run['wall_s']:.1f} s end to end, {run['chips']} chips "
           f"({run['chips'] / run['wall_s']:.1f} chips/s), peak RSS of any job {run['peak_rss_mb']:.0f} MB\n")
+    print(f"disk under results/: peak {d['peak_gb']:.2f} GB during the run, {d['final_gb']:.2f} GB after it; "
+          f"dataset/ + dist/ {d['product_gb']:.2f} GB (peak / product {d['peak_gb'] / d['product_gb']:.2f}); "
+          f"left: {d['left']}\n")
     print("| rule | jobs | wall s (sum) | wall s (max job) | CPU s | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for rule, r in sorted(run["rules"].items(), key=lambda kv: -kv[1]["wall_sum"]):

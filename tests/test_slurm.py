@@ -1,8 +1,10 @@
-"""The demo through a real (one-node) SLURM cluster with profiles/slurm: every cluster rule a SLURM job,
-the same dataset as a local run, a cancelled job reported by rule and tile, a rerun that completes."""
+"""The demo through a real (one-node) SLURM cluster with profiles/slurm: the per-tile chain in group jobs of
+several tiles, every other rule a SLURM job, the same dataset as a local run, a cancelled group job reported
+with its tiles' outputs, a rerun that completes."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -63,7 +65,10 @@ def _snakemake(work: Path, env: dict, *args: str, **kw):
 
 SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-no-account", "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
-SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/rule_(\w+)/(?:(\S+)/)?\d+\.log\)")
+SUBMITTED = re.compile(r"Job \S+ has been submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/(rule|group)_(\w+?)/"
+                       r"(?:(\S+)/)?\d+\.log\)")
+PER_TILE = ("s2", "terrain", "labels", "chips")  # profiles/slurm's group "tile"
+GROUP = "tile_" + "_".join(sorted(PER_TILE))  # a group job's name: the group and its rules
 
 
 def _cluster_jobs(cluster: Path) -> tuple[set[int], set[int]]:
@@ -93,38 +98,50 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
 
     work = tmp_path / "slurm"
     work.mkdir()
-    # first run: cancel one per-tile job as soon as it runs; Snakemake must name the rule and the tile
+    # first run: cancel one group job (several tiles' s2, terrain, labels and chips) as soon as it runs;
+    # Snakemake must name the group and the tiles' outputs
     run = _snakemake(work, env, *SLURM_ARGS)
     cancelled, deadline = None, time.time() + 600
     while cancelled is None and time.time() < deadline and run.poll() is None:
         q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True, env=env)
         for line in q.stdout.splitlines():
             jobid, _, comment = line.partition(" ")
-            if comment.startswith(("rule_terrain_", "rule_s2_")) and not comment.startswith("rule_s2_granule"):
+            if comment.startswith(f"rule_{GROUP}"):
                 subprocess.run(["scancel", jobid], env=env, check=True)
                 cancelled = (int(jobid), comment)
                 break
         time.sleep(0.5)
     out1, _ = run.communicate(timeout=900)
-    assert cancelled is not None, "no per-tile job was seen running"
+    assert cancelled is not None, "no group job was seen running"
     assert run.returncode != 0
-    rule = "terrain" if "terrain" in cancelled[1] else "s2"
-    assert re.search(rf"Error in rule {rule}:.*?SLURM-job '{cancelled[0]}' failed, SLURM status is: 'CANCELLED'", out1,
-                     re.S), out1[-3000:]
-    tile = re.search(r"[EW]\d{7,8}[NS]\d{7,8}", cancelled[1]).group(0)
-    error_block = out1[out1.index(f"Error in rule {rule}:"):].split("external_jobid")[0]
-    assert f"results/demo/tiles/{tile}/" in error_block, error_block  # the tile's outputs are named
+    # a group job's error names the group, its SLURM log and every job in it with its outputs
+    assert re.search(rf"Error in group tile\s+log: \S+/slurm_logs/group_{GROUP}/{cancelled[0]}\.log", out1), out1[-3000:]
+    assert "CANCELLED" in (work / ".snakemake" / "slurm_logs" / f"group_{GROUP}" / f"{cancelled[0]}.log").read_text()
+    error_block = out1[out1.index("Error in group tile"):]
+    assert re.search(r"rule (s2|terrain|labels|chips):\s+jobid: \d+\s+output: results/demo/tiles/[EW]\d{7,8}[NS]\d{7,8}/",
+                     error_block), error_block[:3000]
 
     # the same command again completes
     run = _snakemake(work, env, *SLURM_ARGS)
     out2, _ = run.communicate(timeout=1200)
     assert run.returncode == 0, out2[-3000:]
 
-    # every planned job ran as a SLURM job (the cancelled one ran again in the second run)
+    # every planned job ran as a SLURM job: the per-tile chain inside group jobs of up to 8 tiles
+    # (profiles/slurm: group-components), every other rule as a job of its own
     jobs = [m for m in SUBMITTED.finditer(out1 + out2)]
     ran = {}
     for m in jobs:
-        ran.setdefault(m.group(2), set()).add(m.group(3) or "")
+        if m.group(2) == "rule":
+            ran.setdefault(m.group(3), set()).add(m.group(4) or "")
+    assert not set(ran) & set(PER_TILE), ran  # no per-tile job was submitted alone
+    groups = [int(m.group(1)) for m in SUBMITTED.finditer(out2) if m.group(2) == "group"]
+    tiles = planned["chips"]
+    assert 1 <= len(groups) <= math.ceil(tiles / 8), (groups, tiles)  # 9 demo tiles: 1-2 submissions, not 36
+    for jobid in groups:  # two jobs wide (profiles/slurm: cores 2): 2 CPUs a submission
+        show = subprocess.run(["scontrol", "show", "job", str(jobid)], capture_output=True, text=True, env=env).stdout
+        assert "NumCPUs=2 " in show, show
+    bench = work / "benchmarks" / "runs" / "demo"  # the jobs inside the groups wrote their benchmark files
+    assert {r: len(list((bench / r).glob("*.tsv"))) for r in PER_TILE} == {r: planned.pop(r) for r in PER_TILE}
     # ... and one s2_granule job a granule: the DAG learns of those from the inputs_sentinel2 checkpoint
     from gos_build.grid import Grid
     from gos_build.inputs import read_manifest
