@@ -88,7 +88,7 @@ def province() -> dict:
                             str(ROOT / "profiles" / "slurm"), "--slurm-no-account"], cwd=ROOT, capture_output=True,
                            text=True)
     text = slurm.stdout + slurm.stderr
-    groups = len(re.findall(r"Group job tile", text))
+    groups = len(re.findall(r"Group job (?:tile|sentinel2) ", text))
     rules = jobs_per_rule(local.stdout + local.stderr)
     grouped = sum(n for r, n in rules.items() if r in ("s2", "terrain", "labels", "chips"))
     # every job outside the groups is a submission of its own, but `all` (local); s2_granule jobs come after

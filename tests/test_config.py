@@ -184,7 +184,7 @@ def test_slurm_profile_dry_run(tmp_path):
     out = res.stdout + res.stderr
     assert "rule terrain" in out and "rule chips" in out
     terrain = out[out.index("rule terrain:"):][:1500]
-    assert "mem_mb=1000" in terrain and "runtime=20" in terrain  # set-resources of the profile reach the jobs
+    assert "mem_mb=1000" in terrain and "runtime=10" in terrain  # set-resources of the profile reach the jobs
 
 
 def test_only_the_input_resolvers_see_input_globs():
