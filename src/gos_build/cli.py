@@ -234,7 +234,7 @@ def _cmd_dataset(args) -> None:
 def _cmd_package(args) -> None:
     from .archive.package import package
 
-    package(args.dataset, args.dist, args.aoi, workers=args.threads or 1)
+    package(args.dataset, args.dist, args.aoi)
 
 
 def _cmd_validate(args) -> None:

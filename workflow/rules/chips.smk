@@ -75,9 +75,8 @@ rule package:
     params:
         dist=lambda wildcards, output: os.path.dirname(output[0]),
         aoi=AOI,
-    threads: 2
     resources:
         mem_mb=1000,
         runtime=30,
     shell:
-        "gos-build --log {log} --threads {threads} package --dataset {input} --dist {params.dist} --aoi {params.aoi}"
+        "gos-build --log {log} package --dataset {input} --dist {params.dist} --aoi {params.aoi}"

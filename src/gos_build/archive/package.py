@@ -27,29 +27,17 @@ def package_path(dist: str | Path, aoi: str, name: str) -> Path:
 TEXT_SUFFIXES = (".txt", ".json", ".geojson", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
 
 
-def package(dataset: str | Path, dist: str | Path, aoi: str, workers: int = 1) -> list[Path]:
-    """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file;
-    ``workers`` processes write different zips at once (the same bytes for any number)."""
-    from ..parallel import workers as pool_of
+def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
+    """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file."""
     dataset = Path(dataset)
     groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in MODALITIES}
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
     groups["labels"] += [f"stac/{r}" for r in files_under(dataset / "stac")]  # STAC + Croissant
     groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
-    # the largest first, so that the workers finish together
-    jobs = sorted(((package_path(dist, aoi, name), [(rel, dataset / rel) for rel in files]) for name, files in
-                   groups.items()), key=lambda job: -sum((dataset / rel).stat().st_size for rel, _ in job[1]))
-    with pool_of(workers) as pool:
-        for f in [pool.submit(_write, out, members) for out, members in jobs]:
-            f.result()
-    written = [package_path(dist, aoi, name) for name in groups]
+    written = []
+    for name, files in groups.items():
+        out = package_path(dist, aoi, name)
+        write_zip(out, [(rel, dataset / rel) for rel in files], deflate=lambda n: n.endswith(TEXT_SUFFIXES))
+        written.append(out)
     log.info("package: %d archives in %s", len(written), dist)
     return written
-
-
-def _write(out: Path, members) -> None:
-    write_zip(out, members, deflate=_deflated)
-
-
-def _deflated(name: str) -> bool:
-    return name.endswith(TEXT_SUFFIXES)
