@@ -244,3 +244,23 @@ def test_notemp_keeps_the_scratch_and_the_same_dataset(inputs, runs, tmp_path):
                          for d in tiles)
     assert list((aoi / "sentinel2" / "granules").iterdir())
     assert (aoi / "dataset" / "MANIFEST.sha256").read_bytes() == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()
+    # the overview's maps (a small AOI: not decimated) are the tiles' hillshade and labels, placed by their
+    # own georeferencing
+    import numpy as np
+    import rasterio
+
+    from gos_build.layout import HILLSHADE
+
+    with rasterio.open(aoi / "figures" / "overview_layers.tif") as ds:
+        maps, transform = dict(zip(ds.descriptions, ds.read())), ds.transform
+    assert transform.a == 10.0 and set(maps) == {"hillshade", "labels"}
+    placed = {"hillshade": 0, "labels": 0}
+    for d in tiles:
+        for name, file, band in (("hillshade", "terrain.tif", HILLSHADE.tile_band), ("labels", "labels.tif", 1)):
+            with rasterio.open(d / file) as ds:
+                r0 = round((transform.f - ds.transform.f) / 10.0)
+                c0 = round((ds.transform.c - transform.c) / 10.0)
+                part = ds.read(band)
+            np.testing.assert_array_equal(maps[name][r0 : r0 + part.shape[0], c0 : c0 + part.shape[1]], part)
+            placed[name] += part.size
+    assert placed == {name: m.size for name, m in maps.items()}  # the tiles cover the maps, once

@@ -117,8 +117,6 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         grid_doc = provenance.get("grid", {})
         digests = Digests(tmp)
         stats = layer_stats(chips, split_of)
-        for c in chips:  # the per-chip sums are in the layer statistics now: 4.5 of a record's 5 KB, and the
-            del c["stats"]  # writers' worker processes would each hold them (memory grows with the chips)
         context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                    "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
                    "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
