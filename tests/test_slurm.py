@@ -1,10 +1,9 @@
-"""The demo through a real (one-node) SLURM cluster with profiles/slurm: the per-tile chain in group jobs of
-several tiles, every other rule a SLURM job, the same dataset as a local run, a cancelled group job reported
-with its tiles' outputs, a rerun that completes."""
+"""The demo through a real (one-node) SLURM cluster with profiles/slurm: a tile's terrain, labels and chips in
+one group job, every other rule a SLURM job, the same dataset as a local run, a cancelled group job reported
+with its tile's outputs, a rerun that completes."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -67,7 +66,7 @@ SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-no-account
               "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
 SUBMITTED = re.compile(r"Job \S+ has been submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/(rule|group)_(\w+?)/"
                        r"(?:(\S+)/)?\d+\.log\)")
-PER_TILE = ("s2", "terrain", "labels", "chips")  # profiles/slurm's groups "sentinel2" (s2) and "tile" (the rest)
+GROUPED = ("terrain", "labels", "chips")  # profiles/slurm's group "tile": one submission a tile
 GROUP = "tile_chips_labels_terrain"  # a group job's name: the group and its rules
 
 
@@ -98,7 +97,7 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
 
     work = tmp_path / "slurm"
     work.mkdir()
-    # first run: cancel one group job (several tiles' s2, terrain, labels and chips) as soon as it runs;
+    # first run: cancel one group job (a tile's terrain, labels and chips) as soon as it runs;
     # Snakemake must name the group and the tiles' outputs
     run = _snakemake(work, env, *SLURM_ARGS)
     cancelled, deadline = None, time.time() + 600
@@ -126,23 +125,23 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
     out2, _ = run.communicate(timeout=1200)
     assert run.returncode == 0, out2[-3000:]
 
-    # every planned job ran as a SLURM job: the per-tile chain inside group jobs of at least 4 tiles
-    # (profiles/slurm: group-components), every other rule as a job of its own
+    # every planned job ran as a SLURM job: terrain, labels and chips of a tile in one group job
+    # (profiles/slurm: group `tile`), every other rule as a job of its own
     jobs = [m for m in SUBMITTED.finditer(out1 + out2)]
     ran = {}
     for m in jobs:
         if m.group(2) == "rule":
             ran.setdefault(m.group(3), set()).add(m.group(4) or "")
-    assert not set(ran) & set(PER_TILE), ran  # no per-tile job was submitted alone
+    assert not set(ran) & set(GROUPED), ran  # no grouped job was submitted alone
+    assert {m.group(3) for m in jobs if m.group(2) == "group"} == {GROUP}
     groups = [int(m.group(1)) for m in SUBMITTED.finditer(out2) if m.group(2) == "group"]
     tiles = planned["chips"]
-    assert {m.group(3) for m in SUBMITTED.finditer(out1 + out2) if m.group(2) == "group"} == {GROUP, "sentinel2_s2"}
-    assert 1 <= len(groups) <= 2 * math.ceil(tiles / 4), (groups, tiles)  # 9 demo tiles: 2-6 submissions, not 36
+    assert 1 <= len(groups) <= tiles, (groups, tiles)  # one submission a tile, not three
     for jobid in groups:  # at most two jobs wide (profiles/slurm: cores 2): 1 or 2 CPUs a submission
         show = subprocess.run(["scontrol", "show", "job", str(jobid)], capture_output=True, text=True, env=env).stdout
         assert re.search(r"NumCPUs=[12] ", show), show
     bench = work / "benchmarks" / "runs" / "demo"  # the jobs inside the groups wrote their benchmark files
-    assert {r: len(list((bench / r).glob("*.tsv"))) for r in PER_TILE} == {r: planned.pop(r) for r in PER_TILE}
+    assert {r: len(list((bench / r).glob("*.tsv"))) for r in GROUPED} == {r: planned.pop(r) for r in GROUPED}
     # ... and one s2_granule job a granule: the DAG learns of those from the inputs_sentinel2 checkpoint
     from gos_build.grid import Grid
     from gos_build.inputs import read_manifest

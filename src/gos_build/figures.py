@@ -136,7 +136,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     n = 4 + bool(folds) + (observations is not None)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 6))
     with rasterio.open(visual) as ds:
-        f = max(1, math.ceil(max(ds.width, ds.height) / 1200))
+        f = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_PX))
         rgb = ds.read(out_shape=(3, math.ceil(ds.height / f), math.ceil(ds.width / f)), resampling=Resampling.average)
         vext = (ds.bounds.left, ds.bounds.right, ds.bounds.bottom, ds.bounds.top)
     axes[0].imshow(np.moveaxis(rgb, 0, -1), extent=vext)
