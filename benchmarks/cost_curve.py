@@ -88,9 +88,11 @@ def province() -> dict:
                             str(ROOT / "profiles" / "slurm"), "--slurm-no-account"], cwd=ROOT, capture_output=True,
                            text=True)
     text = slurm.stdout + slurm.stderr
-    groups = len(re.findall(r"Group job (?:tile|sentinel2) ", text))
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text(encoding="utf-8"))
+    grouped_rules = set(profile.get("groups", {}))
+    groups = len(re.findall(r"Group job \S+ \(jobs in", text))
     rules = jobs_per_rule(local.stdout + local.stderr)
-    grouped = sum(n for r, n in rules.items() if r in ("s2", "terrain", "labels", "chips"))
+    grouped = sum(n for r, n in rules.items() if r in grouped_rules)
     # every job outside the groups is a submission of its own, but `all` (local); s2_granule jobs come after
     # the checkpoint and are not in a dry run
     submissions = groups + rules.get("total", 0) - grouped - rules.get("all", 0)

@@ -110,7 +110,7 @@ class DiskSampler(threading.Thread):
         return self.peak
 
 
-def build(config: Path, name: str, cores: int, *extra: str) -> dict:
+def build(config: Path, name: str, cores: int) -> dict:
     """A build from scratch: wall, Snakemake's per-rule table, chips, peak RSS, peak and final disk."""
     out = ROOT / "results" / name
     shutil.rmtree(out, ignore_errors=True)
@@ -120,7 +120,7 @@ def build(config: Path, name: str, cores: int, *extra: str) -> dict:
     sampler = DiskSampler(ROOT / "results")
     sampler.start()
     try:
-        wall = snakemake("--cores", str(cores), "--configfile", str(config), "--quiet", "rules", *extra)
+        wall = snakemake("--cores", str(cores), "--configfile", str(config), "--quiet", "rules")
     finally:
         subprocess.run(["sync"], check=False)
         peak = sampler.stop()

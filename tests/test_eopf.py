@@ -205,6 +205,28 @@ def test_median_composite_is_the_numpy_median_of_the_valid_observations(make_dem
     assert _tile_bytes(tmp_path / "reversed") == _tile_bytes(tmp_path / "median")
 
 
+@pytest.mark.slow  # a workflow run over three dates
+def test_median_workflow_counts_observations_and_leaves_no_scratch(make_demo, tmp_path):
+    """``sentinel2.composite: median`` through the workflow: the per-tile observation counts (scratch) reach the
+    datacard and the overview's maps, then go; the datacard's figures are those of the maps' band."""
+    from helpers import run_workflow, workflow_config
+
+    demo = make_demo(dates=3, cloud_fraction=0.3)
+    cfg = dict(workflow_config(demo, "aoi", list(AOI)), sentinel2={"composite": "median"})
+    res = run_workflow(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    aoi = tmp_path / "results" / "aoi"
+    assert not list((aoi / "tiles").rglob("*.tif"))  # observations.tif too: scratch
+    with rasterio.open(aoi / "figures" / "overview_layers.tif") as ds:  # a small AOI: not decimated
+        maps = dict(zip(ds.descriptions, ds.read()))
+    obs = maps["observations"].astype(int)
+    assert {1, 2, 3} <= set(np.unique(obs).tolist())
+    card = (aoi / "dataset" / "datacard.md").read_text(encoding="utf-8")
+    assert "median of the valid observations of 3 product(s)" in card
+    assert f"mean {round(obs.mean(), 3):g}, " in card
+    assert f"; {(obs == 0).sum()} px ({100 * (obs == 0).mean():.2f} %) had none" in card
+
+
 # -- through a STAC API (the demo's, on 127.0.0.1) ------------------------------------------------------------
 NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "http_proxy":
               "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost",

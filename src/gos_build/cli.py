@@ -223,7 +223,7 @@ def _cmd_dataset(args) -> None:
     if args.observations:
         from .sentinel2 import observation_summary
 
-        prov["sentinel2_observations"] = observation_summary(grid, sorted(args.observations))
+        prov["sentinel2_observations"] = observation_summary(sorted(args.observations))
     jsons = sorted(p for p in args.shards if p.endswith(".json"))
     folders = sorted(p for p in args.shards if not p.endswith(".json"))
     if [Path(p).parent for p in jsons] != [Path(p).parent for p in folders]:

@@ -464,7 +464,7 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
     return stats
 
 
-def observation_summary(grid: Grid, paths) -> dict:
+def observation_summary(paths) -> dict:
     """Valid observations per grid pixel of the median composite, from the tiles' ``observations.tif``:
     ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid observation}``."""
     hist: dict[int, int] = {}

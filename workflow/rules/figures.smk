@@ -18,8 +18,7 @@ rule overview_layers:
         ENV
     params:
         tiles_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.tiles[0])),
-        observations=lambda wildcards, input: ("--observations " + " ".join(input.observations) + " --")
-        if MEDIAN else "",
+        observations=lambda wildcards, input: ("--observations " + " ".join(input.observations)) if MEDIAN else "",
     resources:
         mem_mb=1000,
         runtime=10,

@@ -360,7 +360,7 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
     for item in items:
         arrays = eopf.item_arrays(item)
         if arrays is not None:
-            products.append(_from_eopf_item(item, arrays, grid, root / item.id, records, stac))
+            products.append(_from_eopf_item(item, arrays, grid, root / item.id, records))
             continue
         paths = {}
         quant_offsets = {}
@@ -388,7 +388,7 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
     return products, stac_section(stac, items, records)
 
 
-def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list, stac: dict) -> Product:
+def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list) -> Product:
     """One EOPF Zarr item: the windows of B04 B03 B02 and SCL read from the product over HTTP (only the chunks
     under the AOI) into ``folder``; radiometry, CRS, baseline and processor version from the product itself."""
     from .stac import MARGIN_PX, public_url
