@@ -121,7 +121,7 @@ def test_dry_run_of_every_config(config, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "rule grid" in res.stdout + res.stderr
     if config.endswith("gos10m.yaml"):
-        assert "inputs_sentinel2" in res.stdout and "s2" in res.stdout
+        assert "inputs_sentinel2" in res.stdout and "tile" in res.stdout
 
 
 def test_bad_config_stops_snakemake_before_any_job(tmp_path):
@@ -182,9 +182,9 @@ def test_slurm_profile_dry_run(tmp_path):
                      "--directory", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
-    assert "rule terrain" in out and "rule chips" in out
-    terrain = out[out.index("rule terrain:"):][:1500]
-    assert "mem_mb=1000" in terrain and "runtime=10" in terrain  # set-resources of the profile reach the jobs
+    assert "rule tile" in out and "rule dataset" in out
+    tile = out[out.index("rule tile:"):][:1500]
+    assert "mem_mb=1500" in tile and "runtime=10" in tile  # set-resources of the profile reach the jobs
 
 
 def test_only_the_input_resolvers_see_input_globs():

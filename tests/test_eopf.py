@@ -207,8 +207,9 @@ def test_median_composite_is_the_numpy_median_of_the_valid_observations(make_dem
 
 @pytest.mark.slow  # a workflow run over three dates
 def test_median_workflow_counts_observations_and_leaves_no_scratch(make_demo, tmp_path):
-    """``sentinel2.composite: median`` through the workflow: the per-tile observation counts (scratch) reach the
-    datacard and the overview's maps, then go; the datacard's figures are those of the maps' band."""
+    """``sentinel2.composite: median`` through the workflow: the tiles' observation counts reach the datacard (from
+    the tiles' records) and the overview's maps (from their pieces, scratch); the datacard's figures are those of
+    the maps' band."""
     from helpers import run_workflow, workflow_config
 
     demo = make_demo(dates=3, cloud_fraction=0.3)
@@ -216,7 +217,7 @@ def test_median_workflow_counts_observations_and_leaves_no_scratch(make_demo, tm
     res = run_workflow(tmp_path, cfg, "--cores", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     aoi = tmp_path / "results" / "aoi"
-    assert not list((aoi / "tiles").rglob("*.tif"))  # observations.tif too: scratch
+    assert not list((aoi / "tiles").rglob("*.tif"))  # the map pieces: scratch
     with rasterio.open(aoi / "figures" / "overview_layers.tif") as ds:  # a small AOI: not decimated
         maps = dict(zip(ds.descriptions, ds.read()))
     obs = maps["observations"].astype(int)

@@ -1,6 +1,6 @@
-"""The demo through a real (one-node) SLURM cluster with profiles/slurm: a tile's terrain, labels and chips in
-one group job, every other rule a SLURM job, the same dataset as a local run, a cancelled group job reported
-with its tile's outputs, a rerun that completes."""
+"""The demo through a real (one-node) SLURM cluster with profiles/slurm: every job a SLURM job -- a tile's whole
+chain one job (rule ``tile``) --, the same dataset as a local run, a cancelled tile job reported with its
+tile's outputs, a rerun that completes."""
 
 from __future__ import annotations
 
@@ -66,8 +66,6 @@ SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-no-account
               "--slurm-init-seconds-before-status-checks", "2", "--retries", "0")
 SUBMITTED = re.compile(r"Job \S+ has been submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/(rule|group)_(\w+?)/"
                        r"(?:(\S+)/)?\d+\.log\)")
-GROUPED = ("terrain", "labels", "chips")  # profiles/slurm's group "tile": one submission a tile
-GROUP = "tile_chips_labels_terrain"  # a group job's name: the group and its rules
 
 
 def _cluster_jobs(cluster: Path) -> tuple[set[int], set[int]]:
@@ -97,51 +95,46 @@ def test_demo_on_a_local_slurm_cluster(cluster, tmp_path):
 
     work = tmp_path / "slurm"
     work.mkdir()
-    # first run: cancel one group job (a tile's terrain, labels and chips) as soon as it runs;
-    # Snakemake must name the group and the tiles' outputs
+    # first run: cancel one tile job (a tile's Sentinel-2, terrain, labels and chips) as soon as it runs;
+    # Snakemake must name the rule, its SLURM log and the tile's outputs
     run = _snakemake(work, env, *SLURM_ARGS)
     cancelled, deadline = None, time.time() + 600
     while cancelled is None and time.time() < deadline and run.poll() is None:
         q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True, env=env)
         for line in q.stdout.splitlines():
             jobid, _, comment = line.partition(" ")
-            if comment.startswith(f"rule_{GROUP}"):
+            if comment.startswith("rule_tile"):
                 subprocess.run(["scancel", jobid], env=env, check=True)
                 cancelled = (int(jobid), comment)
                 break
         time.sleep(0.5)
     out1, _ = run.communicate(timeout=900)
-    assert cancelled is not None, "no group job was seen running"
+    assert cancelled is not None, "no tile job was seen running"
     assert run.returncode != 0
-    # a group job's error names the group, its SLURM log and every job in it with its outputs
-    assert re.search(rf"Error in group tile\s+log: \S+/slurm_logs/group_{GROUP}/{cancelled[0]}\.log", out1), out1[-3000:]
-    assert "CANCELLED" in (work / ".snakemake" / "slurm_logs" / f"group_{GROUP}" / f"{cancelled[0]}.log").read_text()
-    error_block = out1[out1.index("Error in group tile"):]
-    assert re.search(r"rule (s2|terrain|labels|chips):\s+jobid: \d+\s+output: results/demo/tiles/[EW]\d{7,8}[NS]\d{7,8}/",
-                     error_block), error_block[:3000]
+    # the error names the rule, the tile's outputs and the job's SLURM log
+    error_block = out1[out1.index("Error in rule tile"):]
+    assert re.search(r"output: results/demo/tiles/[EW]\d{7,8}[NS]\d{7,8}/shard", error_block), error_block[:3000]
+    logs = [p for p in (work / ".snakemake" / "slurm_logs" / "rule_tile").rglob(f"{cancelled[0]}.log")]
+    assert len(logs) == 1 and "CANCELLED" in logs[0].read_text()
 
     # the same command again completes
     run = _snakemake(work, env, *SLURM_ARGS)
     out2, _ = run.communicate(timeout=1200)
     assert run.returncode == 0, out2[-3000:]
 
-    # every planned job ran as a SLURM job: terrain, labels and chips of a tile in one group job
-    # (profiles/slurm: group `tile`), every other rule as a job of its own
+    # every planned job ran as a SLURM job of its own, no group: a tile's whole chain is one submission
     jobs = [m for m in SUBMITTED.finditer(out1 + out2)]
+    assert {m.group(2) for m in jobs} == {"rule"}
     ran = {}
     for m in jobs:
-        if m.group(2) == "rule":
-            ran.setdefault(m.group(3), set()).add(m.group(4) or "")
-    assert not set(ran) & set(GROUPED), ran  # no grouped job was submitted alone
-    assert {m.group(3) for m in jobs if m.group(2) == "group"} == {GROUP}
-    groups = [int(m.group(1)) for m in SUBMITTED.finditer(out2) if m.group(2) == "group"]
-    tiles = planned["chips"]
-    assert 1 <= len(groups) <= tiles, (groups, tiles)  # one submission a tile, not three
-    for jobid in groups:  # at most two jobs wide (profiles/slurm: cores 2): 1 or 2 CPUs a submission
+        ran.setdefault(m.group(3), set()).add(m.group(4) or "")
+    tiles = [int(m.group(1)) for m in SUBMITTED.finditer(out2) if m.group(3) == "tile"]
+    assert 1 <= len(tiles) <= planned["tile"]  # the completing run: the cancelled tile and those not done before
+    for jobid in tiles:  # one CPU a tile (profiles/slurm: cpus_per_task 1)
         show = subprocess.run(["scontrol", "show", "job", str(jobid)], capture_output=True, text=True, env=env).stdout
-        assert re.search(r"NumCPUs=[12] ", show), show
-    bench = work / "benchmarks" / "runs" / "demo"  # the jobs inside the groups wrote their benchmark files
-    assert {r: len(list((bench / r).glob("*.tsv"))) for r in GROUPED} == {r: planned.pop(r) for r in GROUPED}
+        assert re.search(r"NumCPUs=1 ", show), show
+    bench = work / "benchmarks" / "runs" / "demo"  # every tile job wrote its benchmark file
+    assert len(list((bench / "tile").glob("*.tsv"))) == planned["tile"]
     # ... and one s2_granule job a granule: the DAG learns of those from the inputs_sentinel2 checkpoint
     from gos_build.grid import Grid
     from gos_build.inputs import read_manifest

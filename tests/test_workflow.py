@@ -211,16 +211,16 @@ def test_demo_aoi_has_every_class_in_every_split_and_fold(inputs, tmp_path):
 
 
 def test_scratch_goes_after_its_last_reader_and_reruns_do_nothing(inputs, runs):
-    """Decoded granules, per-tile layers and shards are temp(): after a run only products and small records
-    stay, the dataset holds real files (no link into a removed shard), a rerun plans no job, and --forcerun
-    figures redraws the same figures from what stays."""
+    """Decoded granules, the tiles' shards and map pieces are temp(), the tiles' layers never files: after a run
+    only products and small records stay, the dataset holds real files (no link into a removed shard), a
+    rerun plans no job, and --forcerun figures redraws the same figures from what stays."""
     aoi = runs["a2"]
     work, cfg = aoi.parents[1], workflow_config(inputs, "aoi", AOI_A)
     kept = {p.relative_to(aoi).parts[0] for p in aoi.rglob("*") if p.is_file()}
     assert kept == {"dataset", "dist", "figures", "inputs", "labels", "sentinel2", "dem", "grid.json", "tiles"}
     assert not (aoi / "sentinel2" / "granules").exists()
     assert {p.name for p in (aoi / "tiles").rglob("*")} - {p.name for p in (aoi / "tiles").iterdir()} == {
-        "chips.json", "labels.json"}
+        "chips.json", "labels.json", "sentinel2.json"}
     dataset = [p for p in (aoi / "dataset").rglob("*") if not p.is_dir()]
     assert dataset and not [p for p in dataset if p.is_symlink() or p.stat().st_nlink != 1]
     res = run_workflow(work, cfg, "--cores", "2", "-n")
@@ -234,33 +234,45 @@ def test_scratch_goes_after_its_last_reader_and_reruns_do_nothing(inputs, runs):
 
 
 def test_notemp_keeps_the_scratch_and_the_same_dataset(inputs, runs, tmp_path):
-    """--notemp (Snakemake's own switch) keeps every intermediate; the dataset is the same bytes."""
+    """--notemp (Snakemake's own switch) keeps every intermediate; the dataset is the same bytes; the overview's
+    maps are the tiles' hillshade and labels as the stage commands write them, placed by their own
+    georeferencing."""
     cfg = workflow_config(inputs, "aoi", AOI_A)
     res = run_workflow(tmp_path, cfg, "--cores", "2", "--notemp")
     assert res.returncode == 0, res.stderr[-3000:]
     aoi = tmp_path / "results" / "aoi"
     tiles = [d for d in (aoi / "tiles").iterdir()]
-    assert tiles and all({"rgb.tif", "valid.tif", "terrain.tif", "labels.tif"} <= {p.name for p in d.iterdir()} and (d / "shard").is_dir()
+    assert tiles and all({"preview.tif", "overview.tif"} <= {p.name for p in d.iterdir()} and (d / "shard").is_dir()
                          for d in tiles)
     assert list((aoi / "sentinel2" / "granules").iterdir())
     assert (aoi / "dataset" / "MANIFEST.sha256").read_bytes() == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()
-    # the overview's maps (a small AOI: not decimated) are the tiles' hillshade and labels, placed by their
-    # own georeferencing
     import numpy as np
     import rasterio
 
     from gos_build.layout import HILLSHADE
 
-    with rasterio.open(aoi / "figures" / "overview_layers.tif") as ds:
+    with rasterio.open(aoi / "figures" / "overview_layers.tif") as ds:  # a small AOI: not decimated
         maps, transform = dict(zip(ds.descriptions, ds.read())), ds.transform
     assert transform.a == 10.0 and set(maps) == {"hillshade", "labels"}
     placed = {"hillshade": 0, "labels": 0}
+    from gos_build.config import with_defaults
+
+    terrain = json.dumps({"terrain": with_defaults(cfg)["terrain"]})
     for d in tiles:
-        for name, file, band in (("hillshade", "terrain.tif", HILLSHADE.tile_band), ("labels", "labels.tif", 1)):
-            with rasterio.open(d / file) as ds:
+        common = ("--grid", str(aoi / "grid.json"), "--tile", d.name)
+        for name, args, band in (
+                ("hillshade", ("terrain-tile", "--config", terrain, *common,
+                               "--mosaic", str(aoi / "dem" / "mosaic.vrt")), HILLSHADE.tile_band),
+                ("labels", ("labels-tile", *common, "--prepared", str(aoi / "labels" / "polygons.gpkg"),
+                            "--counts", str(tmp_path / "counts.json")), 1)):
+            res = run_cli(*args, "--out", str(tmp_path / "layer.tif"))
+            assert res.returncode == 0, res.stderr
+            with rasterio.open(tmp_path / "layer.tif") as ds:
                 r0 = round((transform.f - ds.transform.f) / 10.0)
                 c0 = round((ds.transform.c - transform.c) / 10.0)
                 part = ds.read(band)
             np.testing.assert_array_equal(maps[name][r0 : r0 + part.shape[0], c0 : c0 + part.shape[1]], part)
             placed[name] += part.size
+        # the tile's label counts are those of its labels layer
+        assert json.loads((d / "labels.json").read_text()) == json.loads((tmp_path / "counts.json").read_text())
     assert placed == {name: m.size for name, m in maps.items()}  # the tiles cover the maps, once

@@ -110,16 +110,51 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
             "max": float(v.max())}
 
 
-def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, stride: int, min_purity: float,
-             max_nodata: float, max_cloud: float, allowed: set[str] | None = None, polygons: str | Path | None = None,
-             min_boundary_m: float = 0.0) -> tuple[dict, list]:
+def reach(grid: Grid, tile_id: str, stride: int) -> Window:
+    """The window of the grid the candidates of a tile cover: the tile, grown east and south by what chips
+    starting in it reach into the neighbours (only when ``stride`` < chip size), within the grid."""
+    tile = grid.tile(tile_id)
+    size = grid.chip_size
+    x0_px = round(grid.x_min / grid.resolution)
+    y1_px = round(grid.y_max / grid.resolution)
+    first_col = tile.col_off + (-(x0_px + tile.col_off)) % stride
+    first_row = tile.row_off + ((y1_px - tile.row_off) % stride)
+    last_col = first_col + (tile.col_off + tile.width - 1 - first_col) // stride * stride
+    last_row = first_row + (tile.row_off + tile.height - 1 - first_row) // stride * stride
+    col_end = max(tile.col_off + tile.width, min(grid.width, last_col + size))
+    row_end = max(tile.row_off + tile.height, min(grid.height, last_row + size))
+    return Window(tile.col_off, tile.row_off, col_end - tile.col_off, row_end - tile.row_off)
+
+
+def files_reader(grid: Grid, tiles_dir: str | Path, allowed: set[str] | None = None):
+    """A reader of windows of the per-tile layers in ``tiles_dir/<tile>/*.tif`` (:func:`cut_tile`'s ``read``):
+    ``read(role, window, fill) -> (bands, h, w)``; ``allowed``: the tiles the caller declared as its inputs."""
+    return lambda role, window, fill: read_window(grid, tiles_dir, role, window, fill, allowed)
+
+
+def arrays_reader(window: Window, layers: dict):
+    """A reader of windows of per-tile layers held in memory (:func:`cut_tile`'s ``read``): ``layers`` maps a
+    role (``rgb``, ``valid``, ``labels``, ``terrain``) to its (bands, h, w) array over ``window`` of the grid."""
+    def read(role, win, fill):
+        r0, c0 = int(win.row_off - window.row_off), int(win.col_off - window.col_off)
+        h, w = int(win.height), int(win.width)
+        arr = layers[role]
+        if r0 < 0 or c0 < 0 or r0 + h > arr.shape[1] or c0 + w > arr.shape[2]:
+            raise ValueError(f"window {win} reaches outside the layers' window {window}")
+        return arr[:, r0 : r0 + h, c0 : c0 + w]
+    return read
+
+
+def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_purity: float, max_nodata: float,
+             max_cloud: float, polygons: str | Path | None = None, min_boundary_m: float = 0.0) -> tuple[dict, list]:
     """Judge every candidate chip of one tile.
 
     Returns the tile's record (candidates, rejections by reason, the kept
     chips' label, purity, corner and per-band sums) and the kept chips as
     ``(record, {layer: array (bands, size, size)})``, arrays being views of the
-    tile's layers (``tiles_dir/<tile>/*.tif``, and the neighbours in ``allowed``
-    when chips overlap). Writing them is a writer's job (:mod:`gos_build.archive`).
+    tile's layers as ``read(role, window, fill)`` gives them (:func:`files_reader`: the
+    per-tile files, and the neighbours' when chips overlap; :func:`arrays_reader`: arrays in memory
+    over :func:`reach`). Writing them is a writer's job (:mod:`gos_build.archive`).
     ``polygons``: the prepared polygons (``labels/polygons.gpkg``), for each chip's distance to the
     nearest class boundary (without them the distance is not recorded).
     """
@@ -134,10 +169,10 @@ def cut_tile(grid: Grid, tile_id: str, tiles_dir: str | Path, classes: dict, str
         r_end = max(r for r, _ in cands) + size
         c_end = max(c for _, c in cands) + size
         win = Window(tile.col_off, tile.row_off, c_end - tile.col_off, r_end - tile.row_off)
-        labels = read_window(grid, tiles_dir, "labels", win, 0, allowed)[0]
-        valid = read_window(grid, tiles_dir, "valid", win, 0, allowed)[0]
-        rgb = read_window(grid, tiles_dir, RGB.name, win, RGB.nodata, allowed)
-        terrain = read_window(grid, tiles_dir, "terrain", win, DEM.nodata, allowed)
+        labels = read("labels", win, 0)[0]
+        valid = read("valid", win, 0)[0]
+        rgb = read(RGB.name, win, RGB.nodata)
+        terrain = read("terrain", win, DEM.nodata)
         for r, c in cands:
             sl = (slice(r - tile.row_off, r - tile.row_off + size), slice(c - tile.col_off, c - tile.col_off + size))
             chip_rgb, chip_ter = rgb[(slice(None),) + sl], terrain[(slice(None),) + sl]

@@ -148,12 +148,9 @@ def _cmd_dem_mosaic(args) -> None:
 
 
 def _cmd_terrain_tile(args) -> None:
-    from .terrain import terrain_tile
+    from .terrain import terrain_options, terrain_tile
 
-    t = _config(args)["terrain"]
-    terrain_tile(_grid(args), args.tile, args.mosaic, args.out, window=t["window"],
-                 local_statistic=t["local_statistic"], resampling=t["resampling"],
-                 azimuth=t["hillshade"]["azimuth"], altitude=t["hillshade"]["altitude"])
+    terrain_tile(_grid(args), args.tile, args.mosaic, args.out, **terrain_options(_config(args)["terrain"]))
 
 
 def _cmd_labels_prepare(args) -> None:
@@ -196,19 +193,34 @@ def _cmd_s2_tile(args) -> None:
             args.granules, args.out_observations)
 
 
+def _pieces(paths) -> dict[str, str]:
+    """tiles/<tile>/<piece> files by tile id."""
+    return {Path(p).parent.name: p for p in paths}
+
+
 def _cmd_s2_preview(args) -> None:
     from .sentinel2 import visual_preview
 
-    tiles = {Path(t).parent.name: t for t in args.rgb}
-    visual_preview(_grid(args), Path(args.rgb[0]).parent.parent, args.out, rgb_tiles=tiles)
+    visual_preview(_grid(args), _pieces(args.pieces), args.out)
+
+
+def _cmd_tile(args) -> None:
+    from .inputs import read_manifest
+    from .tile_job import build_tile
+
+    out = {k: getattr(args, f"out_{k}") for k in ("shard", "chips", "labels", "sentinel2", "preview", "overview")}
+    build_tile(_grid(args), args.tile, _config(args), read_manifest(args.sentinel2, "sentinel2"), args.granules,
+               args.mosaic, args.polygons, out)
 
 
 def _cmd_chips_tile(args) -> None:
     from .archive.shard import write_tile_shard
+    from .chips import files_reader
 
     dirs = [Path(d) for d in args.tile_dirs]
-    write_tile_shard(_grid(args), args.tile, dirs[0].parent, _config(args), args.out_shard, args.out_json,
-                     allowed={d.name for d in dirs}, polygons=args.polygons)
+    grid = _grid(args)
+    write_tile_shard(grid, args.tile, files_reader(grid, dirs[0].parent, {d.name for d in dirs}), _config(args),
+                     args.out_shard, args.out_json, polygons=args.polygons)
 
 
 def _cmd_dataset(args) -> None:
@@ -223,7 +235,7 @@ def _cmd_dataset(args) -> None:
     if args.observations:
         from .sentinel2 import observation_summary
 
-        prov["sentinel2_observations"] = observation_summary(sorted(args.observations))
+        prov["sentinel2_observations"] = observation_summary([_load(p) for p in sorted(args.observations)])
     jsons = sorted(p for p in args.shards if p.endswith(".json"))
     folders = sorted(p for p in args.shards if not p.endswith(".json"))
     if [Path(p).parent for p in jsons] != [Path(p).parent for p in folders]:
@@ -259,8 +271,7 @@ def _cmd_baseline(args) -> None:
 def _cmd_overview_layers(args) -> None:
     from .figures import overview_layers
 
-    obs = {Path(o).parent.name: o for o in args.observations} if args.observations else None
-    overview_layers(_grid(args), args.tiles_dir, args.out, obs)
+    overview_layers(_grid(args), _pieces(args.pieces), args.out)
 
 
 def _cmd_figures(args) -> None:
@@ -351,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--granules", nargs="*", help="folders of s2-granule for the granules under the tile (read "
                     "instead of the products' files)")
 
-    sp = command("s2-preview", _cmd_s2_preview, "8-bit RGB preview (COG) of the whole AOI from the tiles' rgb.tif",
-                 "grid", "out")
-    sp.add_argument("rgb", nargs="+", help="tiles/<tile>/rgb.tif files")
+    sp = command("s2-preview", _cmd_s2_preview, "8-bit RGB preview (COG) of the whole AOI from the tiles' preview "
+                 "pieces", "grid", "out")
+    sp.add_argument("pieces", nargs="+", help="tiles/<tile>/preview.tif of every tile (gos-build tile)")
 
     lp = command("labels-prepare", _cmd_labels_prepare, "interpretation polygons -> class ids, repaired, in the "
                  "grid CRS", "config", "grid", "manifest")
@@ -379,14 +390,29 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("tile_dirs", nargs="+", help="tiles/<tile> folders: this tile first, then (stride < chip size) "
                     "its east/south neighbours")
 
+    tj = command("tile", _cmd_tile, "one processing tile in one process: Sentinel-2, terrain, labels and its chips "
+                 "(the workflow's per-tile job)", "config", "grid", "tile")
+    tj.add_argument("--sentinel2", required=True, metavar="JSON", help="inputs/sentinel2.json")
+    tj.add_argument("--mosaic", required=True, help="DEM mosaic (.vrt) from dem-mosaic")
+    tj.add_argument("--polygons", required=True, help="labels/polygons.gpkg from labels-prepare")
+    tj.add_argument("--out-shard", required=True, help="tiles/<tile>/shard: the writers' per-tile files")
+    tj.add_argument("--out-chips", required=True, help="tiles/<tile>/chips.json: the tile's record")
+    tj.add_argument("--out-labels", required=True, help="tiles/<tile>/labels.json: pixels per class id")
+    tj.add_argument("--out-sentinel2", required=True, help="tiles/<tile>/sentinel2.json: nodata, invalid and "
+                    "(median composite) valid observations per pixel")
+    tj.add_argument("--out-preview", required=True, help="tiles/<tile>/preview.tif: the visual preview's piece")
+    tj.add_argument("--out-overview", required=True, help="tiles/<tile>/overview.tif: the overview maps' piece")
+    tj.add_argument("--granules", nargs="*", default=[], help="folders of s2-granule for the granules under the "
+                    "tile")
+
     ds = command("dataset", _cmd_dataset, "gather the tile shards into the dataset folder (splits, stats, manifest)",
                  "config", "grid")
     ds.add_argument("--sentinel2", help="inputs/sentinel2.json (provenance)")
     ds.add_argument("--dem", help="inputs/dem.json (provenance)")
     ds.add_argument("--labels", help="labels/summary.json (provenance)")
     ds.add_argument("--out", required=True, help="dataset folder")
-    ds.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif (the "
-                    "datacard's summary)")
+    ds.add_argument("--observations", nargs="*", help="median composite: every tile's sentinel2.json (the "
+                    "datacard's summary of valid observations)")
     ds.add_argument("shards", nargs="+", help="chips.json and the shard folder of every tile")
 
     pk = command("package", _cmd_package, "zip the dataset: one archive per modality plus labels/splits")
@@ -399,9 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     _from_schema(va, "--chip-size", "grid.chip_size", int)
 
     ol = command("overview-layers", _cmd_overview_layers, "the overview figure's maps (hillshade, labels, "
-                 "observations) decimated from the per-tile layers (float32 GeoTIFF)", "grid", "out")
-    ol.add_argument("--tiles-dir", required=True, help="results/<aoi>/tiles")
-    ol.add_argument("--observations", nargs="*", help="median composite: every tile's observations.tif")
+                 "observations) of the whole AOI from the tiles' pieces (float32 GeoTIFF)", "grid", "out")
+    ol.add_argument("pieces", nargs="+", help="tiles/<tile>/overview.tif of every tile (gos-build tile)")
 
     fg = command("figures", _cmd_figures, "overview, galleries, counts and histograms of a built dataset (PNG)",
                  "grid")

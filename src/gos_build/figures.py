@@ -8,9 +8,9 @@
 * ``histograms.png``: per-layer value distributions by class (what separates
   the classes), from the train chips.
 
-All read the dataset folder and ``overview_layers.tif`` (the per-tile layers
-decimated by :func:`overview_layers` while they still exist: they are
-scratch), so memory does not grow with the AOI. Chinese names need a CJK font (Debian
+All read the dataset folder and ``overview_layers.tif`` (the tiles' layers
+decimated by each tile's job, :func:`overview_piece`, and assembled by
+:func:`overview_layers`), so memory does not grow with the AOI. Chinese names need a CJK font (Debian
 ``fonts-wqy-microhei``); without one the legend falls back to English names.
 """
 
@@ -28,7 +28,6 @@ from rasterio.enums import Resampling
 from .grid import Grid
 from .gtiff import read_files
 from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_folds, read_index, rgb_stretch
-from .tiles import read_decimated
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +95,37 @@ def overview_factor(grid: Grid) -> int:
     return max(1, math.ceil(max(grid.width, grid.height) / OVERVIEW_PX))
 
 
-def overview_layers(grid: Grid, tiles_dir: str | Path, out: str | Path,
-                    observations: dict[str, str | Path] | None = None) -> None:
-    """The overview's maps of the whole AOI decimated by :func:`overview_factor`, float32 GeoTIFF (grid CRS):
-    band 1 hillshade (0-255, average; DEM nodata outside the tiles), band 2 class ids (nearest, 0 none), band 3
-    (median composite: ``observations``, tile id -> observations.tif) valid observations per pixel (nearest).
+OVERVIEW_MAPS = (HILLSHADE.name, "labels", "observations")  # bands of overview_layers.tif (the last: median only)
 
-    Written while the per-tile layers exist (they are scratch, removed after the chips), so the figures can
-    be drawn, and redrawn, from what stays."""
-    from .io import write_geotiff
+
+def overview_piece(grid: Grid, tile, hillshade: np.ndarray, labels: np.ndarray, observations: np.ndarray | None,
+                   out: str | Path) -> None:
+    """Write a tile's piece of the overview's maps (the tile's own pixels, decimated by :func:`overview_factor`):
+    float32 bands hillshade (average, DEM nodata excluded), class ids (nearest) and, for the median composite,
+    valid observations per pixel (nearest), for :func:`overview_layers`."""
+    from .tiles import decimate_array, write_piece
 
     factor = overview_factor(grid)
-    bands = [read_decimated(grid, tiles_dir, "terrain", factor, DEM.nodata, [HILLSHADE.tile_band],
-                            Resampling.average)[0].astype(np.float32),
-             read_decimated(grid, tiles_dir, "labels", factor, 0, [1])[0].astype(np.float32)]
-    names = [HILLSHADE.name, "labels"]
-    if observations:
-        bands.append(read_decimated(grid, tiles_dir, "valid", factor, 0, [1], paths=observations)[0]
-                     .astype(np.float32))
-        names.append("observations")
-    write_geotiff(out, bands, grid.crs, grid.transform @ rasterio.Affine.scale(factor), None, names)
-    log.info("figures: overview layers %d x %d px (1:%d) -> %s", bands[0].shape[1], bands[0].shape[0], factor, out)
+    bands = [decimate_array(grid, tile, hillshade, DEM.nodata, factor, Resampling.average)[0].astype(np.float32),
+             decimate_array(grid, tile, labels, None, factor)[0].astype(np.float32)]
+    if observations is not None:
+        bands.append(decimate_array(grid, tile, observations, None, factor)[0].astype(np.float32))
+    write_piece(out, grid, tile, factor, np.stack(bands), None, list(OVERVIEW_MAPS[: len(bands)]))
+
+
+def overview_layers(grid: Grid, pieces: dict[str, str | Path], out: str | Path) -> None:
+    """The overview's maps of the whole AOI decimated by :func:`overview_factor`, float32 GeoTIFF (grid CRS):
+    band 1 hillshade (0-255; DEM nodata outside the tiles), band 2 class ids (0 none), band 3 (median
+    composite) valid observations per pixel -- assembled from every tile's :func:`overview_piece` (tile id ->
+    file), so the figures can be drawn, and redrawn, after the per-tile work is gone."""
+    from .io import write_geotiff
+    from .tiles import place_pieces
+
+    factor = overview_factor(grid)
+    maps = place_pieces(grid, factor, pieces, [DEM.nodata, 0, 0])
+    write_geotiff(out, list(maps), grid.crs, grid.transform @ rasterio.Affine.scale(factor), None,
+                  list(OVERVIEW_MAPS[: maps.shape[0]]))
+    log.info("figures: overview layers %d x %d px (1:%d) -> %s", maps.shape[2], maps.shape[1], factor, out)
 
 
 def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: list[dict], out: Path,

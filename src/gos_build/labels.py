@@ -391,29 +391,38 @@ def _gpkg_geometry(blob: bytes):
     return shapely.from_wkb(blob[size:])
 
 
-def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Path) -> dict[str, int]:
-    """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
+def rasterize_window(prepared: str | Path, grid: Grid, window) -> np.ndarray:
+    """Burn the prepared polygons onto a window of the grid: uint8 (h, w), class ids, 0 = unlabelled."""
     from rasterio.features import rasterize
 
-    from .tiles import write_tile
-
-    tile = grid.tile(tile_id)
-    transform = grid.window_transform(tile.window)
+    h, w = int(window.height), int(window.width)
+    transform = grid.window_transform(window)
     x0, y1 = transform.c, transform.f
-    bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
+    bounds = (x0, y1 - h * grid.resolution, x0 + w * grid.resolution, y1)
     box = shapely.box(*bounds)
     shapes = [(g.intersection(box) if not g.within(box) else g, c) for g, c in read_prepared(prepared, bounds)]
     shapes = [(g, c) for g, c in shapes if not g.is_empty]
-    if shapes:
-        arr = rasterize(shapes, out_shape=(tile.height, tile.width), transform=transform, fill=0,
-                        dtype="uint8", all_touched=False)
-    else:
-        arr = np.zeros((tile.height, tile.width), dtype=np.uint8)
-    write_tile(out, grid, tile, arr, None, [LABEL_DESCRIPTION])
-    ids, counts = np.unique(arr, return_counts=True)
+    if not shapes:
+        return np.zeros((h, w), dtype=np.uint8)
+    return rasterize(shapes, out_shape=(h, w), transform=transform, fill=0, dtype="uint8", all_touched=False)
+
+
+def label_counts(tile_id: str, labels: np.ndarray) -> dict[str, int]:
+    """Pixels per class id (``"0"``: unlabelled) of a tile's labels, logged: the tile's ``labels.json``."""
+    ids, counts = np.unique(labels, return_counts=True)
     result = {str(int(i)): int(n) for i, n in zip(ids, counts)}
     log.info("labels tile %s: %s", tile_id, ", ".join(f"class {k}: {v} px" for k, v in result.items()))
     return result
+
+
+def rasterize_tile(prepared: str | Path, grid: Grid, tile_id: str, out: str | Path) -> dict[str, int]:
+    """Burn the prepared polygons onto one tile (uint8, 0 = unlabelled); return pixel counts per class id."""
+    from .tiles import write_tile
+
+    tile = grid.tile(tile_id)
+    arr = rasterize_window(prepared, grid, tile.window)
+    write_tile(out, grid, tile, arr, None, [LABEL_DESCRIPTION])
+    return label_counts(tile_id, arr)
 
 
 def summarize(prepare_json: str | Path, tile_counts: list[str | Path], out_json: str | Path) -> dict:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 DECODED_TAG = "GOS_BUILD_DECODED_FROM"  # on a decoded granule band: its window's place in the product's file
 GRANULE_MARGIN = 8  # source pixels decoded around the grid's footprint (a tile reads at most 3 beyond its own)
 COMPOSITES = ("mosaic", "median")  # manifest / config sentinel2.composite; mosaic is the default
+PREVIEW_PX = 4096  # the longer side of the visual preview (sentinel2/visual.tif), px
 
 
 # -- a window of the grid ------------------------------------------------------------------
@@ -415,81 +416,117 @@ def decoded_manifest(manifest: dict, granule_dirs) -> dict:
 
 
 # -- one tile ------------------------------------------------------------------------------
-def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path,
-            granule_dirs=None, out_observations: str | Path | None = None) -> dict:
-    """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest.
+def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, label: str = "window"):
+    """The ``rgb`` layer (uint16 (3, h, w), reflectance x 10000, nodata 0), the ``valid`` mask (uint8 (h, w),
+    1 = valid) and, with the manifest's ``composite: median``, the valid observations per pixel (uint8
+    (h, w); else None) on a window of the grid.
 
-    ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the tile, read
-    instead of the products' files (same values); without them the products' files are read.
-    ``out_observations``: with the manifest's ``composite: median``, the tile's count of valid observations
-    per pixel (uint8), required there.
+    ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the window, read
+    instead of the products' files (same values); without them the products' files are read. ``label``
+    names the window in messages (a tile id).
     """
-    from .tiles import write_tile
-
     if granule_dirs is not None:
         have = {Path(d).name for d in granule_dirs}
-        missing = [k for k in granule_keys(manifest, grid, tile_id) if k not in have]
+        missing = [k for k in _granules_under(manifest, grid, {label: window})[label] if k not in have]
         if missing:
-            raise GosBuildError(f"s2 tile {tile_id}: granule(s) {', '.join(missing)} not decoded (s2-granule)")
+            raise GosBuildError(f"s2 tile {label}: granule(s) {', '.join(missing)} not decoded (s2-granule)")
         manifest = decoded_manifest(manifest, granule_dirs)
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
-    tile = grid.tile(tile_id)
     timings: dict = {}
     composite = manifest.get("composite", "mosaic")
     if composite not in COMPOSITES:
         raise GosBuildError(f"sentinel2 manifest: composite '{composite}' is not one of {', '.join(COMPOSITES)}")
     count = None
     if composite == "median":
-        if out_observations is None:
-            raise GosBuildError(f"s2 tile {tile_id}: the median composite needs --out-observations")
-        refl, count = median_window(products, grid, tile.window, invalid_scl, timings=timings)
+        refl, count = median_window(products, grid, window, invalid_scl, timings=timings)
         valid = count > 0
     else:
-        refl, valid = composite_window(products, grid, tile.window, invalid_scl, timings=timings)
+        refl, valid = composite_window(products, grid, window, invalid_scl, timings=timings)
     have = ~np.isnan(refl).any(axis=0)
     rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
         RGB_LAYER.dtype)
-    mask = (valid & have).astype(np.uint8)
-    write_tile(out_rgb, grid, tile, rgb, RGB_LAYER.nodata,
-               [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)])
-    write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
-    stats = {"pixels": int(mask.size), "nodata": int((~have).sum()), "invalid": int((have & ~valid).sum())}
+    log.debug("sentinel2 %s: products read in %.2f s", label, timings.get("read", 0.0))
+    return rgb, (valid & have).astype(np.uint8), count
+
+
+def s2_summary(tile_id: str, rgb: np.ndarray, valid: np.ndarray, count: np.ndarray | None) -> dict:
+    """One tile's Sentinel-2 record (pixels, nodata, invalid; with the median composite the pixels by number
+    of valid observations), logged; the arrays are the tile's own pixels."""
+    have = rgb[0] != RGB_LAYER.nodata
+    stats = {"pixels": int(valid.size), "nodata": int((~have).sum()), "invalid": int((have & (valid == 0)).sum())}
     if count is not None:
-        write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
         stats["observations"] = {int(k): int(v) for k, v in zip(*np.unique(count, return_counts=True))}
-        log.info("sentinel2 tile %s: median of %d product(s); valid observations per pixel %s; %d px without one "
-                 "(nodata)", tile_id, len(products), stats["observations"], stats["nodata"])
-    log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus); read %.2f s", tile_id,
-             stats["pixels"], stats["nodata"], stats["invalid"], timings.get("read", 0.0))
+        log.info("sentinel2 tile %s: valid observations per pixel %s; %d px without one (nodata)", tile_id,
+                 stats["observations"], stats["nodata"])
+    log.info("sentinel2 tile %s: %d px, %d nodata, %d invalid (cloud/shadow/cirrus)", tile_id, stats["pixels"],
+             stats["nodata"], stats["invalid"])
     return stats
 
 
-def observation_summary(paths) -> dict:
-    """Valid observations per grid pixel of the median composite, from the tiles' ``observations.tif``:
-    ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid observation}``."""
+def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_valid: str | Path,
+            granule_dirs=None, out_observations: str | Path | None = None) -> dict:
+    """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest
+    (:func:`s2_window` over the tile). ``out_observations``: with the manifest's ``composite: median``, the
+    tile's count of valid observations per pixel (uint8), required there.
+    """
+    from .tiles import write_tile
+
+    if manifest.get("composite") == "median" and out_observations is None:
+        raise GosBuildError(f"s2 tile {tile_id}: the median composite needs --out-observations")
+    tile = grid.tile(tile_id)
+    rgb, mask, count = s2_window(manifest, grid, tile.window, granule_dirs, tile_id)
+    write_tile(out_rgb, grid, tile, rgb, RGB_LAYER.nodata, rgb_descriptions())
+    write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
+    if count is not None:
+        write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
+    return s2_summary(tile_id, rgb, mask, count)
+
+
+def rgb_descriptions() -> list[str]:
+    """Band descriptions of a per-tile ``rgb`` layer."""
+    return [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)]
+
+
+def observation_summary(records: list[dict]) -> dict:
+    """Valid observations per grid pixel of the median composite, from the tiles' Sentinel-2 records
+    (:func:`s2_summary`): ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid
+    observation}``."""
     hist: dict[int, int] = {}
-    for path in paths:
-        with rasterio.open(path) as ds:
-            values, counts = np.unique(ds.read(1), return_counts=True)
-        for v, c in zip(values.tolist(), counts.tolist()):
-            hist[v] = hist.get(v, 0) + c
+    for rec in records:
+        for v, c in rec.get("observations", {}).items():
+            hist[int(v)] = hist.get(int(v), 0) + int(c)
     total = sum(hist.values())
     mean = sum(k * v for k, v in hist.items()) / total if total else 0.0
     return {"pixels_by_count": {str(k): hist[k] for k in sorted(hist)}, "pixels": total, "mean": round(mean, 3),
             "none": hist.get(0, 0)}
 
 
-def visual_preview(grid: Grid, tiles_dir: str | Path, out: str | Path, max_size: int = 4096,
-                   rgb_tiles: dict[str, str | Path] | None = None) -> None:
-    """8-bit RGB preview of the whole AOI (2-98 % stretch over valid data) as a COG, decimated to max_size."""
+def preview_factor(grid: Grid, max_size: int = PREVIEW_PX) -> int:
+    """Decimation of the visual preview: the longer side of the grid to at most ``max_size`` px."""
+    return max(1, math.ceil(max(grid.width, grid.height) / max_size))
+
+
+def preview_piece(grid: Grid, tile, rgb: np.ndarray, out: str | Path) -> None:
+    """Write a tile's piece of the visual preview: its ``rgb`` (uint16 (3, h, w), the tile's pixels) decimated by
+    :func:`preview_factor` (nearest), for :func:`visual_preview`."""
+    from .tiles import decimate_array, write_piece
+
+    factor = preview_factor(grid)
+    write_piece(out, grid, tile, factor, decimate_array(grid, tile, rgb, RGB_LAYER.nodata, factor), RGB_LAYER.nodata,
+                rgb_descriptions())
+
+
+def visual_preview(grid: Grid, pieces: dict[str, str | Path], out: str | Path) -> None:
+    """8-bit RGB preview of the whole AOI (2-98 % stretch over valid data) as a COG, decimated by
+    :func:`preview_factor`, from every tile's :func:`preview_piece` (tile id -> file)."""
     from rasterio.shutil import copy as rio_copy
 
     from .io import atomic_path
-    from .tiles import read_decimated
+    from .tiles import place_pieces
 
-    factor = max(1, math.ceil(max(grid.width, grid.height) / max_size))
-    W, H = math.ceil(grid.width / factor), math.ceil(grid.height / factor)
-    img = read_decimated(grid, tiles_dir, RGB_LAYER.name, factor, RGB_LAYER.nodata, paths=rgb_tiles)
+    factor = preview_factor(grid)
+    img = place_pieces(grid, factor, pieces, [RGB_LAYER.nodata] * 3)
+    H, W = img.shape[1:]
     data = img[0] > 0
     out8 = np.zeros((3, H, W), dtype=np.uint8)
     for b in range(3):

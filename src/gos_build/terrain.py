@@ -306,48 +306,72 @@ def terrain_file(
                 p.unlink(missing_ok=True)
 
 
-def terrain_tile(
+def terrain_window(
     grid,
-    tile_id: str,
+    window,
     mosaic: str | Path,
-    out: str | Path,
-    window: int = 9,
+    window_px: int = 9,
     local_statistic: str = "mean",
     resampling: str = "cubic",
     azimuth: float = 315.0,
     altitude: float = 45.0,
+    label: str = "window",
     block_rows: int = 512,
-) -> Path:
-    """One processing tile: DEM warped onto the grid (with halo) and its seven parameters.
-
-    Writes ``out``: a float32 GeoTIFF of 8 bands :data:`~gos_build.layout.ELEVATION_LAYERS` on
-    the tile's pixels of the grid, nodata -9999.
+) -> np.ndarray:
+    """The DEM warped onto a window of the grid (read with a halo) and its seven parameters: float32
+    (8, h, w), bands :data:`~gos_build.layout.ELEVATION_LAYERS`, nodata -9999. ``window_px``: the
+    terrain window (config ``terrain.window``); ``label`` names the window in messages (a tile id).
     """
+    from rasterio.windows import Window
 
     from .dem import dem_for_window
+
+    halo = halo_for(window_px)
+    h, w = int(window.height), int(window.width)
+    z = dem_for_window(mosaic, grid, Window(window.col_off - halo, window.row_off - halo, w + 2 * halo,
+                                            h + 2 * halo), resampling)
+    if np.isnan(z[halo:-halo, halo:-halo]).all():
+        raise GosBuildError(f"{mosaic}: no DEM value on tile {label}")
+    out = np.empty((len(ELEVATION_LAYERS), h, w), np.float32)
+    dem = out[0]
+    dem[:] = z[halo:-halo, halo:-halo]
+    dem[np.isnan(dem)] = NODATA
+    for r0 in range(0, h, block_rows):  # bounded memory; rows see real neighbours through the halo
+        n = min(block_rows, h - r0)
+        part = terrain_layers(z[r0 : r0 + n + 2 * halo], halo, grid.resolution, grid.resolution, window_px,
+                              local_statistic, azimuth, altitude)
+        for i, name in enumerate(LAYERS, start=1):
+            out[i, r0 : r0 + n] = part[name]
+    valid = dem[dem != NODATA]
+    log.info("terrain %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f", label, w, h, float(valid.min()),
+             float(valid.max()), 1.0 - valid.size / dem.size)
+    return out
+
+
+def terrain_options(section: dict) -> dict:
+    """:func:`terrain_window`'s options from the config's ``terrain`` section (validated, defaults filled)."""
+    return {"window_px": section["window"], "local_statistic": section["local_statistic"],
+            "resampling": section["resampling"], "azimuth": section["hillshade"]["azimuth"],
+            "altitude": section["hillshade"]["altitude"]}
+
+
+def terrain_tile(grid, tile_id: str, mosaic: str | Path, out: str | Path, **options) -> Path:
+    """One processing tile: :func:`terrain_window` over the tile (``options``: its keyword options, e.g.
+    :func:`terrain_options`), written to ``out``: a float32 GeoTIFF of 8 bands
+    :data:`~gos_build.layout.ELEVATION_LAYERS` on the tile's pixels of the grid, nodata -9999.
+    """
     from .tiles import write_tile
 
     tile = grid.tile(tile_id)
-    halo = halo_for(window)
-    z = dem_for_window(mosaic, grid, grid.halo_window(tile, halo), resampling)
-    if np.isnan(z[halo:-halo, halo:-halo]).all():
-        raise GosBuildError(f"{mosaic}: no DEM value on tile {tile_id}")
-    dem = z[halo:-halo, halo:-halo].copy()
-    dem[np.isnan(dem)] = NODATA
-    layers = {ELEVATION_LAYERS[0]: dem, **{name: np.empty((tile.height, tile.width), np.float32) for name in LAYERS}}
-    for r0 in range(0, tile.height, block_rows):  # bounded memory; rows see real neighbours through the halo
-        n = min(block_rows, tile.height - r0)
-        part = terrain_layers(z[r0 : r0 + n + 2 * halo], halo, grid.resolution, grid.resolution, window,
-                              local_statistic, azimuth, altitude)
-        for name in LAYERS:
-            layers[name][r0 : r0 + n] = part[name]
-    write_tile(out, grid, tile, [layers[name] for name in ELEVATION_LAYERS], NODATA, list(ELEVATION_LAYERS),
-               tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
-    nodata_frac = float((dem == NODATA).mean())
-    log.info("terrain tile %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f -> %s", tile_id, tile.width, tile.height,
-             float(np.nanmin(np.where(dem == NODATA, np.nan, dem))), float(np.nanmax(np.where(dem == NODATA, np.nan, dem))),
-             nodata_frac, out)
+    layers = terrain_window(grid, tile.window, mosaic, label=tile_id, **options)
+    write_tile(out, grid, tile, layers, NODATA, list(ELEVATION_LAYERS), tags=elevation_tags())
+    log.info("terrain tile %s -> %s", tile_id, out)
     return Path(out)
+
+
+def elevation_tags() -> list[dict]:
+    """Band tags (units) of a per-tile ``terrain`` layer."""
+    return [{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS]
 
 
 def _read_edge_padded(src, win, nodata) -> np.ndarray:

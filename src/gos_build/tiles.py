@@ -1,10 +1,13 @@
 """The per-tile files ``results/<aoi>/tiles/<id>/<file>``: their one writer and one windowed reader.
 
-The stages write every per-pixel layer tile by tile; whoever needs a window
-of the grid that crosses tiles (the chips of overlapping strides, the figures,
-the preview) reads it here, either at full resolution (:func:`read_window`) or
-decimated over the whole grid (:func:`read_decimated`), so memory follows the
-window or the decimation, never the AOI.
+The stages compute every per-pixel layer tile by tile. Run by hand, each stage
+writes its tile's layer here (:func:`write_tile`), and whoever needs a window of
+the grid that crosses tiles reads it here (:func:`read_window`). In the
+workflow one job makes a tile's layers and chips in memory and leaves small
+decimated *pieces* (:func:`decimate_array`, :func:`write_piece`) from which the
+AOI-wide maps -- the preview, the overview -- are assembled
+(:func:`place_pieces`), so memory follows the window or the decimation, never
+the AOI.
 """
 
 from __future__ import annotations
@@ -66,23 +69,56 @@ def read_window(grid: Grid, tiles_dir: str | Path, role: str, window: Window, fi
     return out
 
 
-def read_decimated(grid: Grid, tiles_dir: str | Path, role: str, factor: int, fill, bands=None,
-                   resampling=Resampling.nearest, paths: dict[str, str | Path] | None = None) -> np.ndarray:
-    """The whole grid decimated by ``factor``, (bands, ceil(H / factor), ceil(W / factor)).
+def decimate(ds, factor: int, bands=None, resampling=Resampling.nearest) -> np.ndarray:
+    """A per-tile layer (an open dataset) decimated by ``factor`` with GDAL's ``resampling``:
+    (bands, ceil(h / factor), ceil(w / factor)); ``bands``: 1-based band indexes (default all)."""
+    idx = list(bands) if bands else list(range(1, ds.count + 1))
+    oh, ow = math.ceil(ds.height / factor), math.ceil(ds.width / factor)
+    return ds.read(idx, out_shape=(len(idx), oh, ow), resampling=resampling)
 
-    ``bands``: 1-based band indexes (default all); ``paths`` may override the
-    file of a tile (tile id -> path).
-    """
+
+def decimate_array(grid: Grid, tile, arr: np.ndarray, nodata, factor: int, resampling=Resampling.nearest) -> np.ndarray:
+    """:func:`decimate` of a tile's layer held in memory ((bands, h, w) on the tile's pixels): the layer goes
+    through an in-memory GeoTIFF with its nodata, so GDAL resamples exactly as it would the layer's file."""
+    from rasterio.io import MemoryFile
+
+    from .io import geotiff_profile
+
+    arr = arr if arr.ndim == 3 else arr[np.newaxis]
+    profile = geotiff_profile(tile.width, tile.height, arr.shape[0], str(arr.dtype), grid.crs,
+                              grid.window_transform(tile.window), nodata, compress="none")
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(arr)
+        with mem.open() as ds:
+            return decimate(ds, factor, resampling=resampling)
+
+
+def write_piece(path: str | Path, grid: Grid, tile, factor: int, arr: np.ndarray, nodata, descriptions: list[str]) -> None:
+    """Write a tile's piece of an AOI-wide decimated map (:func:`decimate_array`), for :func:`place_pieces`."""
+    from .io import write_geotiff
+
+    write_geotiff(path, arr, grid.crs, grid.window_transform(tile.window) @ rasterio.Affine.scale(factor), nodata,
+                  descriptions, compress=tile_compression(arr.dtype))
+
+
+def place_pieces(grid: Grid, factor: int, pieces: dict[str, str | Path], fills) -> np.ndarray:
+    """The whole grid decimated by ``factor``, (bands, ceil(H / factor), ceil(W / factor)), from the tiles'
+    pieces (tile id -> file of :func:`write_piece`); ``fills``: per band, the value where no tile is. Every
+    tile of the grid must have its piece."""
     H, W = math.ceil(grid.height / factor), math.ceil(grid.width / factor)
+    missing = [t.id for t in grid.tiles() if t.id not in pieces]
+    if missing:
+        raise GosBuildError(f"tiles: no piece for tile(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     out = None
     for t in grid.tiles():
-        oh, ow = math.ceil(t.height / factor), math.ceil(t.width / factor)
-        path = paths[t.id] if paths else tile_path(tiles_dir, t.id, role)
-        with rasterio.open(path) as ds:
-            idx = list(bands) if bands else list(range(1, ds.count + 1))
-            part = ds.read(idx, out_shape=(len(idx), oh, ow), resampling=resampling)
+        with rasterio.open(pieces[t.id]) as ds:
+            part = ds.read()
         if out is None:
-            out = np.full((part.shape[0], H, W), fill, dtype=part.dtype)
+            out = np.empty((part.shape[0], H, W), dtype=part.dtype)
+            for b in range(part.shape[0]):
+                out[b] = fills[b]
         r0, c0 = t.row_off // factor, t.col_off // factor
+        oh, ow = part.shape[1:]
         out[:, r0 : r0 + oh, c0 : c0 + ow] = part[:, : H - r0, : W - c0]
     return out

@@ -1,33 +1,5 @@
-# Chips per tile (one shard each: the writers' per-tile files + the tile's
-# record), then the gather into the dataset folder and the distribution zips.
-
-
-rule chips:
-    input:
-        grid=rules.grid.output[0],
-        polygons=rules.labels_prepare.output.gpkg,
-        layers=chip_inputs,
-    output:
-        shard=temp(directory(f"{OUT}/tiles/{{tile}}/shard")),
-        json=f"{OUT}/tiles/{{tile}}/chips.json",
-    log:
-        f"{LOGS}/chips/{{tile}}.log",
-    benchmark:
-        f"{BENCH}/chips/{{tile}}.tsv"
-    conda:
-        ENV
-    params:
-        dirs=chip_tile_dirs,
-        config=config_json("classes", "grid", "chips"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-        gdal_cache_mb=64,
-    shell:
-        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} chips-tile"
-        " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile}"
-        " --polygons {input.polygons} --out-shard {output.shard} --out-json {output.json} {params.dirs}"
+# The gather of the tiles' shards and records (tile.smk) into the dataset
+# folder, and the distribution zips.
 
 
 rule dataset:
@@ -36,9 +8,9 @@ rule dataset:
         sentinel2=rules.inputs_sentinel2.output[0],
         dem=rules.inputs_dem.output[0],
         labels=rules.labels_summary.output[0],
-        records=expand(rules.chips.output.json, tile=TILES),
-        shards=expand(rules.chips.output.shard, tile=TILES),
-        observations=[observations_file(t) for t in TILES] if MEDIAN else [],
+        records=expand(rules.tile.output.chips, tile=TILES),
+        shards=expand(rules.tile.output.shard, tile=TILES),
+        observations=expand(rules.tile.output.sentinel2, tile=TILES) if MEDIAN else [],
     output:
         directory(f"{OUT}/dataset"),
     log:

@@ -15,7 +15,7 @@ from gos_build.layout import ID_PATTERN
 from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac
-from gos_build.layout import INPUT_KINDS, OBSERVATIONS_FILE, TILE_FILES
+from gos_build.layout import INPUT_KINDS
 from gos_build.archive.package import PACKAGE_NAMES
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
@@ -31,7 +31,7 @@ OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
 ENV = "../../envs/gos-build.yaml"
-# sentinel2.composite: median adds a per-tile count of valid observations (tiles/<tile>/observations.tif)
+# sentinel2.composite: median -- the datacard summarises the tiles' valid observations (tiles/<tile>/sentinel2.json)
 MEDIAN = config.get("sentinel2", {}).get("composite", "mosaic") == "median"
 
 # -- the reference grid and its processing tiles (known at parse time: tiles are
@@ -43,16 +43,6 @@ except GosBuildError as exc:
 TILES = [t.id for t in GRID.tiles()]
 if not TILES:
     raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
-
-
-def tile_file(role, tile="{tile}"):
-    """results/<aoi>/tiles/<tile>/<file> of a per-tile layer (role: rgb, valid, labels, terrain)."""
-    return f"{OUT}/tiles/{tile}/{TILE_FILES[role]}"
-
-
-def observations_file(tile="{tile}"):
-    """results/<aoi>/tiles/<tile>/observations.tif: valid observations per pixel (median composite only)."""
-    return f"{OUT}/tiles/{tile}/{OBSERVATIONS_FILE}"
 
 
 def manifest(kind):
@@ -161,15 +151,3 @@ def all_targets():
 
 def package_files():
     return expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=PACKAGE_NAMES)
-
-
-def chip_tile_dirs(wildcards):
-    """This tile's folder, plus its east/south neighbours when chips overlap (stride < chip size)."""
-    ids = [wildcards.tile]
-    if config["grid"]["stride"] < config["grid"]["chip_size"]:
-        ids += GRID.neighbours(wildcards.tile)
-    return [f"{OUT}/tiles/{t}" for t in ids]
-
-
-def chip_inputs(wildcards):
-    return [tile_file(role, os.path.basename(d)) for d in chip_tile_dirs(wildcards) for role in TILE_FILES]

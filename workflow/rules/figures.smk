@@ -1,13 +1,12 @@
 # Figures of the built dataset, registered for `snakemake --report report.html`.
-# Their maps come from overview_layers.tif, decimated from the per-tile layers
-# while those exist (they are scratch): figures can be redrawn after clean-up.
+# Their maps come from overview_layers.tif, assembled from the pieces each tile's
+# job decimated from its layers: figures can be redrawn after the scratch is gone.
 
 
 rule overview_layers:
     input:
         grid=rules.grid.output[0],
-        tiles=[tile_file(role, t) for t in TILES for role in ("terrain", "labels")],
-        observations=[observations_file(t) for t in TILES] if MEDIAN else [],
+        pieces=expand(rules.tile.output.overview, tile=TILES),
     output:
         f"{OUT}/figures/overview_layers.tif",
     log:
@@ -16,16 +15,13 @@ rule overview_layers:
         f"{BENCH}/overview_layers.tsv"
     conda:
         ENV
-    params:
-        tiles_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.tiles[0])),
-        observations=lambda wildcards, input: ("--observations " + " ".join(input.observations)) if MEDIAN else "",
     resources:
         mem_mb=1000,
         runtime=10,
         gdal_cache_mb=64,
     shell:
         "gos-build --log {log} --gdal-cache-mb {resources.gdal_cache_mb} overview-layers --grid {input.grid}"
-        " --tiles-dir {params.tiles_dir} --out {output} {params.observations}"
+        " --out {output} {input.pieces}"
 
 
 rule figures:
@@ -34,7 +30,7 @@ rule figures:
         dataset=rules.dataset.output[0],
         visual=rules.s2_preview.output[0],
         layers=rules.overview_layers.output[0],
-        shards=expand(rules.chips.output.json, tile=TILES),
+        shards=expand(rules.tile.output.chips, tile=TILES),
     output:
         overview=report(f"{OUT}/figures/overview.png", caption="../report/overview.rst", category="1 AOI overview"),
         counts=report(f"{OUT}/figures/counts.png", caption="../report/counts.rst", category="2 Chips and rejections"),

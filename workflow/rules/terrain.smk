@@ -1,7 +1,6 @@
-# DEM and the seven terrain parameters: resolve the DEM files once into the
-# inputs manifest, one mosaic (VRT) over them, then one job per processing tile
-# (DEM + hillshade, slope, mean, std, northness, eastness, dev), each read with
-# a halo so tiles agree with an untiled run.
+# DEM: resolve the DEM files once into the inputs manifest, one mosaic (VRT)
+# over them. Each tile's job (tile.smk) warps it onto the tile with a halo and
+# derives the seven terrain parameters, so tiles agree with an untiled run.
 
 
 rule inputs_dem:
@@ -43,27 +42,3 @@ rule dem_mosaic:
         runtime=5,
     shell:
         "gos-build --log {log} dem-mosaic --manifest {input} --out {output}"
-
-
-rule terrain:
-    input:
-        grid=rules.grid.output[0],
-        mosaic=rules.dem_mosaic.output[0],
-    output:
-        temp(tile_file("terrain")),
-    log:
-        f"{LOGS}/terrain/{{tile}}.log",
-    benchmark:
-        f"{BENCH}/terrain/{{tile}}.tsv"
-    conda:
-        ENV
-    params:
-        config=config_json("terrain"),
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=20,
-        gdal_cache_mb=64,
-    shell:
-        "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} terrain-tile"
-        " --config {params.config:q} --grid {input.grid} --tile {wildcards.tile} --mosaic {input.mosaic} --out {output}"

@@ -16,14 +16,15 @@ from ..io import atomic_write_text, write_folder
 from .writers import WRITERS
 
 
-def write_tile_shard(grid: Grid, tile_id: str, tiles_dir: str | Path, config: dict, out_shard: str | Path,
-                     out_json: str | Path, allowed: set[str] | None = None, polygons: str | Path | None = None) -> dict:
+def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: str | Path, out_json: str | Path,
+                     polygons: str | Path | None = None) -> dict:
     """Cut one tile's chips with the config's ``chips``/``grid``/``classes``; write its shard folder and record.
+    ``read``: the reader of the tile's layers (:func:`gos_build.chips.files_reader` or ``arrays_reader``);
     ``polygons``: the prepared polygons, for each chip's distance to the nearest class boundary."""
     chips_cfg = config["chips"]
-    doc, kept = cut_tile(grid, tile_id, tiles_dir, config["classes"], config["grid"]["stride"],
-                         chips_cfg["min_purity"], chips_cfg["max_nodata"], chips_cfg["max_cloud"], allowed,
-                         polygons, chips_cfg.get("min_boundary_distance_m", 0.0))
+    doc, kept = cut_tile(grid, tile_id, read, config["classes"], config["grid"]["stride"], chips_cfg["min_purity"],
+                         chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
+                         chips_cfg.get("min_boundary_distance_m", 0.0))
     members = []
     for writer in WRITERS.values():
         if hasattr(writer, "shard_members"):
