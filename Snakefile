@@ -12,7 +12,7 @@ import os
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.1")
 
 
 report: "workflow/report/workflow.rst"

@@ -8,8 +8,8 @@ inside it and centred on it, ~500, ~4 800 (the scale AOI's bbox) and ~19 000 km2
 built from scratch with ``--cores 2``: wall time, CPU seconds per rule and peak RSS
 of the largest job (Snakemake's ``benchmark:`` files), peak disk used under
 ``results/`` during the run (sampled) and what is left after it, chips per second
-and seconds per km2. Then the province: the dry run's time and its jobs per rule,
-locally and as SLURM submissions with profiles/slurm's groups.
+and seconds per km2. Then the province: the dry run's time and its jobs per rule
+(each one SLURM submission with profiles/slurm, but the local ``all``).
 
 Prints a Markdown table; everything also goes to benchmarks/runs/cost_curve.json.
 """
@@ -77,6 +77,8 @@ def jobs_per_rule(text: str) -> dict[str, int]:
 
 
 def province() -> dict:
+    """The province's dry run: its time and jobs per rule; as SLURM submissions with profiles/slurm every job is
+    one but ``all`` (local), and the ``s2_granule`` jobs come after the checkpoint (not in a dry run)."""
     import subprocess
 
     cfg = str(ROOT / "configs" / "province.yaml")
@@ -84,19 +86,8 @@ def province() -> dict:
     local = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", cfg, "--quiet", "rules"],
                            cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    slurm = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", cfg, "--profile",
-                            str(ROOT / "profiles" / "slurm"), "--slurm-no-account"], cwd=ROOT, capture_output=True,
-                           text=True)
-    text = slurm.stdout + slurm.stderr
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text(encoding="utf-8"))
-    grouped_rules = set(profile.get("groups", {}))
-    groups = len(re.findall(r"Group job \S+ \(jobs in", text))
     rules = jobs_per_rule(local.stdout + local.stderr)
-    grouped = sum(n for r, n in rules.items() if r in grouped_rules)
-    # every job outside the groups is a submission of its own, but `all` (local); s2_granule jobs come after
-    # the checkpoint and are not in a dry run
-    submissions = groups + rules.get("total", 0) - grouped - rules.get("all", 0)
-    return {"dry_run_s": wall, "jobs": rules, "slurm_group_jobs": groups, "slurm_submissions": submissions}
+    return {"dry_run_s": wall, "jobs": rules, "slurm_submissions": rules.get("total", 0) - rules.get("all", 0)}
 
 
 def main() -> None:
@@ -138,7 +129,7 @@ def main() -> None:
               f"{r['disk']['product_gb']:.2f} |")
     p = out["province"]
     print(f"\nprovince dry run {p['dry_run_s']:.1f} s; jobs per rule {p['jobs']}; SLURM with profiles/slurm: "
-          f"{p['slurm_group_jobs']} group jobs, {p['slurm_submissions']} submissions before the granules")
+          f"{p['slurm_submissions']} submissions before the granules")
 
 
 if __name__ == "__main__":

@@ -49,15 +49,19 @@ from .tiles import read_window
 log = logging.getLogger(__name__)
 
 
+def _first_origin(grid: Grid, tile, stride: int) -> tuple[int, int]:
+    """(row, col) grid pixel of the first chip origin in a tile: origins lie every ``stride`` px, counted from
+    the global CRS origin (so overlapping AOIs share their chips)."""
+    x0_px = round(grid.x_min / grid.resolution)
+    y1_px = round(grid.y_max / grid.resolution)
+    return tile.row_off + ((y1_px - tile.row_off) % stride), tile.col_off + (-(x0_px + tile.col_off)) % stride
+
+
 def candidates(grid: Grid, tile_id: str, stride: int) -> tuple[list[tuple[int, int]], int]:
     """(row, col) grid pixel of each candidate chip's top-left corner, and the partial-AOI count."""
     tile = grid.tile(tile_id)
     size = grid.chip_size
-    # lattice origins every `stride` px, counted from the global CRS origin
-    x0_px = round(grid.x_min / grid.resolution)
-    y1_px = round(grid.y_max / grid.resolution)
-    first_col = tile.col_off + (-(x0_px + tile.col_off)) % stride
-    first_row = tile.row_off + ((y1_px - tile.row_off) % stride)
+    first_row, first_col = _first_origin(grid, tile, stride)
     aoi = grid.aoi
     shapely.prepare(aoi)
     out, partial = [], 0
@@ -115,10 +119,7 @@ def reach(grid: Grid, tile_id: str, stride: int) -> Window:
     starting in it reach into the neighbours (only when ``stride`` < chip size), within the grid."""
     tile = grid.tile(tile_id)
     size = grid.chip_size
-    x0_px = round(grid.x_min / grid.resolution)
-    y1_px = round(grid.y_max / grid.resolution)
-    first_col = tile.col_off + (-(x0_px + tile.col_off)) % stride
-    first_row = tile.row_off + ((y1_px - tile.row_off) % stride)
+    first_row, first_col = _first_origin(grid, tile, stride)
     last_col = first_col + (tile.col_off + tile.width - 1 - first_col) // stride * stride
     last_row = first_row + (tile.row_off + tile.height - 1 - first_row) // stride * stride
     col_end = max(tile.col_off + tile.width, min(grid.width, last_col + size))

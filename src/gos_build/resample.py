@@ -76,18 +76,23 @@ def resample_points(z: np.ndarray, r: np.ndarray, c: np.ndarray, method: str, vo
     out = np.zeros(r.shape, dtype=np.float64)
     wsum = np.zeros(r.shape, dtype=np.float64)
     bad = ~inside
+    # one buffer per temporary, reused by every tap: the same products and sums, in the same order, as
+    # ``out += (wr[i] * wc[j]) * z[tap]`` written plainly, without allocating them 16 times
+    idx = np.empty(base.shape, dtype=base.dtype)
+    v, w, wv = (np.empty(r.shape, dtype=np.float64) for _ in range(3))
     for i in range(n):
         for j in range(n):
-            idx = base + (i * width + j)
-            v = z64[idx]
-            w = wr[i] * wc[j]
+            np.add(base, i * width + j, out=idx)
+            np.take(z64, idx, out=v, mode="clip")  # every index is inside z: clip checks nothing
+            np.multiply(wr[i], wc[j], out=w)
             if ok_flat is not None:
-                ok = ok_flat[idx]
-                w = np.where(ok, w, 0.0)
-                v = np.where(ok, v, 0.0)
+                off = ~np.take(ok_flat, idx, mode="clip")
+                np.copyto(w, 0.0, where=off)
+                np.copyto(v, 0.0, where=off)
             elif void is not None:
                 bad |= v == void
-            out += w * v
+            np.multiply(w, v, out=wv)
+            out += wv
             wsum += w
     if valid is not None:
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -206,7 +206,13 @@ class _GranuleWindow:
                 q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
                 scl = scl_band.read(Window(q0, p0, q1 - q0, p1 - p0))
             ri, ci, inside = nearest_indices((fsr - p0)[:, None], (fsc - q0)[None, :], scl.shape)
-            usable = data & ~np.isin(np.where(inside, scl[ri, ci], 0), invalid_scl)
+            classes = np.where(inside, scl[ri, ci], 0)
+            if classes.dtype == np.uint8:  # as SCL is shipped: a look-up table, np.isin at a tenth of the time
+                bad = np.zeros(256, dtype=bool)
+                bad[[c for c in invalid_scl if 0 <= c < 256]] = True
+                usable = data & ~bad[classes]
+            else:
+                usable = data & ~np.isin(classes, invalid_scl)
         return cls(p, g, grid, window, src_transform, shift, dn, data, usable)
 
     def _reflectance(self, i: int, dn: np.ndarray) -> np.ndarray:

@@ -43,6 +43,13 @@ except GosBuildError as exc:
 TILES = [t.id for t in GRID.tiles()]
 if not TILES:
     raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
+_TILE_CHIPS = {t.id: t.width * t.height // GRID.chip_size**2 for t in GRID.tiles()}
+
+
+def tile_priority(wildcards):
+    """A tile job's priority: its area in chips, so the largest tiles start first and the partial tiles at the
+    AOI's edges fill the cores at the end (instead of one full tile running alone)."""
+    return _TILE_CHIPS[wildcards.tile]
 
 
 def manifest(kind):

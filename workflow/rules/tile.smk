@@ -29,6 +29,7 @@ rule tile:
     params:
         config=config_json("terrain", "classes", "grid", "chips"),
     threads: 1
+    priority: tile_priority
     resources:
         mem_mb=2000,
         runtime=20,
