@@ -8,7 +8,9 @@ nodata, the per-tile file it lives in, a description and a display hint.
 
 Paths (relative to ``results/<aoi>/``)::
 
-    tiles/<tile_id>/{rgb,valid,labels,terrain}.tif   per-tile layers on the grid
+    tiles/<tile_id>/{rgb,valid,labels,terrain}.tif   per-tile layers on the grid, as the stage commands
+                                                     write them (the workflow's tile job keeps them in memory)
+    tiles/<tile_id>/{chips,labels,sentinel2}.json    the tile's records; shard/: its chips, for the gather
     dataset/<layer>/<class>/<chip_id>.tif            one GeoTIFF per chip and layer
     dataset/classes.txt  labels.txt  train.txt val.txt test.txt
 """
@@ -87,7 +89,6 @@ def rgb_stretch(stats: dict) -> tuple[list[float], list[float]]:
 # per-tile files written by the stages, by role
 TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file}
 VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
-OBSERVATIONS_FILE = "observations.tif"  # per tile, median composite only: valid observations per pixel (uint8)
 OBSERVATIONS_DESCRIPTION = "valid Sentinel-2 observations (products) per pixel"
 LABEL_DESCRIPTION = "label"
 

@@ -20,9 +20,10 @@ above; a pixel with no valid observation is nodata (rgb 0, valid 0). The median 
 depend on the products' order, nor on the tiling. A tile holds at most one float32 (3, h, w)
 observation per product with a valid pixel under it, plus one granule's window.
 
-Outputs per tile: ``rgb.tif`` (3 bands R G B = B04 B03 B02, uint16
-reflectance x 10000, nodata 0) and ``valid.tif`` (uint8, 1 = valid); with the median composite also
-``observations.tif`` (uint8: valid observations per pixel).
+Per tile (:func:`s2_window`): ``rgb`` (3 bands R G B = B04 B03 B02, uint16
+reflectance x 10000, nodata 0) and ``valid`` (uint8, 1 = valid); with the median composite also the
+valid observations per pixel (uint8). The tile job keeps them in memory; ``gos-build s2-tile``
+(:func:`s2_tile`) writes them as ``rgb.tif``, ``valid.tif`` and ``observations.tif``.
 """
 
 from __future__ import annotations
