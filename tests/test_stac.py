@@ -155,7 +155,7 @@ def test_stac_route_equals_the_local_file_route(inputs, catalogue, tmp_path):
         n = len(api.requests)
         assert n > 0 and {r[0] for r in api.requests} == {"127.0.0.1"}
         # later stages again: no server is contacted
-        res = run_workflow(tmp_path / "stac", cfg, "--cores", "2", "--forcerun", "chips", env=env_guard)
+        res = run_workflow(tmp_path / "stac", cfg, "--cores", "2", "--forcerun", "tile", env=env_guard)
         assert res.returncode == 0, res.stderr[-3000:]
         assert len(api.requests) == n
     a = (tmp_path / "local" / "results" / "aoi" / "dataset" / "MANIFEST.sha256").read_text().splitlines()
