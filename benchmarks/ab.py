@@ -80,7 +80,7 @@ def main() -> None:
                 print(f"{name}: {r['wall_s']:.1f} s, {r['jobs']} jobs, {r['job_s']:.1f} job-s, {r['cpu_s']:.1f} CPU-s, "
                       f"largest job {r['peak_rss_mb']:.0f} MB", flush=True)
     finally:
-        shutil.rmtree(old / "results", ignore_errors=True)
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
     same = len({r["products_sha256"] for rs in runs.values() for r in rs}) == 1
     print(f"\nMANIFEST.sha256 and zips the same bytes in every build: {same}")
     for name, rs in runs.items():
