@@ -78,7 +78,8 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
     _write(d / "rgb.tif", rgb, grid, tile, "uint16", 0)
     _write(d / "terrain.tif", ter, grid, tile, "float32", NODATA)
     cfg = parse_job_config(job_config(classes=CLASSES, chips={"min_purity": 0.9, "max_nodata": 0.0, "max_cloud": 0.05}))
-    doc = write_tile_shard(grid, tile.id, files_reader(grid, tmp_path / "tiles"), cfg, tmp_path / "shard", tmp_path / "c.json")
+    doc = write_tile_shard(grid, tile.id, files_reader(grid, tmp_path / "tiles"), cfg, tmp_path / "shard",
+                           tmp_path / "c.json")
     assert doc["rejected"] == {"unlabelled": 1, "purity": 1, "nodata": 1, "cloud": 1, "boundary": 0}
     assert doc["kept"] == doc["candidates"] - 4
     by_id = {c["id"]: c for c in doc["chips"]}

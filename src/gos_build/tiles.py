@@ -69,17 +69,12 @@ def read_window(grid: Grid, tiles_dir: str | Path, role: str, window: Window, fi
     return out
 
 
-def decimate(ds, factor: int, bands=None, resampling=Resampling.nearest) -> np.ndarray:
-    """A per-tile layer (an open dataset) decimated by ``factor`` with GDAL's ``resampling``:
-    (bands, ceil(h / factor), ceil(w / factor)); ``bands``: 1-based band indexes (default all)."""
-    idx = list(bands) if bands else list(range(1, ds.count + 1))
-    oh, ow = math.ceil(ds.height / factor), math.ceil(ds.width / factor)
-    return ds.read(idx, out_shape=(len(idx), oh, ow), resampling=resampling)
-
-
-def decimate_array(grid: Grid, tile, arr: np.ndarray, nodata, factor: int, resampling=Resampling.nearest) -> np.ndarray:
-    """:func:`decimate` of a tile's layer held in memory ((bands, h, w) on the tile's pixels): the layer goes
-    through an in-memory GeoTIFF with its nodata, so GDAL resamples exactly as it would the layer's file."""
+def decimate_array(grid: Grid, tile, arr: np.ndarray, nodata, factor: int,
+                   resampling=Resampling.nearest) -> np.ndarray:
+    """A tile's layer held in memory ((bands, h, w) or (h, w) on the tile's pixels) decimated by ``factor`` with
+    GDAL's ``resampling``: (bands, ceil(h / factor), ceil(w / factor)). The layer goes through an in-memory
+    GeoTIFF with its nodata and the per-tile files' layout, so GDAL resamples it exactly as it would the
+    layer's file (the pieces give the maps the tiles' files gave)."""
     from rasterio.io import MemoryFile
 
     from .io import geotiff_profile
@@ -87,14 +82,16 @@ def decimate_array(grid: Grid, tile, arr: np.ndarray, nodata, factor: int, resam
     arr = arr if arr.ndim == 3 else arr[np.newaxis]
     profile = geotiff_profile(tile.width, tile.height, arr.shape[0], str(arr.dtype), grid.crs,
                               grid.window_transform(tile.window), nodata, compress="none")
+    out_shape = (arr.shape[0], math.ceil(tile.height / factor), math.ceil(tile.width / factor))
     with MemoryFile() as mem:
         with mem.open(**profile) as ds:
             ds.write(arr)
         with mem.open() as ds:
-            return decimate(ds, factor, resampling=resampling)
+            return ds.read(out_shape=out_shape, resampling=resampling)
 
 
-def write_piece(path: str | Path, grid: Grid, tile, factor: int, arr: np.ndarray, nodata, descriptions: list[str]) -> None:
+def write_piece(path: str | Path, grid: Grid, tile, factor: int, arr: np.ndarray, nodata,
+                descriptions: list[str]) -> None:
     """Write a tile's piece of an AOI-wide decimated map (:func:`decimate_array`), for :func:`place_pieces`."""
     from .io import write_geotiff
 
