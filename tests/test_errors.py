@@ -144,3 +144,19 @@ def test_full_disk_is_a_user_error_on_a_real_tmpfs(small_disk, tmp_path):
     assert not any(p.is_file() for p in small_disk.rglob("*"))  # nothing partial
     res = run_cli("grid", str(small_disk / "g" / "grid.json"), "--bbox", "128.1", "43.6", "128.2", "43.7")
     assert res.returncode == 0  # a small file still fits once the failed one is gone
+
+
+def test_missing_or_broken_record_given_to_a_command(tmp_path):
+    """A stage command given a JSON file (manifest, summary, tile record) that is missing or not JSON: one line
+    naming it, no traceback, no output."""
+    grid = build_grid(bbox=(128.14, 43.615, 128.18, 43.645))
+    (tmp_path / "grid.json").write_text(grid.to_json())
+    (tmp_path / "broken.json").write_text("{not json")
+    for bad, problem in (("missing.json", "cannot be read (No such file or directory)"),
+                         ("broken.json", "not valid JSON")):
+        res = run_cli("dataset", "--config", "{}", "--grid", str(tmp_path / "grid.json"), "--labels",
+                      str(tmp_path / bad), "--out", str(tmp_path / "dataset"), str(tmp_path / "chips.json"))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert res.stderr.strip().startswith(f"gos-build: error: {tmp_path / bad}: {problem}"), res.stderr
+        assert not (tmp_path / "dataset").exists()
+

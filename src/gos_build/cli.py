@@ -54,7 +54,13 @@ def _from_schema(parser: argparse.ArgumentParser, flag: str, key: str, type_=Non
 
 
 def _load(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file a command was given (a manifest, a summary, a record): one line naming it if it can't be read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GosBuildError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise GosBuildError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _grid(args):
