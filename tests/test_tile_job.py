@@ -13,7 +13,7 @@ import rasterio
 from helpers import AOI_A, workflow_config
 
 from gos_build.archive.shard import write_tile_shard
-from gos_build.chips import files_reader, reach
+from gos_build.chips import files_reader
 from gos_build.config import check_config, with_defaults
 from gos_build.dem import build_mosaic
 from gos_build.grid import grid_from_config
@@ -91,8 +91,31 @@ def test_the_tile_job_equals_the_stage_commands(prepared):
             nodata = int((ds.read(1) == 0).sum())
         s2 = json.loads(out["sentinel2"].read_text())
         assert s2["pixels"] == t.width * t.height and s2["nodata"] == nodata
-        window = reach(grid, t.id, stride)
+        window = grid.reach(t.id, stride)
         reached += (window.width, window.height) != (t.width, t.height)
     assert kept >= 9
     # at the default stride no tile reads beyond itself; at 40 px most chips' tiles reach their neighbours
     assert (reached == 0) if stride == grid.chip_size else reached >= len(tiles) // 2
+
+
+def test_granules_planned_for_a_tile_cover_what_its_chips_reach():
+    """With chips overlapping (stride < chip size) a tile's job reads the layers its chips reach in the east and
+    south neighbours: the granules planned for it (``granule_keys_by_tile`` with the stride) include one that
+    lies only there."""
+    from gos_build.grid import build_grid
+    from gos_build.sentinel2 import granule_keys_by_tile
+
+    grid = build_grid(bbox=AOI_A, tile_chips=2)
+    tile = next(t for t in grid.tiles() if grid.reach(t.id, 40).width > t.width)
+    reach = grid.reach(tile.id, 40)
+    x_edge = grid.x_min + (tile.col_off + tile.width) * grid.resolution  # the tile's east edge
+    y_top = grid.y_max - tile.row_off * grid.resolution
+    strip = [x_edge + 50, y_top - 200, x_edge + 150, y_top - 100]  # in the neighbour, within the chips' reach
+    assert (reach.width - tile.width) * grid.resolution > 150
+    manifest = {"products": [{"name": "P", "source": "P", "level": "L2A", "baseline": "05.09", "cloud_percent": 0.0,
+                              "quantification": 10000.0, "offsets": {},
+                              "granules": [{"name": "G", "bands": {}, "scl": None, "crs": grid.crs,
+                                            "bounds": strip}]}]}
+    assert granule_keys_by_tile(manifest, grid)[tile.id] == []
+    assert granule_keys_by_tile(manifest, grid, 40)[tile.id] == ["1-1"]
+    assert granule_keys_by_tile(manifest, grid, 64)[tile.id] == []  # chips of a stride of a chip stay inside

@@ -49,19 +49,11 @@ from .tiles import read_window
 log = logging.getLogger(__name__)
 
 
-def _first_origin(grid: Grid, tile, stride: int) -> tuple[int, int]:
-    """(row, col) grid pixel of the first chip origin in a tile: origins lie every ``stride`` px, counted from
-    the global CRS origin (so overlapping AOIs share their chips)."""
-    x0_px = round(grid.x_min / grid.resolution)
-    y1_px = round(grid.y_max / grid.resolution)
-    return tile.row_off + ((y1_px - tile.row_off) % stride), tile.col_off + (-(x0_px + tile.col_off)) % stride
-
-
 def candidates(grid: Grid, tile_id: str, stride: int) -> tuple[list[tuple[int, int]], int]:
     """(row, col) grid pixel of each candidate chip's top-left corner, and the partial-AOI count."""
     tile = grid.tile(tile_id)
     size = grid.chip_size
-    first_row, first_col = _first_origin(grid, tile, stride)
+    first_row, first_col = grid.first_chip_origin(tile, stride)
     aoi = grid.aoi
     shapely.prepare(aoi)
     out, partial = [], 0
@@ -114,19 +106,6 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
             "max": float(v.max())}
 
 
-def reach(grid: Grid, tile_id: str, stride: int) -> Window:
-    """The window of the grid the candidates of a tile cover: the tile, grown east and south by what chips
-    starting in it reach into the neighbours (only when ``stride`` < chip size), within the grid."""
-    tile = grid.tile(tile_id)
-    size = grid.chip_size
-    first_row, first_col = _first_origin(grid, tile, stride)
-    last_col = first_col + (tile.col_off + tile.width - 1 - first_col) // stride * stride
-    last_row = first_row + (tile.row_off + tile.height - 1 - first_row) // stride * stride
-    col_end = max(tile.col_off + tile.width, min(grid.width, last_col + size))
-    row_end = max(tile.row_off + tile.height, min(grid.height, last_row + size))
-    return Window(tile.col_off, tile.row_off, col_end - tile.col_off, row_end - tile.row_off)
-
-
 def files_reader(grid: Grid, tiles_dir: str | Path, allowed: set[str] | None = None):
     """A reader of windows of the per-tile layers in ``tiles_dir/<tile>/*.tif`` (:func:`cut_tile`'s ``read``):
     ``read(role, window, fill) -> (bands, h, w)``; ``allowed``: the tiles the caller declared as its inputs."""
@@ -155,7 +134,7 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
     ``(record, {layer: array (bands, size, size)})``, arrays being views of the
     tile's layers as ``read(role, window, fill)`` gives them (:func:`files_reader`: the
     per-tile files, and the neighbours' when chips overlap; :func:`arrays_reader`: arrays in memory
-    over :func:`reach`). Writing them is a writer's job (:mod:`gos_build.archive`).
+    over :meth:`gos_build.grid.Grid.reach`). Writing them is a writer's job (:mod:`gos_build.archive`).
     ``polygons``: the prepared polygons (``labels/polygons.gpkg``), for each chip's distance to the
     nearest class boundary (without them the distance is not recorded).
     """

@@ -221,9 +221,28 @@ class Grid:
         """Affine transform of a (possibly halo-extended) window of this grid."""
         return self.transform @ Affine.translation(window.col_off, window.row_off)
 
-    def halo_window(self, tile: Tile, halo: int) -> Window:
-        """The tile's window grown by ``halo`` pixels on every side (may reach past the grid)."""
-        return Window(tile.col_off - halo, tile.row_off - halo, tile.width + 2 * halo, tile.height + 2 * halo)
+    def halo_window(self, window: Window, halo: int) -> Window:
+        """A window of this grid grown by ``halo`` pixels on every side (may reach past the grid)."""
+        return Window(window.col_off - halo, window.row_off - halo, window.width + 2 * halo,
+                      window.height + 2 * halo)
+
+    def first_chip_origin(self, tile: Tile, stride: int) -> tuple[int, int]:
+        """(row, col) grid pixel of the first chip origin in a tile: origins lie every ``stride`` px, counted
+        from the global CRS origin (so overlapping AOIs share their chips)."""
+        x0_px = round(self.x_min / self.resolution)
+        y1_px = round(self.y_max / self.resolution)
+        return tile.row_off + ((y1_px - tile.row_off) % stride), tile.col_off + (-(x0_px + tile.col_off)) % stride
+
+    def reach(self, tile_id: str, stride: int) -> Window:
+        """The window of this grid the chips starting in a tile cover: the tile, grown east and south by what
+        they reach into the neighbours (only when ``stride`` < chip size), within the grid."""
+        tile = self.tile(tile_id)
+        first_row, first_col = self.first_chip_origin(tile, stride)
+        last_col = first_col + (tile.col_off + tile.width - 1 - first_col) // stride * stride
+        last_row = first_row + (tile.row_off + tile.height - 1 - first_row) // stride * stride
+        col_end = max(tile.col_off + tile.width, min(self.width, last_col + self.chip_size))
+        row_end = max(tile.row_off + tile.height, min(self.height, last_row + self.chip_size))
+        return Window(tile.col_off, tile.row_off, col_end - tile.col_off, row_end - tile.row_off)
 
     # -- serialisation ------------------------------------------------------
     def to_json(self) -> str:

@@ -319,9 +319,11 @@ def granule_keys(manifest: dict, grid: Grid, tile_id: str | None = None) -> list
     return _granules_under(manifest, grid, windows)[tile_id]
 
 
-def granule_keys_by_tile(manifest: dict, grid: Grid) -> dict[str, list[str]]:
-    """:func:`granule_keys` of every tile of the grid (one reprojection per CRS, not per tile)."""
-    return _granules_under(manifest, grid, {t.id: t.window for t in grid.tiles()})
+def granule_keys_by_tile(manifest: dict, grid: Grid, stride: int | None = None) -> dict[str, list[str]]:
+    """:func:`granule_keys` of every tile of the grid (one reprojection per CRS, not per tile); with ``stride``
+    (``grid.stride``), of each tile's :meth:`~gos_build.grid.Grid.reach`: what its tile job reads."""
+    windows = {t.id: grid.reach(t.id, stride) if stride else t.window for t in grid.tiles()}
+    return _granules_under(manifest, grid, windows)
 
 
 def _edge_points_in(x, y, src: str, dst: str):

@@ -322,14 +322,11 @@ def terrain_window(
     (8, h, w), bands :data:`~gos_build.layout.ELEVATION_LAYERS`, nodata -9999. ``window_px``: the
     terrain window (config ``terrain.window``); ``label`` names the window in messages (a tile id).
     """
-    from rasterio.windows import Window
-
     from .dem import dem_for_window
 
     halo = halo_for(window_px)
     h, w = int(window.height), int(window.width)
-    z = dem_for_window(mosaic, grid, Window(window.col_off - halo, window.row_off - halo, w + 2 * halo,
-                                            h + 2 * halo), resampling)
+    z = dem_for_window(mosaic, grid, grid.halo_window(window, halo), resampling)
     if np.isnan(z[halo:-halo, halo:-halo]).all():
         raise GosBuildError(f"{mosaic}: no DEM value on tile {label}")
     out = np.empty((len(ELEVATION_LAYERS), h, w), np.float32)

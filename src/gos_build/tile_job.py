@@ -7,7 +7,7 @@ from one to the next in memory instead of through per-tile GeoTIFFs: one
 process start a tile instead of four (the imports of numpy, GDAL, shapely and
 PROJ cost ~0.3 CPU-s a process) and no layer is written to be read back.
 
-The layers are computed over :func:`gos_build.chips.reach`: the tile, grown
+The layers are computed over :meth:`gos_build.grid.Grid.reach`: the tile, grown
 east and south when chips overlap (``grid.stride`` < chip size) by what its
 chips reach into the neighbours. Every stage's value at a pixel depends on
 the pixel's position only, so those pixels equal the neighbour's own.
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from .archive.shard import write_tile_shard
-from .chips import arrays_reader, reach
+from .chips import arrays_reader
 from .figures import overview_piece
 from .grid import Grid
 from .io import atomic_write_text
@@ -50,7 +50,7 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
     ``shard``, ``chips``, ``labels``, ``sentinel2``, ``preview``, ``overview``. Returns the seconds per stage.
     """
     tile = grid.tile(tile_id)
-    window = reach(grid, tile_id, config["grid"]["stride"])
+    window = grid.reach(tile_id, config["grid"]["stride"])
     own = (slice(0, tile.height), slice(0, tile.width))  # the tile's own pixels in the layers' window
     seconds = {}
 

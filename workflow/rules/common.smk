@@ -58,15 +58,16 @@ def manifest(kind):
 
 
 def granules_under_tile(manifest_path, tile):
-    """Keys of the Sentinel-2 granules a tile reads (gos_build.sentinel2.granule_keys), for every tile at once
-    and once per version of the manifest."""
+    """Keys of the Sentinel-2 granules a tile's job reads (under the tile and what its chips reach:
+    gos_build.sentinel2.granule_keys_by_tile), for every tile at once and once per version of the manifest."""
     from gos_build.inputs import read_manifest
     from gos_build.sentinel2 import granule_keys_by_tile
 
     stat = os.stat(manifest_path)
     key = (manifest_path, stat.st_mtime_ns, stat.st_size)
     if key not in _GRANULES:
-        _GRANULES[key] = granule_keys_by_tile(read_manifest(manifest_path, "sentinel2"), GRID)
+        _GRANULES[key] = granule_keys_by_tile(read_manifest(manifest_path, "sentinel2"), GRID,
+                                              config["grid"]["stride"])
     return _GRANULES[key][tile]
 
 
