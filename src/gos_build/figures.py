@@ -106,11 +106,10 @@ def overview_piece(grid: Grid, tile, hillshade: np.ndarray, labels: np.ndarray, 
     from .tiles import decimate_array, write_piece
 
     factor = overview_factor(grid)
-    bands = [decimate_array(grid, tile, hillshade, DEM.nodata, factor, Resampling.average)[0].astype(np.float32),
-             decimate_array(grid, tile, labels, None, factor)[0].astype(np.float32)]
-    if observations is not None:
-        bands.append(decimate_array(grid, tile, observations, None, factor)[0].astype(np.float32))
-    write_piece(out, grid, tile, factor, np.stack(bands), None, list(OVERVIEW_MAPS[: len(bands)]))
+    nearest = np.stack([labels] if observations is None else [labels, observations])  # uint8 both, no nodata
+    bands = np.concatenate([decimate_array(grid, tile, hillshade, DEM.nodata, factor, Resampling.average),
+                            decimate_array(grid, tile, nearest, None, factor)]).astype(np.float32)
+    write_piece(out, grid, tile, factor, bands, None, list(OVERVIEW_MAPS[: len(bands)]))
 
 
 def overview_layers(grid: Grid, pieces: dict[str, str | Path], out: str | Path) -> None:

@@ -312,18 +312,17 @@ class _Band:
 
 
 # -- one granule: its bands decoded once over the grid --------------------------------------
-def granule_keys(manifest: dict, grid: Grid, tile_id: str | None = None) -> list[str]:
-    """Keys (``<product>-<granule>``, 1-based in the manifest's order) of the granules under the grid, or under
-    one of its tiles: those :func:`composite_window` reads there."""
-    windows = {tile_id: grid.tile(tile_id).window} if tile_id else {None: Window(0, 0, grid.width, grid.height)}
-    return _granules_under(manifest, grid, windows)[tile_id]
+def granule_keys(manifest: dict, grid: Grid) -> list[str]:
+    """Keys (``<product>-<granule>``, 1-based in the manifest's order) of the granules under the grid: those
+    :func:`composite_window` reads there."""
+    return _granules_under(manifest, grid, {"grid": Window(0, 0, grid.width, grid.height)})["grid"]
 
 
 def granule_keys_by_tile(manifest: dict, grid: Grid, stride: int | None = None) -> dict[str, list[str]]:
-    """:func:`granule_keys` of every tile of the grid (one reprojection per CRS, not per tile); with ``stride``
-    (``grid.stride``), of each tile's :meth:`~gos_build.grid.Grid.reach`: what its tile job reads."""
-    windows = {t.id: grid.reach(t.id, stride) if stride else t.window for t in grid.tiles()}
-    return _granules_under(manifest, grid, windows)
+    """The granule keys under each tile's :meth:`~gos_build.grid.Grid.reach` -- what its tile job reads: the
+    tile, and with ``stride`` (``grid.stride``, default the chip size) < chip size what its chips reach in the
+    neighbours (one reprojection per CRS, not per tile)."""
+    return _granules_under(manifest, grid, {t.id: grid.reach(t.id, stride or grid.chip_size) for t in grid.tiles()})
 
 
 def _edge_points_in(x, y, src: str, dst: str):

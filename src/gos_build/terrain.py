@@ -361,14 +361,10 @@ def terrain_tile(grid, tile_id: str, mosaic: str | Path, out: str | Path, **opti
 
     tile = grid.tile(tile_id)
     layers = terrain_window(grid, tile.window, mosaic, label=tile_id, **options)
-    write_tile(out, grid, tile, layers, NODATA, list(ELEVATION_LAYERS), tags=elevation_tags())
+    write_tile(out, grid, tile, layers, NODATA, list(ELEVATION_LAYERS),
+               tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
     log.info("terrain tile %s -> %s", tile_id, out)
     return Path(out)
-
-
-def elevation_tags() -> list[dict]:
-    """Band tags (units) of a per-tile ``terrain`` layer."""
-    return [{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS]
 
 
 def _read_edge_padded(src, win, nodata) -> np.ndarray:
