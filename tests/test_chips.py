@@ -115,7 +115,7 @@ def test_shard_of_a_tile_without_chips(tmp_path):
     from gos_build.io import write_folder
 
     grid = build_grid(bbox=(2.96, 45.725, 2.98, 45.745), tile_chips=2)
-    members = tree.shard_members(grid, []) + packed.shard_members(grid, [])
+    members = tree.shard_members(grid, [], LAYERS) + packed.shard_members(grid, [], LAYERS)
     write_folder(tmp_path / "shard", members)
     assert (tmp_path / "shard" / tree.SUMS_FILE).read_text() == ""
     assert (tmp_path / "shard" / "packed" / "chips.txt").read_text() == ""

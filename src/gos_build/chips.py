@@ -43,7 +43,7 @@ import shapely
 from rasterio.windows import Window
 
 from .grid import Grid, lattice_id
-from .layout import DEM, ELEVATION_LAYERS, LAYERS, REJECTIONS, RGB, TERRAIN_NODATA, classes_from_config
+from .layout import DEM, GOS10M, REJECTIONS, RGB, TERRAIN_NODATA, Layer, Registry, classes_from_config
 from .tiles import read_window
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,14 @@ def _band_sums(band: np.ndarray, nodata) -> dict:
             "max": float(v.max())}
 
 
+def stack_band(layer: Layer, band: np.ndarray) -> np.ndarray:
+    """A layer's values from its band of the float32 terrain stack (nodata -9999): the band itself for a
+    float32 layer, else cast to the layer's dtype with its own nodata (geomorphons: uint8, 0)."""
+    if layer.dtype == "float32":
+        return band
+    return np.where(band == TERRAIN_NODATA, layer.nodata, band).astype(layer.dtype)
+
+
 def files_reader(grid: Grid, tiles_dir: str | Path, allowed: set[str] | None = None):
     """A reader of windows of the per-tile layers in ``tiles_dir/<tile>/*.tif`` (:func:`cut_tile`'s ``read``):
     ``read(role, window, fill) -> (bands, h, w)``; ``allowed``: the tiles the caller declared as its inputs."""
@@ -126,7 +134,8 @@ def arrays_reader(window: Window, layers: dict):
 
 
 def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_purity: float, max_nodata: float,
-             max_cloud: float, polygons: str | Path | None = None, min_boundary_m: float = 0.0) -> tuple[dict, list]:
+             max_cloud: float, polygons: str | Path | None = None, min_boundary_m: float = 0.0,
+             layers: Registry = GOS10M) -> tuple[dict, list]:
     """Judge every candidate chip of one tile.
 
     Returns the tile's record (candidates, rejections by reason, the kept
@@ -136,7 +145,8 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
     per-tile files, and the neighbours' when chips overlap; :func:`arrays_reader`: arrays in memory
     over :meth:`gos_build.grid.Grid.reach`). Writing them is a writer's job (:mod:`gos_build.archive`).
     ``polygons``: the prepared polygons (``labels/polygons.gpkg``), for each chip's distance to the
-    nearest class boundary (without them the distance is not recorded).
+    nearest class boundary (without them the distance is not recorded). ``layers``: the registry (the
+    terrain stack's bands are its ``elevation`` layers).
     """
     classes = classes_from_config(classes)
     tile = grid.tile(tile_id)
@@ -180,17 +190,17 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
             reasons["boundary"] += 1
             rejected_cells.append([x, y, "boundary"])
             continue
-        layers = {RGB.name: chip_rgb}
-        for i, name in enumerate(ELEVATION_LAYERS):
-            layers[name] = chip_ter[i : i + 1]
-        sums = {name: [_band_sums(band, LAYERS[name].nodata) for band in arr] for name, arr in layers.items()}
+        arrays = {RGB.name: chip_rgb}
+        for i, name in enumerate(layers.elevation):
+            arrays[name] = stack_band(layers[name], chip_ter[i : i + 1])
+        sums = {name: [_band_sums(band, layers[name].nodata) for band in arr] for name, arr in arrays.items()}
         record = {"id": lattice_id(x, y), "label": label, "class": classes[label]["name"],
                   "purity": round(float(purity), 6), "x": x, "y": y, "cloud": round(shares["cloud"], 6),
                   "stats": sums, "row": r, "col": c}
         if dist is not None:
             record["boundary_m"] = round(dist, 2) if math.isfinite(dist) else None
         records.append(record)
-        kept.append((record, layers))
+        kept.append((record, arrays))
     doc = {"tile": tile_id, "candidates": len(cands), "partial_aoi": partial, "kept": len(records),
            "rejected": dict(reasons), "rejected_cells": sorted(rejected_cells),
            "chips": sorted(({k: v for k, v in rec.items() if k not in ("row", "col")} for rec in records),

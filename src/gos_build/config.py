@@ -91,6 +91,8 @@ def _message(err) -> str:
                 f"got {_describe(inst)}")
     if v == "pattern":
         return f"config key '{key}': {inst!r} does not match {schema['pattern']}"
+    if v == "propertyNames" and key.startswith("terrain.extra"):
+        return f"config key '{key}': layer names are lower-case letters, digits and _, starting with a letter; got {inst!r}"
     if v == "propertyNames":
         return f"config key '{key}': class ids must be integers 1..254, got {inst!r}"
     return f"config key '{key}': {err.message}"
@@ -121,6 +123,24 @@ def _semantic_problems(cfg: dict) -> list[str]:
         total = ratios["train"] + ratios["val"] + ratios["test"]
         if abs(total - 1.0) > 1e-6:
             out.append(f"config key 'split.ratios': train + val + test must be 1, got {total:g}")
+    extra = (cfg.get("terrain") or {}).get("extra")
+    if isinstance(extra, dict):
+        from .geomorphometry import extra_problems
+        from .layout import GOS10M_NAMES
+
+        resolution = (cfg.get("grid") or {}).get("resolution", 10)
+        out += extra_problems(extra, resolution if isinstance(resolution, (int, float)) else 10, GOS10M_NAMES)
+    variants = (cfg.get("baseline") or {}).get("modalities")
+    if isinstance(variants, list):
+        from .layout import ELEVATION_LAYERS
+
+        terrain = [*ELEVATION_LAYERS, *(extra if isinstance(extra, dict) else {})]
+        for v in variants:
+            if isinstance(v, str) and v.startswith("rgb+terrain-") and v[len("rgb+terrain-"):] not in terrain:
+                close = difflib.get_close_matches(v[len("rgb+terrain-"):], terrain, n=1)
+                hint = f" (did you mean 'rgb+terrain-{close[0]}'?)" if close else ""
+                out.append(f"config key 'baseline.modalities': '{v}' drops no terrain layer of this config{hint}; "
+                           f"layers: {', '.join(terrain)}")
     classes = cfg.get("classes")
     if isinstance(classes, dict):
         seen: dict = {}

@@ -27,7 +27,7 @@ from rasterio.enums import Resampling
 
 from .grid import Grid
 from .gtiff import read_files
-from .layout import DEM, HILLSHADE, LAYERS, MODALITIES, RGB, chip_path, read_folds, read_index, rgb_stretch
+from .layout import DEM, HILLSHADE, RGB, chip_path, dataset_layers, read_folds, read_index, rgb_stretch
 
 log = logging.getLogger(__name__)
 
@@ -225,31 +225,57 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
     lo, hi = (np.array(v).reshape(1, 1, 3) for v in rgb_stretch(json.loads((dataset / "stats.json").read_text(
         encoding="utf-8"))))
-    cols, rows = max(1, len(pick)), len(MODALITIES)
+    layers = dataset_layers(dataset)
+    categorical = [layer for layer in layers.values() if layer.classes]
+    cols, rows = max(1, len(pick)), len(layers)
     width, height = 1.7 * cols + 1, 1.7 * rows + 0.6  # inches: a chip 1.7, room for the names and the title
+    width += 1.6 if categorical else 0  # room for the legend of the categorical layers (geomorphons)
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((0.6 / width, 0.1 / height, 1.7 * cols / width, 1.7 * rows / height))
     gap = 0.06  # between chips, in chip widths
     for j, cid in enumerate(pick):
-        arrays = {m: read_files([dataset / chip_path(m, name, cid)])[0].astype(np.float64) for m in MODALITIES}
-        for i, m in enumerate(MODALITIES):
+        arrays = {m: read_files([dataset / chip_path(m, name, cid)])[0].astype(np.float64) for m in layers}
+        for i, m in enumerate(layers):
             a = arrays[m]
             extent = (j, j + 1 - gap, -i - 1 + gap, -i)
             if m == RGB.name:
                 ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1), extent=extent)
             else:
-                v = np.ma.masked_equal(a[0], LAYERS[m].nodata)
-                cmap, lim = LAYERS[m].display
-                ax.imshow(v, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None, extent=extent)
+                v = np.ma.masked_equal(a[0], layers[m].nodata)
+                ax.imshow(v, extent=extent, **layer_style(layers[m]))
         ax.text(j + (1 - gap) / 2, gap / 2, cid, ha="center", va="bottom", fontsize=7)
-    for i, m in enumerate(MODALITIES):
+    for i, m in enumerate(layers):
         ax.text(-gap, -i - (1 - gap) / 2, m, ha="right", va="center", rotation=90, fontsize=9)
     ax.set_xlim(0, cols - gap)
     ax.set_ylim(-rows, 0)
     ax.set_aspect("equal")
     ax.axis("off")
+    for layer in categorical:
+        class_legend(fig, layer, loc="center right")
     fig.suptitle(f"class {class_id} {name}: {len(mine)} chips, {len(pick)} shown", y=1 - 0.05 / height, va="top")
     _save(fig, out)
+
+
+def layer_style(layer) -> dict:
+    """``imshow`` keywords of a single-band layer: a categorical layer (geomorphons) in its classes' own
+    colours, one colour a class value; any other in its registry colour map and fixed range, if any."""
+    if layer.classes:
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        values = [v for v, _, _ in layer.classes]
+        cmap = ListedColormap([c for _, _, c in layer.classes])
+        edges = [values[0] - 0.5] + [v + 0.5 for v in values]
+        return {"cmap": cmap, "norm": BoundaryNorm(edges, len(values)), "interpolation": "nearest"}
+    cmap, lim = layer.display
+    return {"cmap": cmap, "vmin": lim[0] if lim else None, "vmax": lim[1] if lim else None}
+
+
+def class_legend(fig, layer, loc: str = "center right") -> None:
+    """A legend of a categorical layer's classes (value, name, colour) at the figure's edge."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c, edgecolor="k", lw=0.3, label=f"{v} {n}") for v, n, c in layer.classes]
+    fig.legend(handles=handles, loc=loc, fontsize=7, title=layer.name, title_fontsize=8, frameon=False)
 
 
 def counts(dataset: Path, records: list[dict], out: Path) -> None:
@@ -288,28 +314,35 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
     plt = _plt()
     classes, chips = _read_dataset(dataset)
     rng = np.random.default_rng(seed)
-    layers = [f"{RGB.name}:{b}" for b in RGB.bands] + list(MODALITIES[1:])
+    registry = dataset_layers(dataset)
+    layers = [f"{m}:{b}" if len(layer.bands) > 1 else m for m, layer in registry.items() for b in layer.bands]
     values = {cid: {ly: [] for ly in layers} for cid in classes}
     for cid in classes:
         ids = sorted(c["id"] for c in chips if c["label"] == cid and c["split"] == "train")
         if len(ids) > per_class:
             ids = sorted(rng.choice(ids, size=per_class, replace=False))
-        for m in MODALITIES:  # a layer's chips of the class, decoded together
+        for m, layer in registry.items():  # a layer's chips of the class, decoded together
             arrs = read_files([dataset / chip_path(m, classes[cid][0], chip) for chip in ids]) if ids else []
-            nodata = LAYERS[m].nodata
+            nodata = layer.nodata
             for a in arrs:
                 a = a.astype(np.float64)
                 for b in range(a.shape[0]):
-                    key = f"{m}:{LAYERS[m].bands[b]}" if m == RGB.name else m
+                    key = f"{m}:{layer.bands[b]}" if len(layer.bands) > 1 else m
                     v = a[b].ravel()
                     values[cid][key].append(v[v != nodata][::4])
-    fig, axes = plt.subplots(3, 4, figsize=(18, 11))
+    rows = max(3, -(-len(layers) // 4))
+    fig, axes = plt.subplots(rows, 4, figsize=(18, 11 * rows / 3))
     for ax, ly in zip(axes.flat, layers):
         allv = [np.concatenate(values[c][ly]) for c in classes if values[c][ly]]
         if not allv:
             continue
-        lo, hi = np.percentile(np.concatenate(allv), [0.5, 99.5])
-        bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
+        kinds = registry[ly.split(":")[0]].classes
+        if kinds:  # a categorical layer: one bin a class, labelled
+            bins = np.arange(kinds[0][0] - 0.5, kinds[-1][0] + 1.0)
+            ax.set_xticks([v for v, _, _ in kinds], [n for _, n, _ in kinds], rotation=90, fontsize=7)
+        else:
+            lo, hi = np.percentile(np.concatenate(allv), [0.5, 99.5])
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
         for k, cid in enumerate(sorted(classes)):
             if values[cid][ly]:
                 ax.hist(np.concatenate(values[cid][ly]), bins=bins, density=True, histtype="step", lw=1.5,

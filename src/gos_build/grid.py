@@ -350,7 +350,7 @@ def build_grid(
 def grid_from_config(config: dict) -> Grid:
     """The grid a (validated) gos-build config describes."""
     aoi, g = config["aoi"], config["grid"]
-    return build_grid(
+    grid = build_grid(
         bbox=aoi.get("bbox"),
         geometry_path=aoi.get("geometry"),
         crs=aoi.get("crs", "auto"),
@@ -358,3 +358,11 @@ def grid_from_config(config: dict) -> Grid:
         chip_size=g["chip_size"],
         tile_chips=g["tile_chips"],
     )
+    extra = (config.get("terrain") or {}).get("extra") or {}
+    if extra:
+        from .geomorphometry import scale_problems
+
+        problems = scale_problems(extra, grid.width * grid.resolution, grid.height * grid.resolution)
+        if problems:
+            raise GosBuildError("invalid config:\n  " + "\n  ".join(problems))
+    return grid

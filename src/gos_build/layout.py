@@ -17,7 +17,9 @@ Paths (relative to ``results/<aoi>/``)::
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,10 @@ class Layer:
 
     ``tile_file``/``tile_band`` say where the per-tile stage writes it
     (``tiles/<id>/<tile_file>``, 1-based first band); ``display`` is a
-    matplotlib colour map and an optional fixed value range for figures.
+    matplotlib colour map and an optional fixed value range for figures;
+    ``classes``: for a categorical layer, ``(value, name, colour)`` of each class;
+    ``params``: for a layer of ``terrain.extra``, its config entry as canonical JSON
+    (``{"kind": ..., ...}``), empty for GOS10m's nine.
     """
 
     name: str
@@ -46,6 +51,21 @@ class Layer:
     tile_band: int
     description: str
     display: tuple[str, tuple[float, float] | None]
+    classes: tuple[tuple[int, str, str], ...] = ()
+    params: str = ""
+
+    def spec(self) -> dict:
+        """The ``terrain.extra`` entry of this layer (``{}`` for GOS10m's nine)."""
+        return json.loads(self.params) if self.params else {}
+
+    def to_json(self) -> dict:
+        doc = {"name": self.name, "bands": list(self.bands), "dtype": self.dtype, "units": self.units,
+               "nodata": self.nodata, "description": self.description}
+        if self.classes:
+            doc["classes"] = [{"value": v, "name": n, "colour": c} for v, n, c in self.classes]
+        if self.params:
+            doc["terrain"] = self.spec()
+        return doc
 
 
 TERRAIN_PARAMETERS = ("hillshade", "slope", "mean", "std", "northness", "eastness", "dev")
@@ -69,11 +89,112 @@ TERRAIN = tuple(
           _TERRAIN_DOC[name][2])
     for i, name in enumerate(TERRAIN_PARAMETERS)
 )
-LAYERS: dict[str, Layer] = {layer.name: layer for layer in (RGB, DEM, *TERRAIN)}
-HILLSHADE = LAYERS["hillshade"]  # the overview's relief backdrop
-MODALITIES = tuple(LAYERS)  # rgb dem hillshade slope mean std northness eastness dev
-ELEVATION_LAYERS = MODALITIES[1:]  # dem + the seven parameters: the bands of tiles/<id>/terrain.tif
+HILLSHADE = TERRAIN[0]  # the overview's relief backdrop
 
+
+class Registry(Mapping):
+    """The layers of one dataset, by name, in their order: GOS10m's nine, then those the config adds.
+
+    Built from the config (:func:`layers_from_config`) by the stages and writers, and from the dataset
+    itself (:func:`dataset_layers`) by the readers that have no config (validate, loaders, figures).
+    """
+
+    def __init__(self, layers):
+        self._layers = {layer.name: layer for layer in layers}
+
+    def __getitem__(self, name: str) -> Layer:
+        return self._layers[name]
+
+    def __iter__(self):
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Registry) and list(self.values()) == list(other.values())
+
+    __hash__ = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._layers)
+
+    @property
+    def elevation(self) -> tuple[str, ...]:
+        """The layers of the per-tile terrain stack (``terrain.tif``), in band order: the DEM, the seven
+        parameters, then the extra terrain layers."""
+        stack = sorted((layer for layer in self.values() if layer.tile_file == DEM.tile_file),
+                       key=lambda layer: layer.tile_band)
+        return tuple(layer.name for layer in stack)
+
+    @property
+    def extra(self) -> tuple[Layer, ...]:
+        """The layers beyond GOS10m's nine."""
+        return tuple(layer for layer in self.values() if layer.name not in GOS10M_NAMES)
+
+    def to_json(self) -> list[dict]:
+        return [layer.to_json() for layer in self.values()]
+
+
+GOS10M = Registry((RGB, DEM, *TERRAIN))  # GOS10m's nine layers: a dataset without layers.json has these
+GOS10M_NAMES = GOS10M.names  # rgb dem hillshade slope mean std northness eastness dev
+LAYERS = GOS10M  # the default registry (the default config's)
+MODALITIES = GOS10M_NAMES
+ELEVATION_LAYERS = GOS10M.elevation  # dem + the seven parameters
+
+
+def layers_from_config(config: dict) -> Registry:
+    """The registry of a (validated) config: GOS10m's nine, then the ``terrain.extra`` layers in the order of their
+    names (a config passed to a job as JSON has its keys sorted: one order wherever it is read), appended to
+    the terrain stack."""
+    from .geomorphometry import extra_layer
+
+    extra = (config.get("terrain") or {}).get("extra") or {}
+    if not extra:
+        return GOS10M
+    first_band = len(GOS10M.elevation) + 1
+    added = [extra_layer(name, spec, DEM.tile_file, first_band + i)
+             for i, (name, spec) in enumerate(sorted(extra.items()))]
+    return Registry((*GOS10M.values(), *added))
+
+
+LAYERS_FILE = "layers.json"  # in a dataset whose layers are not GOS10m's nine: the registry, machine-readable
+
+
+def layers_text(layers: Registry) -> str | None:
+    """``layers.json`` of a dataset with these layers; None for GOS10m's nine (no file: the default)."""
+    if layers == GOS10M:
+        return None
+    return json.dumps({"layers": layers.to_json()}, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def dataset_layers(dataset: str | Path) -> Registry:
+    """The layers of a built dataset: its ``layers.json``, or GOS10m's nine where it has none.
+
+    Raises GosBuildError naming the file when it cannot be read or names a layer wrongly.
+    """
+    path = Path(dataset) / LAYERS_FILE
+    if not path.exists():
+        return GOS10M
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        out = []
+        for i, d in enumerate(doc["layers"]):
+            name = d["name"]
+            if not _NAME_RE.fullmatch(name) or "/" in name:
+                raise ValueError(f"layer name {name!r}")
+            if name in GOS10M:
+                out.append(GOS10M[name])
+                continue
+            classes = tuple((int(c["value"]), str(c["name"]), str(c["colour"])) for c in d.get("classes", []))
+            cmap = "geomorphons" if classes else ("RdBu" if d.get("units") in ("1", "1/m") else "viridis")
+            out.append(Layer(name, tuple(d["bands"]), str(d["dtype"]), str(d["units"]), d["nodata"], DEM.tile_file,
+                             i + 1, str(d.get("description", "")), (cmap, None), classes,
+                             json.dumps(d["terrain"], sort_keys=True) if "terrain" in d else ""))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise GosBuildError(f"{path}: not a gos-build layers file ({exc})") from None
+    return Registry(out)
 
 
 def rgb_stretch(stats: dict) -> tuple[list[float], list[float]]:
@@ -110,7 +231,7 @@ def chip_path(layer: str, class_name: str, chip_id: str) -> str:
 def parse_chip_path(rel: str) -> tuple[str, str, str]:
     """(layer, class name, chip id) of a :func:`chip_path`; ValueError if it is not one."""
     parts = rel.split("/")
-    if len(parts) != 3 or not parts[2].endswith(".tif") or parts[0] not in LAYERS or ".." in parts:
+    if len(parts) != 3 or not parts[2].endswith(".tif") or not _NAME_RE.fullmatch(parts[0]) or ".." in parts:
         raise ValueError(rel)
     return parts[0], parts[1], parts[2][: -len(".tif")]
 

@@ -26,13 +26,13 @@ import numpy as np
 
 from .errors import GosBuildError
 from .evaluation import wilson
-from .layout import ELEVATION_LAYERS, LAYERS, MODALITIES, RGB, SPLITS, chip_path
+from .layout import ELEVATION_LAYERS, GOS10M, RGB, SPLITS, chip_path, dataset_layers
 from .layout import read_index as dataset_index
 from .splits import random_split
 
 log = logging.getLogger(__name__)
 
-TERRAIN = ELEVATION_LAYERS  # dem hillshade slope mean std northness eastness dev
+TERRAIN = ELEVATION_LAYERS  # GOS10m's: dem hillshade slope mean std northness eastness dev (a dataset may add more)
 
 try:
     import torch
@@ -67,8 +67,9 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
             group at a time) or ``auto`` (the store where the dataset has one, else the tree).
 
     Items are dicts: ``rgb`` float32 (3, 64, 64) reflectance (x 10000 unless
-    normalised), ``terrain`` float32 (8, 64, 64) in the order of
-    :data:`TERRAIN`, ``label`` the class index 0..K-1 (classes sorted by id),
+    normalised), ``terrain`` float32 (E, 64, 64) in the order of :attr:`terrain`
+    (the dataset's elevation layers: :data:`TERRAIN`, then its extra terrain
+    layers, ``layers.json``), ``label`` the class index 0..K-1 (classes sorted by id),
     ``chip_id``.
     """
 
@@ -84,6 +85,8 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         if source == "parquet" and not (self.root / "parquet").is_dir():
             raise GosBuildError(f"{self.root}: no Parquet form (parquet/) in this dataset")
         self.source = source if source != "auto" else "packed" if has_store else "tree"
+        self.layers = dataset_layers(self.root)
+        self.terrain = self.layers.elevation
         self._store = None
         self.classes, chips = read_index(self.root)
         self.class_ids = sorted(self.classes)
@@ -98,7 +101,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         if unknown:
             raise GosBuildError(f"{self.root}/labels.txt: class id(s) {unknown} are not in classes.txt")
         self.chips = chips
-        self.norm = _normalisation(self.root) if normalize else None
+        self.norm = _normalisation(self.root, self.layers) if normalize else None
 
     def __len__(self) -> int:
         return len(self.chips)
@@ -139,7 +142,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         from .gtiff import NotAChip, read_arrays, read_files
         from .io import inside
 
-        nodata = LAYERS[modality].nodata
+        nodata = self.layers[modality].nodata
         if self.source == "packed":
             a = np.asarray(self._packed(modality, chip)).astype(np.float32)
         elif self.source == "parquet":
@@ -163,7 +166,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
                 a = read_files([path])[0].astype(np.float32)
             except (OSError, NotAChip) as exc:
                 raise GosBuildError(f"{self.root}/{rel}: not a chip GeoTIFF ({exc})") from None
-        want = (len(LAYERS[modality].bands), 64, 64)
+        want = (len(self.layers[modality].bands), 64, 64)
         if a.shape != want:
             raise GosBuildError(f"{self.root}: chip {chip['id']} {modality}: shape {a.shape}, expected {want}")
         bad = a == nodata if nodata is not None else np.zeros(a.shape, bool)
@@ -176,19 +179,19 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     def __getitem__(self, i: int) -> dict:
         chip = self.chips[i]
         rgb = self._layer(RGB.name, chip)
-        terrain = np.concatenate([self._layer(m, chip) for m in TERRAIN])
+        terrain = np.concatenate([self._layer(m, chip) for m in self.terrain])
         return {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
                 "label": self.class_ids.index(chip["label"]), "chip_id": chip["id"]}
 
 
-def _normalisation(root: Path) -> dict:
+def _normalisation(root: Path, layers=GOS10M) -> dict:
     """Layer -> (mean, std) per band, float32 (bands, 1, 1), from ``stats.json``; GosBuildError if it is not one."""
     path = root / "stats.json"
     try:
         stats = json.loads(path.read_text(encoding="utf-8"))
         out = {}
-        for m in MODALITIES:
-            n = len(LAYERS[m].bands)
+        for m, layer in layers.items():
+            n = len(layer.bands)
             mean = np.array([v if v is not None else 0.0 for v in stats[m]["mean"]], dtype=np.float32)
             std = np.array([v if v is not None else 1.0 for v in stats[m]["std"]], dtype=np.float32)
             if mean.shape != (n,) or std.shape != (n,):
@@ -243,32 +246,38 @@ VARIANTS = (FULL, "rgb", "terrain", "drop-one")  # baseline.modalities' default
 ``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those)."""
 
 
-def expand_variants(names) -> list[str]:
-    """The variants ``names`` asks for, ``drop-one`` expanded, the multimodal model first; GosBuildError on a
-    name that is none."""
-    out = [FULL]
+GOS10M_VARIANT = "rgb+gos10m"  # rgb and GOS10m's eight elevation layers: what the extra terrain layers add
+
+
+def expand_variants(names, terrain: tuple[str, ...] = TERRAIN) -> list[str]:
+    """The variants ``names`` asks for, ``drop-one`` expanded (one for each of ``terrain``, the dataset's elevation
+    layers), the multimodal model first; GosBuildError on a name that is none."""
+    out = [FULL] + ([GOS10M_VARIANT] if len(terrain) > len(TERRAIN) else [])  # what the extra layers add
     for name in names:
-        more = [f"{FULL}-{layer}" for layer in TERRAIN] if name == "drop-one" else [name]
+        more = [f"{FULL}-{layer}" for layer in terrain] if name == "drop-one" else [name]
         for v in more:
-            variant_inputs(v)
+            variant_inputs(v, terrain)
             if v not in out:
                 out.append(v)
     return out
 
 
-def variant_inputs(name: str) -> tuple[bool, list[int]]:
-    """(uses rgb, indices of the terrain layers used) of a variant name."""
+def variant_inputs(name: str, terrain: tuple[str, ...] = TERRAIN) -> tuple[bool, list[int]]:
+    """(uses rgb, indices in ``terrain`` -- the dataset's elevation layers -- of those used) of a variant name."""
     if name == "rgb":
         return True, []
     if name == "terrain":
-        return False, list(range(len(TERRAIN)))
+        return False, list(range(len(terrain)))
     if name == FULL:
-        return True, list(range(len(TERRAIN)))
-    if name.startswith(FULL + "-") and name[len(FULL) + 1:] in TERRAIN:
-        drop = TERRAIN.index(name[len(FULL) + 1:])
-        return True, [i for i in range(len(TERRAIN)) if i != drop]
-    raise GosBuildError(f"baseline.modalities: unknown variant '{name}' (expected rgb, terrain, {FULL}, drop-one "
-                        f"or {FULL}-<layer> with a layer of {', '.join(TERRAIN)})")
+        return True, list(range(len(terrain)))
+    if name == GOS10M_VARIANT and len(terrain) > len(TERRAIN):
+        return True, [terrain.index(m) for m in TERRAIN]
+    if name.startswith(FULL + "-") and name[len(FULL) + 1:] in terrain:
+        drop = terrain.index(name[len(FULL) + 1:])
+        return True, [i for i in range(len(terrain)) if i != drop]
+    extra = f", {GOS10M_VARIANT}" if len(terrain) > len(TERRAIN) else ""
+    raise GosBuildError(f"baseline.modalities: unknown variant '{name}' (expected rgb, terrain, {FULL}{extra}, "
+                        f"drop-one or {FULL}-<layer> with a layer of {', '.join(terrain)})")
 
 
 def metrics(y_true: list[int], y_pred: list[int], n_classes: int) -> dict:
@@ -298,7 +307,8 @@ def load_chips(root: str | Path, source: str = "auto") -> dict:
     ds = GOSDataset(root, split="all", source=source)
     data = _stack(ds)
     data.update(ids=[c["id"] for c in ds.chips], xy=[(c["x"], c["y"]) for c in ds.chips],
-                boundary_m=[c.get("boundary_m") for c in ds.chips], classes=[ds.classes[c] for c in ds.class_ids])
+                boundary_m=[c.get("boundary_m") for c in ds.chips], classes=[ds.classes[c] for c in ds.class_ids],
+                terrain_names=ds.terrain)
     return data
 
 
@@ -315,7 +325,7 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
     for s in ("train", "test"):
         if not where[s]:
             raise GosBuildError(f"the {s} split is empty; nothing to train or test on")
-    use_rgb, layers = variant_inputs(variant)
+    use_rgb, layers = variant_inputs(variant, data.get("terrain_names", TERRAIN))
     dev = device()
     pick = torch.tensor(layers, dtype=torch.long)
 
@@ -377,7 +387,7 @@ def train_and_evaluate(root: str | Path, split_of: dict[str, str] | None = None,
 def _stack(ds: "GOSDataset") -> dict:
     items = [ds[i] for i in range(len(ds))]
     if not items:
-        return {"rgb": torch.zeros(0, 3, 64, 64), "terrain": torch.zeros(0, len(TERRAIN), 64, 64),
+        return {"rgb": torch.zeros(0, 3, 64, 64), "terrain": torch.zeros(0, len(ds.terrain), 64, 64),
                 "label": torch.zeros(0, dtype=torch.long)}
     return {"rgb": torch.stack([it["rgb"] for it in items]), "terrain": torch.stack([it["terrain"] for it in items]),
             "label": torch.tensor([it["label"] for it in items], dtype=torch.long)}
@@ -447,9 +457,9 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     from .io import atomic_write_text
     from .layout import read_folds
 
-    names = expand_variants(variants)
-    _, chips = read_index(root)
+    names = expand_variants(variants, dataset_layers(root).elevation)  # before any training: a typo is one line
     data = load_chips(root)
+    _, chips = read_index(root)
     classes = data["classes"]
     own = {c["id"]: c["split"] for c in chips}
     ratios = ratios or {"train": 0.7, "val": 0.1, "test": 0.2}

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import GosBuildError
 from .io import inside, links_out
-from .layout import LAYERS, MODALITIES
+from .layout import dataset_layers
 
 PACKED = "packed"  # dataset/packed/: the Zarr store
 PARQUET = "parquet"  # dataset/parquet/: the shards and the index
@@ -51,6 +51,7 @@ class PackedReader:
         self.links = links_out(self.dataset) if links is None else links  # then every path check is arithmetic
         if inside(self.dataset, PACKED, self.links) is None:
             raise GosBuildError(f"{self.dataset / PACKED}: leads outside the dataset folder (not opened)")
+        self.registry = dataset_layers(self.dataset)  # the dataset's layers (layers.json, or GOS10m's nine)
         self._meta: dict = {}
 
     def _path(self, rel: str) -> Path:
@@ -73,8 +74,8 @@ class PackedReader:
                 doc = json.loads(f.read(1 << 16))
         except (OSError, ValueError) as exc:
             raise GosBuildError(f"{PACKED}/{rel}: cannot be read ({exc})") from None
-        if name in LAYERS:
-            layer = LAYERS[name]
+        if name in self.registry:
+            layer = self.registry[name]
             dims = [len(layer.bands), self.size, self.size]
             want = {"shape": [n, *dims], "dtype": np.dtype(layer.dtype).newbyteorder("<").str}
             chunks = doc.get("chunks") if isinstance(doc, dict) else None
@@ -172,6 +173,7 @@ class ParquetReader:
             if not isinstance(rel, str) or not SHARD_RE.fullmatch(rel) or not isinstance(row, int) or row < 0:
                 raise GosBuildError(f"{path}: chip {cid}: parquet_file {str(rel)[:100]!r}, row {row}: not a shard row")
             self.where[cid] = (rel, row)
+        self.registry = dataset_layers(self.dataset)  # the dataset's layers (layers.json, or GOS10m's nine)
         self._files: dict = {}
         self._groups: dict = {}
 
@@ -207,8 +209,9 @@ class ParquetReader:
         g = bisect.bisect_right(starts, row) - 1
         if self._groups.get(rel, (None,))[0] != g:
             try:
-                table = f.read_row_group(g, columns=["chip_id", *MODALITIES])
-                self._groups[rel] = (g, {k: table.column(k) for k in ("chip_id", *MODALITIES)})
+                names = ("chip_id", *self.registry)
+                table = f.read_row_group(g, columns=list(names))
+                self._groups[rel] = (g, {k: table.column(k) for k in names})
             except _UNREADABLE as exc:
                 raise GosBuildError(f"{self.dataset / rel}: row group {g} cannot be read ({type(exc).__name__}: "
                                     f"{exc})") from None
@@ -216,7 +219,7 @@ class ParquetReader:
         i = row - starts[g]
         try:
             held = cols["chip_id"][i].as_py()
-            values = {m: cols[m][i].as_py() for m in MODALITIES}
+            values = {m: cols[m][i].as_py() for m in self.registry}
         except _UNREADABLE as exc:  # a string that is not UTF-8, a column of another type
             raise GosBuildError(f"{self.dataset / rel}: row {row} cannot be read ({type(exc).__name__})") from None
         if held != chip_id:

@@ -43,8 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import GosBuildError
-from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS
-from .layout import LAYERS as REGISTRY
+from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS, layers_from_config
 
 log = logging.getLogger(__name__)
 
@@ -315,33 +314,46 @@ def terrain_window(
     resampling: str = "cubic",
     azimuth: float = 315.0,
     altitude: float = 45.0,
+    extra: dict | None = None,
     label: str = "window",
     block_rows: int = 512,
 ) -> np.ndarray:
-    """The DEM warped onto a window of the grid (read with a halo) and its seven parameters: float32
-    (8, h, w), bands :data:`~gos_build.layout.ELEVATION_LAYERS`, nodata -9999. ``window_px``: the
-    terrain window (config ``terrain.window``); ``label`` names the window in messages (a tile id).
+    """The DEM warped onto a window of the grid (read with a halo) and its terrain layers: float32
+    (8 + E, h, w), bands the registry's ``elevation`` (:func:`gos_build.layout.layers_from_config`) -- the DEM, the seven parameters, then the E layers of
+    ``extra`` (config ``terrain.extra``: name -> kind and parameters, :mod:`gos_build.geomorphometry`)
+    -- nodata -9999. ``window_px``: the terrain window (config ``terrain.window``); ``label`` names the
+    window in messages (a tile id). The DEM is read as far around the window as the widest stencil
+    needs (a 2 km disc: 200 px each side), not further.
     """
+    from . import geomorphometry
     from .dem import dem_for_window
 
-    halo = halo_for(window_px)
+    extra = dict(sorted((extra or {}).items()))  # the registry's order: by name
+    halo = max([halo_for(window_px)] + [geomorphometry.halo_px(spec, grid.resolution) for spec in extra.values()])
     h, w = int(window.height), int(window.width)
     z = dem_for_window(mosaic, grid, grid.halo_window(window, halo), resampling)
     if np.isnan(z[halo:-halo, halo:-halo]).all():
         raise GosBuildError(f"{mosaic}: no DEM value on tile {label}")
-    out = np.empty((len(ELEVATION_LAYERS), h, w), np.float32)
+    out = np.empty((len(ELEVATION_LAYERS) + len(extra), h, w), np.float32)
     dem = out[0]
     dem[:] = z[halo:-halo, halo:-halo]
     dem[np.isnan(dem)] = NODATA
+    block_rows = max(block_rows, 4 * halo)  # a wide halo: fewer, taller blocks (the halo rows are read again)
     for r0 in range(0, h, block_rows):  # bounded memory; rows see real neighbours through the halo
         n = min(block_rows, h - r0)
-        part = terrain_layers(z[r0 : r0 + n + 2 * halo], halo, grid.resolution, grid.resolution, window_px,
-                              local_statistic, azimuth, altitude)
+        part = z[r0 : r0 + n + 2 * halo]
+        layers = terrain_layers(part, halo, grid.resolution, grid.resolution, window_px, local_statistic, azimuth,
+                                altitude)
         for i, name in enumerate(LAYERS, start=1):
-            out[i, r0 : r0 + n] = part[name]
+            out[i, r0 : r0 + n] = layers[name]
+        for i, spec in enumerate(extra.values(), start=len(ELEVATION_LAYERS)):
+            a = geomorphometry.compute(spec, part, halo, grid.resolution)
+            a[np.isnan(a)] = NODATA
+            out[i, r0 : r0 + n] = a
     valid = dem[dem != NODATA]
-    log.info("terrain %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f", label, w, h, float(valid.min()),
-             float(valid.max()), 1.0 - valid.size / dem.size)
+    log.info("terrain %s: %d x %d px, DEM %.1f-%.1f m, nodata %.4f%s", label, w, h, float(valid.min()),
+             float(valid.max()), 1.0 - valid.size / dem.size,
+             f", extra layers {', '.join(extra)} (halo {halo} px)" if extra else "")
     return out
 
 
@@ -349,20 +361,21 @@ def terrain_options(section: dict) -> dict:
     """:func:`terrain_window`'s options from the config's ``terrain`` section (validated, defaults filled)."""
     return {"window_px": section["window"], "local_statistic": section["local_statistic"],
             "resampling": section["resampling"], "azimuth": section["hillshade"]["azimuth"],
-            "altitude": section["hillshade"]["altitude"]}
+            "altitude": section["hillshade"]["altitude"], "extra": section.get("extra") or {}}
 
 
 def terrain_tile(grid, tile_id: str, mosaic: str | Path, out: str | Path, **options) -> Path:
     """One processing tile: :func:`terrain_window` over the tile (``options``: its keyword options, e.g.
-    :func:`terrain_options`), written to ``out``: a float32 GeoTIFF of 8 bands
-    :data:`~gos_build.layout.ELEVATION_LAYERS` on the tile's pixels of the grid, nodata -9999.
+    :func:`terrain_options`), written to ``out``: a float32 GeoTIFF of those bands on the
+    tile's pixels of the grid, nodata -9999.
     """
     from .tiles import write_tile
 
     tile = grid.tile(tile_id)
     layers = terrain_window(grid, tile.window, mosaic, label=tile_id, **options)
-    write_tile(out, grid, tile, layers, NODATA, list(ELEVATION_LAYERS),
-               tags=[{"units": REGISTRY[name].units} for name in ELEVATION_LAYERS])
+    registry = layers_from_config({"terrain": {"extra": options.get("extra") or {}}})
+    write_tile(out, grid, tile, layers, NODATA, list(registry.elevation),
+               tags=[{"units": registry[name].units} for name in registry.elevation])
     log.info("terrain tile %s -> %s", tile_id, out)
     return Path(out)
 

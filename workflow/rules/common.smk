@@ -15,8 +15,8 @@ from gos_build.layout import ID_PATTERN
 from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac
-from gos_build.layout import INPUT_KINDS
-from gos_build.archive.package import PACKAGE_NAMES
+from gos_build.layout import INPUT_KINDS, layers_from_config
+from gos_build.archive.package import package_names
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
 try:
@@ -26,6 +26,7 @@ except GosBuildError as exc:
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 AOI = config["aoi"]["name"]
+LAYERS = layers_from_config(config)  # the dataset's layers: GOS10m's nine and the config's extra ones
 CLASS_NAMES = [c["name"] for _, c in sorted(config["classes"].items(), key=lambda kv: int(kv[0]))]
 OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
@@ -158,4 +159,4 @@ def all_targets():
 
 
 def package_files():
-    return expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=PACKAGE_NAMES)
+    return expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=package_names(LAYERS))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..layout import MODALITIES, SPLITS
+from ..layout import GOS10M, LAYERS_FILE, SPLITS, Registry
 
 
 def versions() -> dict[str, str]:
@@ -25,7 +25,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, prov: dict) -> None:
+def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, prov: dict,
+                   layers: Registry = GOS10M) -> None:
     cfg = prov.get("config", {})
     aoi = cfg.get("aoi", {})
     grid = prov.get("grid", {})
@@ -35,8 +36,8 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     out = [f"# Dataset card: {aoi.get('name', '?')}", ""]
     out += ["GOS10m-style multimodal geomorphology scene-classification chips, built by gos-build "
             f"{versions()['gos-build']}: {grid.get('chip_size', 64)} x {grid.get('chip_size', 64)} px chips at "
-            f"{grid.get('resolution', 10):g} m, one genesis class per chip, {len(MODALITIES)} co-registered layers "
-            f"({', '.join(MODALITIES)}).", ""]
+            f"{grid.get('resolution', 10):g} m, one genesis class per chip, {len(layers)} co-registered layers "
+            f"({', '.join(layers)}).", ""]
     out += ["## Area", "",
             f"- AOI: {'bbox ' + str(aoi['bbox']) if 'bbox' in aoi else 'geometry ' + str(aoi.get('geometry'))} (WGS84)",
             f"- Grid: {grid.get('crs')}, {grid.get('width')} x {grid.get('height')} px, origin "
@@ -110,6 +111,15 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             return ", ".join("-" if v is None else f"{v:.4g}" for v in vals)
         out.append(f"| {layer} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
                    f"{fmt(st['max'])} |")
+    if layers.extra:
+        out += ["", "## Layers beyond GOS10m", "",
+                f"Listed in `{LAYERS_FILE}` (name, bands, dtype, units, nodata, definition) for the readers of the "
+                "dataset; computed on the 10 m grid from the same DEM as the seven GOS10m parameters.", "",
+                "| layer | dtype | units | nodata | definition |", "|---|---|---|---|---|"]
+        for layer in layers.extra:
+            out.append(f"| {layer.name} | {layer.dtype} | {layer.units} | {layer.nodata:g} | {layer.description} |")
+            if layer.classes:
+                out.append("| | | | | classes: " + ", ".join(f"{v} {n}" for v, n, _ in layer.classes) + " |")
     out += ["", "## Software", ""] + [f"- {k} {v}" for k, v in versions().items()]
     out += ["", "## Config", "",
             "As given, with each local input named by its content (file name, bytes, sha256) instead of the globs "

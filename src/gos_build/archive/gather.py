@@ -18,8 +18,8 @@ from pathlib import Path
 from .. import parallel
 from ..errors import GosBuildError
 from ..io import atomic_folder, files_under, sha256_file
-from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS, MODALITIES, SPLITS, classes_from_config,
-                      classes_text, folds_text, labels_text, split_file)
+from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
+                      classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config
 from .writers import WRITERS
 
@@ -44,8 +44,9 @@ class Digests(dict):
         return self[rel]
 
 
-def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
-    """Per layer, per band: count/mean/std/min/max over the train chips' valid pixels (from their sums)."""
+def layer_stats(chips: list[dict], split_of: dict[str, str], layers: Registry) -> dict:
+    """Per layer of ``layers``, per band: count/mean/std/min/max over the train chips' valid pixels (from their
+    sums)."""
     acc: dict = {}
     for c in chips:
         if split_of.get(c["id"]) != "train":
@@ -61,11 +62,11 @@ def layer_stats(chips: list[dict], split_of: dict[str, str]) -> dict:
                     a["min"] = min(a["min"], b["min"])
                     a["max"] = max(a["max"], b["max"])
     out = {}
-    for name in MODALITIES:
+    for name, layer in layers.items():
         slots = acc.get(name, [])
         mean = [a["sum"] / a["n"] if a["n"] else None for a in slots]
         std = [math.sqrt(max(a["sumsq"] / a["n"] - (a["sum"] / a["n"]) ** 2, 0.0)) if a["n"] else None for a in slots]
-        out[name] = {"bands": list(LAYERS[name].bands), "units": LAYERS[name].units,
+        out[name] = {"bands": list(layer.bands), "units": layer.units,
                      "count": [a["n"] for a in slots], "mean": [_r(v) for v in mean], "std": [_r(v) for v in std],
                      "min": [_r(a["min"]) if a["n"] else None for a in slots],
                      "max": [_r(a["max"]) if a["n"] else None for a in slots]}
@@ -116,8 +117,9 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
         grid_doc = provenance.get("grid", {})
         digests = Digests(tmp)
-        stats = layer_stats(chips, split_of)
-        context = {"classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
+        layers = layers_from_config(config)
+        stats = layer_stats(chips, split_of, layers)
+        context = {"layers": layers, "classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
                    "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
                    "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
@@ -133,6 +135,8 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                                              encoding="utf-8")
         if fold_of:
             (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
+        if layers_text(layers):  # a dataset with layers beyond GOS10m's nine says which
+            (tmp / LAYERS_FILE).write_text(layers_text(layers), encoding="utf-8")
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
         for c in chips:
@@ -140,7 +144,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
                    "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                    "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
-        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance})
+        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance}, layers)
         datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
         for writer in WRITERS.values():
             if hasattr(writer, "after_datacard"):

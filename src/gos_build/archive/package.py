@@ -6,15 +6,20 @@ import logging
 from pathlib import Path
 
 from ..io import files_under, write_zip
-from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, MODALITIES, SPLITS, split_file
+from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, dataset_layers, split_file
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 
 log = logging.getLogger(__name__)
 
-METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, STATS_FILE,
-                  DATACARD_FILE, "README.md", "chips.csv", "croissant.json", MANIFEST_FILE)  # folds.txt only with split.folds
+# folds.txt only with split.folds, layers.json only with layers beyond GOS10m's nine
+METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, LAYERS_FILE, STATS_FILE,
+                  DATACARD_FILE, "README.md", "chips.csv", "croissant.json", MANIFEST_FILE)
 PACKED_DIR = "packed"
-PACKAGE_NAMES = (*MODALITIES, "labels", PACKED_DIR)
+
+
+def package_names(layers: Registry) -> tuple[str, ...]:
+    """The zips of a dataset with these layers: one a layer, ``labels`` (metadata, STAC) and the packed store."""
+    return (*layers, "labels", PACKED_DIR)
 
 
 def package_path(dist: str | Path, aoi: str, name: str) -> Path:
@@ -30,7 +35,7 @@ TEXT_SUFFIXES = (".txt", ".json", ".geojson", ".md", ".csv", ".sha256", ".zarray
 def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
     """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file."""
     dataset = Path(dataset)
-    groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in MODALITIES}
+    groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in dataset_layers(dataset)}
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
     groups["labels"] += [f"stac/{r}" for r in files_under(dataset / "stac")]  # STAC + Croissant
     groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]

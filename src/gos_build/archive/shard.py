@@ -13,6 +13,7 @@ from pathlib import Path
 from ..chips import cut_tile
 from ..grid import Grid
 from ..io import atomic_write_text, write_folder
+from ..layout import layers_from_config
 from .writers import WRITERS
 
 
@@ -22,13 +23,14 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
     ``read``: the reader of the tile's layers (:func:`gos_build.chips.files_reader` or ``arrays_reader``);
     ``polygons``: the prepared polygons, for each chip's distance to the nearest class boundary."""
     chips_cfg = config["chips"]
+    layers = layers_from_config(config)
     doc, kept = cut_tile(grid, tile_id, read, config["classes"], config["grid"]["stride"], chips_cfg["min_purity"],
                          chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
-                         chips_cfg.get("min_boundary_distance_m", 0.0))
+                         chips_cfg.get("min_boundary_distance_m", 0.0), layers)
     members = []
     for writer in WRITERS.values():
         if hasattr(writer, "shard_members"):
-            members += writer.shard_members(grid, kept)
+            members += writer.shard_members(grid, kept, layers)
     write_folder(out_shard, sorted(members))
     atomic_write_text(out_json, json.dumps(doc, sort_keys=True) + "\n")
     return doc

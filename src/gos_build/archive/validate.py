@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import GosBuildError
 from ..gtiff import NotAChip, read_header
 from ..io import files_under, leads_out, links_out
-from ..layout import FOLDS_FILE, MODALITIES, SPLITS, chip_path, read_folds, read_index, split_file
+from ..layout import FOLDS_FILE, GOS10M, SPLITS, chip_path, dataset_layers, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
 from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
 from .writers.parquet import shard_name
@@ -138,7 +138,12 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     else:
         index_problem = None
     classes = {cid: c["name"] for cid, c in index.items()}
-    expected = {chip_path(m, classes[c["label"]], c["id"]) for c in chips if c["label"] in classes for m in MODALITIES}
+    try:
+        layers = dataset_layers(d)
+    except GosBuildError as exc:
+        problems.append(str(exc))
+        layers = GOS10M
+    expected = {chip_path(m, classes[c["label"]], c["id"]) for c in chips if c["label"] in classes for m in layers}
 
     # one read of every listed file and every expected chip: sha256 and, for chips, the header
     todo = sorted(set(listed) | expected)
@@ -175,7 +180,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         if in_split.get(cid, []) != [split]:
             problems.append(f"{cid}: in splits {in_split.get(cid, [])}, labels.txt says {split}")
         ref = None
-        for m in MODALITIES:
+        for m in layers:
             rel = chip_path(m, classes[label], cid)
             digest, header = read[rel]
             if digest is None:
@@ -191,7 +196,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                 ref = geo
             elif geo != ref:
                 problems.append(f"{rel}: bounds or CRS differ from the chip's rgb layer")
-    problems += _publication_problems(d, chips, classes, listed, reachable)
+    problems += _publication_problems(d, chips, classes, listed, reachable, layers)
     labelled = {c["id"] for c in chips}
     try:
         folds = read_folds(d)
@@ -204,7 +209,6 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
                         f"{len(extra)} fold line(s) for chips not in labels.txt")
     for cid in sorted(set(in_split) - labelled):
         problems.append(f"{cid}: in a split list but not in labels.txt")
-    layers = set(MODALITIES)
     for rel in sorted(present, key=lambda r: r.split("/")):
         parts = rel.split("/")
         if len(parts) == 3 and parts[0] in layers and parts[2].endswith(".tif") and rel not in expected:
@@ -215,7 +219,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, GosBuildError)
 
 
-def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable) -> list[str]:
+def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable, layers) -> list[str]:
     """The STAC items, the Croissant index, the Parquet shards and the packed store agree with labels.txt (and
     the manifest). Each form is read as a stranger's file: what cannot be read is a finding, not a crash."""
     out = []
@@ -226,7 +230,7 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
         if not reachable(form):
             continue  # a link out: already a finding, never opened
         try:
-            out += check(d, chips, classes, listed, reachable)
+            out += check(d, chips, classes, listed, reachable, layers)
         except _UNREADABLE as exc:
             out.append(f"{form}: cannot be read ({type(exc).__name__}: {str(exc)[:200]})")
     return out
@@ -247,7 +251,7 @@ def _json(d: Path, rel: str, reachable) -> tuple[object, str | None]:
         return None, f"{rel}: not JSON ({exc})"
 
 
-def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     out = []
     for chip in sorted(chips, key=lambda c: c["id"]):
         cid = chip["id"]
@@ -295,7 +299,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
     return out
 
 
-def _csv_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+def _csv_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     import csv
 
     text, problem = _text(d / "chips.csv")
@@ -309,13 +313,13 @@ def _csv_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
         out.append("chips.csv: ids, labels or splits differ from labels.txt")
     for cid, chip in sorted(by_id.items()):
         row = rows.get(cid) or {}
-        bad = [m for m in MODALITIES if row and row.get(f"{m}_path") != chip_path(m, classes.get(chip["label"], "?"), cid)]
+        bad = [m for m in layers if row and row.get(f"{m}_path") != chip_path(m, classes.get(chip["label"], "?"), cid)]
         if bad:
             out.append(f"chips.csv: {cid}: {', '.join(bad)} path(s) are not the chip's files in the tree")
     return out
 
 
-def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+def _croissant_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     """Every ``contentUrl`` names a file inside the dataset, every FileSet pattern stays inside it."""
     doc, problem = _json(d, "croissant.json", reachable)
     if problem:
@@ -333,7 +337,7 @@ def _croissant_problems(d: Path, chips, classes, listed, reachable) -> list[str]
     return out
 
 
-def _packed_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
+def _packed_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     store, out = PackedReader(d, links=reachable.links), []
     for s in SPLITS:
         want = sorted(c["id"] for c in chips if c["split"] == s)
@@ -344,14 +348,14 @@ def _packed_problems(d: Path, chips, classes, listed, reachable) -> list[str]:
                 out.append(f"packed/{s}: chip ids differ from {split_file(s)}")
             elif [int(v) for v in store.column(s, "label", len(want))] != [labels[c] for c in ids]:
                 out.append(f"packed/{s}: labels differ from labels.txt")
-            for m in MODALITIES:
+            for m in layers:
                 store.meta(s, m, len(want))
         except GosBuildError as exc:
             out.append(str(exc))
     return out
 
 
-def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable) -> list[str]:
+def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, reachable, layers) -> list[str]:
     """Every shard row is a chip of labels.txt with its split and class, each layer's bytes hash to the tree
     file's sha256 in the manifest, every chip is in one row, and the index points at the right rows."""
     import hashlib
@@ -374,7 +378,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
             continue
         try:
             shard = pq.ParquetFile(d / rel)
-            columns = ["chip_id", "class_id", "label", "split", *MODALITIES]
+            columns = ["chip_id", "class_id", "label", "split", *layers]
             for group in range(shard.num_row_groups):
                 check_row_group(shard, group, rel)
                 table = shard.read_row_group(group, columns=columns).to_pylist()
@@ -391,7 +395,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
                             row["class_id"] != chip["label"] or index_of.get(chip["label"]) != row["label"]:
                         out.append(f"{rel}: chip {cid}: split or class differ from labels.txt")
                         continue
-                    for layer in MODALITIES:
+                    for layer in layers:
                         tree = chip_path(layer, classes[chip["label"]], cid)
                         data = row[layer]
                         if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):

@@ -141,9 +141,13 @@ DEM_ASSET_KEYS = ("data", "elevation", "dem", "DEM")  # asset keys of a DEM item
 
 def _from_stac(config: dict, grid: Grid) -> tuple[list[str], dict]:
     """(local paths of the cached DEM windows, the ``stac`` section of the manifest)."""
-    from .stac import asset_size, cache_dir, fetch_window, search, stac_section
+    from ..geomorphometry import reach_m
+    from .stac import MARGIN_PX, asset_size, cache_dir, fetch_window, search, stac_section
 
     stac = config["inputs"]["dem"]["stac"]
+    # the extra terrain layers' discs and lines of sight reach past the AOI: as far again of the DEM (in source
+    # pixels of at least 10 m, so never too little)
+    reach_px = math.ceil(reach_m((config.get("terrain") or {}).get("extra") or {}, grid.resolution) / 10.0)
     items = search("dem", stac, grid)
     root = cache_dir(config) / stac["collection"]
     paths, records = [], []
@@ -153,7 +157,7 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[str], dict]:
             raise GosBuildError(f"inputs.dem: item {item.id} has no DEM asset ({', '.join(DEM_ASSET_KEYS)}); "
                                 f"assets: {', '.join(sorted(item.assets))}")
         rec = fetch_window(f"inputs.dem: item {item.id} asset '{key}'", item.assets[key].href, grid,
-                           root / item.id / "DEM.tif")
+                           root / item.id / "DEM.tif", margin_px=MARGIN_PX + reach_px)
         rec.update(item=item.id, asset=key, whole_bytes=asset_size(item, key))
         records.append(rec)
         paths.append(rec["path"])

@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from ...layout import LAYERS, MODALITIES, chip_path
+from ...layout import RGB, chip_path
 
 # Sentinel-2A MSI B04, B03, B02 (the rgb layer's red, green, blue): central wavelength and bandwidth, nm (ESA)
 RGB_WAVELENGTHS_NM = ((664.6, 31.0), (559.8, 36.0), (492.4, 66.0))
@@ -39,14 +39,14 @@ CONTEXT = {
 }
 
 
-def rows(chips: list[dict], classes: dict) -> list[list]:
-    header = ["chip_id", "label", "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in MODALITIES)]
+def rows(chips: list[dict], classes: dict, layers) -> list[list]:
+    header = ["chip_id", "label", "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in layers)]
     out = [header]
     for c in chips:
         name = classes[c["label"]]["name"]
         b = c.get("boundary_m")
         out.append([c["id"], c["label"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}", "" if b is None else f"{b:.2f}",
-                    *(chip_path(m, name, c["id"]) for m in MODALITIES)])
+                    *(chip_path(m, name, c["id"]) for m in layers)])
     return out
 
 
@@ -54,7 +54,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     """Write ``chips.csv`` and ``croissant.json`` into the dataset folder ``dest``."""
     classes = context["classes"]
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows(chips, classes))
+    csv.writer(buf, lineterminator="\n").writerows(rows(chips, classes, context["layers"]))
     data = buf.getvalue().encode("utf-8")
     (dest / CSV_FILE).write_bytes(data)
     (dest / JSON_FILE).write_text(json.dumps(document(chips, context, hashlib.sha256(data).hexdigest()), indent=2,
@@ -78,8 +78,10 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
               ("y", "sc:Float", "south-west corner y, m"),
               ("boundary_m", "sc:Float", "distance from the chip to the nearest class boundary of the interpretation "
                "polygons, m (0: the chip crosses one)")]
-    fields += [(f"{m}_path", "sc:Text", f"{LAYERS[m].description} ({LAYERS[m].units}): GeoTIFF path in the dataset")
-               for m in MODALITIES]
+    layers = context["layers"]
+    fields += [(f"{m}_path", "sc:Text", f"{layer.description} ({layer.units}"
+                + (": " + ", ".join(f"{v} {n}" for v, n, _ in layer.classes) if layer.classes else "")
+                + "): GeoTIFF path in the dataset") for m, layer in layers.items()]
     doc = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
@@ -87,7 +89,7 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
         "description": (f"GOS10m-style multimodal geomorphology scene-classification chips of the AOI '{name}': "
                         f"{size} x {size} px at {res:g} m, {len(chips)} chips, {len(classes)} genesis classes "
                         f"({', '.join(c['name'] for _, c in sorted(classes.items()))}); layers "
-                        f"{', '.join(MODALITIES)}. Built by gos-build from Sentinel-2 L2A and a DEM."),
+                        f"{', '.join(layers)}. Built by gos-build from Sentinel-2 L2A and a DEM."),
         "conformsTo": ["http://mlcommons.org/croissant/1.1", "http://mlcommons.org/croissant/geo/1.0"],
         "license": "https://creativecommons.org/licenses/by/4.0/",
         "url": "https://github.com/gos-build/gos-build",
@@ -98,14 +100,14 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
         "geocr:coordinateReferenceSystem": context.get("crs"),
         "geocr:spatialResolution": {"@type": "QuantitativeValue", "value": res, "unitText": "m"},
         "geocr:bandConfiguration": {"@type": "geocr:BandConfiguration",
-                                    "geocr:totalBands": sum(len(LAYERS[m].bands) for m in MODALITIES),
-                                    "geocr:bandNamesList": [f"{m}:{b}" if len(LAYERS[m].bands) > 1 else m
-                                                           for m in MODALITIES for b in LAYERS[m].bands]},
+                                    "geocr:totalBands": sum(len(layer.bands) for layer in layers.values()),
+                                    "geocr:bandNamesList": [f"{m}:{b}" if len(layer.bands) > 1 else m
+                                                           for m, layer in layers.items() for b in layer.bands]},
         "geocr:spectralBandMetadata": [
             {"@type": "geocr:SpectralBand", "name": f"rgb:{band}",
              "geocr:centerWavelength": {"@type": "QuantitativeValue", "value": centre, "unitText": "nm"},
              "geocr:bandwidth": {"@type": "QuantitativeValue", "value": width, "unitText": "nm"}}
-            for band, (centre, width) in zip(LAYERS["rgb"].bands, RGB_WAVELENGTHS_NM)],
+            for band, (centre, width) in zip(RGB.bands, RGB_WAVELENGTHS_NM)],
         "geocr:samplingStrategy": (f"every {size} x {size} px cell of a global chip lattice fully inside the AOI, "
                                    f"kept if purity >= {cfg.get('chips', {}).get('min_purity')}, nodata <= "
                                    f"{cfg.get('chips', {}).get('max_nodata')}, cloud <= "

@@ -28,7 +28,7 @@ import numpy as np
 from ...errors import GosBuildError
 from ...io import write_new_file
 from ...parallel import ordered
-from ...layout import LAYERS, MODALITIES, SPLITS
+from ...layout import SPLITS
 from ...readers import PACKED as NAME
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,12 @@ def shard_array(layer: str) -> str:
     return f"{NAME}/{layer}.npy"
 
 
-def shard_members(grid, kept) -> list[tuple[str, bytes | tuple]]:
-    """The tile's kept chips, per layer one ``.npy`` (N, bands, size, size) in the layer's dtype, and their ids."""
+def shard_members(grid, kept, layers) -> list[tuple[str, bytes | tuple]]:
+    """The tile's kept chips, per layer (of the registry ``layers``) one ``.npy`` (N, bands, size, size) in the
+    layer's dtype, and their ids."""
     size = grid.chip_size
     out = [(SHARD_IDS, "".join(f"{record['id']}\n" for record, _ in kept).encode("ascii"))]
-    for m in MODALITIES:
-        layer = LAYERS[m]
+    for m, layer in layers.items():
         arr = np.empty((len(kept), len(layer.bands), size, size), dtype=layer.dtype)
         for i, (_, layers) in enumerate(kept):
             arr[i] = layers[m]
@@ -88,11 +88,12 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     missing = [c["id"] for c in chips if c["id"] not in where]
     if missing:
         raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
+    layers = context["layers"]
     root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
     root.attrs.update({"classes": {str(k): v for k, v in context["classes"].items()}, "crs": context["crs"],
-                       "chip_size": size, "layers": {m: {"bands": list(LAYERS[m].bands), "dtype": LAYERS[m].dtype,
-                                                         "units": LAYERS[m].units, "nodata": LAYERS[m].nodata}
-                                                     for m in MODALITIES},
+                       "chip_size": size, "layers": {m: {"bands": list(layer.bands), "dtype": layer.dtype,
+                                                         "units": layer.units, "nodata": layer.nodata}
+                                                     for m, layer in layers.items()},
                        "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label, x, y, boundary_m"})
     for split in SPLITS:
         mine = [c for c in chips if c["split"] == split]
@@ -110,8 +111,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             g["x_min"][:] = np.array([c["x"] for c in mine])
             g["y_min"][:] = np.array([c["y"] for c in mine])
             g["boundary_m"][:] = np.array([np.nan if c.get("boundary_m") is None else c["boundary_m"] for c in mine])
-        for m in MODALITIES:
-            layer = LAYERS[m]
+        for m, layer in layers.items():
             arr = g.create_array(m, shape=(n, len(layer.bands), size, size), dtype=layer.dtype,
                                  chunks=(CHUNK_CHIPS, len(layer.bands), size, size), fill_value=layer.nodata,
                                  compressors=_compressor())

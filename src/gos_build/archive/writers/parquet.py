@@ -33,7 +33,7 @@ import numpy as np
 
 from ...grid import chip_footprints_lonlat
 from ...gtiff import read_array
-from ...layout import MODALITIES, SPLITS, chip_path, rgb_stretch
+from ...layout import SPLITS, chip_path, rgb_stretch
 from ...parallel import ordered
 from ...readers import PARQUET as NAME
 from ...readers import PARQUET_INDEX as INDEX_FILE
@@ -52,7 +52,7 @@ def shard_name(split: str, k: int, n: int) -> str:
     return f"{NAME}/{split}-{k:05d}-of-{n:05d}.parquet"
 
 
-def _schema(with_folds: bool, class_names: list[str]):
+def _schema(with_folds: bool, class_names: list[str], layers: tuple[str, ...]):
     import pyarrow as pa
 
     fields = [("chip_id", pa.string()), ("label", pa.int64()), ("class_id", pa.int64()),
@@ -61,19 +61,19 @@ def _schema(with_folds: bool, class_names: list[str]):
     fields += [("x", pa.float64()), ("y", pa.float64()), ("crs", pa.string()), ("lon", pa.float64()),
                ("lat", pa.float64()), ("purity", pa.float64()), ("boundary_m", pa.float64()),
                ("thumbnail", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
-    fields += [(m, pa.binary()) for m in MODALITIES]
-    hf = {"info": {"features": {name: _hf_feature(name, class_names) for name, _ in fields}}}
+    fields += [(m, pa.binary()) for m in layers]
+    hf = {"info": {"features": {name: _hf_feature(name, class_names, layers) for name, _ in fields}}}
     return pa.schema(fields, metadata={"huggingface": json.dumps(hf, ensure_ascii=False)})
 
 
-def _hf_feature(name: str, class_names: list[str]) -> dict:
+def _hf_feature(name: str, class_names: list[str], layers: tuple[str, ...]) -> dict:
     """A column as the ``datasets`` library's features JSON names it."""
     if name == "label":
         return {"names": class_names, "_type": "ClassLabel"}
     if name == "thumbnail":
         return {"_type": "Image"}
     dtype = {"chip_id": "string", "class_name": "string", "split": "string", "crs": "string", "class_id": "int64",
-             "fold": "int64"}.get(name, "binary" if name in MODALITIES else "float64")
+             "fold": "int64"}.get(name, "binary" if name in layers else "float64")
     return {"dtype": dtype, "_type": "Value"}
 
 
@@ -111,12 +111,13 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     index_of = {cid: i for i, cid in enumerate(ordered_ids)}
     class_names = [classes[c]["name"] for c in ordered_ids]
     stretch = rgb_stretch(context["stats"])
+    layers = context["layers"].names
     (dest / NAME).mkdir(parents=True, exist_ok=True)
     tasks, where = [], {}
     for split in SPLITS:
         mine = [c for c in chips if c["split"] == split]
         size = sum(os.stat(dest / chip_path(m, classes[c["label"]]["name"], c["id"])).st_size
-                   for c in mine for m in MODALITIES)
+                   for c in mine for m in layers)
         n_shards = max(1, math.ceil(size / SHARD_BYTES))
         per = max(1, math.ceil(len(mine) / n_shards))
         for k in range(n_shards):
@@ -127,7 +128,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                      "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4),
                      "boundary_m": c.get("boundary_m")} for c in part]
             where.update((c["id"], (name, i)) for i, c in enumerate(part))
-            tasks.append((str(dest), name, rows, crs, span, bool(folds), class_names, stretch))
+            tasks.append((str(dest), name, rows, crs, span, bool(folds), class_names, stretch, layers))
     for _ in ordered(context["pool"], _write_shard, tasks):
         pass
     # the index: footprints as the STAC items have them
@@ -156,11 +157,11 @@ def _write_shard(task) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    dest, name, rows, crs, span, with_folds, class_names, stretch = task
-    schema = _schema(with_folds, class_names)
+    dest, name, rows, crs, span, with_folds, class_names, stretch, layer_names = task
+    schema = _schema(with_folds, class_names, layer_names)
     _, centres = chip_footprints_lonlat(crs, [(r["x"], r["y"]) for r in rows], span)
     table = stretch_table(*stretch)
-    binary = ["thumbnail", *MODALITIES]
+    binary = ["thumbnail", *layer_names]
     codecs = {f.name: ("none" if f.name in binary else "zstd") for f in schema}  # GeoTIFFs, PNGs: compressed
     with pq.ParquetWriter(os.path.join(dest, name), schema, compression=codecs, write_statistics=False) as out:
         for start in range(0, len(rows), ROW_GROUP_CHIPS):  # an empty split: a file of the schema alone
@@ -170,10 +171,10 @@ def _write_shard(task) -> None:
             cols["crs"] = [crs] * len(group)
             cols["lon"] = [c[0] for c in centres[start : start + len(group)]]
             cols["lat"] = [c[1] for c in centres[start : start + len(group)]]
-            layers = {m: [] for m in MODALITIES}
+            layers = {m: [] for m in layer_names}
             thumbs = []
             for r in group:
-                for m in MODALITIES:
+                for m in layer_names:
                     with open(os.path.join(dest, chip_path(m, r["class_name"], r["chip_id"])), "rb") as f:
                         layers[m].append(f.read())
                 thumbs.append({"bytes": thumbnail(read_array(layers["rgb"][-1]), table),
@@ -190,8 +191,9 @@ def card_header(context: dict) -> str:
     classes = context["classes"]
     names = [classes[c]["name"] for c in sorted(classes)]
     name = context.get("config", {}).get("aoi", {}).get("name", "dataset")
-    features = [{"name": f.name, "dtype": _card_dtype(f.name, names)} for f in
-                _schema(bool(context.get("folds")), names)]
+    layers = context["layers"].names
+    features = [{"name": f.name, "dtype": _card_dtype(f.name, names, layers)} for f in
+                _schema(bool(context.get("folds")), names, layers)]
     header = {
         "license": LICENSE,
         "pretty_name": f"gos-build {name}: geomorphology scene classification chips",
@@ -205,12 +207,12 @@ def card_header(context: dict) -> str:
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n"
 
 
-def _card_dtype(name: str, class_names: list[str]):
+def _card_dtype(name: str, class_names: list[str], layers: tuple[str, ...]):
     if name == "label":
         return {"class_label": {"names": {str(i): n for i, n in enumerate(class_names)}}}
     if name == "thumbnail":
         return "image"
-    return _hf_feature(name, class_names)["dtype"]
+    return _hf_feature(name, class_names, layers)["dtype"]
 
 
 def after_datacard(dest: Path, context: dict, datacard: str) -> None:

@@ -2,7 +2,7 @@
 
 The Collection holds the AOI's extent, the date of the imagery, the licence, the providers, summaries of
 classes and splits, and links to the datacard and the figures. Each Item is one chip: its footprint
-(WGS84), its nine layers as assets (hrefs relative, so the folder can move), its class and split.
+(WGS84), its layers as assets (hrefs relative, so the folder can move), its class and split.
 Written as the JSON pystac writes for such objects, without building them in pystac (see :func:`gather`).
 Extensions: label, as the extension models a tile classification: ``label:type: vector``, and a label
 asset ``labels`` (``stac/<chip_id>/labels.geojson``, a FeatureCollection of one Feature, the chip's
@@ -26,7 +26,7 @@ from pathlib import Path
 from ...grid import chip_footprints_lonlat
 from ...io import write_new_file
 from ...parallel import ordered
-from ...layout import LAYERS, MODALITIES, SPLITS, chip_path
+from ...layout import SPLITS, chip_path
 
 log = logging.getLogger(__name__)
 _ENCODE_STR = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (ASCII, quoted)
@@ -39,11 +39,21 @@ EXTENSIONS = {
     "raster": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
     "file": "https://stac-extensions.github.io/file/v2.1.0/schema.json",
 }
+# declared only by catalogues with a categorical layer (geomorphons): its class values and names
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 _DTYPES = {"uint16": "uint16", "float32": "float32", "uint8": "uint8"}
 SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}  # ml-aoi:split's enum, by dataset split
 LABEL_ASSET = "labels"
 LABEL_FILE = "labels.geojson"  # beside each item: stac/<chip_id>/labels.geojson
 LABEL_PROPERTY = "class"
+
+
+def _classification(layer) -> dict:
+    """The classification extension's fields of a categorical layer's asset (its classes), else none."""
+    if not layer.classes:
+        return {}
+    return {"classification:classes": [{"value": v, "name": n, "description": f"{n} ({layer.name})",
+                                        "color_hint": colour.lstrip("#").upper()} for v, n, colour in layer.classes]}
 
 
 def item_path(chip_id: str) -> str:
@@ -139,28 +149,30 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     up = [{"rel": rel, "href": "../collection.json", "type": str(MediaType.JSON), "title": title}
           for rel in ("root", "collection", "parent")]
     label_classes = [{"name": LABEL_PROPERTY, "classes": [c["name"] for _, c in sorted(classes.items())]}]
+    layers = context["layers"]
     bands_of = {}
-    for m in MODALITIES:
-        layer = LAYERS[m]
+    for m, layer in layers.items():
         bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units}
                        for b in layer.bands]
         if m == "rgb":
             for b in bands_of[m]:
                 b["scale"] = 0.0001  # reflectance = DN x 0.0001
+    extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values()) else [])
     slot = _Template.slot
     templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
     for cid, cls in classes.items():
         cname = cls["name"]
-        assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": LAYERS[m].description,
+        assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
                       "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
-                      "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"]}
-                  for m in MODALITIES}
+                      "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
+                      **_classification(layer)}
+                  for m, layer in layers.items()}
         assets[LABEL_ASSET] = {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
                                "title": "the chip's class: its footprint with the class name",
                                "file:size": slot("size:labels"), "file:checksum": slot("sum:labels"),
                                "ml-aoi:role": "label", "roles": ["labels", "labels-vector"]}
         templates[cid] = _Template({
-            "type": "Feature", "stac_version": version, "stac_extensions": list(EXTENSIONS.values()),
+            "type": "Feature", "stac_version": version, "stac_extensions": extensions,
             "id": slot("id"),
             "geometry": {"type": "Polygon", "coordinates": [[[slot(f"lon{i}"), slot(f"lat{i}")] for i in range(5)]]},
             "bbox": [slot("bbox0"), slot("bbox1"), slot("bbox2"), slot("bbox3")],
@@ -176,11 +188,11 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             "links": up, "assets": assets, "collection": collection_id})
     # the items, by the gather's workers in slices of chips: each slice's lon/lat extremes come back
     names = {cid: c["name"] for cid, c in classes.items()}
-    rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in MODALITIES]
+    rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in layers]
     sums = {rel: digests[rel] for rel in rels}
     step = 512
     tasks = [(templates, classes, crs, size, res, str(dest), chips[i : i + step],
-              {rel: sums[rel] for rel in rels[i * len(MODALITIES) : (i + step) * len(MODALITIES)]})
+              {rel: sums[rel] for rel in rels[i * len(layers) : (i + step) * len(layers)]}, layers.names)
              for i in range(0, len(chips), step)]
     extremes = []
     for e, item_sums in ordered(context["pool"], _write_items, tasks):
@@ -194,7 +206,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     collection = {
         "type": "Collection", "id": collection_id, "stac_version": version,
         "description": (f"GOS10m-style geomorphology scene-classification chips of '{name}': {size} x {size} px at "
-                        f"{res:g} m, layers {', '.join(MODALITIES)}; one Item per chip."),
+                        f"{res:g} m, layers {', '.join(layers)}; one Item per chip."),
         "links": [{"rel": "root", "href": "./collection.json", "type": str(MediaType.JSON), "title": title},
                   {"rel": "describedby", "href": "../datacard.md", "type": "text/markdown",
                    "title": "datacard: provenance, counts, statistics"}] + item_links,
@@ -218,7 +230,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
 def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str]]:
     """Write the Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max),
     item path in the dataset -> sha256)."""
-    templates, classes, crs, size, res, dest, chips, sums = task
+    templates, classes, crs, size, res, dest, chips, sums, layer_names = task
     rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], size * res)
     lon_all, lat_all, written = [], [], {}
     for c, ring in zip(chips, rings):
@@ -232,7 +244,7 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
                   "bbox1": min(lat), "bbox2": max(lon), "bbox3": max(lat)}
         for i in range(5):
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
-        for m in MODALITIES:
+        for m in layer_names:
             rel = chip_path(m, classes[c["label"]]["name"], c["id"])
             values[f"href:{m}"] = f"../../{rel}"
             values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size

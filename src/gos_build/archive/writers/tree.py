@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from ...errors import GosBuildError
 from ...gtiff import encoder
 from ...parallel import ordered
-from ...layout import LAYERS, band_descriptions, chip_path, parse_chip_path
+from ...layout import band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,15 @@ SUMS_FILE = "tree.sha256"  # in the shard: "<sha256>  <chip path>" of every chip
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES}
 
 
-def shard_members(grid, kept) -> list[tuple[str, bytes]]:
-    """``(chip path, GeoTIFF bytes)`` of every layer of every kept chip of a tile, and their sha256 list."""
+def shard_members(grid, kept, layers) -> list[tuple[str, bytes]]:
+    """``(chip path, GeoTIFF bytes)`` of every layer of every kept chip of a tile, and their sha256 list
+    (``layers``: the registry)."""
     size = grid.chip_size
     out = []
-    for record, layers in kept:
+    for record, arrays in kept:
         transform = grid.window_transform(Window(record["col"], record["row"], size, size))
-        for name, arr in layers.items():
-            layer = LAYERS[name]
+        for name, arr in arrays.items():
+            layer = layers[name]
             enc = encoder(arr.shape, str(arr.dtype), grid.crs, layer.nodata, tuple(band_descriptions(layer)),
                           float(grid.resolution))
             out.append((chip_path(name, record["class"], record["id"]), enc.encode(arr, transform)))
