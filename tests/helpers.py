@@ -23,12 +23,12 @@ AOI_A = [128.14, 43.615, 128.18, 43.645]  # ~3.2 x 3.3 km
 AOI_B = [128.15, 43.62, 128.19, 43.65]  # overlaps most of A
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, package: str = "gdal-bin") -> str:
     """Path of a reference command-line tool; missing is a failure under CI, a skip elsewhere."""
     path = shutil.which(name)
     if path:
         return path
-    msg = f"{name} not found (Debian package gdal-bin; scripts/check.sh installs it)"
+    msg = f"{name} not found (Debian package {package}; scripts/check.sh installs it)"
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)

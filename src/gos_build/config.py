@@ -89,10 +89,11 @@ def _message(err) -> str:
             return _message(jsonschema.exceptions.best_match(mine))
         return (f"config key '{key}': expected a list of globs or a mapping {{stac: {{api, collection, ...}}}}, "
                 f"got {_describe(inst)}")
+    if v == "pattern" and key == "terrain.extra":  # a layer's name (the mapping's key)
+        return (f"config key '{key}': layer names are lower-case letters, digits and _, starting with a letter "
+                f"(at most 31); got {inst!r}")
     if v == "pattern":
         return f"config key '{key}': {inst!r} does not match {schema['pattern']}"
-    if v == "propertyNames" and key.startswith("terrain.extra"):
-        return f"config key '{key}': layer names are lower-case letters, digits and _, starting with a letter; got {inst!r}"
     if v == "propertyNames":
         return f"config key '{key}': class ids must be integers 1..254, got {inst!r}"
     return f"config key '{key}': {err.message}"

@@ -242,7 +242,7 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
                 ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1), extent=extent)
             else:
                 v = np.ma.masked_equal(a[0], layers[m].nodata)
-                ax.imshow(v, extent=extent, **layer_style(layers[m]))
+                ax.imshow(v, extent=extent, **layer_style(layers[m], v))
         ax.text(j + (1 - gap) / 2, gap / 2, cid, ha="center", va="bottom", fontsize=7)
     for i, m in enumerate(layers):
         ax.text(-gap, -i - (1 - gap) / 2, m, ha="right", va="center", rotation=90, fontsize=9)
@@ -256,9 +256,11 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     _save(fig, out)
 
 
-def layer_style(layer) -> dict:
+def layer_style(layer, values=None) -> dict:
     """``imshow`` keywords of a single-band layer: a categorical layer (geomorphons) in its classes' own
-    colours, one colour a class value; any other in its registry colour map and fixed range, if any."""
+    colours, one colour a class value; any other in its registry colour map and fixed range, if any; a
+    diverging map (``*_r``: signed extra terrain layers) without one centred on 0, +- the 98th percentile of
+    the magnitude of ``values``."""
     if layer.classes:
         from matplotlib.colors import BoundaryNorm, ListedColormap
 
@@ -267,6 +269,9 @@ def layer_style(layer) -> dict:
         edges = [values[0] - 0.5] + [v + 0.5 for v in values]
         return {"cmap": cmap, "norm": BoundaryNorm(edges, len(values)), "interpolation": "nearest"}
     cmap, lim = layer.display
+    if lim is None and cmap.endswith("_r") and values is not None and np.ma.count(values):
+        top = float(np.percentile(np.abs(np.ma.compressed(values)), 98)) or 1.0
+        lim = (-top, top)
     return {"cmap": cmap, "vmin": lim[0] if lim else None, "vmax": lim[1] if lim else None}
 
 

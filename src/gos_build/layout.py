@@ -180,18 +180,25 @@ def dataset_layers(dataset: str | Path) -> Registry:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         out = []
-        for i, d in enumerate(doc["layers"]):
+        for d in doc["layers"]:
             name = d["name"]
             if not _NAME_RE.fullmatch(name) or "/" in name:
                 raise ValueError(f"layer name {name!r}")
             if name in GOS10M:
                 out.append(GOS10M[name])
                 continue
+            if "terrain" in d:  # a terrain.extra layer: the same entry the config gave the writer
+                from .geomorphometry import extra_layer
+
+                band = 1 + sum(1 for ly in out if ly.tile_file == DEM.tile_file)
+                layer = extra_layer(name, d["terrain"], DEM.tile_file, band)
+                if (list(layer.bands), layer.dtype, layer.nodata) != (d["bands"], d["dtype"], d["nodata"]):
+                    raise ValueError(f"layer {name}: bands, dtype or nodata differ from its kind's")
+                out.append(layer)
+                continue
             classes = tuple((int(c["value"]), str(c["name"]), str(c["colour"])) for c in d.get("classes", []))
-            cmap = "geomorphons" if classes else ("RdBu" if d.get("units") in ("1", "1/m") else "viridis")
-            out.append(Layer(name, tuple(d["bands"]), str(d["dtype"]), str(d["units"]), d["nodata"], DEM.tile_file,
-                             i + 1, str(d.get("description", "")), (cmap, None), classes,
-                             json.dumps(d["terrain"], sort_keys=True) if "terrain" in d else ""))
+            out.append(Layer(name, tuple(d["bands"]), str(d["dtype"]), str(d["units"]), d["nodata"], f"{name}.tif",
+                             1, str(d.get("description", "")), ("viridis", None), classes))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise GosBuildError(f"{path}: not a gos-build layers file ({exc})") from None
     return Registry(out)
