@@ -118,8 +118,8 @@ def tpi3(z: np.ndarray, halo: int) -> np.ndarray:
 
 def curvatures(z: np.ndarray, halo: int, res: float) -> tuple[np.ndarray, np.ndarray]:
     """Profile and tangential curvature (1/m) as GRASS ``r.slope.aspect`` computes ``pcurvature`` and
-    ``tcurvature`` (Mitasova & Hofierka 1993): its 3 x 3 first and second derivatives, 0 where the
-    gradient is at most 0.001."""
+    ``tcurvature`` (Mitasova & Hofierka 1993): its 3 x 3 first and second derivatives (its signs: x west,
+    y south), 0 where the gradient is at most 0.001."""
     z = z.astype(np.float64)
     h, w = z.shape[0] - 2 * halo, z.shape[1] - 2 * halo
 
@@ -129,23 +129,23 @@ def curvatures(z: np.ndarray, halo: int, res: float) -> tuple[np.ndarray, np.nda
     c1, c2, c3 = cell(-1, -1), cell(-1, 0), cell(-1, 1)
     c4, c5, c6 = cell(0, -1), cell(0, 0), cell(0, 1)
     c7, c8, c9 = cell(1, -1), cell(1, 0), cell(1, 1)
-    big_h = big_v = res * 8.0  # r.slope.aspect's H and V: the weighted difference's run (zfactor 1)
-    dx = ((c1 + c4 + c4 + c7) - (c3 + c6 + c6 + c9)) / big_h
-    dy = ((c7 + c8 + c8 + c9) - (c1 + c2 + c2 + c3)) / big_v
-    s4 = c1 + c3 + c7 + c9 - c5 * 8.0
-    s5 = c4 * 4.0 + c6 * 4.0 - c8 * 2.0 - c2 * 2.0
-    s6 = c8 * 4.0 + c2 * 4.0 - c4 * 2.0 - c6 * 2.0
-    s3 = c7 - c9 + c3 - c1
-    dxx = -(s4 + s5) / ((3.0 / 32.0) * big_h * big_h)
-    dyy = -(s4 + s6) / ((3.0 / 32.0) * big_v * big_v)
-    dxy = -s3 / ((1.0 / 16.0) * big_h * big_v)
-    grad2 = dx * dx + dy * dy
+    big = res * 8.0  # r.slope.aspect's H and V: the weighted difference's run (zfactor 1, square cells)
+    corners = c1 + c3 + c7 + c9
+    west, east, north, south = c1 + c7, c3 + c9, c1 + c3, c7 + c9
+    dx = (west + 2.0 * c4 - east - 2.0 * c6) / big
+    dy = (south + 2.0 * c8 - north - 2.0 * c2) / big
+    s4 = corners - 8.0 * c5
+    dxx = -(s4 + 4.0 * (c4 + c6) - 2.0 * (c8 + c2)) / ((3.0 / 32.0) * big * big)
+    dyy = -(s4 + 4.0 * (c8 + c2) - 2.0 * (c4 + c6)) / ((3.0 / 32.0) * big * big)
+    dxy = -(c7 - c9 + c3 - c1) / ((1.0 / 16.0) * big * big)
+    dx2, dy2 = dx * dx, dy * dy
+    grad2 = dx2 + dy2
     flat = np.sqrt(grad2) <= 0.001
+    dxy2 = 2.0 * dxy * dx * dy
+    q = grad2 + 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        dnorm1 = np.sqrt(grad2 + 1.0)
-        dxy2 = 2.0 * dxy * dx * dy
-        pcurv = (dxx * dx * dx + dxy2 + dyy * dy * dy) / (grad2 * dnorm1 ** 3)
-        tcurv = (dxx * dy * dy - dxy2 + dyy * dx * dx) / (grad2 * dnorm1)
+        tcurv = (dxx * dy2 - dxy2 + dyy * dx2) / (grad2 * np.sqrt(q))
+        pcurv = (dxx * dx2 + dxy2 + dyy * dy2) / (grad2 * q * np.sqrt(q))
     pcurv[flat] = 0.0
     tcurv[flat] = 0.0
     return pcurv, tcurv
@@ -337,6 +337,24 @@ def halo_px(spec: dict, res: float) -> int:
 def reach_m(extra: dict, res: float) -> float:
     """How far (m) past a window the extra layers ``extra`` read the DEM: the largest halo, in metres."""
     return max([halo_px(spec, res) * res for spec in extra.values()] + [0.0])
+
+
+def compute_many(specs: dict, z: np.ndarray, halo: int, res: float) -> dict[str, np.ndarray]:
+    """:func:`compute` for several layers (name -> spec) of one array; the two curvatures, which come from the
+    same derivatives, are computed once."""
+    out, pair = {}, None
+    for name, spec in specs.items():
+        if spec["kind"] in ("profile_curvature", "tangential_curvature"):
+            if pair is None:
+                framed = z[halo - 1 : z.shape[0] - halo + 1, halo - 1 : z.shape[1] - halo + 1]
+                pair = curvatures(framed, 1, res)
+                bad = _touches_nodata_3x3(framed, 1)
+                for a in pair:
+                    a[bad] = np.nan
+            out[name] = pair[0] if spec["kind"] == "profile_curvature" else pair[1]
+        else:
+            out[name] = compute(spec, z, halo, res)
+    return out
 
 
 def compute(spec: dict, z: np.ndarray, halo: int, res: float) -> np.ndarray:

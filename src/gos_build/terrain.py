@@ -346,8 +346,8 @@ def terrain_window(
                                 altitude)
         for i, name in enumerate(LAYERS, start=1):
             out[i, r0 : r0 + n] = layers[name]
-        for i, spec in enumerate(extra.values(), start=len(ELEVATION_LAYERS)):
-            a = geomorphometry.compute(spec, part, halo, grid.resolution)
+        computed = geomorphometry.compute_many(extra, part, halo, grid.resolution)
+        for i, a in enumerate(computed.values(), start=len(ELEVATION_LAYERS)):
             a[np.isnan(a)] = NODATA
             out[i, r0 : r0 + n] = a
     valid = dem[dem != NODATA]
