@@ -167,6 +167,26 @@ def gdal_pair(grid, hgts: list[Path], work: Path) -> dict:
     return out
 
 
+def write_small_config(cfg: dict) -> tuple[Path, list[float]]:
+    """benchmarks/runs/gos10m_500.yaml: ~500 km2 inside the scale AOI, same inputs: one full processing tile plus
+    ~1 km around it, so the largest job of both runs works on a full tile (memory is bounded by the tile, not
+    the AOI). Returns its path and bbox."""
+    grid = grid_from_config(with_defaults(cfg))
+    full = [t for t in grid.tiles() if (t.width, t.height) == (grid.tile_chips * grid.chip_size,) * 2]
+    t = full[len(full) // 2]
+    x0 = grid.x_min + t.col_off * grid.resolution - 1000
+    y1 = grid.y_max - t.row_off * grid.resolution + 1000
+    x1, y0 = x0 + t.width * grid.resolution + 2000, y1 - t.height * grid.resolution - 2000
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform([x0, x1, x1, x0], [y0, y0, y1, y1])
+    small_bbox = [round(min(lon), 4), round(min(lat), 4), round(max(lon), 4), round(max(lat), 4)]
+    small = dict(cfg, aoi={"name": "gos10m_500", "bbox": small_bbox},
+                 demo=dict(cfg["demo"], bbox=cfg["aoi"]["bbox"]))  # the scale AOI's inputs, not regenerated
+    small_cfg = RUNS / "gos10m_500.yaml"
+    RUNS.mkdir(parents=True, exist_ok=True)
+    small_cfg.write_text(yaml.safe_dump(small, allow_unicode=True), encoding="utf-8")
+    return small_cfg, small_bbox
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-cores-1", action="store_true", help="skip the --cores 1 run (saves several minutes)")
@@ -184,20 +204,7 @@ def main() -> None:
         out["inputs_s"] = snakemake(str(manifest.relative_to(ROOT)), "--cores", "2", "--configfile", str(scale),
                                     "--quiet", "rules")
         print(f"inputs generated in {out['inputs_s']:.0f} s")
-    # ~500 km2 inside the scale AOI, same inputs: one full processing tile plus ~1 km around it, so the
-    # largest job of both runs works on a full tile (memory is bounded by the tile, not the AOI)
-    grid = grid_from_config(with_defaults(cfg))
-    full = [t for t in grid.tiles() if (t.width, t.height) == (grid.tile_chips * grid.chip_size,) * 2]
-    t = full[len(full) // 2]
-    x0 = grid.x_min + t.col_off * grid.resolution - 1000
-    y1 = grid.y_max - t.row_off * grid.resolution + 1000
-    x1, y0 = x0 + t.width * grid.resolution + 2000, y1 - t.height * grid.resolution - 2000
-    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform([x0, x1, x1, x0], [y0, y0, y1, y1])
-    small_bbox = [round(min(lon), 4), round(min(lat), 4), round(max(lon), 4), round(max(lat), 4)]
-    small = dict(cfg, aoi={"name": "gos10m_500", "bbox": small_bbox},
-                 demo=dict(cfg["demo"], bbox=cfg["aoi"]["bbox"]))  # the scale AOI's inputs, not regenerated
-    small_cfg = RUNS / "gos10m_500.yaml"
-    small_cfg.write_text(yaml.safe_dump(small, allow_unicode=True), encoding="utf-8")
+    small_cfg, small_bbox = write_small_config(cfg)
 
     grid_scale = grid_from_config(with_defaults(cfg))
     hgts = sorted((ROOT / cfg["demo"]["out"] / "srtm").glob("*.hgt"))

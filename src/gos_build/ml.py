@@ -566,7 +566,8 @@ def _report(out: dict) -> str:
                      f"{_pm(sm['kappa'])} | {pc} | {vs} |")
     n = ab[FULL]["pooled"]["chips"]
     lines.append("")
-    for v, what in (("rgb", "Terrain, added to the image alone,"), ("terrain", "The image, added to terrain alone,")):
+    for v, what in (("rgb", "Terrain, added to the image alone,"), ("terrain", "The image, added to terrain alone,"),
+                    (GOS10M_VARIANT, "Adding the extra terrain layers to the image and GOS10m's terrain layers")):
         if v in ab:  # the multimodal model against this variant: what the other modality adds
             d, (lo, hi) = ab[v]["against_full"]["difference"], ab[v]["against_full"]["interval"]
             lines.append("- " + difference_words(what, -d, -hi, -lo, n))
