@@ -47,3 +47,20 @@ for cfg in configs/*.yaml; do
 done
 echo "== pytest"
 python -m pytest -q "$@"
+
+# gos_build.torchgeo in an environment of its own: the [torchgeo] extra needs PyPI's torch/torchvision pair,
+# which does not install beside [ml]'s pinned CPU torch (README: "Train with TorchGeo")
+TG="$ROOT/.venv-torchgeo"
+if [ ! -x "$TG/bin/python" ]; then
+  echo "check: creating $TG for the TorchGeo tests"
+  "${PYTHON:-python3}" -m venv "$TG"
+fi
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$TG/.gos-build-installed" 2>/dev/null)" != "$want" ]; then
+  echo "check: installing gos-build[torchgeo] into $TG"
+  "$TG/bin/python" -m pip install --quiet --upgrade pip
+  "$TG/bin/python" -m pip install --quiet -e "$ROOT[torchgeo]"
+  echo "$want" > "$TG/.gos-build-installed"
+fi
+echo "== pytest tests/test_torchgeo.py (.venv-torchgeo)"
+PATH="$TG/bin:$PATH" "$TG/bin/python" -m pytest -q tests/test_torchgeo.py "$@"

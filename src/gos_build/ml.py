@@ -176,6 +176,11 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
             a[bad] = 0.0
         return a
 
+    def layer(self, name: str, chip: dict) -> np.ndarray:
+        """One layer of one chip (a dict of :attr:`chips`): float32 (bands, 64, 64), normalised when the
+        dataset is."""
+        return self._layer(name, chip)
+
     def __getitem__(self, i: int) -> dict:
         chip = self.chips[i]
         rgb = self._layer(RGB.name, chip)
