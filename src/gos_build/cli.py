@@ -101,6 +101,26 @@ def _cmd_demo_inputs(args) -> None:
              ", ".join(demo_sentinel2(manifest)), manifest["polygon_count"])
 
 
+def _cmd_check_config(args) -> None:
+    """A config checked as the workflow checks it, without running anything: YAML (file, line, column), the
+    schema and semantics (by key), the AOI's grid, a demo: section that would overwrite another area's inputs."""
+    from .config import demo_conflict, load_config
+    from .grid import grid_from_config
+    from .layout import layers_from_config
+
+    cfg = load_config(args.config)
+    grid = grid_from_config(cfg)
+    demo = cfg.get("demo")
+    if demo:
+        conflict = demo_conflict(demo["out"], demo.get("bbox", cfg["aoi"].get("bbox", [])), demo["seed"])
+        if conflict:
+            raise GosBuildError(f"{args.config}: config key 'demo.out': {conflict}")
+    layers = layers_from_config(cfg)
+    print(f"{args.config}: OK -- AOI '{cfg['aoi']['name']}' on {grid.crs}, {grid.width} x {grid.height} px at "
+          f"{grid.resolution:g} m, {len(grid.tiles())} processing tile(s); {len(cfg['classes'])} classes; "
+          f"{len(layers)} layers ({', '.join(layers)}); run: snakemake --cores all --configfile {args.config}")
+
+
 def _cmd_demo_stac_api(args) -> None:
     import time
 
@@ -304,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         return _add(c, *shared)
 
     bbox = dict(nargs=4, type=float, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+
+    cc = command("check-config", _cmd_check_config, "check a config as the workflow does, without running anything")
+    cc.add_argument("config", metavar="CONFIG", help="config file (YAML)")
 
     d = command("demo-inputs", _cmd_demo_inputs, "write deterministic demo inputs (SRTM HGT, Sentinel-2 SAFE, GeoPackage)")
     d.add_argument("--bbox", required=True, **bbox)

@@ -112,6 +112,30 @@ def bbox_problem(bbox, lat_range: tuple[float, float] = (-90.0, 90.0)) -> str | 
     return None
 
 
+DEMO_MARKER = "demo-inputs.json"  # written last into a folder of demo inputs: what they were generated for
+
+
+def demo_conflict(out: str | Path, bbox, seed: int) -> str | None:
+    """Why demo inputs for ``bbox``/``seed`` must not be written into ``out`` (None: they may): the folder holds
+    the demo inputs of another area or seed, which generated inputs never replace (a copied config that kept
+    the ``demo:`` section would otherwise overwrite them, and the first config's workflow rebuild them)."""
+    import json
+
+    marker = Path(out) / DEMO_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        made = json.loads(marker.read_text(encoding="utf-8"))
+        old_bbox, old_seed = [float(v) for v in made["bbox"]], int(made["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{marker}: not a demo-inputs record; delete {out} to generate demo inputs there"
+    if old_bbox != [float(v) for v in bbox] or old_seed != int(seed):
+        return (f"{out}: holds the demo inputs of bbox {old_bbox}, seed {old_seed} ({DEMO_MARKER}); generated "
+                f"inputs never replace those of another area or seed: give this config's demo: section its own "
+                f"out: folder (or delete {out})")
+    return None
+
+
 def _semantic_problems(cfg: dict) -> list[str]:
     out = []
     for key, bbox in (("aoi.bbox", cfg.get("aoi", {}).get("bbox")), ("demo.bbox", (cfg.get("demo") or {}).get("bbox"))):
@@ -188,7 +212,10 @@ def load_config(path: str | Path) -> dict:
     except OSError as exc:
         raise GosBuildError(f"{path}: cannot read config ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise GosBuildError(f"{path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
+        raise GosBuildError(f"{where}: not valid YAML: {what}") from None
     if not isinstance(cfg, dict):
         raise GosBuildError(f"{path}: a config must be a YAML mapping")
     try:

@@ -8,7 +8,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gos_build.config import check_config
+from gos_build.config import check_config, demo_conflict
 from gos_build.errors import GosBuildError
 from gos_build.grid import grid_from_config
 from gos_build.layout import ID_PATTERN

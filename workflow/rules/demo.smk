@@ -6,6 +6,10 @@
 if "demo" in config:
     DEMO = config["demo"]
     PRODUCERS[DEMO["out"]] = f"{DEMO['out']}/demo-inputs.json"
+    # a copied config that kept `demo:` would regenerate another area's inputs over these: refused at parse time
+    _conflict = demo_conflict(DEMO["out"], DEMO.get("bbox", config["aoi"].get("bbox", [])), DEMO["seed"])
+    if _conflict and config["aoi"].get("bbox"):
+        raise WorkflowError(_conflict)
 
     rule demo_inputs:
         output:

@@ -35,7 +35,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config import bbox_problem
+from ..config import DEMO_MARKER as MARKER
+from ..config import bbox_problem, demo_conflict
 from ..errors import GosBuildError
 from ..io import writing
 from .landscape import Landscape
@@ -76,6 +77,9 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
         raise GosBuildError(f"--sentinel2-formats: expected some of {', '.join(S2_FORMATS)}, got "
                             f"{', '.join(unknown) or 'none'}")
     out = Path(out)
+    conflict = demo_conflict(out, bbox, seed)  # never over another area's or seed's inputs
+    if conflict:
+        raise GosBuildError(conflict)
     try:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / ".demo-inputs.tmp"
@@ -100,7 +104,7 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
         n_poly = write_polygons(land, bbox, tmp / "polygons.gpkg")
 
     # move the finished pieces into place, then write the manifest last
-    (out / "demo-inputs.json").unlink(missing_ok=True)
+    (out / MARKER).unlink(missing_ok=True)
     for name in ("srtm", *S2_FORMATS.values(), "polygons.gpkg"):
         if not (tmp / name).exists():
             if (out / name).is_dir():
@@ -127,7 +131,7 @@ def demo_inputs(bbox, out: str | Path, seed: int = 0, baseline: str = "05.09", c
         "polygons": "polygons.gpkg",
         "polygon_count": n_poly,
     }
-    _write_text(out / "demo-inputs.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _write_text(out / MARKER, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

@@ -1,0 +1,103 @@
+"""What a new user trips over, done as the user did it (issue: a first own area in minutes).
+
+A YAML mistake in a config gets its file, line and column from ``gos-build check-config`` (Snakemake reads
+``--configfile`` before the workflow starts and names neither); a copy of ``config.yaml`` that kept the
+``demo:`` section never overwrites the demo's inputs; the schema's descriptions are one string each; the
+README shows targets before ``--configfile``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+
+import pytest
+import yaml
+
+from helpers import ROOT, AUVERGNE_BBOX, default_config, run_cli, run_workflow
+from gos_build.errors import GosBuildError
+
+
+def test_check_config_names_file_line_and_column_of_a_yaml_error(tmp_path):
+    bad = tmp_path / "my_aoi.yaml"
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8").replace("  bbox: [128.125", "   bbox: [128.125", 1)
+    bad.write_text(text, encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), start=1) if t.startswith("   bbox"))
+    res = run_cli("check-config", str(bad))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{bad}:{line}:" in res.stderr and "not valid YAML" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_names_the_key_of_a_schema_error_and_says_ok_otherwise(tmp_path):
+    cfg = default_config()
+    cfg["grid"]["tile_chip"] = 8
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    res = run_cli("check-config", str(path))
+    assert res.returncode == 2 and "config key 'grid': unknown key 'tile_chip' (did you mean 'tile_chips'?)" in res.stderr
+    res = run_cli("check-config", str(ROOT / "config.yaml"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "OK" in res.stdout and "9 processing tile(s)" in res.stdout and "EPSG:32652" in res.stdout
+
+
+def _digests(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_kept_demo_section_never_overwrites_another_areas_inputs(auvergne_demo, tmp_path):
+    """A copy of config.yaml with a new bbox that kept ``demo:`` (same ``out``): refused by the generator, by the
+    workflow before any job, and by check-config -- and the inputs stay as they were."""
+    from gos_build.demo import demo_inputs
+
+    before = _digests(auvergne_demo)
+    other = [AUVERGNE_BBOX[0] + 0.05, AUVERGNE_BBOX[1], AUVERGNE_BBOX[2] + 0.05, AUVERGNE_BBOX[3]]
+    with pytest.raises(GosBuildError, match=r"holds the demo inputs of bbox \[2\.95, 45\.72, 3\.01, 45\.765\], seed 3"):
+        demo_inputs(other, auvergne_demo, seed=3)
+    with pytest.raises(GosBuildError, match="another area or seed"):
+        demo_inputs(AUVERGNE_BBOX, auvergne_demo, seed=4)
+    cfg = default_config()
+    cfg["aoi"] = {"name": "copied", "bbox": other}
+    cfg["demo"] = dict(cfg["demo"], out=str(auvergne_demo), seed=3)
+    res = run_workflow(tmp_path / "wf", cfg, "-n")
+    said = res.stdout + res.stderr  # Snakemake prints a WorkflowError of the parse on stdout
+    assert res.returncode != 0 and "never replace those of another area or seed" in said, said[-2000:]
+    res = run_cli("check-config", str(tmp_path / "wf" / "aoi.yaml"))
+    assert res.returncode == 2 and "config key 'demo.out'" in res.stderr
+    assert _digests(auvergne_demo) == before
+    demo_inputs(AUVERGNE_BBOX, auvergne_demo, seed=3, baseline="05.09", cloud_fraction=0.1)  # the same: same bytes
+    assert _digests(auvergne_demo) == before
+
+
+def test_schema_descriptions_are_one_string_each():
+    """A description with commas in a YAML flow mapping splits into keys ('5 days apart': null)."""
+    schema = yaml.safe_load((ROOT / "src" / "gos_build" / "schemas" / "config.schema.yaml").read_text())
+    split = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if v is None and path[-1:] != ["default"]:
+                    split.append(f"{'/'.join(path)}: {k!r}")
+                walk(v, path + [str(k)])
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, path)
+
+    walk(schema, [])
+    assert not split, split
+
+
+def test_readme_and_config_comments_put_targets_before_configfile():
+    """``snakemake --cores 2 --configfile X baseline`` reads ``baseline`` as a second config file."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").rglob("*.yaml"))]:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            m = re.search(r"snakemake [^`#]*--configfile\s+[^\s`]+(?:[ \t]+(?P<next>[^\s`\\]+))?", line)
+            if m and m.group("next") and not m.group("next").startswith("-"):
+                found.append(f"{path.name}:{n}: {line.strip()}")
+    assert not found, found
+    assert shlex.split("snakemake baseline --cores 2 --configfile x.yaml")[1] == "baseline"
