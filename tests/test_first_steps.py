@@ -101,3 +101,25 @@ def test_readme_and_config_comments_put_targets_before_configfile():
                 found.append(f"{path.name}:{n}: {line.strip()}")
     assert not found, found
     assert shlex.split("snakemake baseline --cores 2 --configfile x.yaml")[1] == "baseline"
+
+
+@pytest.mark.slow
+def test_the_datacards_snippet_runs_as_written_in_the_dataset_folder(runs, tmp_path):
+    """The datacard's Python block, copied as a user would, run from the dataset folder it says: every line
+    works (datasets.load_dataset of the folder, the packed store through xarray, ...), and the store's call as
+    written gives the integers back (xarray would otherwise read fill_value 0 as missing and give floats)."""
+    import os
+    import subprocess
+    import sys
+
+    d = runs["a2"] / "dataset"
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    block = card.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "MPLBACKEND": "Agg"}
+    res = subprocess.run([sys.executable, "-c", block], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = next(t for t in block.splitlines() if "xr.open_zarr" in t).split("#")[0].strip()
+    check = f"import xarray as xr\n{line}\nprint(train.label.dtype, train.rgb.dtype, train.slope.dtype)"
+    res = subprocess.run([sys.executable, "-c", check], cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.split() == ["uint8", "uint16", "float32"], res.stdout + res.stderr
