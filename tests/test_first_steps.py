@@ -123,3 +123,28 @@ def test_the_datacards_snippet_runs_as_written_in_the_dataset_folder(runs, tmp_p
     check = f"import xarray as xr\n{line}\nprint(train.label.dtype, train.rgb.dtype, train.slope.dtype)"
     res = subprocess.run([sys.executable, "-c", check], cwd=d, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0 and res.stdout.split() == ["uint8", "uint16", "float32"], res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_the_datacard_reads_like_a_person_wrote_it(runs):
+    """No Python reprs, an offset with its own sign, singular and plural counts, the attribution the inputs
+    call for (the demo's synthetic inputs hold no Copernicus data), and the report's caption names the AOI's
+    folder."""
+    from types import SimpleNamespace
+
+    import jinja2
+
+    from gos_build.archive.datacard import _count, _licence, _radiometry
+
+    card = (runs["a2"] / "dataset" / "datacard.md").read_text(encoding="utf-8")
+    body = card.split("## Config", 1)[0]  # the config itself is YAML, quoted as given
+    assert "{'" not in body and "['" not in body and "+ -" not in body
+    assert "reflectance = (DN - 1000) / 10000" in body  # the demo generator's baseline 05.09
+    assert "target ratios train 0.7, val 0.1, test 0.2" in body
+    assert "Contains modified Copernicus Sentinel data" in card  # these workflow runs have no demo: section
+    assert (_radiometry(-1000, 10000), _radiometry(0, 10000)) == ("(DN - 1000) / 10000", "DN / 10000")
+    assert (_count(1, "polygon"), _count(22, "polygon")) == ("1 polygon", "22 polygons")
+    assert "no Copernicus Sentinel or SRTM data" in _licence({"demo": {"seed": 0}})
+    caption = (ROOT / "workflow" / "report" / "workflow.rst").read_text(encoding="utf-8")
+    shown = jinja2.Template(caption).render(snakemake=SimpleNamespace(config={"aoi": {"name": "jilin"}}))
+    assert "results/jilin/dataset/" in shown and "<aoi>" not in shown

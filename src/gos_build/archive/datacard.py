@@ -56,7 +56,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     out += ["", f"Split: `{split.get('method')}`"
             + (f", blocks of {split.get('block_chips')} x {split.get('block_chips')} chips, buffer "
                f"{split.get('buffer_chips', 0)} chip(s)" if str(split.get("method")).startswith("block") else "")
-            + f", seed {split.get('seed')}, target ratios {split.get('ratios')}.", ""]
+            + f", seed {split.get('seed')}, target ratios {_pairs({s: (split.get('ratios') or {}).get(s) for s in SPLITS})}.", ""]
     out += _balance_section(classes, summary.get("balance", {}), split)
     out += _loading_section()
     out += ["## Candidates and rejections", "",
@@ -66,7 +66,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             + ", ".join(f"{k}: {v}" for k, v in summary["rejected"].items()),
             f"- Kept: {summary['kept']}; dropped by the split buffer: {summary['dropped_by_buffer']}; "
             f"in the dataset: {summary['in_dataset']}",
-            f"- Filters: {cfg.get('chips', {})}", ""]
+            f"- Filters: {_pairs(cfg.get('chips'))}", ""]
     out += ["## Figures", "", "Written next to the dataset by the `figures` rule (and in `snakemake --report`):", "",
             "- [AOI overview: imagery, hillshade, labels, chips by split](../figures/overview.png)",
             "- [chips per class and split, rejections](../figures/counts.png)",
@@ -74,7 +74,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     out += [f"- [gallery: {c['name']}](../figures/gallery_{c['name']}.png)" for _, c in sorted(classes.items())]
     out += ["", "## Inputs", ""]
     if cfg.get("demo"):
-        out += [f"The inputs are synthetic, written by `gos-build demo-inputs` ({cfg['demo']}): real formats "
+        out += [f"The inputs are synthetic, written by `gos-build demo-inputs` ({_pairs(cfg['demo'])}): real formats "
                 "over a generated landscape, not observations.", ""]
     out += ["### Sentinel-2", ""]
     for p in inv.get("products", []):
@@ -83,8 +83,8 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             form += f", processor {p['processor_version']}"
         when = f", sensed {p['datetime'][:19]}" if p.get("datetime") else ""
         out.append(f"- `{p['name']}` ({form}{when}): {p['level']}, processing baseline {p['baseline']}, cloud "
-                   f"{p['cloud_percent']} %, reflectance = (DN + {p['offsets']['B04']:g}) / {p['quantification']:g}, "
-                   f"{len(p['granules'])} granule(s)" + _content(p))
+                   f"{p['cloud_percent']} %, reflectance = {_radiometry(p['offsets']['B04'], p['quantification'])}, "
+                   f"{_count(len(p['granules']), 'granule')}" + _content(p))
     out += ["", _composite_line(inv, prov.get("sentinel2_observations"))]
     out += _stac_lines(inv.get("stac"))
     out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
@@ -99,10 +99,10 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     if lab:
         src = lab.get("source_file") or {}
         out.append(f"- `{src.get('name', '?')}`{_content(src)} (layer `{lab.get('layer')}`, {lab.get('source_crs')}), field "
-                   f"`{lab.get('class_field')}`: {lab.get('features_read')} features, {lab.get('repaired')} repaired, "
-                   f"skipped {lab.get('skipped')}, overlap rule `{lab.get('overlap_rule')}`")
+                   f"`{lab.get('class_field')}`: {_count(lab.get('features_read'), 'feature')}, {lab.get('repaired')} repaired, "
+                   f"skipped: {_pairs(lab.get('skipped'))}, overlap rule `{lab.get('overlap_rule')}`")
         for cid, c in sorted(lab.get("classes", {}).items(), key=lambda kv: int(kv[0])):
-            out.append(f"  - class {cid} {c['name']}: {c['features']} polygons, {c['area_in_aoi_m2'] / 1e6:.2f} km² "
+            out.append(f"  - class {cid} {c['name']}: {_count(c['features'], 'polygon')}, {c['area_in_aoi_m2'] / 1e6:.2f} km² "
                        f"in the AOI, {c.get('pixels', '?')} labelled pixels")
     out += ["", "## Layer statistics (train chips)", "", "| layer | units | mean | std | min | max |",
             "|---|---|---|---|---|---|"]
@@ -126,9 +126,46 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             "and folders of the machine that built it:", "",
             "```yaml", yaml.safe_dump(published_config(cfg, prov), allow_unicode=True, sort_keys=False).rstrip(), "```",
             "", "## Licence", "",
-            "Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); "
-            "the interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).", ""]
+            _licence(cfg), ""]
     Path(path).write_text("\n".join(out), encoding="utf-8")
+
+
+def _pairs(mapping) -> str:
+    """``key value, key value`` of a config section, as a person writes it (not a Python dict)."""
+    if not isinstance(mapping, dict) or not mapping:
+        return "none"
+    def word(v):
+        if isinstance(v, float):
+            return f"{v:g}"
+        if isinstance(v, (list, tuple)):
+            return " ".join(str(x) for x in v)
+        return str(v)
+
+    return ", ".join(f"{k} {word(v)}" for k, v in mapping.items())
+
+
+def _count(n, noun: str) -> str:
+    """``1 polygon``, ``2 polygons``; ``?`` when unknown."""
+    if not isinstance(n, int):
+        return f"? {noun}s"
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _radiometry(offset: float, quantification: float) -> str:
+    """Reflectance from a DN, with the offset's own sign: ``(DN - 1000) / 10000``, or ``DN / 10000``."""
+    if not offset:
+        return f"DN / {quantification:g}"
+    return f"(DN {'-' if offset < 0 else '+'} {abs(offset):g}) / {quantification:g}"
+
+
+def _licence(cfg: dict) -> str:
+    """The attribution the inputs call for: the demo's synthetic inputs contain no Copernicus or SRTM data."""
+    if cfg.get("demo"):
+        return ("The inputs are synthetic (written by gos-build demo-inputs in the formats of Sentinel-2, SRTM "
+                "and a map): the dataset contains no Copernicus Sentinel or SRTM data. GOS10m itself is CC BY 4.0 "
+                "(Ouyang & Chen, 2024).")
+    return ("Contains modified Copernicus Sentinel data; SRTM courtesy of NASA/USGS (public domain); the "
+            "interpretation polygons are the mapper's. GOS10m itself is CC BY 4.0 (Ouyang & Chen, 2024).")
 
 
 def _composite_line(inv: dict, obs: dict | None) -> str:
@@ -225,7 +262,7 @@ def _stac_lines(stac: dict | None) -> list[str]:
         out.append(f"- `{item['id']}` ({item['datetime']}{extra})")
     out += ["", f"Only the AOI's windows of the COG assets were read: {stac['fetched_bytes'] / 1e6:.2f} MB of tiles "
             f"fetched, of {stac['whole_asset_bytes'] / 1e6:.2f} MB in the whole assets (cached in "
-            f"`resources/<aoi>/cache/`, sha256 in `results/<aoi>/inputs/`)."]
+            f"the inputs' cache folder, sha256 in the build's inputs manifests)."]
     return out
 
 
