@@ -148,3 +148,30 @@ def test_the_datacard_reads_like_a_person_wrote_it(runs):
     caption = (ROOT / "workflow" / "report" / "workflow.rst").read_text(encoding="utf-8")
     shown = jinja2.Template(caption).render(snakemake=SimpleNamespace(config={"aoi": {"name": "jilin"}}))
     assert "results/jilin/dataset/" in shown and "<aoi>" not in shown
+
+
+@pytest.mark.slow
+def test_every_download_unzipped_into_one_folder_is_the_dataset(runs, tmp_path):
+    """As a user of the downloads does: every ``dist/*.zip`` into one folder; it validates and loads (Hugging
+    Face datasets, offline), and holds the same files as the dataset folder."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    dist = runs["a2"] / "dist"
+    out = tmp_path / "unzipped"
+    zips = sorted(dist.glob("*.zip"))
+    assert any(z.name.endswith("_parquet.zip") for z in zips)
+    for z in zips:
+        with zipfile.ZipFile(z) as f:
+            f.extractall(out)
+    assert _digests(out) == {k: v for k, v in _digests(runs["a2"] / "dataset").items()
+                             if k != ".snakemake_timestamp"}
+    res = run_cli("validate", str(out))
+    assert res.returncode == 0 and "OK" in res.stdout + res.stderr, res.stdout + res.stderr
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    res = subprocess.run([sys.executable, "-c", "import datasets, sys; d = datasets.load_dataset(sys.argv[1]); "
+                          "print(sorted(d), d['train'].num_rows)", str(out)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0 and "['test', 'train', 'validation']" in res.stdout, res.stderr[-2000:]

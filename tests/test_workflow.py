@@ -44,7 +44,7 @@ def test_the_dataset_validates_and_has_the_documented_layout(runs):
             assert (d / m / names[label] / f"{cid}.tif").is_file()
     dist = sorted(p.name for p in (runs["a2"] / "dist").glob("*.zip"))
     assert dist == sorted(f"aoi_{m}.zip" for m in ("rgb", "dem", "hillshade", "slope", "mean", "std", "northness",
-                                                   "eastness", "dev", "labels", "packed"))
+                                                   "eastness", "dev", "labels", "packed", "parquet"))
 
 
 def test_inputs_are_resolved_once_into_manifests(runs, inputs):

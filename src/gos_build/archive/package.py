@@ -1,4 +1,6 @@
-"""Distribution zips: one per modality plus one of labels, splits and metadata (``results/<aoi>/dist``)."""
+"""Distribution zips: one per modality, one of labels, splits and metadata, one of the packed store and one of the
+Parquet form (``results/<aoi>/dist``): every file of the dataset is in exactly one, so all of them unzipped into
+one folder are the dataset (it validates and loads)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ log = logging.getLogger(__name__)
 METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, LAYERS_FILE, STATS_FILE,
                   DATACARD_FILE, "README.md", "chips.csv", "croissant.json", MANIFEST_FILE)
 PACKED_DIR = "packed"
+PARQUET_DIR = "parquet"
 
 
 def package_names(layers: Registry) -> tuple[str, ...]:
-    """The zips of a dataset with these layers: one a layer, ``labels`` (metadata, STAC) and the packed store."""
-    return (*layers, "labels", PACKED_DIR)
+    """The zips of a dataset with these layers: one a layer, ``labels`` (metadata, STAC), the packed store and the
+    Parquet form (its shards and GeoParquet index; its dataset card ``README.md`` is in ``labels``)."""
+    return (*layers, "labels", PACKED_DIR, PARQUET_DIR)
 
 
 def package_path(dist: str | Path, aoi: str, name: str) -> Path:
@@ -39,6 +43,10 @@ def package(dataset: str | Path, dist: str | Path, aoi: str) -> list[Path]:
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
     groups["labels"] += [f"stac/{r}" for r in files_under(dataset / "stac")]  # STAC + Croissant
     groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
+    groups[PARQUET_DIR] = [f"{PARQUET_DIR}/{r}" for r in files_under(dataset / PARQUET_DIR)]
+    missing = sorted(set(files_under(dataset)) - {f for files in groups.values() for f in files} - {".snakemake_timestamp"})
+    if missing:  # a form added to the dataset but to no zip: the downloads would not be the dataset
+        raise RuntimeError(f"package: {len(missing)} file(s) of {dataset} in no zip (first: {missing[0]})")
     written = []
     for name, files in groups.items():
         out = package_path(dist, aoi, name)
