@@ -265,6 +265,12 @@ def test_registry_from_the_config_and_back_from_the_dataset(tmp_path):
     (tmp_path / LAYERS_FILE).write_text('{"layers": [{"name": "../x"}]}', encoding="utf-8")
     with pytest.raises(GosBuildError, match="layers.json: not a gos-build layers file"):
         dataset_layers(tmp_path)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(layers_text(reg), encoding="utf-8")
+    (tmp_path / LAYERS_FILE).unlink()
+    (tmp_path / LAYERS_FILE).symlink_to(outside)
+    with pytest.raises(GosBuildError, match="a symbolic link \\(not opened\\)"):
+        dataset_layers(tmp_path)
 
 
 def test_baseline_compares_with_and_without_the_extra_layers():

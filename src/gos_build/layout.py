@@ -175,9 +175,13 @@ def dataset_layers(dataset: str | Path) -> Registry:
     Raises GosBuildError naming the file when it cannot be read or names a layer wrongly.
     """
     path = Path(dataset) / LAYERS_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return GOS10M
+    if path.is_symlink():  # a stranger's dataset: a link may lead out of it, and is never followed
+        raise GosBuildError(f"{path}: a symbolic link (not opened); a dataset's layers.json is a file")
     try:
+        if path.stat().st_size > 1 << 20:  # hundreds of layers are a few kB
+            raise ValueError("larger than 1 MB")
         doc = json.loads(path.read_text(encoding="utf-8"))
         out = []
         for d in doc["layers"]:
