@@ -84,6 +84,18 @@ def test_baseline_command_writes_metrics_report_and_figure(runs, tmp_path):
     assert sum(b["chips"] for b in m["boundary"]) == m["ablation"]["rgb+terrain"]["pooled"]["chips"]
     for png in ("confusion.png", "ablation.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # weak data, as a small AOI gives it: the report states the test blocks, refuses comparisons it cannot make,
+    # gives chance as the majority class's share, and prints no signed zero or one-run "± 0.000"
+    tb = m["test_blocks"]
+    assert tb["blocks"] < tb["needed"] == 10
+    assert f"lie in {tb['blocks']} spatial block" in report and "The variants are not compared" in report
+    assert all(a.get("against_full", {}).get("interval", None) is None for a in m["ablation"].values())
+    section = report.split("## What each modality adds")[1].split("## Errors by distance")[0]
+    assert "| not compared |" in report and "significant" not in section
+    assert "-0.000" not in report and "± 0.000" not in report.replace("(one run)", "")
+    truth = [line.split()[1] for line in (runs["a2"] / "dataset" / "labels.txt").read_text().splitlines()[1:]
+             if line.split()[3] == "test"]
+    assert m["block"]["chance"] == pytest.approx(max(truth.count(t) for t in set(truth)) / len(truth))
 
 
 def test_fold_splits_test_every_chip_once():

@@ -102,6 +102,7 @@ def interval_text(v: float, lo: float, hi: float) -> str:
 
 def difference_words(what: str, d: float, lo: float, hi: float, chips: int) -> str:
     """One sentence on a difference of accuracies, chosen by its sign and whether its interval excludes 0."""
+    d, lo, hi = d + 0.0, lo + 0.0, hi + 0.0  # negated zeros print as "-0.000"
     if significant(lo, hi):
         verb = "adds" if d > 0 else "costs"
         return (f"{what} {verb} {abs(d):.3f} of overall accuracy (95 % interval [{lo:+.3f}, {hi:+.3f}], "

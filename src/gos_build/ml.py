@@ -247,6 +247,7 @@ class TwoBranchNet(BranchNet):
 
 FULL = "rgb+terrain"
 VARIANTS = (FULL, "rgb", "terrain", "drop-one")  # baseline.modalities' default
+MIN_TEST_BLOCKS = 10  # spatial blocks of test chips a paired bootstrap needs before it compares variants
 """Variants of the modality comparison: ``rgb+terrain`` (the multimodal model), ``rgb``, ``terrain``,
 ``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those)."""
 
@@ -293,10 +294,10 @@ def metrics(y_true: list[int], y_pred: list[int], n_classes: int) -> dict:
     n = cm.sum()
     oa = float(np.trace(cm) / n) if n else 0.0
     pe = float((cm.sum(0) * cm.sum(1)).sum() / n**2) if n else 0.0
-    kappa = (oa - pe) / (1 - pe) if pe < 1 else 0.0
+    kappa = (oa - pe) / (1 - pe) if pe < 1 else None  # one class in truth and prediction: undefined
     per_class = [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(n_classes)]
-    return {"overall_accuracy": oa, "kappa": float(kappa), "per_class_accuracy": per_class,
-            "confusion_matrix": cm.tolist(), "n": int(n)}
+    return {"overall_accuracy": oa, "kappa": None if kappa is None else float(kappa), "per_class_accuracy": per_class,
+            "confusion_matrix": cm.tolist(), "n": int(n)}  # kappa None: one class only (undefined)
 
 
 def device() -> str:
@@ -372,7 +373,7 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
     truth, pred = test["label"].tolist(), _predict(model, test)
     result = metrics(truth, pred, n_classes)
     result.update({"variant": variant, "classes": data["classes"], "chips": {s: len(where[s]) for s in SPLITS},
-                   "best_val_accuracy": best, "epochs": epochs, "history": history, "chance": 1.0 / n_classes,
+                   "best_val_accuracy": best, "epochs": epochs, "history": history, "chance": _majority(truth),
                    "majority_class_share": _majority(truth), "test_chips": [data["ids"][i] for i in where["test"]],
                    "test_truth": truth, "test_pred": pred})
     return result
@@ -491,10 +492,17 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     full = per_variant[FULL]["pooled"]["_correct"]
     tested = sorted(full)
     blocks = block_ids([data["xy"][where[c]] for c in tested], block_chips * 64 * _resolution(root))
+    out["test_blocks"] = {"blocks": int(len(np.unique(blocks))), "block_chips": block_chips,
+                          "needed": MIN_TEST_BLOCKS}
+    if out["test_blocks"]["blocks"] < MIN_TEST_BLOCKS:
+        log.warning("baseline: the %d test chips lie in %d spatial block(s) of %d x %d chips: too few to compare "
+                    "variants (a paired bootstrap over blocks needs %d); the comparison is not made", len(tested),
+                    out["test_blocks"]["blocks"], block_chips, block_chips, MIN_TEST_BLOCKS)
     for v in names[1:]:
         mine = per_variant[v]["pooled"]["_correct"]
         dv, lo, hi = paired_block_bootstrap([mine[c] for c in tested], [full[c] for c in tested], blocks, seed=seed)
-        per_variant[v]["against_full"] = {"difference": dv, "interval": [lo, hi]}
+        per_variant[v]["against_full"] = {"difference": dv, "interval": [lo, hi]
+                                          if out["test_blocks"]["blocks"] >= MIN_TEST_BLOCKS else None}
     out["ablation"] = {v: {"summary": r["summary"], "pooled": {k: x for k, x in r["pooled"].items() if k != "_correct"},
                            **({"against_full": r["against_full"]} if "against_full" in r else {}),
                            "per_run": [{"overall_accuracy": m["overall_accuracy"], "kappa": m["kappa"], "n": m["n"]}
@@ -544,14 +552,16 @@ def _report(out: dict) -> str:
              f"Accuracies are followed by their 95 % interval [low, high] (Wilson); differences by theirs, and are "
              f"called significant when it excludes 0. Device: {out['device']}.", "",
              "## What the split hides", "",
-             "| split | train/val/test chips | test OA | kappa | per-class accuracy | chance |", "|---|---|---|---|---|---|"]
+             "| split | train/val/test chips | test OA | kappa | per-class accuracy | chance (majority class) |",
+             "|---|---|---|---|---|---|"]
     for name, m in (("block (the dataset's)", b), ("random (same chips)", r)):
         cm = np.array(m["confusion_matrix"])
         pc = ", ".join(f"{c} {_acc(a, wilson(int(cm[i, i]), int(cm[i].sum())))}"
                        for i, (c, a) in enumerate(zip(m["classes"], m["per_class_accuracy"])))
         k = int(np.trace(cm))
         lines.append(f"| {name} | {m['chips']['train']}/{m['chips']['val']}/{m['chips']['test']} | "
-                     f"{_acc(m['overall_accuracy'], wilson(k, m['n']))} | {m['kappa']:.3f} | {pc} | {m['chance']:.3f} |")
+                     f"{_acc(m['overall_accuracy'], wilson(k, m['n']))} | {_num(m['kappa'])} | {pc} | "
+                     f"{_num(m['chance'])} |")
     rs = out["random_split_difference"]
     lines += ["", random_split_words(rs["difference"], *rs["interval"], *rs["test_chips"]), ""]
     ab = out["ablation"]
@@ -564,19 +574,30 @@ def _report(out: dict) -> str:
     for v, a in ab.items():
         sm, pl = a["summary"], a["pooled"]
         pc = ", ".join(f"{p['class']} {_acc(p['accuracy'], p['interval'])}" for p in pl["per_class"])
-        vs = "-" if "against_full" not in a else (f"{a['against_full']['difference']:+.3f} "
-                                                   f"[{a['against_full']['interval'][0]:+.3f}, "
-                                                   f"{a['against_full']['interval'][1]:+.3f}]")
+        against = a.get("against_full")
+        vs = "-" if against is None else "not compared" if against["interval"] is None else (
+            f"{_num(against['difference'], '+.3f')} [{_num(against['interval'][0], '+.3f')}, "
+            f"{_num(against['interval'][1], '+.3f')}]")
         lines.append(f"| {v} | {_acc(pl['overall_accuracy'], pl['interval'])} | {_pm(sm['overall_accuracy'])} | "
                      f"{_pm(sm['kappa'])} | {pc} | {vs} |")
     n = ab[FULL]["pooled"]["chips"]
+    tb = out.get("test_blocks")
     lines.append("")
+    if tb:
+        lines += [f"The {n} test chips lie in {tb['blocks']} spatial block{'s' if tb['blocks'] != 1 else ''} of "
+                  f"{tb['block_chips']} x {tb['block_chips']} chips.", ""]
+    compared = not (tb and tb["blocks"] < tb["needed"])
+    if not compared:
+        lines += [f"- The variants are not compared: {tb['blocks']} block{'s' if tb['blocks'] != 1 else ''} "
+                  f"cannot show whether a difference on these chips would hold on others (a paired bootstrap "
+                  f"over blocks needs at least {tb['needed']}); a larger AOI, more folds (split.folds) or smaller "
+                  "blocks (split.block_chips) give more.", ""]
     for v, what in (("rgb", "Terrain, added to the image alone,"), ("terrain", "The image, added to terrain alone,"),
                     (GOS10M_VARIANT, "Adding the extra terrain layers to the image and GOS10m's terrain layers")):
-        if v in ab:  # the multimodal model against this variant: what the other modality adds
+        if v in ab and compared:  # the multimodal model against this variant: what the other modality adds
             d, (lo, hi) = ab[v]["against_full"]["difference"], ab[v]["against_full"]["interval"]
             lines.append("- " + difference_words(what, -d, -hi, -lo, n))
-    drops = [v for v in ab if v.startswith(FULL + "-")]
+    drops = [v for v in ab if v.startswith(FULL + "-") and compared]
     if drops:
         sig = [v for v in drops if not (ab[v]["against_full"]["interval"][0] <= 0 <= ab[v]["against_full"]["interval"][1])]
         if sig:
@@ -597,13 +618,26 @@ def _report(out: dict) -> str:
         for i, m in enumerate(out["folds"]["per_fold"], start=1):
             k = int(np.trace(np.array(m["confusion_matrix"])))
             lines.append(f"- fold {i}: {m['chips']['train']}/{m['chips']['val']}/{m['chips']['test']}, "
-                         f"OA {_acc(m['overall_accuracy'], wilson(k, m['n']))}, kappa {m['kappa']:.3f}")
+                         f"OA {_acc(m['overall_accuracy'], wilson(k, m['n']))}, kappa {_num(m['kappa'])}")
         lines.append("")
     return "\n".join(lines)
 
 
 def _pm(v) -> str:
-    return "-" if v["mean"] is None else f"{v['mean']:.3f} ± {v['sd']:.3f}"
+    """``mean ± sd`` over the folds; one run has no spread to give."""
+    if v["mean"] is None:
+        return "-"
+    if v.get("n", 2) < 2:
+        return f"{_num(v['mean'])} (one run)"
+    return f"{_num(v['mean'])} ± {_num(v['sd'])}"
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    """A number for the report: ``-`` when undefined (kappa of one class), never ``-0.000``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    text = f"{v:{fmt}}"
+    return f"{0.0:{fmt}}" if float(text) == 0 else text
 
 
 def _ablation_figure(out: dict, path: Path) -> None:
@@ -662,12 +696,12 @@ def _confusion_figure(out: dict, path: Path) -> None:
         ax.set_yticks(range(len(m["classes"])), m["classes"])
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{name}: OA {m['overall_accuracy']:.2f}, kappa {m['kappa']:.2f}")
+        ax.set_title(f"{name}: OA {m['overall_accuracy']:.2f}, kappa {_num(m['kappa'], '.2f')}")
     if "folds" in out:  # the spread over the spatial folds: one dot per fold, bar = mean
         ax = axes[2]
         per_fold, sm = out["folds"]["per_fold"], out["folds"]["summary"]
         names = ["OA", "kappa"] + [f"acc {c}" for c in sm["classes"]]
-        values = [[m["overall_accuracy"] for m in per_fold], [m["kappa"] for m in per_fold]]
+        values = [[m["overall_accuracy"] for m in per_fold], [np.nan if m["kappa"] is None else m["kappa"] for m in per_fold]]
         values += [[m["per_class_accuracy"][i] for m in per_fold] for i in range(len(sm["classes"]))]
         for x, vals in enumerate(values):
             vals = [v for v in vals if v is not None]
