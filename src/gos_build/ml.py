@@ -664,9 +664,13 @@ def _ablation_figure(out: dict, path: Path) -> None:
     bins = out["boundary"]
     rate = [b["error_rate"] or 0 for b in bins]
     a2.bar(range(len(bins)), rate, color="#d95f02", edgecolor="k")
-    a2.errorbar(range(len(bins)), rate, yerr=[[max(0.0, r - b["interval"][0]) for r, b in zip(rate, bins)],
-                                              [max(0.0, b["interval"][1] - r) for r, b in zip(rate, bins)]],
+    full = [i for i, b in enumerate(bins) if b["chips"]]  # an empty bin has no rate and no interval: no bar
+    a2.errorbar(full, [rate[i] for i in full], yerr=[[max(0.0, rate[i] - bins[i]["interval"][0]) for i in full],
+                                                     [max(0.0, bins[i]["interval"][1] - rate[i]) for i in full]],
                 fmt="none", color="k", capsize=3)
+    for i, b in enumerate(bins):
+        if not b["chips"]:
+            a2.text(i, 0.02, "no chips", ha="center", va="bottom", fontsize=8, rotation=90)
     a2.set_xticks(range(len(bins)), [f"{bin_label(b)}\n({b['chips']})" for b in bins])
     a2.set_xlabel("distance to a class boundary, chip widths (chips)")
     a2.set_ylabel("test error rate (95 % interval)")
@@ -688,10 +692,11 @@ def _confusion_figure(out: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3 if "folds" in out else 2, figsize=(13.5 if "folds" in out else 9, 4.2))
     for ax, (name, m) in zip(axes, panels):
         cm = np.array(m["confusion_matrix"])
-        ax.imshow(cm, cmap="Blues")
+        ax.imshow(cm, cmap="Blues", vmin=0)
         for i in range(cm.shape[0]):
-            for j in range(cm.shape[1]):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black")
+            for j in range(cm.shape[1]):  # light digits on the dark half of the colour scale
+                dark = cm.max() > 0 and cm[i, j] > cm.max() / 2
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if dark else "black")
         ax.set_xticks(range(len(m["classes"])), m["classes"])
         ax.set_yticks(range(len(m["classes"])), m["classes"])
         ax.set_xlabel("predicted")
@@ -701,7 +706,7 @@ def _confusion_figure(out: dict, path: Path) -> None:
         ax = axes[2]
         per_fold, sm = out["folds"]["per_fold"], out["folds"]["summary"]
         names = ["OA", "kappa"] + [f"acc {c}" for c in sm["classes"]]
-        values = [[m["overall_accuracy"] for m in per_fold], [np.nan if m["kappa"] is None else m["kappa"] for m in per_fold]]
+        values = [[m["overall_accuracy"] for m in per_fold], [m["kappa"] for m in per_fold]]  # None: left out
         values += [[m["per_class_accuracy"][i] for m in per_fold] for i in range(len(sm["classes"]))]
         for x, vals in enumerate(values):
             vals = [v for v in vals if v is not None]
