@@ -116,12 +116,15 @@ def per_kind(tile_id: str | None) -> list[dict]:
     runs.insert(5, ("+".join(curvatures), curvatures))  # computed together in a tile job, as GRASS does
     runs += [("dev_2000", {"dev_2000": {"kind": "dev", "radius_m": 2000}}),  # the largest radius the issue names
              ("tpi_2000", {"tpi_2000": {"kind": "tpi", "radius_m": 2000}})]
+    widest = max(gm.halo_px(next(iter(specs.values())), res) for _, specs in runs)
+    grid, tile, z_all = tile_dem(tile_id, widest)  # warped once; each kind takes the halo it needs from it
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for label, specs in runs:
             spec = next(iter(specs.values()))
             halo = gm.halo_px(spec, res)
-            grid, tile, z = tile_dem(tile_id, halo)
+            cut = widest - halo
+            z = z_all[cut : z_all.shape[0] - cut, cut : z_all.shape[1] - cut]
             cells = tile.width * tile.height
             t0, c0 = time.perf_counter(), time.process_time()
             out = gm.compute_many(specs, z, halo, res)

@@ -256,11 +256,14 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     _save(fig, out)
 
 
+DIVERGING = ("RdBu", "RdBu_r")  # colour maps of signed layers: centred on 0 when the registry fixes no range
+
+
 def layer_style(layer, values=None) -> dict:
     """``imshow`` keywords of a single-band layer: a categorical layer (geomorphons) in its classes' own
     colours, one colour a class value; any other in its registry colour map and fixed range, if any; a
-    diverging map (``*_r``: signed extra terrain layers) without one centred on 0, +- the 98th percentile of
-    the magnitude of ``values``."""
+    diverging map (:data:`DIVERGING`) without one centred on 0, +- the 98th percentile of the magnitude of
+    ``values``."""
     if layer.classes:
         from matplotlib.colors import BoundaryNorm, ListedColormap
 
@@ -269,7 +272,7 @@ def layer_style(layer, values=None) -> dict:
         edges = [values[0] - 0.5] + [v + 0.5 for v in values]
         return {"cmap": cmap, "norm": BoundaryNorm(edges, len(values)), "interpolation": "nearest"}
     cmap, lim = layer.display
-    if lim is None and cmap.endswith("_r") and values is not None and np.ma.count(values):
+    if lim is None and cmap in DIVERGING and values is not None and np.ma.count(values):
         top = float(np.percentile(np.abs(np.ma.compressed(values)), 98)) or 1.0
         lim = (-top, top)
     return {"cmap": cmap, "vmin": lim[0] if lim else None, "vmax": lim[1] if lim else None}

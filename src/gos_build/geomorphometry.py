@@ -340,46 +340,41 @@ def reach_m(extra: dict, res: float) -> float:
 
 
 def compute_many(specs: dict, z: np.ndarray, halo: int, res: float) -> dict[str, np.ndarray]:
-    """:func:`compute` for several layers (name -> spec) of one array; the two curvatures, which come from the
-    same derivatives, are computed once."""
-    out, pair = {}, None
+    """Several extra layers (name -> spec) for the inner part of ``z`` (float, NaN nodata, padded by ``halo`` >=
+    each :func:`halo_px`): float64 with NaN for nodata; the 3 x 3 kinds are nodata where their stencil touches
+    nodata. The two curvatures, which come from the same derivatives, are computed once."""
+    out: dict[str, np.ndarray] = {}
+    framed = z[halo - 1 : z.shape[0] - halo + 1, halo - 1 : z.shape[1] - halo + 1]  # the 3 x 3 kinds' frame
+    bad = pair = None
     for name, spec in specs.items():
-        if spec["kind"] in ("profile_curvature", "tangential_curvature"):
+        kind = spec["kind"]
+        if kind == "geomorphons":
+            out[name] = geomorphons(z, halo, res, spec["search_m"], spec.get("skip_m", 0.0), spec.get("flat_deg", 1.0))
+            continue
+        if kind == "tpi" and "radius_m" in spec:
+            out[name] = tpi_disc(z, halo, spec["radius_m"], res)
+            continue
+        if kind == "dev":
+            out[name] = dev_disc(z, halo, spec["radius_m"], res)
+            continue
+        if bad is None:
+            bad = _touches_nodata_3x3(framed, 1)
+        if kind in ("profile_curvature", "tangential_curvature"):
             if pair is None:
-                framed = z[halo - 1 : z.shape[0] - halo + 1, halo - 1 : z.shape[1] - halo + 1]
                 pair = curvatures(framed, 1, res)
-                bad = _touches_nodata_3x3(framed, 1)
                 for a in pair:
                     a[bad] = np.nan
-            out[name] = pair[0] if spec["kind"] == "profile_curvature" else pair[1]
-        else:
-            out[name] = compute(spec, z, halo, res)
+            out[name] = pair[0] if kind == "profile_curvature" else pair[1]
+            continue
+        a = {"tri": tri, "roughness": roughness, "tpi": tpi3}[kind](framed, 1)
+        a[bad] = np.nan
+        out[name] = a
     return out
 
 
 def compute(spec: dict, z: np.ndarray, halo: int, res: float) -> np.ndarray:
-    """One extra layer for the inner part of ``z`` (float, NaN nodata, padded by ``halo`` >= :func:`halo_px`):
-    float64 with NaN for nodata; the 3 x 3 kinds are nodata where their stencil touches nodata."""
-    kind = spec["kind"]
-    if kind == "geomorphons":
-        return geomorphons(z, halo, res, spec["search_m"], spec.get("skip_m", 0.0), spec.get("flat_deg", 1.0))
-    if kind == "tpi" and "radius_m" in spec:
-        return tpi_disc(z, halo, spec["radius_m"], res)
-    if kind == "dev":
-        return dev_disc(z, halo, spec["radius_m"], res)
-    # the 3 x 3 kinds: computed on the 1-pixel frame around the inner part
-    framed = z[halo - 1 : z.shape[0] - halo + 1, halo - 1 : z.shape[1] - halo + 1]
-    if kind == "tri":
-        out = tri(framed, 1)
-    elif kind == "roughness":
-        out = roughness(framed, 1)
-    elif kind == "tpi":
-        out = tpi3(framed, 1)
-    else:
-        pcurv, tcurv = curvatures(framed, 1, res)
-        out = pcurv if kind == "profile_curvature" else tcurv
-    out[_touches_nodata_3x3(framed, 1)] = np.nan
-    return out
+    """One extra layer: :func:`compute_many` of ``spec`` alone."""
+    return compute_many({"layer": spec}, z, halo, res)["layer"]
 
 
 # which parameters each kind takes: (required, optional)

@@ -144,18 +144,23 @@ MODALITIES = GOS10M_NAMES
 ELEVATION_LAYERS = GOS10M.elevation  # dem + the seven parameters
 
 
+def ordered_extra(extra: dict | None) -> dict:
+    """``terrain.extra`` in the registry's order: by name (the workflow passes the config to jobs as JSON with
+    sorted keys, so the config's own order is not the same everywhere)."""
+    return dict(sorted((extra or {}).items()))
+
+
 def layers_from_config(config: dict) -> Registry:
     """The registry of a (validated) config: GOS10m's nine, then the ``terrain.extra`` layers in the order of their
     names (a config passed to a job as JSON has its keys sorted: one order wherever it is read), appended to
     the terrain stack."""
     from .geomorphometry import extra_layer
 
-    extra = (config.get("terrain") or {}).get("extra") or {}
+    extra = ordered_extra((config.get("terrain") or {}).get("extra"))
     if not extra:
         return GOS10M
     first_band = len(GOS10M.elevation) + 1
-    added = [extra_layer(name, spec, DEM.tile_file, first_band + i)
-             for i, (name, spec) in enumerate(sorted(extra.items()))]
+    added = [extra_layer(name, spec, DEM.tile_file, first_band + i) for i, (name, spec) in enumerate(extra.items())]
     return Registry((*GOS10M.values(), *added))
 
 

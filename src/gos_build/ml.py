@@ -373,8 +373,9 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
     truth, pred = test["label"].tolist(), _predict(model, test)
     result = metrics(truth, pred, n_classes)
     result.update({"variant": variant, "classes": data["classes"], "chips": {s: len(where[s]) for s in SPLITS},
-                   "best_val_accuracy": best, "epochs": epochs, "history": history, "chance": _majority(truth),
-                   "majority_class_share": _majority(truth), "test_chips": [data["ids"][i] for i in where["test"]],
+                   "best_val_accuracy": best, "epochs": epochs, "history": history,
+                   "chance": _majority(truth),  # the majority class's share of the test chips
+                   "test_chips": [data["ids"][i] for i in where["test"]],
                    "test_truth": truth, "test_pred": pred})
     return result
 

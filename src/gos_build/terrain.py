@@ -43,7 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import GosBuildError
-from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS, layers_from_config
+from .layout import ELEVATION_LAYERS, TERRAIN_NODATA, TERRAIN_PARAMETERS, layers_from_config, ordered_extra
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def terrain_window(
     from . import geomorphometry
     from .dem import dem_for_window
 
-    extra = dict(sorted((extra or {}).items()))  # the registry's order: by name
+    extra = ordered_extra(extra)  # the registry's order
     halo = max([halo_for(window_px)] + [geomorphometry.halo_px(spec, grid.resolution) for spec in extra.values()])
     h, w = int(window.height), int(window.width)
     z = dem_for_window(mosaic, grid, grid.halo_window(window, halo), resampling)

@@ -37,9 +37,9 @@ from .layout import HILLSHADE, RGB, SPLITS, dataset_layers, read_folds, read_ind
 from .ml import GOSDataset
 
 
-def _layer_names(root: Path, layers) -> tuple[str, ...]:
-    """The chosen layers, checked by name against the dataset's (a ValueError names the unknown ones)."""
-    registry = dataset_layers(root)
+def _layer_names(registry, layers) -> tuple[str, ...]:
+    """The chosen layers, checked by name against the dataset's ``registry`` (a ValueError names the unknown
+    ones)."""
     names = tuple(registry) if layers is None else tuple(layers)
     unknown = [n for n in names if n not in registry]
     if unknown or not names:
@@ -83,10 +83,10 @@ class GOSBuild(NonGeoDataset):
         if split not in self.splits:
             raise ValueError(f"split: expected one of {', '.join(self.splits)}, got {split!r}")
         self.root = Path(root)
-        self.layers = _layer_names(self.root, layers)
+        registry = dataset_layers(self.root)
+        self.layers = _layer_names(registry, layers)
         self.split = split
         self.transforms = transforms
-        registry = dataset_layers(self.root)
         self.bands = [f"{m}:{b}" if len(registry[m].bands) > 1 else m for m in self.layers for b in registry[m].bands]
         source = "packed" if (self.root / "packed").is_dir() else "parquet"
         self._reader = GOSDataset(self.root, split=split, ids=_ids(self.root, split, fold), normalize=False,
@@ -165,7 +165,7 @@ class GOSBuildStream(IterableDataset):
         self.root = Path(root)
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
-        self.layers = _layer_names(self.root, layers)
+        self.layers = _layer_names(dataset_layers(self.root), layers)
         folder = self.root / PARQUET
         if not folder.is_dir():
             raise GosBuildError(f"{self.root}: no Parquet form (parquet/) to stream")
@@ -235,7 +235,7 @@ class GOSBuildDataModule(NonGeoDataModule):
         import json
 
         root = Path(root)
-        names = _layer_names(root, layers)
+        names = _layer_names(dataset_layers(root), layers)
         super().__init__(GOSBuild, batch_size, num_workers, root=root, layers=names, fold=fold, **kwargs)
         stats = json.loads((root / "stats.json").read_text(encoding="utf-8"))
         mean = [v if v is not None else 0.0 for m in names for v in stats[m]["mean"]]
@@ -276,7 +276,7 @@ class EpochLoader(torch.utils.data.DataLoader):
 def channels(root: str | Path, layers=None) -> int:
     """The image's channels for these layers (``in_channels`` of a model)."""
     registry = dataset_layers(Path(root))
-    return sum(len(registry[m].bands) for m in _layer_names(Path(root), layers))
+    return sum(len(registry[m].bands) for m in _layer_names(registry, layers))
 
 
 __all__ = ["GOSBuild", "GOSBuildDataModule", "GOSBuildStream", "channels"]

@@ -135,8 +135,9 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                                              encoding="utf-8")
         if fold_of:
             (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
-        if layers_text(layers):  # a dataset with layers beyond GOS10m's nine says which
-            (tmp / LAYERS_FILE).write_text(layers_text(layers), encoding="utf-8")
+        text = layers_text(layers)
+        if text:  # a dataset with layers beyond GOS10m's nine says which
+            (tmp / LAYERS_FILE).write_text(text, encoding="utf-8")
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
         for c in chips:
