@@ -48,7 +48,7 @@ def main() -> None:
 
     def tree(cid):
         c = by_id[cid]
-        return {m: read_files([d / chip_path(m, classes[c["label"]]["name"], cid)])[0] for m in MODALITIES}
+        return {m: read_files([d / chip_path(m, classes[c["class_id"]]["name"], cid)])[0] for m in MODALITIES}
 
     store = zarr.open_group(str(d / "packed"), mode="r")
     rows = {}

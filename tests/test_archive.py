@@ -38,7 +38,7 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
     for i in range(20):
         for j in range(20):
             label = 3 if (i // 4, j // 4) in ((0, 0), (4, 4)) else 1 if i < 10 else 2
-            chips.append({"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "label": label,
+            chips.append({"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "class_id": label,
                           "class": CLASSES[label]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
                           "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}})
     j = tmp_path / "t.json"
@@ -55,8 +55,8 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
     folds = read_folds(tmp_path / "ds")
     assert set(folds) == {c["id"] for c in chips} and set(folds.values()) == {1, 2, 3}
     for f in (1, 2, 3):  # classes 1 and 2 (many blocks) in every fold; class 3 in two folds (two blocks)
-        assert {c["label"] for c in chips if folds[c["id"]] == f} >= {1, 2}
-    assert len({folds[c["id"]] for c in chips if c["label"] == 3}) == 2
+        assert {c["class_id"] for c in chips if folds[c["id"]] == f} >= {1, 2}
+    assert len({folds[c["id"]] for c in chips if c["class_id"] == 3}) == 2
     card = (tmp_path / "ds" / "datacard.md").read_text(encoding="utf-8")
     assert "### Class shares per split" in card and "### Class shares per spatial fold" in card
     assert "- fluvial: 2 blocks, absent from " in card

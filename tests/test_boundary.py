@@ -51,7 +51,7 @@ def test_min_boundary_distance_rejects_near_chips_and_leaves_the_others_unchange
     assert f"boundary: {rejected}" in (out / "dataset" / "datacard.md").read_text()
     for c in kept[:10]:  # the same chips, the same bytes
         for m in MODALITIES:
-            rel = chip_path(m, classes[c["label"]]["name"], c["id"])
+            rel = chip_path(m, classes[c["class_id"]]["name"], c["id"])
             assert (out / "dataset" / rel).read_bytes() == (base / "dataset" / rel).read_bytes()
 
 

@@ -86,7 +86,7 @@ def test_tile_with_one_chip_per_outcome(tmp_path):
     x0 = grid.x_min + c0 * 10
     y0 = grid.y_max - (r0 + 64) * 10
     first = by_id[f"E{int(x0):07d}N{int(y0):07d}"]
-    assert first["label"] == 3 and first["purity"] == 1.0 and first["class"] == "fluvial"
+    assert first["class_id"] == 3 and first["purity"] == 1.0 and first["class"] == "fluvial"
     shard = tmp_path / "shard"
     tifs = sorted(p.relative_to(shard).as_posix() for p in shard.rglob("*.tif"))
     assert len(tifs) == 9 * doc["kept"] and {n.split("/")[0] for n in tifs} == set(MODALITIES)

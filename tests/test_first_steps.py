@@ -173,3 +173,64 @@ def test_every_download_unzipped_into_one_folder_is_the_dataset(runs, tmp_path):
                           "print(sorted(d), d['train'].num_rows)", str(out)], capture_output=True, text=True, env=env,
                          timeout=300)
     assert res.returncode == 0 and "['test', 'train', 'validation']" in res.stdout, res.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_label_means_the_same_for_a_chip_in_every_form(runs, tmp_path):
+    """A user joining two forms by chip id: ``label`` is the class index 0..K-1 (classes by ascending id) and
+    ``class_id`` the id of classes.txt in every form that has them -- read with each form's own reader
+    (csv, mlcroissant, zarr, pyarrow, Hugging Face datasets offline, STAC JSON) and the loaders."""
+    import csv
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import mlcroissant as mlc
+    import pyarrow.parquet as pq
+    import zarr
+
+    from gos_build.ml import GOSDataset
+
+    d = runs["a2"] / "dataset"
+    names = {}
+    for line in (d / "classes.txt").read_text(encoding="utf-8").splitlines():
+        cid, name = line.split("\t")[:2]
+        names[int(cid)] = name
+    lines = (d / "labels.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0].split()[:3] == ["#", "chip_id", "class_id"]
+    class_id = {f[0]: int(f[1]) for f in (line.split() for line in lines[1:])}
+    want = {cid: sorted(names).index(k) for cid, k in class_id.items()}  # the meaning, computed here
+    assert class_id and all(want[c] != class_id[c] for c in class_id)  # the two meanings tell apart here
+
+    forms = {}
+    with open(d / "chips.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    forms["chips.csv"] = {r["chip_id"]: (int(r["label"]), int(r["class_id"])) for r in rows}
+    records = mlc.Dataset(jsonld=str(d / "croissant.json")).records("chips")
+    forms["croissant"] = {r["chips/chip_id"].decode(): (int(r["chips/label"]), int(r["chips/class_id"]))
+                          for r in records}
+    store = zarr.open_group(str(d / "packed"), mode="r")
+    forms["packed"] = {str(i): (int(lab), int(k)) for s in ("train", "val", "test")
+                       for i, lab, k in zip(store[s]["chip_id"][:], store[s]["label"][:], store[s]["class_id"][:])}
+    shards = sorted((d / "parquet").glob("*-of-*.parquet"))
+    forms["parquet"] = {r["chip_id"]: (r["label"], r["class_id"]) for p in shards
+                        for r in pq.read_table(p, columns=["chip_id", "label", "class_id"]).to_pylist()}
+    index = pq.read_table(d / "parquet" / "chips.parquet", columns=["chip_id", "label", "class_id"]).to_pylist()
+    forms["parquet index"] = {r["chip_id"]: (r["label"], r["class_id"]) for r in index}
+    for form, got in forms.items():
+        assert got == {cid: (want[cid], class_id[cid]) for cid in class_id}, form
+    for item in (d / "stac").glob("E*/E*.json"):
+        props = json.loads(item.read_text(encoding="utf-8"))["properties"]
+        assert props["gos_build:class_id"] == class_id[item.stem], item
+    for source in ("tree", "packed", "parquet"):
+        ds = GOSDataset(d, split="all", source=source, normalize=False)
+        assert {c["id"]: ds[i]["label"] for i, c in enumerate(ds.chips)} == want, source
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    code = ("import datasets, json, sys; d = datasets.load_dataset(sys.argv[1]); "
+            "print(json.dumps({r['chip_id']: [r['label'], d[s].features['label'].names[r['label']]] "
+            "for s in d for r in d[s].select_columns(['chip_id', 'label'])}))")
+    res = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    hub = json.loads(res.stdout.strip().splitlines()[-1])
+    assert hub == {cid: [want[cid], names[class_id[cid]]] for cid in class_id}

@@ -323,7 +323,7 @@ def test_extra_layers_in_the_tree_equal_gdaldem_on_the_chips_dem(extra_dataset, 
     classes, chips = read_index(d)
     exe = require_tool("gdaldem")
     for c in chips[:: max(1, len(chips) // 6)]:
-        name = classes[c["label"]]["name"]
+        name = classes[c["class_id"]]["name"]
         dem_file = d / chip_path("dem", name, c["id"])
         for layer, mode in (("tpi3", ["TPI"]), ("tri", ["TRI", "-alg", "Riley"]), ("roughness", ["roughness"])):
             out = tmp_path / f"{c['id']}_{layer}.tif"
@@ -374,7 +374,7 @@ def test_extra_layers_in_stac_parquet_packed_croissant_and_the_loader(extra_data
     assert set(EXAMPLE) <= set(got["columns"])
     first = next(c for c in chips if c["id"] == got["id"])
     for m in EXAMPLE:
-        tree = d / chip_path(m, classes[first["label"]]["name"], first["id"])
+        tree = d / chip_path(m, classes[first["class_id"]]["name"], first["id"])
         assert got["sha"][m] == __import__("hashlib").sha256(tree.read_bytes()).hexdigest(), m
     # the packed store: every extra layer, equal to the tree
     store = zarr.open_group(str(d / "packed"), mode="r")

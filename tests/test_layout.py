@@ -36,7 +36,7 @@ def test_chip_path_round_trip():
 
 def test_index_files_written_and_read_back(tmp_path):
     classes = {2: {"name": "volcanic", "name_zh": "火山熔岩地貌"}, 1: {"name": "tectonic", "name_zh": "构造地貌"}}
-    chips = [{"id": "E0430080N4836480", "label": 2, "purity": 0.953125, "split": "val", "x": 430080.0,
+    chips = [{"id": "E0430080N4836480", "class_id": 2, "purity": 0.953125, "split": "val", "x": 430080.0,
               "y": 4836480.0}]
     (tmp_path / "classes.txt").write_text(classes_text(classes), encoding="utf-8")
     (tmp_path / "labels.txt").write_text(labels_text(chips), encoding="utf-8")

@@ -62,7 +62,7 @@ def test_stac_catalogue_is_relative_checksummed_and_labels_each_chip(runs, tmp_p
     by_id = {c["id"]: c for c in chips}
     for item in items:
         chip = by_id[item.id]
-        assert item.properties["gos_build:class_id"] == chip["label"]
+        assert item.properties["gos_build:class_id"] == chip["class_id"]
         assert item.properties["label:tasks"] == ["classification"]
         assert item.properties["proj:code"].startswith("EPSG:326") and item.properties["proj:shape"] == [64, 64]
         assert set(item.assets) == set(MODALITIES) | {"labels"}
@@ -77,10 +77,10 @@ def test_stac_catalogue_is_relative_checksummed_and_labels_each_chip(runs, tmp_p
                 assert asset.roles == ["labels", "labels-vector"] and asset.extra_fields["ml-aoi:role"] == "label"
                 features = json.loads(data)["features"]
                 assert len(features) == 1
-                assert features[0]["properties"]["class"] == classes[chip["label"]]["name"]
+                assert features[0]["properties"]["class"] == classes[chip["class_id"]]["name"]
                 assert shapely.geometry.shape(features[0]["geometry"]).equals(shapely.geometry.shape(item.geometry))
                 continue
-            assert path.endswith(chip_path(key, classes[chip["label"]]["name"], item.id))
+            assert path.endswith(chip_path(key, classes[chip["class_id"]]["name"], item.id))
             assert asset.extra_fields["raster:bands"][0]["data_type"] in ("uint16", "float32")
             assert asset.extra_fields["ml-aoi:role"] == "feature"
     assert {link.rel for link in collection.links} >= {"describedby", "item"}
@@ -126,10 +126,10 @@ def test_croissant_validates_and_records_equal_labels_txt(runs):
     assert doc["geocr:coordinateReferenceSystem"].startswith("EPSG:326")
     assert doc["geocr:spatialResolution"]["value"] == 10
     ds = mlc.Dataset(jsonld=str(d / "croissant.json"))  # raises on an invalid document
-    got = sorted((r["chips/chip_id"].decode(), int(r["chips/label"]), r["chips/split"].decode())
+    got = sorted((r["chips/chip_id"].decode(), int(r["chips/class_id"]), r["chips/split"].decode())
                  for r in ds.records("chips"))
     _, chips = read_index(d)
-    assert got == sorted((c["id"], c["label"], c["split"]) for c in chips)
+    assert got == sorted((c["id"], c["class_id"], c["split"]) for c in chips)
     with open(d / "chips.csv", newline="", encoding="utf-8") as f:
         row = next(csv.DictReader(f))
     assert (d / row["slope_path"]).is_file()
@@ -150,7 +150,7 @@ def test_packed_store_equals_the_geotiffs_for_every_chip(runs):
         for m in MODALITIES:
             arr = g[m][:]
             for i, cid in enumerate(ids):
-                label = next(c["label"] for c in chips if c["id"] == cid)
+                label = next(c["class_id"] for c in chips if c["id"] == cid)
                 with rasterio.open(d / chip_path(m, classes[label]["name"], cid)) as ds:
                     assert np.array_equal(arr[i], ds.read()), (split, m, cid)
         seen += len(ids)
@@ -214,8 +214,8 @@ def test_parquet_loads_offline_with_datasets_and_equals_the_tree(runs, tmp_path)
         rows = got[hub[split]]
         assert [r["chip_id"] for r in rows] == [c["id"] for c in want]
         for r, c in zip(rows, want):
-            name = classes[c["label"]]["name"]
-            assert (r["label"], r["class_id"], r["split"]) == (name, c["label"], split)
+            name = classes[c["class_id"]]["name"]
+            assert (r["label"], r["class_id"], r["split"]) == (name, c["class_id"], split)
             for m in MODALITIES:
                 assert r["sha256"][m] == hashlib.sha256((d / chip_path(m, name, c["id"])).read_bytes()).hexdigest()
             with rasterio.open(d / chip_path("rgb", name, c["id"])) as ds:

@@ -59,18 +59,18 @@ def _landscape_chips(n=40, span=640.0):
     for i in range(n):
         for j in range(n):
             label = 3 if abs(i - n // 3 - (j % 7) // 3) <= 1 else 2 if i > 2 * n // 3 else 1
-            chips.append({"id": f"c{i:03d}_{j:03d}", "x": 399360 + i * span, "y": 4797440 + j * span, "label": label})
+            chips.append({"id": f"c{i:03d}_{j:03d}", "x": 399360 + i * span, "y": 4797440 + j * span, "class_id": label})
     return chips
 
 
 def _shares(chips, split):
     """(share of each class among all chips, share of each class within each split), counted here directly."""
     total = len(chips)
-    overall = {k: sum(c["label"] == k for c in chips) / total for k in (1, 2, 3)}
+    overall = {k: sum(c["class_id"] == k for c in chips) / total for k in (1, 2, 3)}
     within = {}
     for s in SPLITS:
         mine = [c for c in chips if split.get(c["id"]) == s]
-        within[s] = {k: sum(c["label"] == k for c in mine) / len(mine) for k in (1, 2, 3)}
+        within[s] = {k: sum(c["class_id"] == k for c in mine) / len(mine) for k in (1, 2, 3)}
     return overall, within
 
 
@@ -99,15 +99,15 @@ def test_class_with_too_few_blocks_is_reported_absent():
     chips = _landscape_chips(20)
     for c in chips:  # class 2 only in two 4 x 4 blocks
         i, j = (int(v) for v in c["id"][1:].split("_"))
-        c["label"] = 2 if (i // 4, j // 4) in ((4, 0), (4, 4)) else 1
+        c["class_id"] = 2 if (i // 4, j // 4) in ((4, 0), (4, 4)) else 1
     split = assign_splits(chips, 640.0, "block", block_chips=4, seed=42,
                           ratios={"train": 0.7, "val": 0.1, "test": 0.2})
     bal = class_balance(chips, split, 640.0, 4)
     assert bal[2]["blocks"] == 2 and bal[2]["chips"] == 32
     assert len(bal[2]["absent_from"]) == 1  # two blocks reach two splits at most
-    present = {split[c["id"]] for c in chips if c["label"] == 2}
+    present = {split[c["id"]] for c in chips if c["class_id"] == 2}
     assert set(bal[2]["absent_from"]) == set(SPLITS) - present
-    assert bal[2]["share_in"]["train"] == pytest.approx(sum(split[c["id"]] == "train" and c["label"] == 2
+    assert bal[2]["share_in"]["train"] == pytest.approx(sum(split[c["id"]] == "train" and c["class_id"] == 2
                                                             for c in chips) / sum(v == "train" for v in split.values()))
 
 
@@ -119,7 +119,7 @@ def test_spatial_folds_are_whole_blocks_with_every_class():
     assert set(folds) == {c["id"] for c in chips} and set(folds.values()) == {1, 2, 3, 4, 5}
     for f in range(1, 6):
         mine = [c for c in chips if folds[c["id"]] == f]
-        assert {c["label"] for c in mine} == {1, 2, 3}
+        assert {c["class_id"] for c in mine} == {1, 2, 3}
         assert len(mine) / len(chips) == pytest.approx(0.2, abs=0.02)
     for c in chips:
         i, j = (int(v) for v in c["id"][1:].split("_"))

@@ -184,7 +184,7 @@ def test_samples_equal_the_trees_chips(built, key):
         for i, c in enumerate(mine):
             want = []
             for m in layers:
-                with rasterio.open(d / chip_path(m, classes[c["label"]]["name"], c["id"])) as f:
+                with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as f:
                     want.append(f.read().astype(np.float32))
             x = ds[i]
             assert np.array_equal(x["image"].numpy(), np.concatenate(want)), (split, c["id"])

@@ -194,7 +194,7 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
         for i, name in enumerate(layers.elevation):
             arrays[name] = stack_band(layers[name], chip_ter[i : i + 1])
         sums = {name: [_band_sums(band, layers[name].nodata) for band in arr] for name, arr in arrays.items()}
-        record = {"id": lattice_id(x, y), "label": label, "class": classes[label]["name"],
+        record = {"id": lattice_id(x, y), "class_id": label, "class": classes[label]["name"],
                   "purity": round(float(purity), 6), "x": x, "y": y, "cloud": round(shares["cloud"], 6),
                   "stats": sums, "row": r, "col": c}
         if dist is not None:

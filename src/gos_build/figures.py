@@ -219,7 +219,7 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     plt = _plt()
     classes, chips = _read_dataset(dataset)
     name = classes[class_id][0]
-    mine = sorted(c["id"] for c in chips if c["label"] == class_id)
+    mine = sorted(c["id"] for c in chips if c["class_id"] == class_id)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
     # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
@@ -298,7 +298,7 @@ def counts(dataset: Path, records: list[dict], out: Path) -> None:
     x = np.arange(len(ids))
     bottom = np.zeros(len(ids))
     for s, colour in SPLIT_COLOURS.items():
-        vals = np.array([sum(1 for c in chips if c["label"] == cid and c["split"] == s) for cid in ids])
+        vals = np.array([sum(1 for c in chips if c["class_id"] == cid and c["split"] == s) for cid in ids])
         axes[0].bar(x, vals, bottom=bottom, color=colour, label=s)
         for xi, (b, v) in enumerate(zip(bottom, vals)):
             if v:
@@ -326,7 +326,7 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
     layers = [f"{m}:{b}" if len(layer.bands) > 1 else m for m, layer in registry.items() for b in layer.bands]
     values = {cid: {ly: [] for ly in layers} for cid in classes}
     for cid in classes:
-        ids = sorted(c["id"] for c in chips if c["label"] == cid and c["split"] == "train")
+        ids = sorted(c["id"] for c in chips if c["class_id"] == cid and c["split"] == "train")
         if len(ids) > per_class:
             ids = sorted(rng.choice(ids, size=per_class, replace=False))
         for m, layer in registry.items():  # a layer's chips of the class, decoded together

@@ -260,7 +260,18 @@ def band_descriptions(layer: Layer) -> list[str]:
 # -- classes.txt and labels.txt: written and read here only ---------------------------
 CLASSES_FILE = "classes.txt"
 LABELS_FILE = "labels.txt"
-LABELS_HEADER = "# chip_id label purity split x y boundary_m"
+LABELS_HEADER = "# chip_id class_id purity split x y boundary_m"
+
+# -- what a label is: one meaning in every form (labels.txt, Croissant, packed, Parquet, STAC, the loaders) ---
+CLASS_ID = "class_id"  # the class's id in classes.txt: the config's id, 1..255 (0 = unlabelled, never a chip's)
+LABEL = "label"  # the class's index 0..K-1 in classes.txt's order (ascending ids): what a classifier is trained on
+CLASS_ID_MEANING = "class id of classes.txt (the config's id of the class)"
+LABEL_MEANING = "class index 0..K-1 in classes.txt's order (ascending class ids)"
+
+
+def label_of(class_ids) -> dict[int, int]:
+    """class id -> label (its 0-based index among the dataset's class ids, ascending)."""
+    return {cid: i for i, cid in enumerate(sorted(class_ids))}
 
 
 FOLDS_FILE = "folds.txt"  # only with split.folds
@@ -299,11 +310,11 @@ def classes_text(classes: dict[int, dict]) -> str:
 
 
 def labels_text(chips: list[dict]) -> str:
-    """labels.txt: a header, then ``chip_id label purity split x y boundary_m`` per chip (x, y: south-west corner,
+    """labels.txt: a header, then ``chip_id class_id purity split x y boundary_m`` per chip (x, y: south-west corner,
     m, grid CRS; boundary_m: distance from the chip to the nearest class boundary of the polygons, m, 0.01 m;
     ``-`` where unknown)."""
     lines = [LABELS_HEADER]
-    lines += [f"{c['id']} {c['label']} {c['purity']:.4f} {c['split']} {c['x']:.0f} {c['y']:.0f} "
+    lines += [f"{c['id']} {c['class_id']} {c['purity']:.4f} {c['split']} {c['x']:.0f} {c['y']:.0f} "
               f"{_metres(c.get('boundary_m'))}" for c in chips]
     return "\n".join(lines) + "\n"
 
@@ -313,7 +324,7 @@ def _metres(v) -> str:
 
 
 def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
-    """(class id -> {"name", "name_zh"}, chips [{"id", "label", "purity", "split", "x", "y", "boundary_m"}]) of a
+    """(class id -> {"name", "name_zh"}, chips [{"id", "class_id", "purity", "split", "x", "y", "boundary_m"}]) of a
     dataset folder (``boundary_m`` None where the dataset does not say).
 
     The one reader of ``classes.txt`` and ``labels.txt``; raises GosBuildError naming the file and line.
@@ -336,10 +347,10 @@ def read_index(dataset: str | Path) -> tuple[dict[int, dict], list[dict]]:
                     fields = line.split()
                     if len(fields) == 6:  # datasets written before the boundary distance
                         fields.append("-")
-                    cid, label, purity, split, x, y, boundary = fields
+                    cid, class_id, purity, split, x, y, boundary = fields
                     if not _CHIP_ID_RE.fullmatch(cid) or split not in SPLITS:
                         raise ValueError(cid)
-                    chips.append({"id": cid, "label": int(label), "purity": float(purity), "split": split,
+                    chips.append({"id": cid, "class_id": int(class_id), "purity": float(purity), "split": split,
                                   "x": float(x), "y": float(y),
                                   "boundary_m": None if boundary == "-" else float(boundary)})
             except ValueError:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import GosBuildError
 from .evaluation import wilson
-from .layout import ELEVATION_LAYERS, GOS10M, RGB, SPLITS, chip_path, dataset_layers
+from .layout import ELEVATION_LAYERS, GOS10M, LABEL, RGB, SPLITS, chip_path, dataset_layers, label_of
 from .layout import read_index as dataset_index
 from .splits import random_split
 
@@ -90,6 +90,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         self._store = None
         self.classes, chips = read_index(self.root)
         self.class_ids = sorted(self.classes)
+        self.label_of = label_of(self.classes)  # class id -> label, the class index 0..K-1
         if ids is None:
             if split not in (*SPLITS, "all"):
                 raise GosBuildError(f"split: expected one of {', '.join((*SPLITS, 'all'))}, got '{split}'")
@@ -97,7 +98,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         else:
             wanted = set(ids)
             chips = [c for c in chips if c["id"] in wanted]
-        unknown = sorted({c["label"] for c in chips} - set(self.classes))
+        unknown = sorted({c["class_id"] for c in chips} - set(self.classes))
         if unknown:
             raise GosBuildError(f"{self.root}/labels.txt: class id(s) {unknown} are not in classes.txt")
         self.chips = chips
@@ -158,7 +159,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
                 raise GosBuildError(f"{self.root}/parquet: chip {chip['id']} {modality}: not a chip GeoTIFF "
                                     f"({exc})") from None
         else:
-            rel = chip_path(modality, self.classes[chip["label"]], chip["id"])
+            rel = chip_path(modality, self.classes[chip["class_id"]], chip["id"])
             path = inside(self.root, rel, self._links_out())
             if path is None:
                 raise GosBuildError(f"{self.root}/{rel}: leads outside the dataset folder (not opened)")
@@ -186,7 +187,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         rgb = self._layer(RGB.name, chip)
         terrain = np.concatenate([self._layer(m, chip) for m in self.terrain])
         return {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
-                "label": self.class_ids.index(chip["label"]), "chip_id": chip["id"]}
+                LABEL: self.label_of[chip["class_id"]], "chip_id": chip["id"]}
 
 
 def _normalisation(root: Path, layers=GOS10M) -> dict:
@@ -536,7 +537,7 @@ def _resolution(root: str | Path) -> float:
         import rasterio
 
         c = chips[0]
-        with rasterio.open(Path(root) / chip_path(RGB.name, classes[c["label"]]["name"], c["id"])) as ds:
+        with rasterio.open(Path(root) / chip_path(RGB.name, classes[c["class_id"]]["name"], c["id"])) as ds:
             return float(ds.res[0])
     return 10.0
 

@@ -82,7 +82,7 @@ class PackedReader:
             ok_chunks = isinstance(chunks, list) and len(chunks) == 4 and chunks[1:] == dims and \
                 isinstance(chunks[0], int) and 0 < chunks[0] <= 64
         else:
-            want = {"shape": [n], "dtype": {"chip_id": "<U16", "label": "|u1"}.get(name)}
+            want = {"shape": [n], "dtype": {"chip_id": "<U16", "label": "|u1", "class_id": "|u1"}.get(name)}
             if name in ("x_min", "y_min", "boundary_m"):
                 want["dtype"] = "<f8"
             chunks = doc.get("chunks") if isinstance(doc, dict) else None

@@ -174,11 +174,11 @@ def stratified_groups(counts: dict, ratios: list[float], seed: int, max_rounds: 
 
 
 def _class_counts(chips: list[dict], block_of: dict) -> tuple[dict, list]:
-    labels = sorted({c.get("label", 0) for c in chips})
+    labels = sorted({c.get("class_id", 0) for c in chips})
     index = {k: i for i, k in enumerate(labels)}
     counts: dict = {}
     for c in chips:
-        counts.setdefault(block_of[c["id"]], [0] * len(labels))[index[c.get("label", 0)]] += 1
+        counts.setdefault(block_of[c["id"]], [0] * len(labels))[index[c.get("class_id", 0)]] += 1
     return counts, labels
 
 
@@ -212,8 +212,8 @@ def class_balance(chips: list[dict], split_of: dict[str, str], chip_span: float,
     groups = list(SPLITS) if present <= set(SPLITS) else sorted(present)
     size = Counter(split_of[c["id"]] for c in kept)
     out = {}
-    for label in sorted({c["label"] for c in kept}):
-        mine = [c for c in kept if c["label"] == label]
+    for label in sorted({c["class_id"] for c in kept}):
+        mine = [c for c in kept if c["class_id"] == label]
         per = Counter(split_of[c["id"]] for c in mine)
         out[label] = {
             "chips": len(mine),

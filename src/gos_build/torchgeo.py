@@ -33,7 +33,7 @@ from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.errors import RGBBandsMissingError
 
 from .errors import GosBuildError
-from .layout import HILLSHADE, RGB, SPLITS, dataset_layers, read_folds, read_index
+from .layout import HILLSHADE, LABEL, RGB, SPLITS, dataset_layers, read_folds, read_index
 from .ml import GOSDataset
 
 
@@ -100,7 +100,7 @@ class GOSBuild(NonGeoDataset):
         chip = self._reader.chips[index]
         image = np.concatenate([self._reader.layer(m, chip) for m in self.layers])
         sample = {"image": torch.from_numpy(image),
-                  "label": torch.tensor(self._reader.class_ids.index(chip["label"]), dtype=torch.long)}
+                  LABEL: torch.tensor(self._reader.label_of[chip["class_id"]], dtype=torch.long)}
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
@@ -213,12 +213,12 @@ class GOSBuildStream(IterableDataset):
         for path, group in mine:
             f = pq.ParquetFile(path)
             for g in range(f.num_row_groups) if group is None else [group]:
-                table = f.read_row_group(g, columns=["class_id", *self.layers])
-                cols = {k: table.column(k).to_pylist() for k in ("class_id", *self.layers)}
-                for i, class_id in enumerate(cols["class_id"]):
+                table = f.read_row_group(g, columns=[LABEL, *self.layers])
+                cols = {k: table.column(k).to_pylist() for k in (LABEL, *self.layers)}
+                for i, label in enumerate(cols[LABEL]):
                     image = np.concatenate([read_arrays([cols[m][i]])[0] for m in self.layers]).astype(np.float32)
                     pending.append({"image": torch.from_numpy(image),
-                                    "label": torch.tensor(self.class_ids.index(class_id), dtype=torch.long)})
+                                    LABEL: torch.tensor(label, dtype=torch.long)})
                     if len(pending) >= self.buffer:
                         yield pending.pop(int(rng.integers(len(pending))))
         while pending:

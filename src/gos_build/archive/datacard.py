@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..layout import GOS10M, LAYERS_FILE, SPLITS, Registry
+from ..layout import CLASS_ID, CLASS_ID_MEANING, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, SPLITS, Registry
 
 
 def versions() -> dict[str, str]:
@@ -279,6 +279,8 @@ def _loading_section() -> list[str]:
             "| packed Zarr store | `packed/<split>/<layer>`, `[N, C, 64, 64]` | training: whole splits as arrays |",
             "| Parquet | `parquet/<split>-*.parquet`, `parquet/chips.parquet` (GeoParquet), `README.md` | the "
             "Hugging Face Hub, `datasets`, DuckDB, GeoPandas |", "",
+            f"In every form `{LABEL}` is the {LABEL_MEANING} and `{CLASS_ID}` the {CLASS_ID_MEANING} "
+            "(`labels.txt` gives the class id): the same chip has the same `label` in each.", "",
             "```python", "import pystac                                   # STAC",
             "collection = pystac.Collection.from_file(\"stac/collection.json\")",
             "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",

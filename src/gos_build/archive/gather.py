@@ -141,7 +141,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
         for c in chips:
-            counts[c["label"]][c["split"]] += 1
+            counts[c["class_id"]][c["split"]] += 1
         summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
                    "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                    "counts": {str(k): v for k, v in counts.items()}, "balance": balance}

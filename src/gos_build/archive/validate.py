@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import GosBuildError
 from ..gtiff import NotAChip, read_header
 from ..io import files_under, leads_out, links_out
-from ..layout import FOLDS_FILE, GOS10M, SPLITS, chip_path, dataset_layers, read_folds, read_index, split_file
+from ..layout import CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, chip_path, label_of, dataset_layers, read_folds, read_index, split_file
 from .gather import MANIFEST_FILE
 from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
 from .writers.parquet import shard_name
@@ -143,7 +143,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     except GosBuildError as exc:
         problems.append(str(exc))
         layers = GOS10M
-    expected = {chip_path(m, classes[c["label"]], c["id"]) for c in chips if c["label"] in classes for m in layers}
+    expected = {chip_path(m, classes[c["class_id"]], c["id"]) for c in chips if c["class_id"] in classes for m in layers}
 
     # one read of every listed file and every expected chip: sha256 and, for chips, the header
     todo = sorted(set(listed) | expected)
@@ -173,7 +173,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             in_split[cid].append(s)
     geometry = _Geometry()
     for chip in chips:
-        cid, label, split = chip["id"], chip["label"], chip["split"]
+        cid, label, split = chip["id"], chip["class_id"], chip["split"]
         if label not in classes:
             problems.append(f"{cid}: label {label} is not in classes.txt")
             continue
@@ -262,14 +262,14 @@ def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[s
             continue
         try:
             props, assets = item["properties"], item["assets"]
-            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["label"]:
+            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
                 out.append(f"{where}: split or class differ from labels.txt")
             for key, asset in assets.items():
                 # relative to the item's folder, within the dataset (path arithmetic: nothing is opened)
                 href = asset["href"]
                 rel = os.path.normpath(os.path.join("stac", cid, href)).replace(os.sep, "/") \
                     if isinstance(href, str) and reachable(os.path.join("stac", cid, href)) else None
-                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["label"], "?"), cid)
+                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), cid)
                 if rel is None:
                     out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
                 elif rel != want:
@@ -285,7 +285,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[s
             continue
         doc, problem = _json(d, label_path(cid), reachable)
         try:
-            if problem or doc["features"][0]["properties"][LABEL_PROPERTY] != classes.get(chip["label"]):
+            if problem or doc["features"][0]["properties"][LABEL_PROPERTY] != classes.get(chip["class_id"]):
                 out.append(problem or f"{label_path(cid)}: class differs from labels.txt")
         except (KeyError, TypeError, IndexError):
             out.append(f"{label_path(cid)}: not the label of one chip")
@@ -308,12 +308,17 @@ def _csv_problems(d: Path, chips, classes, listed, reachable, layers) -> list[st
     rows = {r.get("chip_id"): r for r in csv.DictReader(text.splitlines())}
     by_id = {c["id"]: c for c in chips}
     out = []
-    if set(rows) != set(by_id) or any(rows[c].get("label") != str(by_id[c]["label"]) or rows[c].get("split") !=
-                                      by_id[c]["split"] for c in by_id if c in rows):
-        out.append("chips.csv: ids, labels or splits differ from labels.txt")
+    label = label_of(classes)
+
+    def same(row: dict, chip: dict) -> bool:
+        return row.get(LABEL) == str(label.get(chip["class_id"])) and row.get(CLASS_ID) == str(chip["class_id"]) \
+            and row.get("split") == chip["split"]
+
+    if set(rows) != set(by_id) or not all(same(rows[c], by_id[c]) for c in by_id if c in rows):
+        out.append("chips.csv: ids, labels, class ids or splits differ from labels.txt")
     for cid, chip in sorted(by_id.items()):
         row = rows.get(cid) or {}
-        bad = [m for m in layers if row and row.get(f"{m}_path") != chip_path(m, classes.get(chip["label"], "?"), cid)]
+        bad = [m for m in layers if row and row.get(f"{m}_path") != chip_path(m, classes.get(chip["class_id"], "?"), cid)]
         if bad:
             out.append(f"chips.csv: {cid}: {', '.join(bad)} path(s) are not the chip's files in the tree")
     return out
@@ -341,13 +346,16 @@ def _packed_problems(d: Path, chips, classes, listed, reachable, layers) -> list
     store, out = PackedReader(d, links=reachable.links), []
     for s in SPLITS:
         want = sorted(c["id"] for c in chips if c["split"] == s)
-        labels = {c["id"]: c["label"] for c in chips}
+        class_of = {c["id"]: c["class_id"] for c in chips}
+        label = label_of(classes)
         try:
             ids = [str(v) for v in store.column(s, "chip_id", len(want))]
             if ids != want:
                 out.append(f"packed/{s}: chip ids differ from {split_file(s)}")
-            elif [int(v) for v in store.column(s, "label", len(want))] != [labels[c] for c in ids]:
-                out.append(f"packed/{s}: labels differ from labels.txt")
+            elif [int(v) for v in store.column(s, CLASS_ID, len(want))] != [class_of[c] for c in ids]:
+                out.append(f"packed/{s}: class ids differ from labels.txt")
+            elif [int(v) for v in store.column(s, LABEL, len(want))] != [label.get(class_of[c]) for c in ids]:
+                out.append(f"packed/{s}: labels differ from labels.txt's class ids (label: the class index 0..K-1)")
             for m in layers:
                 store.meta(s, m, len(want))
         except GosBuildError as exc:
@@ -367,7 +375,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     out = []
     by_id = {c["id"]: c for c in chips}
     seen: dict[str, str] = {}
-    index_of = {cid: i for i, cid in enumerate(sorted(classes))}  # the ClassLabel index of a class id
+    index_of = label_of(classes)  # the ClassLabel index of a class id
     for name in sorted(os.listdir(d / PARQUET)):
         rel = f"{PARQUET}/{name}"
         if rel == INDEX_FILE or not name.endswith(".parquet") or not reachable(rel):
@@ -378,7 +386,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
             continue
         try:
             shard = pq.ParquetFile(d / rel)
-            columns = ["chip_id", "class_id", "label", "split", *layers]
+            columns = ["chip_id", CLASS_ID, LABEL, "split", *layers]
             for group in range(shard.num_row_groups):
                 check_row_group(shard, group, rel)
                 table = shard.read_row_group(group, columns=columns).to_pylist()
@@ -392,11 +400,11 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
                         out.append(f"{rel}: chip {cid} is in two rows")
                     seen[cid] = rel
                     if row["split"] != chip["split"] or m["split"] != chip["split"] or \
-                            row["class_id"] != chip["label"] or index_of.get(chip["label"]) != row["label"]:
+                            row[CLASS_ID] != chip["class_id"] or index_of.get(chip["class_id"]) != row[LABEL]:
                         out.append(f"{rel}: chip {cid}: split or class differ from labels.txt")
                         continue
                     for layer in layers:
-                        tree = chip_path(layer, classes[chip["label"]], cid)
+                        tree = chip_path(layer, classes[chip["class_id"]], cid)
                         data = row[layer]
                         if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
                             out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")

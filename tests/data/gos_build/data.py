@@ -39,7 +39,7 @@ def chips() -> list[dict]:
     for split, n in SPLITS.items():
         for _ in range(n):
             x, y = 430080 + 640 * (k % 4), 4830720 + 640 * (k // 4)
-            out.append({"id": f"E{x:07d}N{y:07d}", "label": k % 3 + 1, "split": split, "x": x, "y": y,
+            out.append({"id": f"E{x:07d}N{y:07d}", "class_id": k % 3 + 1, "split": split, "x": x, "y": y,
                         "fold": 1 + (k % 4 >= 2)})
             k += 1
     return sorted(out, key=lambda c: c["id"])
@@ -52,7 +52,7 @@ def arrays(rng, chip) -> dict[str, np.ndarray]:
         if layer.dtype == "uint16":
             out[name] = rng.integers(200, 2000, (len(layer.bands), SIZE, SIZE)).astype("uint16")
         else:
-            base = 100.0 * chip["label"]
+            base = 100.0 * chip["class_id"]
             out[name] = (base + rng.normal(0, 5, (1, SIZE, SIZE))).astype("float32")
     return out
 
@@ -63,8 +63,8 @@ def main(out: Path) -> None:
     all_chips = chips()
     data = {c["id"]: arrays(rng, c) for c in all_chips}
     (out / "classes.txt").write_text("".join(f"{k}\t{n}\t{zh}\n" for k, (n, zh) in CLASSES.items()), encoding="utf-8")
-    (out / "labels.txt").write_text("# chip_id label purity split x y boundary_m\n" + "".join(
-        f"{c['id']} {c['label']} 1.0000 {c['split']} {c['x']} {c['y']} 500.00\n" for c in all_chips), encoding="utf-8")
+    (out / "labels.txt").write_text("# chip_id class_id purity split x y boundary_m\n" + "".join(
+        f"{c['id']} {c['class_id']} 1.0000 {c['split']} {c['x']} {c['y']} 500.00\n" for c in all_chips), encoding="utf-8")
     for split in SPLITS:
         (out / f"{split}.txt").write_text("".join(f"{c['id']}\n" for c in all_chips if c["split"] == split))
     (out / "folds.txt").write_text("# chip_id fold\n" + "".join(f"{c['id']} {c['fold']}\n" for c in all_chips))
@@ -86,7 +86,9 @@ def main(out: Path) -> None:
         n = len(mine)
         g.create_array("chip_id", data=np.array([c["id"] for c in mine], dtype="<U16"), chunks=(n,),
                        compressors=numcodecs.Zstd(level=3))
-        g.create_array("label", data=np.array([c["label"] for c in mine], dtype="uint8"), chunks=(n,),
+        g.create_array("label", data=np.array([sorted(CLASSES).index(c["class_id"]) for c in mine], dtype="uint8"),
+                       chunks=(n,), compressors=numcodecs.Zstd(level=3))
+        g.create_array("class_id", data=np.array([c["class_id"] for c in mine], dtype="uint8"), chunks=(n,),
                        compressors=numcodecs.Zstd(level=3))
         for name, layer in GOS10M.items():
             g.create_array(name, data=np.stack([data[c["id"]][name] for c in mine]),
@@ -99,8 +101,8 @@ def main(out: Path) -> None:
     for split in SPLITS:
         mine = [c for c in all_chips if c["split"] == split]
         name = f"parquet/{split}-00000-of-00001.parquet"
-        cols = {"chip_id": [c["id"] for c in mine], "label": [class_ids.index(c["label"]) for c in mine],
-                "class_id": [c["label"] for c in mine], "split": [split] * len(mine)}
+        cols = {"chip_id": [c["id"] for c in mine], "label": [class_ids.index(c["class_id"]) for c in mine],
+                "class_id": [c["class_id"] for c in mine], "split": [split] * len(mine)}
         for layer_name, layer in GOS10M.items():
             enc = encoder((len(layer.bands), SIZE, SIZE), layer.dtype, CRS, layer.nodata,
                           tuple(band_descriptions(layer)), 10.0)

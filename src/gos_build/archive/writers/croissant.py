@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from ...layout import RGB, chip_path
+from ...layout import CLASS_ID, CLASS_ID_MEANING, LABEL, LABEL_MEANING, RGB, chip_path, label_of
 
 # Sentinel-2A MSI B04, B03, B02 (the rgb layer's red, green, blue): central wavelength and bandwidth, nm (ESA)
 RGB_WAVELENGTHS_NM = ((664.6, 31.0), (559.8, 36.0), (492.4, 66.0))
@@ -40,12 +40,13 @@ CONTEXT = {
 
 
 def rows(chips: list[dict], classes: dict, layers) -> list[list]:
-    header = ["chip_id", "label", "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in layers)]
+    header = ["chip_id", LABEL, CLASS_ID, "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in layers)]
     out = [header]
+    label = label_of(classes)
     for c in chips:
-        name = classes[c["label"]]["name"]
+        name = classes[c["class_id"]]["name"]
         b = c.get("boundary_m")
-        out.append([c["id"], c["label"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}", "" if b is None else f"{b:.2f}",
+        out.append([c["id"], label[c["class_id"]], c["class_id"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}", "" if b is None else f"{b:.2f}",
                     *(chip_path(m, name, c["id"]) for m in layers)])
     return out
 
@@ -73,7 +74,8 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
     date = _sensing_date(products)
     split = cfg.get("split", {})
     fields = [("chip_id", "sc:Text", "chip id: its south-west corner in the grid CRS, metres"),
-              ("label", "sc:Integer", "class id (classes.txt)"), ("class", "sc:Text", "class name"),
+              (LABEL, "sc:Integer", LABEL_MEANING), (CLASS_ID, "sc:Integer", CLASS_ID_MEANING),
+              ("class", "sc:Text", "class name"),
               ("split", "sc:Text", "train, val or test"), ("x", "sc:Float", "south-west corner x, m"),
               ("y", "sc:Float", "south-west corner y, m"),
               ("boundary_m", "sc:Float", "distance from the chip to the nearest class boundary of the interpretation "

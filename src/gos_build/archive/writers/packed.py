@@ -4,7 +4,8 @@
 
     packed/<split>/<layer>      [N, C, 64, 64]  rgb uint16 (C = 3), the eight elevation layers float32 (C = 1)
     packed/<split>/chip_id      [N]             chip ids (text), in the order of labels.txt
-    packed/<split>/label        [N]             class ids (uint8, as in classes.txt)
+    packed/<split>/label        [N]             class index 0..K-1 in classes.txt's order (uint8)
+    packed/<split>/class_id     [N]             class ids (uint8, as in classes.txt)
     packed/<split>/x_min, y_min [N]             south-west corner of each chip, metres, grid CRS
     packed/<split>/boundary_m   [N]             distance to the nearest class boundary, m (NaN: unknown)
 
@@ -28,7 +29,7 @@ import numpy as np
 from ...errors import GosBuildError
 from ...io import write_new_file
 from ...parallel import ordered
-from ...layout import SPLITS
+from ...layout import CLASS_ID, LABEL, LABEL_MEANING, SPLITS, label_of
 from ...readers import PACKED as NAME
 
 log = logging.getLogger(__name__)
@@ -89,25 +90,29 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     if missing:
         raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
     layers = context["layers"]
+    label = label_of(context["classes"])
     root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
     root.attrs.update({"classes": {str(k): v for k, v in context["classes"].items()}, "crs": context["crs"],
                        "chip_size": size, "layers": {m: {"bands": list(layer.bands), "dtype": layer.dtype,
                                                          "units": layer.units, "nodata": layer.nodata}
                                                      for m, layer in layers.items()},
-                       "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label, x, y, boundary_m"})
+                       "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label (" + LABEL_MEANING
+                       + "), class_id, x_min, y_min, boundary_m"})
     for split in SPLITS:
         mine = [c for c in chips if c["split"] == split]
         g = root.create_group(split)
         n = len(mine)
         g.create_array("chip_id", shape=(n,), dtype="<U16", chunks=(max(n, 1),), compressors=_compressor())
-        g.create_array("label", shape=(n,), dtype="uint8", chunks=(max(n, 1),), compressors=_compressor())
+        for name in (LABEL, CLASS_ID):
+            g.create_array(name, shape=(n,), dtype="uint8", chunks=(max(n, 1),), compressors=_compressor())
         for axis in ("x_min", "y_min", "boundary_m"):
             g.create_array(axis, shape=(n,), dtype="float64", chunks=(max(n, 1),), compressors=_compressor())
-        for name in ("chip_id", "label", "x_min", "y_min", "boundary_m"):
+        for name in ("chip_id", LABEL, CLASS_ID, "x_min", "y_min", "boundary_m"):
             g[name].attrs["_ARRAY_DIMENSIONS"] = ["chip"]  # xarray's dimension names
         if n:
             g["chip_id"][:] = np.array([c["id"] for c in mine], dtype="<U16")
-            g["label"][:] = np.array([c["label"] for c in mine], dtype="uint8")
+            g[LABEL][:] = np.array([label[c["class_id"]] for c in mine], dtype="uint8")
+            g[CLASS_ID][:] = np.array([c["class_id"] for c in mine], dtype="uint8")
             g["x_min"][:] = np.array([c["x"] for c in mine])
             g["y_min"][:] = np.array([c["y"] for c in mine])
             g["boundary_m"][:] = np.array([np.nan if c.get("boundary_m") is None else c["boundary_m"] for c in mine])

@@ -3,21 +3,21 @@
 * ``parquet/<split>-NNNNN-of-MMMMM.parquet`` (split as in ``labels.txt``: train, val, test): one row per
   chip, in the order of ``labels.txt``, shards of at most :data:`SHARD_BYTES`, row groups of
   :data:`ROW_GROUP_CHIPS` chips (a random read decodes one small group, not a shard). Columns:
-  ``chip_id``; ``label`` (the class's index in the ``ClassLabel`` names, 0-based: the classes by id) and
-  ``class_id`` (``classes.txt``'s id), ``class_name``; ``split``; ``fold`` (with ``split.folds``); ``x``,
+  ``chip_id``; ``label`` and ``class_id`` as in every form (:data:`gos_build.layout.LABEL`: the class's
+  index 0..K-1, the ``ClassLabel``; :data:`gos_build.layout.CLASS_ID`: ``classes.txt``'s id), ``class_name``; ``split``; ``fold`` (with ``split.folds``); ``x``,
   ``y`` (south-west corner, grid CRS, m); ``crs``; ``lon``, ``lat`` (centre, WGS84); ``purity`` and
   ``boundary_m`` (distance to the nearest class boundary, m) as in ``labels.txt``; ``thumbnail`` (a PNG of the chip's RGB under the dataset's one stretch,
   :func:`gos_build.layout.rgb_stretch`, as the Hugging Face ``Image`` struct); and one binary column per
   layer holding that chip's GeoTIFF, the tree file's bytes exactly (same sha256).
 * ``parquet/chips.parquet``: a GeoParquet 1.1 index, one row per chip with its footprint (WKB polygon,
-  lon/lat, OGC:CRS84) and ``parquet_file``/``parquet_row`` (where its bytes are).
+  lon/lat, OGC:CRS84), ``label``, ``class_id``, ``class_name``, ``split`` and ``parquet_file``/``parquet_row`` (where its bytes are).
 * ``README.md``: the Hugging Face dataset card: a YAML header (``configs`` with the data files of each
   split, ``dataset_info.features`` with the ``ClassLabel`` names, licence, tags) above the datacard, so
   that ``datasets.load_dataset(<dataset folder>)`` and the Hub's viewer read the shards.
 
-Shards are not zipped into ``dist/``: they are stored-compressed files already (GeoTIFFs, PNGs), each
-under the Hub's recommended size, and the Hub takes them as they are -- a zip would double their disk for
-nothing. pyarrow writes everything (deterministic: no timestamps; same rows, same bytes).
+The shards and the index go into ``dist/<aoi>_parquet.zip`` stored, not deflated (their GeoTIFFs and PNGs
+are compressed already), so that the downloads unzipped together are the dataset; the Hub takes the shards as
+they are. pyarrow writes everything (deterministic: no timestamps; same rows, same bytes).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from ...grid import chip_footprints_lonlat
 from ...gtiff import read_array
-from ...layout import SPLITS, chip_path, rgb_stretch
+from ...layout import SPLITS, chip_path, label_of, rgb_stretch
 from ...parallel import ordered
 from ...readers import PARQUET as NAME
 from ...readers import PARQUET_INDEX as INDEX_FILE
@@ -108,7 +108,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     span = context["chip_size"] * context["resolution"]
     folds = context.get("folds") or {}
     ordered_ids = sorted(classes)
-    index_of = {cid: i for i, cid in enumerate(ordered_ids)}
+    index_of = label_of(classes)
     class_names = [classes[c]["name"] for c in ordered_ids]
     stretch = rgb_stretch(context["stats"])
     layers = context["layers"].names
@@ -116,15 +116,15 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     tasks, where = [], {}
     for split in SPLITS:
         mine = [c for c in chips if c["split"] == split]
-        size = sum(os.stat(dest / chip_path(m, classes[c["label"]]["name"], c["id"])).st_size
+        size = sum(os.stat(dest / chip_path(m, classes[c["class_id"]]["name"], c["id"])).st_size
                    for c in mine for m in layers)
         n_shards = max(1, math.ceil(size / SHARD_BYTES))
         per = max(1, math.ceil(len(mine) / n_shards))
         for k in range(n_shards):
             part = mine[k * per : (k + 1) * per]
             name = shard_name(split, k, n_shards)
-            rows = [{"chip_id": c["id"], "label": index_of[c["label"]], "class_id": c["label"],
-                     "class_name": classes[c["label"]]["name"], "split": split, "fold": folds.get(c["id"]),
+            rows = [{"chip_id": c["id"], "label": index_of[c["class_id"]], "class_id": c["class_id"],
+                     "class_name": classes[c["class_id"]]["name"], "split": split, "fold": folds.get(c["id"]),
                      "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4),
                      "boundary_m": c.get("boundary_m")} for c in part]
             where.update((c["id"], (name, i)) for i, c in enumerate(part))
@@ -137,8 +137,9 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     wkb = shapely.to_wkb(polygons, byte_order=1) if chips else []
     table = pa.table({
         "chip_id": pa.array([c["id"] for c in chips], pa.string()),
-        "label": pa.array([index_of[c["label"]] for c in chips], pa.int64()),
-        "class_name": pa.array([classes[c["label"]]["name"] for c in chips], pa.string()),
+        "label": pa.array([index_of[c["class_id"]] for c in chips], pa.int64()),
+        "class_id": pa.array([c["class_id"] for c in chips], pa.int64()),
+        "class_name": pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
         "split": pa.array([c["split"] for c in chips], pa.string()),
         "parquet_file": pa.array([where[c["id"]][0] for c in chips], pa.string()),
         "parquet_row": pa.array([where[c["id"]][1] for c in chips], pa.int64()),

@@ -188,7 +188,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             "links": up, "assets": assets, "collection": collection_id})
     # the items, by the gather's workers in slices of chips: each slice's lon/lat extremes come back
     names = {cid: c["name"] for cid, c in classes.items()}
-    rels = [chip_path(m, names[c["label"]], c["id"]) for c in chips for m in layers]
+    rels = [chip_path(m, names[c["class_id"]], c["id"]) for c in chips for m in layers]
     sums = {rel: digests[rel] for rel in rels}
     step = 512
     tasks = [(templates, classes, crs, size, res, str(dest), chips[i : i + step],
@@ -245,17 +245,17 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
         for i in range(5):
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
         for m in layer_names:
-            rel = chip_path(m, classes[c["label"]]["name"], c["id"])
+            rel = chip_path(m, classes[c["class_id"]]["name"], c["id"])
             values[f"href:{m}"] = f"../../{rel}"
             values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size
             values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
         folder = os.path.join(dest, NAME, c["id"])
         os.makedirs(folder, exist_ok=True)
-        label = label_geojson(c["id"], c["label"], classes[c["label"]], [list(p) for p in ring])
+        label = label_geojson(c["id"], c["class_id"], classes[c["class_id"]], [list(p) for p in ring])
         write_new_file(os.path.join(dest, label_path(c["id"])), label)
         written[label_path(c["id"])] = digest = hashlib.sha256(label).hexdigest()
         values["size:labels"], values["sum:labels"] = len(label), "1220" + digest
-        data = templates[c["label"]].render(values).encode("utf-8")
+        data = templates[c["class_id"]].render(values).encode("utf-8")
         write_new_file(os.path.join(dest, item_path(c["id"])), data)
         written[item_path(c["id"])] = hashlib.sha256(data).hexdigest()
     return (min(lon_all), min(lat_all), max(lon_all), max(lat_all)), written
