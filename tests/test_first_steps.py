@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
 import pytest
 import yaml
 
@@ -234,3 +235,55 @@ def test_label_means_the_same_for_a_chip_in_every_form(runs, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     hub = json.loads(res.stdout.strip().splitlines()[-1])
     assert hub == {cid: [want[cid], names[class_id[cid]]] for cid in class_id}
+
+
+@pytest.mark.slow
+def test_units_are_one_truth_in_every_form(runs, tmp_path):
+    """What a user reads of a layer's units agrees everywhere: GDAL's band metadata of each chip GeoTIFF (unit
+    type, scale, offset), the STAC item's raster:bands, the packed store's CF attributes (xarray decodes rgb to
+    reflectance, DN x 0.0001), and the datacard; validate finds a chip whose unit was changed."""
+    import json
+    import shutil
+
+    import rasterio
+    import xarray as xr
+
+    from gos_build.layout import read_index
+
+    d = runs["a2"] / "dataset"
+    classes, chips = read_index(d)
+    chip = chips[0]
+    item = json.loads((d / "stac" / chip["id"] / f"{chip['id']}.json").read_text(encoding="utf-8"))
+    layers = [k for k, a in item["assets"].items() if "raster:bands" in a]
+    assert "rgb" in layers and "slope" in layers
+    for m in layers:
+        with rasterio.open(d / m / classes[chip["class_id"]]["name"] / f"{chip['id']}.tif") as ds:
+            gdal = [(u, s, o) for u, s, o in zip(ds.units, ds.scales, ds.offsets)]
+        stac = [(b["unit"], b.get("scale", 1.0), b.get("offset", 0.0)) for b in item["assets"][m]["raster:bands"]]
+        assert gdal == stac, m
+    assert stac_rgb_is_reflectance(item)
+    with rasterio.open(d / "rgb" / classes[chip["class_id"]]["name"] / f"{chip['id']}.tif") as ds:
+        dn = ds.read()
+    store = xr.open_zarr(d / "packed", group=chip["split"], consolidated=False)  # CF decoding on
+    i = list(store.chip_id.values).index(chip["id"])
+    decoded = store.rgb.values[i]
+    assert store.rgb.attrs["units"] == "1"
+    assert np.allclose(decoded[dn > 0], dn[dn > 0] * 0.0001, rtol=1e-6) and np.isnan(decoded[dn == 0]).all()
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    assert "| rgb | uint16 | reflectance x 10000 | 0.0001 | 0 | 1 | 0 |" in card
+    assert "| slope | float32 | degree | 1 | 0 | degree | -9999 |" in card
+
+    copy = tmp_path / "dataset"
+    shutil.copytree(d, copy)
+    rel = f"slope/{classes[chip['class_id']]['name']}/{chip['id']}.tif"
+    with rasterio.open(copy / rel, "r+") as ds:
+        ds.units = ("radian",)
+    res = run_cli("validate", str(copy))
+    assert res.returncode != 0 and f"{rel}: band unit ['radian'] in the GeoTIFF, the layer's is ['degree']" in \
+        res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def stac_rgb_is_reflectance(item) -> bool:
+    """The rgb asset's bands: uint16 DN whose scale gives reflectance (unit 1), no second unit beside it."""
+    bands = item["assets"]["rgb"]["raster:bands"]
+    return all(b["data_type"] == "uint16" and b["scale"] == 0.0001 and b["unit"] == "1" for b in bands)

@@ -11,11 +11,11 @@ from rasterio.io import MemoryFile
 from gos_build import gtiff
 from gos_build.io import geotiff_bytes
 
-KINDS = [  # (shape, dtype, nodata, band descriptions): the chip layers gos-build writes, and a mask
-    ((3, 64, 64), "uint16", 0, ["rgb R", "rgb G", "rgb B"]),
-    ((1, 64, 64), "float32", -9999.0, ["dem"]),
-    ((1, 64, 64), "uint8", None, ["label"]),
-    ((1, 32, 48), "float32", -9999.0, ["slope"]),  # another chip size: other strips
+KINDS = [  # (shape, dtype, nodata, band descriptions, (unit, scale, offset)): the chip layers gos-build writes
+    ((3, 64, 64), "uint16", 0, ["rgb R", "rgb G", "rgb B"], ("1", 0.0001, 0.0)),
+    ((1, 64, 64), "float32", -9999.0, ["dem"], ("m", 1.0, 0.0)),
+    ((1, 64, 64), "uint8", None, ["label"], None),  # a mask: no units
+    ((1, 32, 48), "float32", -9999.0, ["slope"], ("degree", 1.0, 0.0)),  # another chip size: other strips
 ]
 
 
@@ -37,16 +37,21 @@ def _transform(i):
     return Affine(10.0, 0.0, 432640.0 + 640 * i, 0.0, -10.0, 4830720.0 - 1280 * i)
 
 
-@pytest.mark.parametrize("shape,dtype,nodata,descriptions", KINDS)
-def test_encoder_writes_gdals_bytes(shape, dtype, nodata, descriptions):
-    enc = gtiff.Encoder(shape, dtype, "EPSG:32652", nodata, descriptions, 10.0)
+@pytest.mark.parametrize("shape,dtype,nodata,descriptions,units", KINDS)
+def test_encoder_writes_gdals_bytes(shape, dtype, nodata, descriptions, units):
+    enc = gtiff.Encoder(shape, dtype, "EPSG:32652", nodata, descriptions, 10.0, units)
     assert enc.level is not None, "the assembled GeoTIFFs differ from GDAL's here: every chip goes through GDAL"
     for i, a in enumerate(_arrays(shape, dtype, nodata, 12)):
-        assert enc.encode(a, _transform(i)) == geotiff_bytes(a, "EPSG:32652", _transform(i), nodata, descriptions)
+        data = enc.encode(a, _transform(i))
+        assert data == geotiff_bytes(a, "EPSG:32652", _transform(i), nodata, descriptions, units)
+    with MemoryFile(data) as mem, mem.open() as ds:  # GDAL reads the band metadata back
+        unit, scale, offset = units or (None, 1.0, 0.0)
+        assert ds.units == (unit,) * shape[0] and ds.scales == (scale,) * shape[0]
+        assert ds.offsets == (offset,) * shape[0] and list(ds.descriptions) == descriptions
 
 
 def test_encoder_hands_other_chips_to_gdal(monkeypatch):
-    shape, dtype, nodata, desc = KINDS[1]
+    shape, dtype, nodata, desc, _ = KINDS[1]
     a = next(_arrays(shape, dtype, nodata, 1))
     enc = gtiff.Encoder(shape, dtype, "EPSG:32652", nodata, desc, 10.0)
     t20 = Affine(20.0, 0.0, 432640.0, 0.0, -20.0, 4830720.0)  # another pixel size than the template's
@@ -60,11 +65,11 @@ def test_encoder_hands_other_chips_to_gdal(monkeypatch):
     assert slow.encode(a, _transform(3)) == geotiff_bytes(a, "EPSG:32652", _transform(3), nodata, desc)
 
 
-@pytest.mark.parametrize("shape,dtype,nodata,descriptions", KINDS)
-def test_reader_gives_what_gdal_reads(shape, dtype, nodata, descriptions):
+@pytest.mark.parametrize("shape,dtype,nodata,descriptions,units", KINDS)
+def test_reader_gives_what_gdal_reads(shape, dtype, nodata, descriptions, units):
     datas, expected = [], []
     for i, a in enumerate(_arrays(shape, dtype, nodata, 6, seed=1)):
-        data = geotiff_bytes(a, "EPSG:32652", _transform(i), nodata, descriptions)
+        data = geotiff_bytes(a, "EPSG:32652", _transform(i), nodata, descriptions, units)
         with MemoryFile(data) as mem, mem.open() as ds:
             ref = ds.read()
             h = gtiff.read_header(data)

@@ -45,6 +45,7 @@ _STRIP_OFFSETS, _SAMPLES, _ROWS_PER_STRIP, _STRIP_BYTES = 273, 277, 278, 279
 _PLANAR, _PREDICTOR, _SAMPLE_FORMAT = 284, 317, 339
 _PIXEL_SCALE, _TIEPOINT, _MODEL_TRANSFORM = 33550, 33922, 34264
 _GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII = 34735, 34736, 34737
+_GDAL_METADATA = 42112  # GDAL's XML of band descriptions, scale, offset and unit type
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
 _DEFLATE = (8, 32946)
 _DTYPES = {(1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (2, 8): "int8", (2, 16): "int16",
@@ -122,6 +123,36 @@ class Header:
     dtype: str
     bounds: tuple[float, float, float, float]  # left, bottom, right, top
     crs_key: bytes  # the GeoTIFF keys, doubles and text that define the CRS: equal bytes, equal CRS
+    metadata: bytes = b""  # GDAL_METADATA's XML as stored (empty when the file has none): see band_metadata
+
+
+MAX_METADATA = 1 << 16  # a chip's band metadata is a few hundred bytes
+
+
+def band_metadata(xml: bytes, count: int) -> list[dict]:
+    """Per band, what GDAL's metadata says of it: ``{"description", "unit", "scale", "offset"}`` (GDAL's
+    defaults where it says nothing: no description or unit, scale 1, offset 0). ValueError when the XML is
+    not GDAL's metadata of ``count`` bands."""
+    import xml.etree.ElementTree as ET
+
+    out = [{"description": "", "unit": "", "scale": 1.0, "offset": 0.0} for _ in range(count)]
+    if not xml:
+        return out
+    if len(xml) > MAX_METADATA or b"<!" in xml:  # no DTDs, no entities: a plain list of items
+        raise ValueError("GDAL_METADATA larger than 64 kB or with a DTD")
+    root = ET.fromstring(xml.rstrip(b"\x00"))
+    if root.tag != "GDALMetadata":
+        raise ValueError(f"GDAL_METADATA's root is {root.tag}")
+    keys = {"description": "description", "unittype": "unit", "scale": "scale", "offset": "offset"}
+    for item in root.iter("Item"):
+        role, sample = item.get("role"), item.get("sample")
+        if role in keys and sample is not None:
+            band = int(sample)
+            if not 0 <= band < count:
+                raise ValueError(f"GDAL_METADATA names band {band} of {count}")
+            text = item.text or ""
+            out[band][keys[role]] = float(text) if role in ("scale", "offset") else text
+    return out
 
 
 def _one(data: bytes, e: dict, tag: int, default):
@@ -160,7 +191,13 @@ def _parse(data: bytes) -> tuple[Header, dict[int, _Entry]]:
         raise NotAChip("a GeoTIFF key directory of an unknown TIFF type")
     crs = b"".join(data[x.offset : x.offset + _TYPE_SIZE[x.type] * x.count] if x.offset is not None
                    else data[x.field : x.field + 4] for t in (_GEO_KEYS, _GEO_DOUBLES, _GEO_ASCII) if (x := e.get(t)))
-    return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs), e
+    meta = e.get(_GDAL_METADATA)
+    if meta is not None and (meta.type != 2 or meta.count > MAX_METADATA):
+        raise NotAChip("GDAL_METADATA not ASCII or larger than 64 kB")
+    metadata = b"" if meta is None else (data[meta.offset : meta.offset + meta.count] if meta.offset is not None
+                                         else data[meta.field : meta.field + meta.count])
+    return Header(width, height, count, dtype, (left, top - height * sy, left + width * sx, top), crs,
+                  metadata), e
 
 
 def _raster_type(data: bytes, e: dict) -> int:
@@ -326,9 +363,10 @@ def _unpredict(raw: np.ndarray, predictor: int, dtype: np.dtype) -> np.ndarray:
 # -- the encoder --------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
 def encoder(shape: tuple[int, int, int], dtype: str, crs: str, nodata, descriptions: tuple[str, ...],
-            resolution: float) -> "Encoder":
-    """The :class:`Encoder` of one kind of chip, learnt once per process."""
-    return Encoder(shape, dtype, crs, nodata, list(descriptions), resolution)
+            resolution: float, units: tuple | None = None) -> "Encoder":
+    """The :class:`Encoder` of one kind of chip, learnt once per process (``units``: ``(unit, scale, offset)``
+    of every band, GDAL's band metadata)."""
+    return Encoder(shape, dtype, crs, nodata, list(descriptions), resolution, units)
 
 
 def _require(ok: bool, what: str) -> None:
@@ -344,9 +382,9 @@ class Encoder:
     LEVELS = (7, 6, 8, 9, 5, 4, 3, 2, 1, 10, 11, 12)  # libdeflate levels to try against libtiff's bytes
 
     def __init__(self, shape: tuple[int, int, int], dtype: str, crs, nodata, descriptions: list[str],
-                 resolution: float):
+                 resolution: float, units: tuple | None = None):
         self.shape, self.dtype, self.crs, self.nodata = tuple(shape), np.dtype(dtype), crs, nodata
-        self.descriptions, self.resolution = list(descriptions), float(resolution)
+        self.descriptions, self.resolution, self.units = list(descriptions), float(resolution), units
         self.level = None  # libdeflate level; None: every chip through GDAL
         try:
             self._learn()
@@ -370,7 +408,7 @@ class Encoder:
         if self.nodata is not None:
             probe[:, :3, :5] = self.nodata
         x0, y0 = 123456.0 * self.resolution, 765432.0 * self.resolution  # odd values: found, not confused
-        ref = geotiff_bytes(probe, self.crs, self._transform(x0, y0), self.nodata, self.descriptions)
+        ref = geotiff_bytes(probe, self.crs, self._transform(x0, y0), self.nodata, self.descriptions, self.units)
         _parse(ref)  # a chip of the kind the reader knows
         ifd, e = _directory(ref)
         offsets, sizes = _values(ref, e[_STRIP_OFFSETS]), _values(ref, e[_STRIP_BYTES])
@@ -407,8 +445,8 @@ class Encoder:
         # the proof: other arrays, another place, byte for byte
         for arr, x, y in ((probe[:, ::-1].copy(), x0 + 640.0, y0 - 1280.0),
                           (np.full(self.shape, self.nodata if self.nodata is not None else 0, self.dtype), 0.0, 0.0)):
-            if self.encode(arr, self._transform(x, y)) != geotiff_bytes(arr, self.crs, self._transform(x, y),
-                                                                      self.nodata, self.descriptions):
+            if self.encode(arr, self._transform(x, y)) != geotiff_bytes(
+                    arr, self.crs, self._transform(x, y), self.nodata, self.descriptions, self.units):
                 self.level = None
                 raise NotAChip("assembled bytes differ from GDAL's")
 
@@ -416,7 +454,7 @@ class Encoder:
         """The GeoTIFF bytes of ``arr`` (count, height, width) with its top-left corner at ``transform``."""
         if self.level is None or arr.shape != self.shape or arr.dtype != self.dtype or (
                 transform.a, transform.b, transform.d, transform.e) != (self.resolution, 0.0, 0.0, -self.resolution):
-            return geotiff_bytes(arr, self.crs, transform, self.nodata, self.descriptions)
+            return geotiff_bytes(arr, self.crs, transform, self.nodata, self.descriptions, self.units)
         height = self.shape[1]
         strips = [self._compress(_predict(band[r0 : r0 + self._rows], self._predictor), self.level)
                   for band in arr for r0 in range(0, height, self._rows)]

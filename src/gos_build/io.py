@@ -222,12 +222,17 @@ def _bands(arr) -> list:
     return [arr] if getattr(arr, "ndim", None) == 2 else list(arr)
 
 
-def _fill(dst, bands: list, descriptions, tags) -> None:
+def _fill(dst, bands: list, descriptions, tags, units=None) -> None:
     for i, band in enumerate(bands, start=1):
         dst.write(band, i)
         dst.set_band_description(i, descriptions[i - 1])
         if tags:
             dst.update_tags(i, **tags[i - 1])
+    if units is not None:  # GDAL's unit type, scale and offset of every band: value x scale + offset in unit
+        unit, scale, offset = units
+        dst.units = (unit,) * len(bands)
+        if (scale, offset) != (1.0, 0.0):
+            dst.scales, dst.offsets = (scale,) * len(bands), (offset,) * len(bands)
 
 
 def write_geotiff(path: str | Path, arr, crs, transform, nodata, descriptions: list[str],
@@ -244,8 +249,9 @@ def write_geotiff(path: str | Path, arr, crs, transform, nodata, descriptions: l
             _fill(dst, bands, descriptions, tags)
 
 
-def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes:
-    """The bytes of the GeoTIFF :func:`write_geotiff` would write (in memory, for archive members)."""
+def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str], units: tuple | None = None) -> bytes:
+    """The bytes of the GeoTIFF :func:`write_geotiff` would write (in memory, for archive members); ``units``:
+    ``(unit, scale, offset)`` of every band (GDAL's band metadata), or None for none."""
     from rasterio.io import MemoryFile
 
     bands = _bands(arr)
@@ -253,7 +259,7 @@ def geotiff_bytes(arr, crs, transform, nodata, descriptions: list[str]) -> bytes
     profile = geotiff_profile(w, h, len(bands), str(bands[0].dtype), crs, transform, nodata)
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
-            _fill(dst, bands, descriptions, None)
+            _fill(dst, bands, descriptions, None, units)
         return bytes(mem.read())
 
 

@@ -40,6 +40,10 @@ class Layer:
     ``classes``: for a categorical layer, ``(value, name, colour)`` of each class;
     ``params``: for a layer of ``terrain.extra``, its config entry as canonical JSON
     (``{"kind": ..., ...}``), empty for GOS10m's nine.
+
+    Units, as GDAL and STAC define them: a stored value ``v`` means ``v * scale + offset`` in ``units``
+    (``"1"``: dimensionless). ``stored`` names what a scaled layer stores, in words (``rgb``: reflectance x
+    10000); empty where the stored value is already in ``units``.
     """
 
     name: str
@@ -53,6 +57,31 @@ class Layer:
     display: tuple[str, tuple[float, float] | None]
     classes: tuple[tuple[int, str, str], ...] = ()
     params: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    stored: str = ""
+
+    @property
+    def scaled(self) -> bool:
+        return (self.scale, self.offset) != (1.0, 0.0)
+
+    @property
+    def stored_units(self) -> str:
+        """The units of the stored values (what stats.json's figures are in)."""
+        return self.stored or self.units
+
+    @property
+    def gdal_units(self) -> tuple[str, float, float]:
+        """(unit, scale, offset) of every band: the chip GeoTIFFs' band metadata (GDAL's unit type, scale,
+        offset)."""
+        return self.units, self.scale, self.offset
+
+    def units_text(self) -> str:
+        """The units in words, for cards and descriptions: ``m``; ``reflectance x 10000 (scale 0.0001, offset 0:
+        unit 1)``."""
+        if not self.scaled:
+            return self.units
+        return f"{self.stored_units} (scale {self.scale:g}, offset {self.offset:g}: unit {self.units})"
 
     def spec(self) -> dict:
         """The ``terrain.extra`` entry of this layer (``{}`` for GOS10m's nine)."""
@@ -65,6 +94,8 @@ class Layer:
             doc["classes"] = [{"value": v, "name": n, "colour": c} for v, n, c in self.classes]
         if self.params:
             doc["terrain"] = self.spec()
+        if self.scaled:
+            doc.update(scale=self.scale, offset=self.offset, stored=self.stored)
         return doc
 
 
@@ -80,8 +111,9 @@ _TERRAIN_DOC = {
     "dev": ("1", "deviation from mean elevation, (z - mean) / std (Wilson & Gallant)", ("RdBu", (-2.5, 2.5))),
 }
 
-RGB = Layer("rgb", ("red", "green", "blue"), "uint16", "reflectance x 10000", RGB_NODATA, "rgb.tif", 1,
-            "Sentinel-2 B04 B03 B02 surface reflectance x 10000", ("rgb", None))
+RGB = Layer("rgb", ("red", "green", "blue"), "uint16", "1", RGB_NODATA, "rgb.tif", 1,
+            "Sentinel-2 B04 B03 B02 surface reflectance x 10000", ("rgb", None), scale=0.0001,
+            stored="reflectance x 10000")
 DEM = Layer("dem", ("dem",), "float32", "m", TERRAIN_NODATA, "terrain.tif", 1,
             "elevation, resampled onto the grid", ("terrain", None))
 TERRAIN = tuple(
@@ -207,7 +239,9 @@ def dataset_layers(dataset: str | Path) -> Registry:
                 continue
             classes = tuple((int(c["value"]), str(c["name"]), str(c["colour"])) for c in d.get("classes", []))
             out.append(Layer(name, tuple(d["bands"]), str(d["dtype"]), str(d["units"]), d["nodata"], f"{name}.tif",
-                             1, str(d.get("description", "")), ("viridis", None), classes))
+                             1, str(d.get("description", "")), ("viridis", None), classes,
+                             scale=float(d.get("scale", 1.0)), offset=float(d.get("offset", 0.0)),
+                             stored=str(d.get("stored", ""))))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise GosBuildError(f"{path}: not a gos-build layers file ({exc})") from None
     return Registry(out)

@@ -111,15 +111,21 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             return ", ".join("-" if v is None else f"{v:.4g}" for v in vals)
         out.append(f"| {layer} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
                    f"{fmt(st['max'])} |")
-    if layers.extra:
-        out += ["", "## Layers beyond GOS10m", "",
-                f"Listed in `{LAYERS_FILE}` (name, bands, dtype, units, nodata, definition) for the readers of the "
-                "dataset; computed on the 10 m grid from the same DEM as the seven GOS10m parameters.", "",
-                "| layer | dtype | units | nodata | definition |", "|---|---|---|---|---|"]
-        for layer in layers.extra:
-            out.append(f"| {layer.name} | {layer.dtype} | {layer.units} | {layer.nodata:g} | {layer.description} |")
-            if layer.classes:
-                out.append("| | | | | classes: " + ", ".join(f"{v} {n}" for v, n, _ in layer.classes) + " |")
+    out += ["", "## Layers", "",
+            "A stored value v means v x scale + offset in the layer's unit (1: dimensionless); every form says the "
+            "same: the chip GeoTIFFs' band metadata (GDAL's scale, offset and unit type), the STAC items' "
+            "`raster:bands`, the packed store's attributes (CF's `scale_factor`, `add_offset`, `units`) and "
+            "Croissant's field descriptions."
+            + (f" The layers beyond GOS10m's nine are listed in `{LAYERS_FILE}` (name, bands, dtype, units, nodata, "
+               "definition) for the readers of the dataset; they are computed on the 10 m grid from the same DEM as "
+               "the seven GOS10m parameters." if layers.extra else ""), "",
+            "| layer | dtype | stored | scale | offset | unit | nodata | definition |",
+            "|---|---|---|---:|---:|---|---:|---|"]
+    for layer in layers.values():
+        out.append(f"| {layer.name} | {layer.dtype} | {layer.stored_units} | {layer.scale:g} | {layer.offset:g} | "
+                   f"{layer.units} | {layer.nodata:g} | {layer.description} |")
+        if layer.classes:
+            out.append("| | | | | | | | classes: " + ", ".join(f"{v} {n}" for v, n, _ in layer.classes) + " |")
     out += ["", "## Software", ""] + [f"- {k} {v}" for k, v in versions().items()]
     out += ["", "## Config", "",
             "As given, with each local input named by its content (file name, bytes, sha256) instead of the globs "

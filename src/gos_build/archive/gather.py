@@ -66,7 +66,7 @@ def layer_stats(chips: list[dict], split_of: dict[str, str], layers: Registry) -
         slots = acc.get(name, [])
         mean = [a["sum"] / a["n"] if a["n"] else None for a in slots]
         std = [math.sqrt(max(a["sumsq"] / a["n"] - (a["sum"] / a["n"]) ** 2, 0.0)) if a["n"] else None for a in slots]
-        out[name] = {"bands": list(layer.bands), "units": layer.units,
+        out[name] = {"bands": list(layer.bands), "units": layer.stored_units,
                      "count": [a["n"] for a in slots], "mean": [_r(v) for v in mean], "std": [_r(v) for v in std],
                      "min": [_r(a["min"]) if a["n"] else None for a in slots],
                      "max": [_r(a["max"]) if a["n"] else None for a in slots]}

@@ -15,9 +15,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import GosBuildError
-from ..gtiff import NotAChip, read_header
+from ..gtiff import NotAChip, band_metadata, read_header
 from ..io import files_under, leads_out, links_out
-from ..layout import CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, chip_path, label_of, dataset_layers, read_folds, read_index, split_file
+from ..layout import (CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, band_descriptions, chip_path, dataset_layers,
+                      label_of, read_folds, read_index, split_file)
 from .gather import MANIFEST_FILE
 from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
 from .writers.parquet import shard_name
@@ -172,6 +173,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         for cid in text.split():
             in_split[cid].append(s)
     geometry = _Geometry()
+    declarations: dict = {}
     for chip in chips:
         cid, label, split = chip["id"], chip["class_id"], chip["split"]
         if label not in classes:
@@ -190,6 +192,9 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
             if isinstance(geo, str):
                 problems.append(f"{rel}: {geo}")
                 continue
+            declared = _declared(layers[m], header, declarations)
+            if declared:
+                problems.append(f"{rel}: {declared}")
             if (geo[0], geo[1]) != (chip_size, chip_size):
                 problems.append(f"{rel}: {geo[0]} x {geo[1]} px, expected {chip_size} x {chip_size}")
             if ref is None:
@@ -214,6 +219,34 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         if len(parts) == 3 and parts[0] in layers and parts[2].endswith(".tif") and rel not in expected:
             problems.append(f"{rel}: no matching line in labels.txt (or in the wrong class folder)")
     return problems
+
+
+def _declared(layer, header, seen: dict) -> str | None:
+    """What a chip GeoTIFF's directory declares against its layer's registry entry -- dtype, band count, and per
+    band GDAL's description, unit type, scale and offset -- or None when it agrees (or the header is GDAL's to
+    read). One answer per kind of header."""
+    if header is None or isinstance(header, Exception):
+        return None
+    key = (layer.name, header.dtype, header.count, header.metadata)
+    if key not in seen:
+        want = [{"description": d, "unit": layer.units, "scale": layer.scale, "offset": layer.offset}
+                for d in band_descriptions(layer)]
+        try:
+            got = band_metadata(header.metadata, header.count)
+        except ValueError as exc:
+            seen[key] = f"band metadata cannot be read ({exc})"
+        else:
+            if (header.dtype, header.count) != (layer.dtype, len(layer.bands)):
+                seen[key] = (f"{header.count} band(s) of {header.dtype}, the layer has {len(layer.bands)} of "
+                             f"{layer.dtype}")
+            elif got != want:
+                bad = next(k for k in ("description", "unit", "scale", "offset") if any(
+                    g[k] != w[k] for g, w in zip(got, want)))
+                seen[key] = (f"band {bad} {[g[bad] for g in got]} in the GeoTIFF, the layer's is "
+                             f"{[w[bad] for w in want]} (value x scale + offset in unit)")
+            else:
+                seen[key] = None
+    return seen[key]
 
 
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, GosBuildError)

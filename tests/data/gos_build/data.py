@@ -105,7 +105,7 @@ def main(out: Path) -> None:
                 "class_id": [c["class_id"] for c in mine], "split": [split] * len(mine)}
         for layer_name, layer in GOS10M.items():
             enc = encoder((len(layer.bands), SIZE, SIZE), layer.dtype, CRS, layer.nodata,
-                          tuple(band_descriptions(layer)), 10.0)
+                          tuple(band_descriptions(layer)), 10.0, layer.gdal_units)
             cols[layer_name] = [enc.encode(data[c["id"]][layer_name], Affine(10, 0, c["x"], 0, -10, c["y"] + 640))
                                 for c in mine]
         pq.write_table(pa.table(cols), out / name, row_group_size=4)

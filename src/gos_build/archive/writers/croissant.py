@@ -81,7 +81,7 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
               ("boundary_m", "sc:Float", "distance from the chip to the nearest class boundary of the interpretation "
                "polygons, m (0: the chip crosses one)")]
     layers = context["layers"]
-    fields += [(f"{m}_path", "sc:Text", f"{layer.description} ({layer.units}"
+    fields += [(f"{m}_path", "sc:Text", f"{layer.description} ({layer.units_text()}"
                 + (": " + ", ".join(f"{v} {n}" for v, n, _ in layer.classes) if layer.classes else "")
                 + "): GeoTIFF path in the dataset") for m, layer in layers.items()]
     doc = {

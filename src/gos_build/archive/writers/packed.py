@@ -47,6 +47,12 @@ def _compressor():
 SHARD_IDS = f"{NAME}/chips.txt"  # in the shard: the kept chips' ids, one a line, in the order of the rows
 
 
+def _cf_scale(layer) -> dict:
+    """CF's packing attributes of a scaled layer (xarray decodes ``v * scale_factor + add_offset`` in ``units``
+    unless ``mask_and_scale=False``); none for a layer stored in its units."""
+    return {"scale_factor": layer.scale, "add_offset": layer.offset} if layer.scaled else {}
+
+
 def shard_array(layer: str) -> str:
     """Name in the shard of a layer's arrays of the tile's kept chips: ``packed/<layer>.npy``."""
     return f"{NAME}/{layer}.npy"
@@ -94,7 +100,8 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
     root.attrs.update({"classes": {str(k): v for k, v in context["classes"].items()}, "crs": context["crs"],
                        "chip_size": size, "layers": {m: {"bands": list(layer.bands), "dtype": layer.dtype,
-                                                         "units": layer.units, "nodata": layer.nodata}
+                                                         "units": layer.units, "nodata": layer.nodata,
+                                                         **_cf_scale(layer)}
                                                      for m, layer in layers.items()},
                        "description": "gos-build packed chips: <split>/<layer> [N, C, H, W], chip_id, label (" + LABEL_MEANING
                        + "), class_id, x_min, y_min, boundary_m"})
@@ -121,7 +128,8 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
                                  chunks=(CHUNK_CHIPS, len(layer.bands), size, size), fill_value=layer.nodata,
                                  compressors=_compressor())
             arr.attrs.update({"_ARRAY_DIMENSIONS": ["chip", f"{m}_band" if len(layer.bands) > 1 else "band", "row",
-                                                    "col"], "units": layer.units, "bands": list(layer.bands)})
+                                                    "col"], "units": layer.units, "bands": list(layer.bands),
+                              **_cf_scale(layer)})
             # the chunks, by the gather's workers: each decodes a run of chunks' chips and writes the chunk
             # files zarr would write (the chunk's C-order bytes, padded with the fill value, through the
             # array's own compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)

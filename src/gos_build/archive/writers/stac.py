@@ -152,11 +152,9 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     layers = context["layers"]
     bands_of = {}
     for m, layer in layers.items():
-        bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units}
-                       for b in layer.bands]
-        if m == "rgb":
-            for b in bands_of[m]:
-                b["scale"] = 0.0001  # reflectance = DN x 0.0001
+        scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
+        bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units,
+                        **scaling} for b in layer.bands]
     extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values()) else [])
     slot = _Template.slot
     templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots

@@ -41,7 +41,7 @@ def shard_members(grid, kept, layers) -> list[tuple[str, bytes]]:
         for name, arr in arrays.items():
             layer = layers[name]
             enc = encoder(arr.shape, str(arr.dtype), grid.crs, layer.nodata, tuple(band_descriptions(layer)),
-                          float(grid.resolution))
+                          float(grid.resolution), layer.gdal_units)
             out.append((chip_path(name, record["class"], record["id"]), enc.encode(arr, transform)))
     out.sort()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n" for rel, data in out)
