@@ -287,3 +287,30 @@ def stac_rgb_is_reflectance(item) -> bool:
     """The rgb asset's bands: uint16 DN whose scale gives reflectance (unit 1), no second unit beside it."""
     bands = item["assets"]["rgb"]["raster:bands"]
     return all(b["data_type"] == "uint16" and b["scale"] == 0.0001 and b["unit"] == "1" for b in bands)
+
+
+@pytest.mark.slow
+def test_a_one_class_aoi_warns_in_the_log_the_datacard_and_validate(runs):
+    """The test AOI holds one class (fluvial): the build's log and the datacard say so, with each class that has
+    no chip and each split in fewer than 10 spatial blocks; validate passes and says it with warnings."""
+    from gos_build.layout import read_index
+
+    d = runs["a2"] / "dataset"
+    classes, chips = read_index(d)
+    present = {c["class_id"] for c in chips}
+    assert len(present) == 1  # the fixture's AOI, as a user's weak AOI
+    absent = [f"class {cid} {c['name']}: no chip in this AOI" for cid, c in sorted(classes.items())
+              if cid not in present]
+    one = f"one class only ({classes[next(iter(present))]['name']})"
+    test_chips = sum(1 for c in chips if c["split"] == "test")
+    log = (runs["a2"].parent.parent / "logs" / "aoi" / "dataset.log").read_text(encoding="utf-8")
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    warnings = card.split("## Warnings", 1)[1].split("\n## ", 1)[0]
+    for text in (log, warnings):
+        assert all(a in text for a in absent) and one in text
+        assert f"split test: its {test_chips} chips lie in" in text and "fewer than 10" in text
+    assert "WARNING" in log
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0, res.stderr
+    assert f"{d}: OK, with" in res.stdout and "warning(s) about weak data" in res.stdout
+    assert all(f"warning: {a}" in res.stderr for a in absent) and one in res.stderr

@@ -125,3 +125,28 @@ def test_spatial_folds_are_whole_blocks_with_every_class():
         i, j = (int(v) for v in c["id"][1:].split("_"))
         assert folds[c["id"]] == folds[f"c{i // 4 * 4:03d}_{j // 4 * 4:03d}"]
     assert folds == block_folds(chips, 640.0, 5, block_chips=4, seed=42)
+
+
+def test_weak_data_names_what_is_missing_and_counts_blocks_by_hand():
+    """Chips laid out by hand on a 640 m lattice, blocks of 2 x 2 chips: the train chips fill 12 blocks, the test
+    chips 2 (both counted here from the coordinates), val none; class 2 has no chip, class 3 none in test."""
+    from gos_build.splits import MIN_BLOCKS, weak_data
+
+    span = 640.0
+    chips = []
+    for i in range(24):  # train: chips two apart in x -> one chip per 2 x 2 block, 24 / 2 = 12 blocks
+        chips.append({"id": f"t{i}", "class_id": 1 if i % 2 else 3, "split": "train", "x": i * 2 * span, "y": 0.0})
+    for i in range(4):  # test: four chips side by side -> blocks (100, 0) and (101, 0)
+        chips.append({"id": f"s{i}", "class_id": 1, "split": "test", "x": (200 + i) * span, "y": 0.0})
+    names = {1: "tectonic", 2: "volcanic", 3: "fluvial"}
+    got = weak_data(names, chips, span, 2)
+    assert MIN_BLOCKS == 10
+    assert got == ["class 2 volcanic: no chip in this AOI", "split val: no chip", "split test: no chip of fluvial",
+                   "split test: its 4 chips lie in 2 spatial blocks of 2 x 2 chips, fewer than 10: an accuracy "
+                   "measured on it has a wide interval and the baseline compares no variant"]
+    one = [dict(c, class_id=1) for c in chips]
+    assert "one class only (tectonic): a classifier learns nothing from this dataset and no accuracy of it means " \
+           "anything" in weak_data(names, one)
+    assert not any("block" in w for w in weak_data(names, chips))  # no block size given: no block counts
+    folds = {c["id"]: 1 + (i % 2) for i, c in enumerate(chips)}  # fold 2: the odd train chips (tectonic), s1, s3
+    assert [w for w in weak_data(names, chips, span, 2, folds) if w.startswith("fold")] == ["fold 2: no chip of fluvial"]

@@ -276,7 +276,7 @@ def _cmd_package(args) -> None:
 
 
 def _cmd_validate(args) -> None:
-    from .archive.validate import validate_dataset
+    from .archive.validate import dataset_warnings, validate_dataset
 
     problems = validate_dataset(args.dataset, args.chip_size)
     if problems:
@@ -284,7 +284,10 @@ def _cmd_validate(args) -> None:
             print(f"{args.dataset}: {p}", file=sys.stderr)
         more = " (first 200 shown)" if len(problems) > 200 else ""
         raise GosBuildError(f"{args.dataset}: {len(problems)} problem(s){more}")
-    print(f"{args.dataset}: OK")
+    warnings = dataset_warnings(args.dataset)
+    for w in warnings:
+        print(f"{args.dataset}: warning: {w}", file=sys.stderr)
+    print(f"{args.dataset}: OK" + (f", with {len(warnings)} warning(s) about weak data (above)" if warnings else ""))
 
 
 def _cmd_baseline(args) -> None:

@@ -28,7 +28,7 @@ from .errors import GosBuildError
 from .evaluation import wilson
 from .layout import ELEVATION_LAYERS, GOS10M, LABEL, RGB, SPLITS, chip_path, dataset_layers, label_of
 from .layout import read_index as dataset_index
-from .splits import random_split
+from .splits import MIN_BLOCKS, random_split
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,6 @@ class TwoBranchNet(BranchNet):
 
 FULL = "rgb+terrain"
 VARIANTS = (FULL, "rgb", "terrain", "drop-one")  # baseline.modalities' default
-MIN_TEST_BLOCKS = 10  # spatial blocks of test chips a paired bootstrap needs before it compares variants
 """Variants of the modality comparison: ``rgb+terrain`` (the multimodal model), ``rgb``, ``terrain``,
 ``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those)."""
 
@@ -495,16 +494,16 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     tested = sorted(full)
     blocks = block_ids([data["xy"][where[c]] for c in tested], block_chips * 64 * _resolution(root))
     out["test_blocks"] = {"blocks": int(len(np.unique(blocks))), "block_chips": block_chips,
-                          "needed": MIN_TEST_BLOCKS}
-    if out["test_blocks"]["blocks"] < MIN_TEST_BLOCKS:
+                          "needed": MIN_BLOCKS}
+    if out["test_blocks"]["blocks"] < MIN_BLOCKS:
         log.warning("baseline: the %d test chips lie in %d spatial block(s) of %d x %d chips: too few to compare "
                     "variants (a paired bootstrap over blocks needs %d); the comparison is not made", len(tested),
-                    out["test_blocks"]["blocks"], block_chips, block_chips, MIN_TEST_BLOCKS)
+                    out["test_blocks"]["blocks"], block_chips, block_chips, MIN_BLOCKS)
     for v in names[1:]:
         mine = per_variant[v]["pooled"]["_correct"]
         dv, lo, hi = paired_block_bootstrap([mine[c] for c in tested], [full[c] for c in tested], blocks, seed=seed)
         per_variant[v]["against_full"] = {"difference": dv, "interval": [lo, hi]
-                                          if out["test_blocks"]["blocks"] >= MIN_TEST_BLOCKS else None}
+                                          if out["test_blocks"]["blocks"] >= MIN_BLOCKS else None}
     out["ablation"] = {v: {"summary": r["summary"], "pooled": {k: x for k, x in r["pooled"].items() if k != "_correct"},
                            **({"against_full": r["against_full"]} if "against_full" in r else {}),
                            "per_run": [{"overall_accuracy": m["overall_accuracy"], "kappa": m["kappa"], "n": m["n"]}

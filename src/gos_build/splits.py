@@ -26,7 +26,7 @@ distance) of a block of another split.
 ``split.folds: k`` adds k spatial folds for cross-validation, made the same
 way as ``block`` (k groups of equal ratio, whole blocks, stratified).
 
-Chips are dicts with ``id``, ``label`` and the south-west corner ``x``, ``y``
+Chips are dicts with ``id``, ``class_id`` and the south-west corner ``x``, ``y``
 (metres, grid CRS); the chip lattice cell is ``floor(x / chip_span)``.
 """
 
@@ -40,6 +40,7 @@ from .errors import GosBuildError
 from .layout import SPLITS
 
 DEFAULT_RATIOS = {"train": 0.7, "val": 0.1, "test": 0.2}
+MIN_BLOCKS = 10  # spatial blocks a split or fold needs before an accuracy measured on it means much
 
 
 def unit_hash(*parts) -> float:
@@ -222,6 +223,43 @@ def class_balance(chips: list[dict], split_of: dict[str, str], chip_span: float,
             "share_in": {str(g): (per[g] / size[g] if size[g] else 0.0) for g in groups},
             "absent_from": [str(g) for g in groups if per[g] == 0],
         }
+    return out
+
+
+def weak_data(class_names: dict[int, str], chips: list[dict], chip_span: float | None = None,
+              block_chips: int | None = None, fold_of: dict[str, int] | None = None) -> list[str]:
+    """Warnings, in words, about data too weak for what its users will do with it: a class with no chip, one
+    class only, a split or fold without chips or without a class the dataset has, and -- with ``chip_span``
+    (m) and ``block_chips`` -- a split or fold in fewer than :data:`MIN_BLOCKS` spatial blocks. ``chips``:
+    dicts with ``id``, ``class_id``, ``split``, ``x``, ``y``; ``class_names``: class id -> name."""
+    out = []
+    have = Counter(c["class_id"] for c in chips)
+    out += [f"class {cid} {name}: no chip in this AOI" for cid, name in sorted(class_names.items()) if not have[cid]]
+    if len(have) == 1:
+        only = next(iter(have))
+        out.append(f"one class only ({class_names.get(only, only)}): a classifier learns nothing from this dataset "
+                   "and no accuracy of it means anything")
+    block_of = _blocks(chips, chip_span, block_chips)[1] if chip_span and block_chips else None
+    groups = [("split", {c["id"]: c["split"] for c in chips}, list(SPLITS))]
+    if fold_of:
+        groups.append(("fold", fold_of, sorted(set(fold_of.values()))))
+    for kind, group_of, names in groups:
+        for g in names:
+            mine = [c for c in chips if group_of.get(c["id"]) == g]
+            if not mine:
+                out.append(f"{kind} {g}: no chip")
+                continue
+            there = {c["class_id"] for c in mine}
+            missing = [class_names.get(k, str(k)) for k in sorted(have) if k not in there]
+            if missing and len(have) > 1:
+                out.append(f"{kind} {g}: no chip of {', '.join(missing)}")
+            if block_of is not None:
+                n = len({block_of[c["id"]] for c in mine})
+                if n < MIN_BLOCKS:
+                    out.append(f"{kind} {g}: its {len(mine)} chips lie in {n} spatial block{'s' if n != 1 else ''} "
+                               f"of {block_chips} x {block_chips} chips, fewer than {MIN_BLOCKS}: an accuracy "
+                               "measured on it has a wide interval"
+                               + (" and the baseline compares no variant" if (kind, g) == ("split", "test") else ""))
     return out
 
 

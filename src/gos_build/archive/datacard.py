@@ -38,6 +38,9 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             f"{versions()['gos-build']}: {grid.get('chip_size', 64)} x {grid.get('chip_size', 64)} px chips at "
             f"{grid.get('resolution', 10):g} m, one genesis class per chip, {len(layers)} co-registered layers "
             f"({', '.join(layers)}).", ""]
+    if summary.get("warnings"):
+        out += ["## Warnings", "", "Where this dataset is too thin for what its users will do with it (the build's "
+                "log says the same):", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     out += ["## Area", "",
             f"- AOI: {'bbox ' + str(aoi['bbox']) if 'bbox' in aoi else 'geometry ' + str(aoi.get('geometry'))} (WGS84)",
             f"- Grid: {grid.get('crs')}, {grid.get('width')} x {grid.get('height')} px, origin "
@@ -244,11 +247,9 @@ def _balance_section(classes: dict, balance: dict, split: dict) -> list[str]:
             if b["absent_from"]:
                 where = ", ".join(f"fold {g}" if key == "folds" else g for g in b["absent_from"])
                 absent.append(f"{name}: {b['blocks']} block{'s' if b['blocks'] != 1 else ''}, absent from {where}")
-        absent += [f"{c['name']}: no chip in this AOI" for cid, c in sorted(classes.items())
-                   if cid not in {int(k) for k in bal}]
         worst = max((abs(v - b["share"]) for b in bal.values() for v in b["share_in"].values()), default=0.0)
         out += ["", f"Largest difference between a class's share in a group and overall: {100 * worst:.1f} points."]
-        out += ([""] + [f"- {a}" for a in absent]) if absent else ["", "Every class is present in every group."]
+        out += ([""] + [f"- {a}" for a in absent]) if absent else ["", "Every class with chips is present in every group."]
         if key == "folds":
             out += ["", f"`folds.txt` lists the fold (1..{split.get('folds')}) of every chip: for spatial "
                     "cross-validation, test on one fold and train on the others, each fold in turn."]

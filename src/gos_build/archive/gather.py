@@ -20,7 +20,7 @@ from ..errors import GosBuildError
 from ..io import atomic_folder, files_under, sha256_file
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
                       classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
-from ..splits import block_folds, class_balance, splits_from_config
+from ..splits import block_folds, class_balance, splits_from_config, weak_data
 from .writers import WRITERS
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
     if split_cfg.get("folds"):
         fold_of = block_folds(chips, chip_span, split_cfg["folds"], block, split_cfg["seed"])
         balance["folds"] = class_balance(chips, fold_of, chip_span, block)
+    blocked = str(split_cfg.get("method", "block")).startswith("block") or bool(fold_of)
+    warnings = weak_data({cid: c["name"] for cid, c in classes.items()}, chips, chip_span if blocked else None,
+                         block, fold_of)
 
     with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
         grid_doc = provenance.get("grid", {})
@@ -144,7 +147,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
             counts[c["class_id"]][c["split"]] += 1
         summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
                    "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
-                   "counts": {str(k): v for k, v in counts.items()}, "balance": balance}
+                   "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
         write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance}, layers)
         datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
         for writer in WRITERS.values():
@@ -154,6 +157,8 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
     for cid, c in sorted(classes.items()):
         log.info("dataset: class %d %s: %s", cid, c["name"], counts[cid])
+    for w in warnings:
+        log.warning("dataset: %s", w)
     log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) -> %s",
              len(chips), candidates, dict(rejected), buffered, out_dir)
     return summary

@@ -20,6 +20,7 @@ from ..io import files_under, leads_out, links_out
 from ..layout import (CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, band_descriptions, chip_path, dataset_layers,
                       label_of, read_folds, read_index, split_file)
 from .gather import MANIFEST_FILE
+from ..splits import weak_data
 from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
 from .writers.parquet import shard_name
 from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
@@ -219,6 +220,15 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         if len(parts) == 3 and parts[0] in layers and parts[2].endswith(".tif") and rel not in expected:
             problems.append(f"{rel}: no matching line in labels.txt (or in the wrong class folder)")
     return problems
+
+
+def dataset_warnings(dataset: str | Path) -> list[str]:
+    """What :func:`gos_build.splits.weak_data` says of a consistent dataset from its own files: a class without
+    chips, one class only, a split or fold without chips or without one of the classes. (The block counts need
+    the build's ``split.block_chips``: the build's log and datacard state them.)"""
+    d = Path(dataset)
+    index, chips = read_index(d)
+    return weak_data({cid: c["name"] for cid, c in index.items()}, chips, fold_of=read_folds(d))
 
 
 def _declared(layer, header, seen: dict) -> str | None:
