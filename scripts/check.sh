@@ -8,14 +8,13 @@ cd "$ROOT"
 
 # Debian packages the checks use: GDAL's command-line tools (gdaldem, gdalinfo) and GRASS are
 # the references the terrain tests compare against; Chromium renders the report;
-# a CJK font draws the Chinese class names in the figures; SLURM and munge make the
-# one-node cluster the profile is tested on. Installed where we can.
+# SLURM and munge make the one-node cluster the profile is tested on (the figures' CJK font
+# comes with the Python package mplfonts). Installed where we can.
 need=()
 command -v gdaldem >/dev/null 2>&1 || need+=(gdal-bin)
 # GRASS GIS (r.slope.aspect's curvatures, r.geomorphon): the reference of the extra terrain layers' tests
 command -v grass >/dev/null 2>&1 || need+=(grass-core)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need+=(fonts-wqy-microhei)
 # a one-node SLURM cluster for tests/test_slurm.py (scripts/slurm-local.sh)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm)
 command -v munged >/dev/null 2>&1 || need+=(munge)

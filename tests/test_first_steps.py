@@ -314,3 +314,34 @@ def test_a_one_class_aoi_warns_in_the_log_the_datacard_and_validate(runs):
     assert res.returncode == 0, res.stderr
     assert f"{d}: OK, with" in res.stdout and "warning(s) about weak data" in res.stdout
     assert all(f"warning: {a}" in res.stderr for a in absent) and one in res.stderr
+
+
+def test_the_chinese_class_names_have_a_font_from_the_packages():
+    """A plain install draws 构造地貌 火山熔岩地貌 流水地貌: the font comes with a dependency (mplfonts' Noto Sans CJK
+    SC), found before any system font, and has a glyph for every character of the shipped config's names."""
+    from matplotlib.ft2font import FT2Font
+
+    from gos_build.figures import _packaged_cjk_font, cjk_font
+
+    paths = _packaged_cjk_font()
+    assert paths and cjk_font() == "Noto Sans CJK SC"
+    names = "".join(c.get("name_zh", "") for c in default_config()["classes"].values())
+    assert len(names) >= 8
+    font = FT2Font(paths[0])
+    assert all(font.get_char_index(ord(ch)) for ch in names), names
+
+
+def test_figure_scales_a_reader_can_use():
+    """The scale bar's length is a round 1, 2 or 5 x 10^k m near a fifth of the map; a row of the gallery shares
+    one colour range, the 2nd..98th percentile of its valid values (numpy) unless the registry fixes one, so its
+    colour bar holds for every chip of the row."""
+    from gos_build.figures import layer_style, nice_length
+    from gos_build.layout import GOS10M
+
+    assert [nice_length(v) for v in (10880.0, 4300.0, 100000.0, 31.0)] == [2000.0, 500.0, 20000.0, 5.0]
+    rng = np.random.default_rng(2)
+    values = np.ma.masked_equal(np.concatenate([rng.gamma(2.0, 3.0, 5000), [-9999.0] * 50]), -9999.0)
+    style = layer_style(GOS10M["slope"], values)
+    assert (style["vmin"], style["vmax"]) == tuple(np.percentile(values.compressed(), [2, 98]))
+    assert (layer_style(GOS10M["hillshade"], values)["vmin"], layer_style(GOS10M["hillshade"], values)["vmax"]) == (0, 255)
+    assert (layer_style(GOS10M["dev"], values)["vmin"], layer_style(GOS10M["dev"], values)["vmax"]) == (-2.5, 2.5)

@@ -119,3 +119,34 @@ def test_granules_planned_for_a_tile_cover_what_its_chips_reach():
     assert granule_keys_by_tile(manifest, grid)[tile.id] == []
     assert granule_keys_by_tile(manifest, grid, 40)[tile.id] == ["1-1"]
     assert granule_keys_by_tile(manifest, grid, 64)[tile.id] == []  # chips of a stride of a chip stay inside
+
+
+def test_the_visual_preview_is_stretched_over_clear_pixels(tmp_path):
+    """A cloudy AOI (40 % of pixels bright cloud, not valid): each band of the preview maps the 2nd..98th
+    percentile of the clear pixels (numpy, over the whole AOI placed here from the tiles) onto 1..255, so the
+    ground fills the range instead of sitting near black under the clouds' stretch."""
+    from gos_build.sentinel2 import preview_factor, preview_piece, visual_preview
+
+    cfg = with_defaults(workflow_config(tmp_path, "aoi", AOI_A))
+    grid = grid_from_config(cfg)
+    assert preview_factor(grid) == 1  # every pixel of the AOI in the preview: the check below is exact
+    rng = np.random.default_rng(5)
+    full = np.zeros((3, grid.height, grid.width), np.uint16)
+    clear = np.zeros((grid.height, grid.width), bool)
+    pieces = {}
+    for t in grid.tiles():
+        rgb = rng.integers(200, 1800, (3, t.height, t.width)).astype(np.uint16)  # ground
+        valid = (rng.random((t.height, t.width)) > 0.4).astype(np.uint8)
+        rgb[:, valid == 0] = 9000  # cloud
+        rows, cols = slice(t.row_off, t.row_off + t.height), slice(t.col_off, t.col_off + t.width)
+        full[:, rows, cols], clear[rows, cols] = rgb, valid == 1
+        pieces[t.id] = tmp_path / f"{t.id}.tif"
+        preview_piece(grid, t, rgb, valid, pieces[t.id])
+    visual_preview(grid, pieces, tmp_path / "visual.tif")
+    with rasterio.open(tmp_path / "visual.tif") as ds:
+        got = ds.read()
+    for b in range(3):
+        lo, hi = np.percentile(full[b][clear], [2, 98])
+        want = np.clip(np.round(1 + 254 * (full[b].astype(np.float64) - lo) / (hi - lo)), 1, 255)
+        assert np.array_equal(got[b][clear], want[clear].astype(np.uint8))
+        assert np.median(got[b][clear]) > 100 and (got[b][~clear] == 255).all()

@@ -10,8 +10,9 @@
 
 All read the dataset folder and ``overview_layers.tif`` (the tiles' layers
 decimated by each tile's job, :func:`overview_piece`, and assembled by
-:func:`overview_layers`), so memory does not grow with the AOI. Chinese names need a CJK font (Debian
-``fonts-wqy-microhei``); without one the legend falls back to English names.
+:func:`overview_layers`), so memory does not grow with the AOI. Chinese names are drawn in Noto Sans CJK SC
+from the ``mplfonts`` package (a dependency: the same glyphs on every machine), else in an installed font that
+has them; without any, the legend falls back to English names and the log says so once.
 """
 
 from __future__ import annotations
@@ -49,12 +50,25 @@ def _plt():
     return plt
 
 
+PACKAGED_CJK_FONT = ("mplfonts", "fonts/NotoSansCJKsc-Regular.otf")  # (package, file): SIL Open Font License
+
+
+def _packaged_cjk_font() -> list[str]:
+    """The path of the CJK font a package ships, where that package is installed (not imported: only its file)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(PACKAGED_CJK_FONT[0])
+    places = spec.submodule_search_locations if spec else None
+    return [str(Path(p) / PACKAGED_CJK_FONT[1]) for p in places or [] if (Path(p) / PACKAGED_CJK_FONT[1]).is_file()]
+
+
 def cjk_font() -> str | None:
-    """Name of an installed font that has the Chinese class names' glyphs, or None."""
+    """Name of a font that has the Chinese class names' glyphs (the packaged one first, then the system's), or
+    None."""
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
 
-    for path in sorted(font_manager.findSystemFonts()):
+    for path in _packaged_cjk_font() + sorted(font_manager.findSystemFonts()):
         try:
             ft = FT2Font(path)
         except (OSError, RuntimeError):
@@ -148,7 +162,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
         rgb = ds.read(out_shape=(3, math.ceil(ds.height / f), math.ceil(ds.width / f)), resampling=Resampling.average)
         vext = (ds.bounds.left, ds.bounds.right, ds.bounds.bottom, ds.bounds.top)
     axes[0].imshow(np.moveaxis(rgb, 0, -1), extent=vext)
-    axes[0].set_title("Sentinel-2 RGB (2-98 % stretch)")
+    axes[0].set_title("Sentinel-2 RGB (2-98 % stretch of the clear pixels)")
     hs = maps[HILLSHADE.name]
     axes[1].imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255)
     axes[1].set_title(f"{HILLSHADE.name} (315°, 45°)")
@@ -162,7 +176,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     handles = [Patch(color=CLASS_COLOURS[k % len(CLASS_COLOURS)],
                      label=f"{cid} {classes[cid][0]}" + (f" {classes[cid][1]}" if zh_font and classes[cid][1] else ""))
                for k, cid in enumerate(ids)]
-    legend = axes[2].legend(handles=handles, loc="lower left", fontsize=9, framealpha=0.9)
+    legend = axes[2].legend(handles=handles + [_aoi_handle()], loc="lower left", fontsize=9, framealpha=0.9)
     if zh_font:
         for text in legend.get_texts():
             text.set_fontfamily(zh_font)
@@ -178,7 +192,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.legend(handles=[Patch(color=v, label=k) for k, v in SPLIT_COLOURS.items()]
-              + [Patch(color=v, label=f"rejected: {k}") for k, v in REASON_COLOURS.items()],
+              + [Patch(color=v, label=f"rejected: {k}") for k, v in REASON_COLOURS.items()] + [_aoi_handle()],
               loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_title("chips by split; rejected candidates by reason")
     if folds:  # spatial cross-validation folds, whole blocks
@@ -203,20 +217,64 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
                              interpolation="nearest")
         fig.colorbar(im, ax=axes[-1], ticks=range(top + 1), fraction=0.046, pad=0.02)
         axes[-1].set_title(f"valid Sentinel-2 observations per pixel (median; {100 * (obs == 0).mean():.1f} % none)")
-    for a in axes:
+    for i, a in enumerate(axes):
         for part in getattr(grid.aoi, "geoms", [grid.aoi]):
-            a.plot(*part.exterior.xy, color="red", lw=0.8)
-        a.set_xticks([])
-        a.set_yticks([])
+            a.plot(*part.exterior.xy, color=AOI_COLOUR, lw=0.8)
+        _coordinates(a, grid, labels=i == 0)
+    _scale_bar(axes[0], extent[1] - extent[0])
     fig.suptitle(f"AOI overview ({grid.crs}, {grid.width} x {grid.height} px at {grid.resolution:g} m)")
     fig.tight_layout()
     _save(fig, out)
 
 
+AOI_COLOUR = "red"
+
+
+def _aoi_handle():
+    """The legend entry of the AOI's outline drawn on every map."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=AOI_COLOUR, lw=0.8, label="AOI outline")
+
+
+def _coordinates(ax, grid: Grid, labels: bool) -> None:
+    """Grid coordinates on a map's frame, km of the grid CRS (eastings, northings); the axis names on one map."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(4))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}"))
+    ax.tick_params(labelsize=7)
+    if labels:
+        ax.set_xlabel(f"easting, km ({grid.crs})", fontsize=8)
+        ax.set_ylabel("northing, km", fontsize=8)
+
+
+def nice_length(span_m: float) -> float:
+    """A round length for a scale bar about a fifth of ``span_m`` (m): 1, 2 or 5 x 10^k m."""
+    target = max(span_m / 5, 1e-9)
+    base = 10 ** math.floor(math.log10(target))
+    return max(m * base for m in (1, 2, 5) if m * base <= target)
+
+
+def _scale_bar(ax, span_m: float) -> None:
+    """A scale bar in the map's lower right corner."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length = nice_length(span_m)
+    text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.add_artist(AnchoredSizeBar(ax.transData, length, text, "lower right", pad=0.4, color="black", frameon=True,
+                                  size_vertical=span_m / 150, fontproperties={"size": 8}))
+
+
 def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: int = 0) -> None:
     """One column per sample chip of the class, one row per modality (one axes, the chips placed in it:
-    a grid of 54 axes costs a second more to build than to draw)."""
+    a grid of 54 axes costs a second more to build than to draw); each row in one colour scale, its colour bar
+    with the layer's units at the right."""
     plt = _plt()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     classes, chips = _read_dataset(dataset)
     name = classes[class_id][0]
     mine = sorted(c["id"] for c in chips if c["class_id"] == class_id)
@@ -228,24 +286,41 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     layers = dataset_layers(dataset)
     categorical = [layer for layer in layers.values() if layer.classes]
     cols, rows = max(1, len(pick)), len(layers)
-    width, height = 1.7 * cols + 1, 1.7 * rows + 0.6  # inches: a chip 1.7, room for the names and the title
+    bar = 1.1  # inches right of the chips: a colour bar and its units
+    width, height = 1.7 * cols + 1 + bar, 1.7 * rows + 0.6  # inches: a chip 1.7, room for the names and the title
     width += 1.6 if categorical else 0  # room for the legend of the categorical layers (geomorphons)
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((0.6 / width, 0.1 / height, 1.7 * cols / width, 1.7 * rows / height))
     gap = 0.06  # between chips, in chip widths
-    for j, cid in enumerate(pick):
-        arrays = {m: read_files([dataset / chip_path(m, name, cid)])[0].astype(np.float64) for m in layers}
-        for i, m in enumerate(layers):
-            a = arrays[m]
+    arrays = [{m: read_files([dataset / chip_path(m, name, cid)])[0].astype(np.float64) for m in layers}
+              for cid in pick]
+    for i, m in enumerate(layers):
+        layer = layers[m]
+        if m != RGB.name:
+            masked = [np.ma.masked_equal(a[m][0], layer.nodata) for a in arrays]
+            style = layer_style(layer, np.ma.concatenate([v.ravel() for v in masked]) if masked else None)
+        for j, a in enumerate(arrays):
             extent = (j, j + 1 - gap, -i - 1 + gap, -i)
             if m == RGB.name:
-                ax.imshow(np.clip((np.moveaxis(a, 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1), extent=extent)
+                ax.imshow(np.clip((np.moveaxis(a[m], 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1), extent=extent)
             else:
-                v = np.ma.masked_equal(a[0], layers[m].nodata)
-                ax.imshow(v, extent=extent, **layer_style(layers[m], v))
-        ax.text(j + (1 - gap) / 2, gap / 2, cid, ha="center", va="bottom", fontsize=7)
-    for i, m in enumerate(layers):
+                ax.imshow(masked[j], extent=extent, **style)
         ax.text(-gap, -i - (1 - gap) / 2, m, ha="right", va="center", rotation=90, fontsize=9)
+        if not arrays:  # a class without chips: no scale to show
+            continue
+        # the row's scale, at the right of the chips (inches from the figure's bottom-left corner)
+        y0 = 0.1 + 1.7 * (rows - i - 1) + 1.7 * gap
+        cax = fig.add_axes(((0.6 + 1.7 * cols + 0.08) / width, y0 / height, 0.12 / width, 1.7 * (1 - gap) / height))
+        if m == RGB.name or layer.classes:
+            cax.axis("off")
+            cax.text(0, 0.5, f"{layer.stored_units}\n(one stretch:\ntrain mean\n± 2.5 sd)" if m == RGB.name
+                     else "classes:\nlegend", fontsize=7, va="center", ha="left", transform=cax.transAxes)
+            continue
+        bar_ = fig.colorbar(ScalarMappable(Normalize(style["vmin"], style["vmax"]), style["cmap"]), cax=cax)
+        bar_.ax.tick_params(labelsize=7)
+        bar_.set_label(layer.units_text(), fontsize=7)
+    for j, cid in enumerate(pick):
+        ax.text(j + (1 - gap) / 2, gap / 2, cid, ha="center", va="bottom", fontsize=7)
     ax.set_xlim(0, cols - gap)
     ax.set_ylim(-rows, 0)
     ax.set_aspect("equal")
@@ -263,7 +338,8 @@ def layer_style(layer, values=None) -> dict:
     """``imshow`` keywords of a single-band layer: a categorical layer (geomorphons) in its classes' own
     colours, one colour a class value; any other in its registry colour map and fixed range, if any; a
     diverging map (:data:`DIVERGING`) without one centred on 0, +- the 98th percentile of the magnitude of
-    ``values``."""
+    ``values``; any other without one from the 2nd to the 98th percentile of ``values`` (``vmin``/``vmax``
+    None without values: matplotlib's own range)."""
     if layer.classes:
         from matplotlib.colors import BoundaryNorm, ListedColormap
 
@@ -272,9 +348,14 @@ def layer_style(layer, values=None) -> dict:
         edges = [values[0] - 0.5] + [v + 0.5 for v in values]
         return {"cmap": cmap, "norm": BoundaryNorm(edges, len(values)), "interpolation": "nearest"}
     cmap, lim = layer.display
-    if lim is None and cmap in DIVERGING and values is not None and np.ma.count(values):
-        top = float(np.percentile(np.abs(np.ma.compressed(values)), 98)) or 1.0
-        lim = (-top, top)
+    if lim is None and values is not None and np.ma.count(values):
+        valid = np.ma.compressed(values)
+        if cmap in DIVERGING:
+            top = float(np.percentile(np.abs(valid), 98)) or 1.0
+            lim = (-top, top)
+        else:
+            low, high = (float(v) for v in np.percentile(valid, [2, 98]))
+            lim = (low, high if high > low else low + 1.0)
     return {"cmap": cmap, "vmin": lim[0] if lim else None, "vmax": lim[1] if lim else None}
 
 
@@ -357,11 +438,16 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
                         color=CLASS_COLOURS[k % len(CLASS_COLOURS)], label=classes[cid][0])
         ax.set_title(ly)
         ax.set_yticks([])
+        layer = registry[ly.split(":")[0]]
+        ax.set_xlabel("class" if kinds else "dimensionless" if layer.stored_units == "1" else layer.stored_units,
+                      fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density (share of pixels per unit)", fontsize=8)
     axes.flat[0].legend()
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
     fig.suptitle("per-layer value distributions by class (train chips)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # the title above the panels, not over them
     _save(fig, out)
 
 
@@ -371,7 +457,8 @@ def make_figures(grid: Grid, dataset: str | Path, layers: str | Path, visual: st
     dataset, layers, out_dir = Path(dataset), Path(layers), Path(out_dir)
     zh = cjk_font()
     if zh is None:
-        log.warning("figures: no font with Chinese glyphs found (Debian: fonts-wqy-microhei); legends in English only")
+        log.warning("figures: no font with Chinese glyphs (the %s package, a dependency of gos-build, is not "
+                    "installed, nor a system CJK font): class names in English only", PACKAGED_CJK_FONT[0])
     classes, _ = _read_dataset(dataset)
     made = []
     # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars

@@ -77,10 +77,10 @@ class Layer:
         return self.units, self.scale, self.offset
 
     def units_text(self) -> str:
-        """The units in words, for cards and descriptions: ``m``; ``reflectance x 10000 (scale 0.0001, offset 0:
-        unit 1)``."""
+        """The units in words, for cards, descriptions and colour bars: ``m``; ``1 (dimensionless)``;
+        ``reflectance x 10000 (scale 0.0001, offset 0: unit 1)``."""
         if not self.scaled:
-            return self.units
+            return "1 (dimensionless)" if self.units == "1" else self.units
         return f"{self.stored_units} (scale {self.scale:g}, offset {self.offset:g}: unit {self.units})"
 
     def spec(self) -> dict:

@@ -514,32 +514,44 @@ def preview_factor(grid: Grid, max_size: int = PREVIEW_PX) -> int:
     return max(1, math.ceil(max(grid.width, grid.height) / max_size))
 
 
-def preview_piece(grid: Grid, tile, rgb: np.ndarray, out: str | Path) -> None:
-    """Write a tile's piece of the visual preview: its ``rgb`` (uint16 (3, h, w), the tile's pixels) decimated by
-    :func:`preview_factor` (nearest), for :func:`visual_preview`."""
+def preview_piece(grid: Grid, tile, rgb: np.ndarray, valid: np.ndarray, out: str | Path) -> None:
+    """Write a tile's piece of the visual preview: its ``rgb`` (uint16 (3, h, w), the tile's pixels) and its
+    ``valid`` mask (uint8 (h, w), 1 = clear) decimated by :func:`preview_factor` (nearest), for
+    :func:`visual_preview` (band 4: the mask, so that clouds do not set the stretch)."""
     from .tiles import decimate_array, write_piece
 
     factor = preview_factor(grid)
-    write_piece(out, grid, tile, factor, decimate_array(grid, tile, rgb, RGB_LAYER.nodata, factor), RGB_LAYER.nodata,
-                rgb_descriptions())
+    bands = np.concatenate([decimate_array(grid, tile, rgb, RGB_LAYER.nodata, factor),
+                            decimate_array(grid, tile, valid.astype(np.uint16), None, factor)])
+    write_piece(out, grid, tile, factor, bands, RGB_LAYER.nodata, [*rgb_descriptions(), "valid"])
+
+
+PREVIEW_MIN_CLEAR = 0.01  # the share of data pixels that must be clear for the stretch to use clear pixels only
 
 
 def visual_preview(grid: Grid, pieces: dict[str, str | Path], out: str | Path) -> None:
-    """8-bit RGB preview of the whole AOI (2-98 % stretch over valid data) as a COG, decimated by
-    :func:`preview_factor`, from every tile's :func:`preview_piece` (tile id -> file)."""
+    """8-bit RGB preview of the whole AOI as a COG, decimated by :func:`preview_factor`, from every tile's
+    :func:`preview_piece` (tile id -> file): each band stretched from its 2nd to its 98th percentile over the
+    clear pixels (valid: no cloud, shadow or cirrus), so that clouds do not darken the ground; over every
+    pixel with data where fewer than :data:`PREVIEW_MIN_CLEAR` of them are clear."""
     from rasterio.shutil import copy as rio_copy
 
     from .io import atomic_path
     from .tiles import place_pieces
 
     factor = preview_factor(grid)
-    img = place_pieces(grid, factor, pieces, [RGB_LAYER.nodata] * 3)
+    img = place_pieces(grid, factor, pieces, [RGB_LAYER.nodata] * 3 + [0])
     H, W = img.shape[1:]
     data = img[0] > 0
+    clear = data & (img[3] == 1) if img.shape[0] > 3 else data
+    if clear.sum() < PREVIEW_MIN_CLEAR * data.sum():
+        log.warning("sentinel2: visual preview: %.1f %% of the AOI's pixels are clear; stretched over every pixel "
+                    "with data, clouds included", 100 * clear.sum() / max(data.sum(), 1))
+        clear = data
     out8 = np.zeros((3, H, W), dtype=np.uint8)
     for b in range(3):
         if data.any():
-            lo, hi = np.percentile(img[b][data], [2, 98])
+            lo, hi = np.percentile(img[b][clear], [2, 98])
             scaled = (img[b].astype(np.float64) - lo) / max(hi - lo, 1.0)
             out8[b] = np.where(data, np.clip(np.round(1 + 254 * scaled), 1, 255), 0)
     transform = grid.transform @ rasterio.Affine.scale(factor)

@@ -75,7 +75,7 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
     seconds["chips"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    preview_piece(grid, tile, rgb[(slice(None),) + own], out["preview"])
+    preview_piece(grid, tile, rgb[(slice(None),) + own], valid[own], out["preview"])
     overview_piece(grid, tile, terrain[HILLSHADE.tile_band - 1][own], labels[own], own_obs, out["overview"])
     atomic_write_text(out["labels"], json.dumps(counts, sort_keys=True) + "\n")
     atomic_write_text(out["sentinel2"], json.dumps(s2_record, sort_keys=True) + "\n")
