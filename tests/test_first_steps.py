@@ -345,3 +345,68 @@ def test_figure_scales_a_reader_can_use():
     assert (style["vmin"], style["vmax"]) == tuple(np.percentile(values.compressed(), [2, 98]))
     assert (layer_style(GOS10M["hillshade"], values)["vmin"], layer_style(GOS10M["hillshade"], values)["vmax"]) == (0, 255)
     assert (layer_style(GOS10M["dev"], values)["vmin"], layer_style(GOS10M["dev"], values)["vmax"]) == (-2.5, 2.5)
+
+
+@pytest.mark.slow
+def test_init_writes_a_config_for_your_own_area_that_builds(auvergne_demo, tmp_path):
+    """A new user with a Sentinel-2 product, DEM tiles and polygons (the Auvergne demo inputs, class field
+    `genesis` with Chinese values): `gos-build init` names what it found, writes a config whose classes are
+    the field's values (GOS10m's English names and order), check-config passes it and the workflow builds a
+    dataset that validates from it. A wrong glob or no class field: the config is written, the missing input
+    named, the exit status 2; an existing file is never overwritten without --force."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "auvergne.yaml"
+    args = ["init", str(out), "--bbox", *map(str, AUVERGNE_BBOX), "--sentinel2",
+            str(auvergne_demo / "sentinel2" / "*.SAFE"), "--dem", str(auvergne_demo / "srtm" / "*.hgt"),
+            "--polygons", str(auvergne_demo / "polygons.gpkg")]
+    res = run_cli(*args)
+    assert res.returncode == 2 and "MISSING polygons: inputs.class_field:" in res.stdout and \
+        "its fields: " in res.stdout and "genesis" in res.stdout, res.stdout + res.stderr
+    assert out.is_file()
+    res = run_cli(*args, "--class-field", "genesis")
+    assert res.returncode == 2 and "exists; init does not overwrite" in res.stderr
+    wrong = list(args)
+    wrong[args.index("--sentinel2") + 1] = str(tmp_path / "nowhere" / "*.SAFE")
+    res = run_cli(*wrong, "--class-field", "genesis", "--force")
+    assert res.returncode == 2 and f"MISSING sentinel2: inputs.sentinel2: '{tmp_path / 'nowhere'}" in res.stdout
+    res = run_cli(*args, "--class-field", "genesis", "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [line.split()[:2] for line in res.stdout.splitlines()[:3]] == [["ok", "sentinel2:"], ["ok", "dem:"],
+                                                                           ["ok", "polygons:"]]
+    cfg = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert cfg["aoi"]["name"] == "auvergne" and cfg["inputs"]["class_field"] == "genesis"
+    import pyogrio
+
+    values = set(pyogrio.read_dataframe(auvergne_demo / "polygons.gpkg", columns=["genesis"],
+                                        read_geometry=False)["genesis"])
+    assert {v for c in cfg["classes"].values() for v in c["values"]} == values
+    gos10m = {"构造地貌": "tectonic", "火山熔岩地貌": "volcanic", "流水地貌": "fluvial"}  # GOS10m's names, in its order
+    ids = sorted(cfg["classes"])
+    assert ids == list(range(1, len(values) + 1))
+    assert [(cfg["classes"][i]["name"], cfg["classes"][i]["name_zh"]) for i in ids] == \
+        [(gos10m[v], v) for v in gos10m if v in values]
+    res = run_cli("check-config", str(out))
+    assert res.returncode == 0 and "OK" in res.stdout, res.stderr
+    env = {k: v for k, v in __import__("os").environ.items()}
+    env["PATH"] = f"{__import__('pathlib').Path(sys.executable).parent}:{env.get('PATH', '')}"
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                          str(tmp_path), "--cores", "2", "--configfile", str(out)], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = run_cli("validate", str(tmp_path / "results" / "auvergne" / "dataset"))
+    assert res.returncode == 0 and ": OK" in res.stdout, res.stderr
+
+
+def test_init_names_classes_a_person_can_keep_or_must_edit():
+    from gos_build.init import classes_from_values
+
+    classes, notes = classes_from_values(["流水地貌", "moraine", 7, "冰川地貌", "构造地貌"])
+    assert [(cid, c["name"], c.get("name_zh"), c["values"]) for cid, c in sorted(classes.items())] == [
+        (1, "tectonic", "构造地貌", ["构造地貌"]), (2, "fluvial", "流水地貌", ["流水地貌"]),  # GOS10m's, its order
+        (3, "7", None, [7]), (4, "moraine", None, ["moraine"]), (5, "class_5", "冰川地貌", ["冰川地貌"])]  # by text
+    assert notes == ["classes.5: value '冰川地貌' got the name 'class_5': give it a plain name (letters, digits, _ "
+                     "or -; it names the class's folders)"]
+    with pytest.raises(GosBuildError, match="300 distinct values"):
+        classes_from_values(list(range(300)))

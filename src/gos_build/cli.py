@@ -121,6 +121,31 @@ def _cmd_check_config(args) -> None:
           f"{len(layers)} layers ({', '.join(layers)}); run: snakemake --cores all --configfile {args.config}")
 
 
+def _cmd_init(args) -> None:
+    """Draft a config for the user's own area, check its inputs, write it, and say what is missing."""
+    from .init import config_text, draft_config
+    from .io import atomic_write_text
+
+    if not args.log:  # the report below is init's output; the checks' progress only in a --log file
+        logging.getLogger().setLevel(logging.WARNING)
+    out = Path(args.config)
+    if out.exists() and not args.force:
+        raise GosBuildError(f"{out}: exists; init does not overwrite a config (--force to replace it)")
+    name = args.name or out.stem
+    draft = draft_config(name, args.bbox, args.sentinel2, args.dem, args.polygons, args.class_field)
+    atomic_write_text(out, config_text(draft, str(out)))
+    for check in draft.checks:
+        print(f"{'ok' if check.ok else 'MISSING':8}{check.kind}: {check.text}")
+    for note in draft.notes:
+        print(f"{'edit':8}{note}")
+    missing = draft.missing
+    if missing:
+        raise GosBuildError(f"{out}: written, but {len(missing)} input(s) are missing or wrong "
+                            f"({', '.join(c.kind for c in missing)}): fix them and rerun init with --force, "
+                            "or edit the file and run gos-build check-config on it")
+    print(f"{out}: written. Next: gos-build check-config {out}; snakemake --cores all --configfile {out}")
+
+
 def _cmd_demo_stac_api(args) -> None:
     import time
 
@@ -330,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cc = command("check-config", _cmd_check_config, "check a config as the workflow does, without running anything")
     cc.add_argument("config", metavar="CONFIG", help="config file (YAML)")
+
+    ini = command("init", _cmd_init, "write a config for your own area from a bbox and input globs, checking the "
+                  "inputs and saying what is missing")
+    ini.add_argument("config", metavar="CONFIG", help="the config file to write (YAML)")
+    ini.add_argument("--bbox", required=True, **bbox)
+    ini.add_argument("--name", help="the AOI's name: outputs under results/<name>/ (default: the config's file name)")
+    ini.add_argument("--sentinel2", nargs="+", required=True, metavar="GLOB",
+                     help="Sentinel-2 products: .SAFE folders or zips, band files (globs)")
+    ini.add_argument("--dem", nargs="+", required=True, metavar="GLOB", help="DEM tiles: .hgt, .hgt.zip, GeoTIFF (globs)")
+    ini.add_argument("--polygons", required=True, metavar="PATH", help="the interpretation polygons (any OGR vector)")
+    ini.add_argument("--class-field", metavar="FIELD", help="the polygons' attribute holding the class")
+    ini.add_argument("--force", action="store_true", help="replace CONFIG if it exists")
 
     d = command("demo-inputs", _cmd_demo_inputs, "write deterministic demo inputs (SRTM HGT, Sentinel-2 SAFE, GeoPackage)")
     d.add_argument("--bbox", required=True, **bbox)
