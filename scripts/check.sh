@@ -48,7 +48,7 @@ echo "== pytest"
 python -m pytest -q "$@"
 
 # gos_build.torchgeo in an environment of its own: the [torchgeo] extra needs PyPI's torch/torchvision pair,
-# which does not install beside [ml]'s pinned CPU torch (README: "Train with TorchGeo")
+# which does not install beside [ml]'s pinned CPU torch (docs/torchgeo.md)
 TG="$ROOT/.venv-torchgeo"
 if [ ! -x "$TG/bin/python" ]; then
   echo "check: creating $TG for the TorchGeo tests"

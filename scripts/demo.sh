@@ -16,6 +16,9 @@ gos-build demo: done.
   dataset   $ROOT/results/demo/dataset   (check it: .venv/bin/gos-build validate results/demo/dataset)
   downloads $ROOT/results/demo/dist      (every zip unzipped into one folder is the dataset)
   figures   $ROOT/results/demo/figures   (and: .venv/bin/snakemake --report report.html)
-  next      your own area: README.md, "Your own area" -- copy config.yaml, delete demo:, point inputs: at
-            your files, then .venv/bin/gos-build check-config my_aoi.yaml
+  next      your own area (README.md, "Quickstart"):
+              . scripts/setup.sh
+              gos-build init my_area.yaml --bbox LON_MIN LAT_MIN LON_MAX LAT_MAX --sentinel2 'GLOB' --dem 'GLOB' \\
+                  --polygons FILE --class-field FIELD      (checks the inputs, says what is missing)
+              gos-build check-config my_area.yaml; snakemake --cores all --configfile my_area.yaml
 MSG

@@ -36,7 +36,7 @@ def test_demo_script_from_a_fresh_copy_installs_no_pytorch_and_says_where_things
     present = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in ('pytest', 'torch') "
                               "if u.find_spec(m)])"], capture_output=True, text=True)
     assert present.stdout.strip() == "[]"  # the package alone
-    for where in ("results/demo/dataset", "results/demo/figures", "Your own area", "check-config"):
+    for where in ("results/demo/dataset", "results/demo/figures", "your own area", "gos-build init", "check-config"):
         assert where in res.stdout, res.stdout[-2000:]
     dataset = work / "results" / "demo" / "dataset"
     res = subprocess.run([str(work / ".venv" / "bin" / "gos-build"), "validate", str(dataset)], capture_output=True,

@@ -179,7 +179,7 @@ def test_band_geotiffs_as_input(auvergne_demo, tmp_path):
     _, from_safe, v1 = _tiles([str(safe)], tmp_path / "a")
     _, from_tif, v2 = _tiles([str(folder / "*.tif")], tmp_path / "b")
     assert np.array_equal(from_safe, from_tif) and np.array_equal(v1, v2)
-    # the folder itself named as the product (README: "in one folder = one product")
+    # the folder itself named as the product (docs/pipeline.md: "in one folder = one product")
     (tmp_path / "c").mkdir()
     _, from_folder, v3 = _tiles([str(folder)], tmp_path / "c")
     assert np.array_equal(from_safe, from_folder) and np.array_equal(v1, v3)

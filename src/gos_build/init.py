@@ -146,7 +146,7 @@ def config_text(draft: Draft, path: str) -> str:
              f"{len(draft.checks)} inputs found as given.",
              f"# Check it: gos-build check-config {path}",
              f"# Build it: snakemake --cores all --configfile {path}",
-             "# Every setting not written here takes its default (docs/config.md; workflow/schemas/config.schema.yaml).",
+             "# Every setting not written here takes its default: workflow/schemas/config.schema.yaml says each.",
              "",
              "aoi:",
              f"  name: {json.dumps(aoi['name'])}   # outputs under results/<name>/",

@@ -181,7 +181,7 @@ def _from_folder(path: str) -> Product:
                 text = f.read()
             return _safe_product(os.path.basename(path.rstrip("/")), text,
                                  lambda rel: os.path.exists(os.path.join(path, rel)), path.rstrip("/"), p)
-    # not a SAFE: a folder of band GeoTIFFs is one product (README: "in one folder = one product")
+    # not a SAFE: a folder of band GeoTIFFs is one product (docs/pipeline.md: "in one folder = one product")
     tifs = sorted(f for f in glob.glob(os.path.join(glob.escape(path), "*"))
                   if f.lower().endswith((".tif", ".tiff")) and os.path.isfile(f))
     if tifs:
