@@ -91,7 +91,7 @@ FLOORS = {  # module (or package) -> floor; a module imports only from its own f
     "grid": 2,
     "tiles": 3, "inputs": 3,
     "sentinel2": 4, "dem": 4, "terrain": 4, "labels": 4, "chips": 4,
-    "demo": 5, "splits": 5, "readers": 5, "evaluation": 5,
+    "demo": 5, "init": 5, "splits": 5, "readers": 5, "evaluation": 5,  # init: a config from the inputs
     "figures": 6, "ml": 6, "torchgeo": 6,  # read datasets through layout and splits, never through the archive
     "archive": 7,
     "tile_job": 8,  # the per-tile stages and the shard writer in one process
