@@ -382,7 +382,7 @@ def test_extra_layers_in_stac_parquet_packed_croissant_and_the_loader(extra_data
     by_id = {c["id"]: c for c in chips}
     for m in EXAMPLE:
         arr = store["train"][m][:]
-        with rasterio.open(d / chip_path(m, classes[by_id[ids[0]]["label"]]["name"], ids[0])) as ds:
+        with rasterio.open(d / chip_path(m, classes[by_id[ids[0]]["class_id"]]["name"], ids[0])) as ds:
             assert np.array_equal(arr[0], ds.read()) and arr.dtype == ds.dtypes[0]
     # Croissant and the statistics name them
     croissant = json.loads((d / "croissant.json").read_text())

@@ -23,12 +23,12 @@ def test_loader_items_match_the_files(runs):
     item = ds[0]
     assert item["rgb"].shape == (3, 64, 64) and item["terrain"].shape == (8, 64, 64)
     assert item["rgb"].dtype == torch.float32 and item["chip_id"] == ds.chips[0]["id"]
-    cls = ds.classes[ds.chips[0]["label"]]
+    cls = ds.classes[ds.chips[0]["class_id"]]
     with rasterio.open(root / "rgb" / cls / f"{item['chip_id']}.tif") as f:
         assert np.array_equal(item["rgb"].numpy(), f.read().astype(np.float32))
     with rasterio.open(root / "slope" / cls / f"{item['chip_id']}.tif") as f:
         assert np.array_equal(item["terrain"][TERRAIN.index("slope")].numpy(), f.read(1))
-    assert item["label"] == sorted(ds.classes).index(ds.chips[0]["label"])
+    assert item["label"] == sorted(ds.classes).index(ds.chips[0]["class_id"])
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def test_cores_1_and_2_give_the_same_bytes(runs):
 def test_the_dataset_validates_and_has_the_documented_layout(runs):
     d = runs["a2"] / "dataset"
     res = run_cli("validate", str(d))
-    assert res.returncode == 0 and res.stdout.strip().endswith("OK"), res.stderr
+    assert res.returncode == 0 and f"{d}: OK" in res.stdout, res.stderr
     for name in ("classes.txt", "labels.txt", "train.txt", "val.txt", "test.txt", "stats.json", "datacard.md"):
         assert (d / name).is_file()
     rows = [ln.split() for ln in (d / "labels.txt").read_text().splitlines() if not ln.startswith("#")]

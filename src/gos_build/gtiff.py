@@ -140,7 +140,10 @@ def band_metadata(xml: bytes, count: int) -> list[dict]:
         return out
     if len(xml) > MAX_METADATA or b"<!" in xml:  # no DTDs, no entities: a plain list of items
         raise ValueError("GDAL_METADATA larger than 64 kB or with a DTD")
-    root = ET.fromstring(xml.rstrip(b"\x00"))
+    try:
+        root = ET.fromstring(xml.rstrip(b"\x00"))
+    except ET.ParseError as exc:  # a SyntaxError, not a ValueError: a damaged file's, said as the others are
+        raise ValueError(f"GDAL_METADATA is not XML ({exc})") from None
     if root.tag != "GDALMetadata":
         raise ValueError(f"GDAL_METADATA's root is {root.tag}")
     keys = {"description": "description", "unittype": "unit", "scale": "scale", "offset": "offset"}
