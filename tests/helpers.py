@@ -67,7 +67,7 @@ def workflow_config(inputs: Path, name: str, bbox, **extra) -> dict:
     cfg["grid"]["tile_chips"] = 4  # several tiles even for a small AOI
     cfg["split"]["block_chips"] = 2
     for key, value in extra.items():
-        cfg[key].update(value)
+        cfg.setdefault(key, {}).update(value)
     return cfg
 
 

@@ -27,13 +27,11 @@ def test_no_chip_passing_the_filters(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
-def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
-    """Hand-made tile records (no chip files: only the tree writer, which links what the shards hold):
-    20 x 20 chips, class 3 in only two blocks; split.folds: 3."""
-    from gos_build.archive import gather
+def test_folds_and_class_balance_in_the_datacard(tmp_path):
+    """Hand-made tile records (no chip files: only the tree writer, ``publish.forms: [tree]``, which links what
+    the shards hold): 20 x 20 chips, class 3 in only two blocks; split.folds: 3."""
     from gos_build.archive.writers import tree
 
-    monkeypatch.setattr(gather, "WRITERS", {"tree": tree})
     chips = []
     for i in range(20):
         for j in range(20):
@@ -48,7 +46,8 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
     z.mkdir()
     (z / tree.SUMS_FILE).write_text("")
     cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1, "folds": 3,
-                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}
+                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}},
+           "publish": {"forms": ["tree"]}}
     build_dataset([(str(j), str(z))], cfg, 640.0, tmp_path / "ds", {})
     from gos_build.layout import read_folds
 
@@ -61,3 +60,19 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path, monkeypatch):
     assert "### Class shares per split" in card and "### Class shares per spatial fold" in card
     assert "- fluvial: 2 blocks, absent from " in card
     assert "folds.txt" in (tmp_path / "ds" / "MANIFEST.sha256").read_text()
+
+
+def test_zip_parts_hold_whole_files_within_the_limit():
+    """Parts cut by hand: members of 100 B budget 100 + 140 + 2 x len(name) each (+ 98 for the zip's end)."""
+    from gos_build.archive.package import ZIP_END, cut_parts, package_path
+
+    files = [("a/1.tif", 100), ("a/2.tif", 100), ("a/3.tif", 5000), ("a/4.tif", 100)]
+    one = 100 + 140 + 2 * len("a/1.tif")  # 254
+    assert ZIP_END == 98
+    assert cut_parts(files, None) == [[n for n, _ in files]]
+    assert cut_parts(files, ZIP_END + 2 * one) == [["a/1.tif", "a/2.tif"], ["a/3.tif"], ["a/4.tif"]]
+    assert cut_parts(files, ZIP_END + 2 * one - 1) == [["a/1.tif"], ["a/2.tif"], ["a/3.tif"], ["a/4.tif"]]
+    assert cut_parts([], 10) == []
+    assert package_path("d", "x", "rgb").name == "x_rgb.zip"
+    assert package_path("d", "x", "rgb", 2, 3).name == "x_rgb.part02-of-03.zip"
+    assert package_path("d", "x", "rgb", 7, 120).name == "x_rgb.part007-of-120.zip"

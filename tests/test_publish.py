@@ -265,3 +265,56 @@ def test_validate_finds_a_parquet_row_that_differs_from_the_tree(runs, tmp_path)
     cid = table.column("chip_id")[0].as_py()
     assert any(p.startswith(f"parquet/train-00000-of-00001.parquet: chip {cid}: slope bytes differ") for p in problems)
     assert "parquet/train-00000-of-00001.parquet: sha256 differs from MANIFEST.sha256" in problems
+
+
+def test_publish_chooses_the_forms_and_cuts_the_zips_in_parts(inputs, tmp_path):
+    """``publish: {forms: [tree, packed], zips: {part_gb: 0.00005}}``: dataset/ holds the tree and the packed store
+    only (no STAC, Croissant, Parquet or Hub card; the tile shards carry no Parquet or STAC files either), the
+    datacard shows how to load what is there and its snippet runs; each layer's zip is cut into parts of at most
+    50 kB (each a valid zip, whole files, the tree's order); all parts unzipped into one folder are the
+    dataset, which validates. ``zips: false`` plans no package job."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    from helpers import AOI_A, run_cli
+
+    cfg = workflow_config(inputs, "pub", AOI_A, publish={"forms": ["tree", "packed"], "zips": {"part_gb": 0.00005}})
+    res = run_workflow(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    d = tmp_path / "results" / "pub" / "dataset"
+    top = sorted(p.name for p in d.iterdir())
+    assert "packed" in top and "rgb" in top
+    assert not {"stac", "parquet", "croissant.json", "chips.csv", "README.md"} & set(top), top
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0 and f"{d}: OK" in res.stdout, res.stderr
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    block = card.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "The same chips two ways" in card and "pystac" not in block and "datasets" not in block
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-c", block], cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    dist = tmp_path / "results" / "pub" / "dist"
+    zips = sorted(dist.glob("*.zip"))
+    rgb = [z for z in zips if z.name.startswith("pub_rgb.")]
+    assert len(rgb) >= 2 and [z.name for z in rgb][0] == f"pub_rgb.part01-of-{len(rgb):02d}.zip"
+    assert not any(z.name.startswith(("pub_parquet", "pub_stac")) for z in zips)
+    out = tmp_path / "unzipped"
+    names = []
+    for z in zips:
+        with zipfile.ZipFile(z) as f:
+            assert f.testzip() is None
+            members = f.namelist()
+            assert z.stat().st_size <= 50_000 or len(members) == 1, (z.name, z.stat().st_size)
+            if z in rgb:
+                names += members
+            f.extractall(out)
+    assert names == sorted(names, key=lambda n: n.split("/"))  # the parts follow the tree's order
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp")
+    res = run_cli("validate", str(out))
+    assert res.returncode == 0 and f"{out}: OK" in res.stdout, res.stderr
+    cfg["publish"]["zips"] = False
+    res = run_workflow(tmp_path / "nozips", cfg, "-n")
+    assert res.returncode == 0 and "rule package" not in res.stdout and "rule dataset" in res.stdout, res.stdout[-2000:]

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .config import schema_entry
+from .config import ZIP_PART_GB, schema_entry
 from .errors import GosBuildError
 
 log = logging.getLogger("gos_build")
@@ -297,7 +297,7 @@ def _cmd_dataset(args) -> None:
 def _cmd_package(args) -> None:
     from .archive.package import package
 
-    package(args.dataset, args.dist, args.aoi)
+    package(args.dataset, args.dist, args.aoi, int(args.part_gb * 1e9))
 
 
 def _cmd_validate(args) -> None:
@@ -488,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--dataset", required=True)
     pk.add_argument("--dist", required=True)
     pk.add_argument("--aoi", required=True)
+    pk.add_argument("--part-gb", type=float, default=ZIP_PART_GB, metavar="GB",
+                    help=f"cut a zip larger than this into parts (default {ZIP_PART_GB}; config publish.zips.part_gb)")
 
     va = command("validate", _cmd_validate, "check a dataset folder: manifest, chip geometry, splits, labels")
     va.add_argument("dataset")

@@ -89,6 +89,12 @@ def _message(err) -> str:
             return _message(jsonschema.exceptions.best_match(mine))
         return (f"config key '{key}': expected a list of globs or a mapping {{stac: {{api, collection, ...}}}}, "
                 f"got {_describe(inst)}")
+    if v == "anyOf" and key == "publish.zips":
+        mine = [e for e in err.context if isinstance(inst, dict) and e.relative_schema_path and
+                e.relative_schema_path[0] == 1]
+        if mine:  # a mapping: what is wrong in it
+            return _message(jsonschema.exceptions.best_match(mine))
+        return f"config key '{key}': expected false or {{part_gb: a number > 0}}, got {_describe(inst)}"
     if v == "pattern" and key == "terrain.extra":  # a layer's name (the mapping's key)
         return (f"config key '{key}': layer names are lower-case letters, digits and _, starting with a letter "
                 f"(at most 31); got {inst!r}")
@@ -166,6 +172,10 @@ def _semantic_problems(cfg: dict) -> list[str]:
                 hint = f" (did you mean 'rgb+terrain-{close[0]}'?)" if close else ""
                 out.append(f"config key 'baseline.modalities': '{v}' drops no terrain layer of this config{hint}; "
                            f"layers: {', '.join(terrain)}")
+    forms = (cfg.get("publish") or {}).get("forms")
+    if isinstance(forms, list) and forms and "tree" not in forms:
+        out.append("config key 'publish.forms': 'tree' is needed: the other forms are made from the tree's files "
+                   f"(got {', '.join(map(str, forms))})")
     classes = cfg.get("classes")
     if isinstance(classes, dict):
         seen: dict = {}
@@ -175,6 +185,25 @@ def _semantic_problems(cfg: dict) -> list[str]:
                     out.append(f"config key 'classes': value {val!r} is listed for class {seen[val]} and class {cid}")
                 seen[val] = cid
     return out
+
+
+FORMS = ("tree", "stac", "croissant", "packed", "parquet")  # publish.forms: every form, the default
+ZIP_PART_GB = 4  # publish.zips.part_gb's default: TACO's and FAT32's 4 GB
+
+
+def published_forms(config: dict) -> tuple[str, ...]:
+    """The forms a (validated) config publishes, in :data:`FORMS`' order (the writers')."""
+    chosen = set((config.get("publish") or {}).get("forms") or FORMS)
+    return tuple(f for f in FORMS if f in chosen)
+
+
+def zip_part_bytes(config: dict) -> int | None:
+    """The largest part of a dist/ zip a (validated) config allows, bytes; None: no zips (``publish.zips:
+    false``)."""
+    zips = (config.get("publish") or {}).get("zips", {})
+    if zips is False:
+        return None
+    return int(float((zips or {}).get("part_gb", ZIP_PART_GB)) * 1e9)
 
 
 def check_config(config: dict, schema: dict | None = None) -> None:

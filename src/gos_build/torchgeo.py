@@ -88,7 +88,8 @@ class GOSBuild(NonGeoDataset):
         self.split = split
         self.transforms = transforms
         self.bands = [f"{m}:{b}" if len(registry[m].bands) > 1 else m for m in self.layers for b in registry[m].bands]
-        source = "packed" if (self.root / "packed").is_dir() else "parquet"
+        # the fastest form the dataset has (publish.forms): the packed store, the Parquet shards, the tree
+        source = next((f for f in ("packed", "parquet") if (self.root / f).is_dir()), "tree")
         self._reader = GOSDataset(self.root, split=split, ids=_ids(self.root, split, fold), normalize=False,
                                   source=source)
         self.classes = [self._reader.classes[c] for c in self._reader.class_ids]

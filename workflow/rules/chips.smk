@@ -37,7 +37,7 @@ rule package:
     input:
         rules.dataset.output[0],
     output:
-        package_files(),
+        directory(f"{OUT}/dist"),
     log:
         f"{LOGS}/package.log",
     benchmark:
@@ -45,10 +45,10 @@ rule package:
     conda:
         ENV
     params:
-        dist=lambda wildcards, output: os.path.dirname(output[0]),
         aoi=AOI,
+        part_gb=ZIP_PART_GB,
     resources:
         mem_mb=1000,
         runtime=30,
     shell:
-        "gos-build --log {log} package --dataset {input} --dist {params.dist} --aoi {params.aoi}"
+        "gos-build --log {log} package --dataset {input} --dist {output} --aoi {params.aoi} --part-gb {params.part_gb}"

@@ -16,7 +16,7 @@ from gos_build.inputs import as_patterns
 from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac
 from gos_build.layout import INPUT_KINDS, layers_from_config
-from gos_build.archive.package import package_names
+from gos_build.config import zip_part_bytes
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
 try:
@@ -26,6 +26,8 @@ except GosBuildError as exc:
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 AOI = config["aoi"]["name"]
+_PART_BYTES = zip_part_bytes(config)
+ZIP_PART_GB = None if _PART_BYTES is None else _PART_BYTES / 1e9  # publish.zips: the largest part of a zip, GB
 LAYERS = layers_from_config(config)  # the dataset's layers: GOS10m's nine and the config's extra ones
 CLASS_NAMES = [c["name"] for _, c in sorted(config["classes"].items(), key=lambda kv: int(kv[0]))]
 OUT = f"results/{AOI}"
@@ -149,14 +151,11 @@ def check_input_globs():
 
 
 def all_targets():
-    """The default target: the dataset folder, its distribution zips, the imagery preview and the figures."""
+    """The default target: the dataset folder, its distribution zips (unless ``publish.zips: false``), the imagery
+    preview and the figures."""
     return [
         f"{OUT}/dataset",
-        *package_files(),
+        *([f"{OUT}/dist"] if ZIP_PART_GB is not None else []),
         f"{OUT}/sentinel2/visual.tif",
         f"{OUT}/figures/overview.png",
     ]
-
-
-def package_files():
-    return expand(f"{OUT}/dist/{AOI}_{{name}}.zip", name=package_names(LAYERS))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import published_forms
 from ..layout import CLASS_ID, CLASS_ID_MEANING, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, SPLITS, Registry
 
 
@@ -61,7 +62,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                f"{split.get('buffer_chips', 0)} chip(s)" if str(split.get("method")).startswith("block") else "")
             + f", seed {split.get('seed')}, target ratios {_pairs({s: (split.get('ratios') or {}).get(s) for s in SPLITS})}.", ""]
     out += _balance_section(classes, summary.get("balance", {}), split)
-    out += _loading_section()
+    out += _loading_section(published_forms(cfg))
     out += ["## Candidates and rejections", "",
             f"- Candidate cells (chip fully inside the AOI): {summary['candidates']}; cells partly outside: "
             f"{summary['partial_aoi']}",
@@ -273,35 +274,46 @@ def _stac_lines(stac: dict | None) -> list[str]:
     return out
 
 
-def _loading_section() -> list[str]:
-    """How to load the dataset each way: the GeoTIFF tree, STAC, Croissant, the packed store, Parquet."""
-    return ["## Load it", "",
-            "The same chips five ways (paths relative to this folder):", "",
-            "| form | where | for |", "|---|---|---|",
-            "| GeoTIFF tree | `<layer>/<class>/<chip_id>.tif`, `labels.txt`, split lists | GIS, any tool that "
-            "reads GeoTIFF |",
-            "| STAC catalogue | `stac/collection.json`, one Item per chip | catalogue and geospatial ML tools "
-            "(pystac, TorchGeo, QGIS) |",
-            "| GeoCroissant | `croissant.json` over `chips.csv` | ML dataset search and loaders (mlcroissant) |",
-            "| packed Zarr store | `packed/<split>/<layer>`, `[N, C, 64, 64]` | training: whole splits as arrays |",
-            "| Parquet | `parquet/<split>-*.parquet`, `parquet/chips.parquet` (GeoParquet), `README.md` | the "
-            "Hugging Face Hub, `datasets`, DuckDB, GeoPandas |", "",
-            f"In every form `{LABEL}` is the {LABEL_MEANING} and `{CLASS_ID}` the {CLASS_ID_MEANING} "
-            "(`labels.txt` gives the class id): the same chip has the same `label` in each.", "",
-            "```python", "import pystac                                   # STAC",
-            "collection = pystac.Collection.from_file(\"stac/collection.json\")",
-            "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",
-            "", "import mlcroissant as mlc                       # Croissant",
-            "records = mlc.Dataset(jsonld=\"croissant.json\").records(\"chips\")",
-            "print(next(iter(records)))", "",
-            "import xarray as xr                             # packed store (or zarr.open_group(\"packed\"))",
-            "train = xr.open_zarr(\"packed\", group=\"train\", consolidated=False, mask_and_scale=False)  # integers",
-            "print(train.rgb.shape, train.label.values[:5])", "",
-            "import datasets, pathlib                        # Parquet: train / validation / test",
-            "ds = datasets.load_dataset(str(pathlib.Path.cwd()))  # this folder by its path; on the Hub, its repo id",
-            "row = ds[\"train\"][0]; print(row[\"chip_id\"], row[\"label\"], row[\"thumbnail\"].size)", "",
-            "import geopandas as gpd                         # the footprints, and where each chip's row is",
-            "index = gpd.read_parquet(\"parquet/chips.parquet\")",
-            "print(index[[\"chip_id\", \"parquet_file\", \"parquet_row\"]].head())", "",
-            "from gos_build.ml import GOSDataset             # PyTorch: the tree or the store, the same samples",
-            "ds = GOSDataset(\".\", split=\"train\", source=\"packed\")", "```", ""]
+_FORM_ROWS = {  # form -> (its row in the table, its lines in the Python block)
+    "tree": ("| GeoTIFF tree | `<layer>/<class>/<chip_id>.tif`, `labels.txt`, split lists | GIS, any tool that "
+             "reads GeoTIFF |", []),
+    "stac": ("| STAC catalogue | `stac/collection.json`, one Item per chip | catalogue and geospatial ML tools "
+             "(pystac, TorchGeo, QGIS) |",
+             ["import pystac                                   # STAC",
+              "collection = pystac.Collection.from_file(\"stac/collection.json\")",
+              "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",
+              ""]),
+    "croissant": ("| GeoCroissant | `croissant.json` over `chips.csv` | ML dataset search and loaders (mlcroissant) |",
+                  ["import mlcroissant as mlc                       # Croissant",
+                   "records = mlc.Dataset(jsonld=\"croissant.json\").records(\"chips\")",
+                   "print(next(iter(records)))", ""]),
+    "packed": ("| packed Zarr store | `packed/<split>/<layer>`, `[N, C, 64, 64]` | training: whole splits as arrays |",
+               ["import xarray as xr                             # packed store (or zarr.open_group(\"packed\"))",
+                "train = xr.open_zarr(\"packed\", group=\"train\", consolidated=False, mask_and_scale=False)  # integers",
+                "print(train.rgb.shape, train.label.values[:5])", ""]),
+    "parquet": ("| Parquet | `parquet/<split>-*.parquet`, `parquet/chips.parquet` (GeoParquet), `README.md` | the "
+                "Hugging Face Hub, `datasets`, DuckDB, GeoPandas |",
+                ["import datasets, pathlib                        # Parquet: train / validation / test",
+                 "ds = datasets.load_dataset(str(pathlib.Path.cwd()))  # this folder by its path; on the Hub, its repo id",
+                 "row = ds[\"train\"][0]; print(row[\"chip_id\"], row[\"label\"], row[\"thumbnail\"].size)", "",
+                 "import geopandas as gpd                         # the footprints, and where each chip's row is",
+                 "index = gpd.read_parquet(\"parquet/chips.parquet\")",
+                 "print(index[[\"chip_id\", \"parquet_file\", \"parquet_row\"]].head())", ""]),
+}
+
+
+def _loading_section(forms) -> list[str]:
+    """How to load the dataset each way it is published (``publish.forms``): the GeoTIFF tree, STAC, Croissant,
+    the packed store, Parquet."""
+    names = {1: "one way", 2: "two ways", 3: "three ways", 4: "four ways", 5: "five ways"}
+    out = ["## Load it", "", f"The same chips {names.get(len(forms), f'{len(forms)} ways')} (paths relative to this "
+           "folder):", "", "| form | where | for |", "|---|---|---|"]
+    out += [_FORM_ROWS[f][0] for f in forms]
+    out += ["", f"In every form `{LABEL}` is the {LABEL_MEANING} and `{CLASS_ID}` the {CLASS_ID_MEANING} "
+            "(`labels.txt` gives the class id): the same chip has the same `label` in each.", "", "```python"]
+    for f in forms:
+        out += _FORM_ROWS[f][1]
+    source = "packed" if "packed" in forms else "tree"
+    out += ["from gos_build.ml import GOSDataset             # PyTorch: the tree or the store, the same samples",
+            f"ds = GOSDataset(\".\", split=\"train\", source=\"{source}\")", "```", ""]
+    return out

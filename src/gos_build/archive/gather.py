@@ -21,7 +21,7 @@ from ..io import atomic_folder, files_under, sha256_file
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
                       classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config, weak_data
-from .writers import WRITERS
+from .writers import writers_of
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
-            for name, writer in WRITERS.items():
+            for writer in writers_of(config):
+                name = writer.__name__.rsplit(".", 1)[-1]
                 t0 = time.perf_counter()
                 writer.gather([z for _, z in shards], chips, tmp, context)
                 log.info("dataset: writer %s %.1f s", name, time.perf_counter() - t0)
@@ -150,7 +151,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
         write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance}, layers)
         datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
-        for writer in WRITERS.values():
+        for writer in writers_of(config):
             if hasattr(writer, "after_datacard"):
                 writer.after_datacard(tmp, context, datacard)
         files = files_under(tmp)

@@ -14,7 +14,7 @@ from ..chips import cut_tile
 from ..grid import Grid
 from ..io import atomic_write_text, write_folder
 from ..layout import layers_from_config
-from .writers import WRITERS
+from .writers import writers_of
 
 
 def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: str | Path, out_json: str | Path,
@@ -28,7 +28,7 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
                          chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
                          chips_cfg.get("min_boundary_distance_m", 0.0), layers)
     members = []
-    for writer in WRITERS.values():
+    for writer in writers_of(config):
         if hasattr(writer, "shard_members"):
             members += writer.shard_members(grid, kept, layers)
     write_folder(out_shard, sorted(members))

@@ -22,3 +22,11 @@ from __future__ import annotations
 from . import croissant, packed, parquet, stac, tree
 
 WRITERS = {"tree": tree, "packed": packed, "stac": stac, "croissant": croissant, "parquet": parquet}
+
+
+def writers_of(config: dict) -> list:
+    """The writers of the forms a (validated) config publishes (``publish.forms``), in :data:`WRITERS`' order."""
+    from ...config import published_forms
+
+    forms = set(published_forms(config))
+    return [w for name, w in WRITERS.items() if name in forms]
