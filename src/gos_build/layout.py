@@ -297,7 +297,7 @@ LABELS_FILE = "labels.txt"
 LABELS_HEADER = "# chip_id class_id purity split x y boundary_m"
 
 # -- what a label is: one meaning in every form (labels.txt, Croissant, packed, Parquet, STAC, the loaders) ---
-CLASS_ID = "class_id"  # the class's id in classes.txt: the config's id, 1..255 (0 = unlabelled, never a chip's)
+CLASS_ID = "class_id"  # the class's id in classes.txt: the config's id, 1..254 (0 = unlabelled, never a chip's)
 LABEL = "label"  # the class's index 0..K-1 in classes.txt's order (ascending ids): what a classifier is trained on
 CLASS_ID_MEANING = "class id of classes.txt (the config's id of the class)"
 LABEL_MEANING = "class index 0..K-1 in classes.txt's order (ascending class ids)"
