@@ -318,3 +318,60 @@ def test_publish_chooses_the_forms_and_cuts_the_zips_in_parts(inputs, tmp_path):
     cfg["publish"]["zips"] = False
     res = run_workflow(tmp_path / "nozips", cfg, "-n")
     assert res.returncode == 0 and "rule package" not in res.stdout and "rule dataset" in res.stdout, res.stdout[-2000:]
+
+
+def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, tmp_path):
+    """``publish.forms`` with ``stac-geoparquet`` beside ``stac``: ``stac-geoparquet/items.parquet``, read back by
+    the stac-geoparquet package, holds one Item per chip -- each valid against STAC core and its extensions'
+    published schemas, and equal to the chip's JSON Item of the ``stac`` form but for where its hrefs lead from
+    and its label asset (the shared ``labels.parquet``, one row a chip as labels.txt says); validate passes;
+    ``zips: false`` leaves no dist/."""
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    from gos_build.layout import label_of
+    from helpers import AOI_A, run_cli
+    from stac_schemas import OfflineSchemas
+
+    schemas = OfflineSchemas()  # skips where ../shared/stac-schemas is absent
+    forms = ["tree", "stac", "stac-geoparquet", "parquet"]
+    res = run_workflow(tmp_path, workflow_config(inputs, "sgp", AOI_A, publish={"forms": forms, "zips": False}),
+                       "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    d = tmp_path / "results" / "sgp" / "dataset"
+    assert not (tmp_path / "results" / "sgp" / "dist").exists()
+    assert sorted(p.name for p in (d / "stac-geoparquet").iterdir()) == ["collection.json", "items.parquet",
+                                                                         "labels.parquet"]
+    classes, chips = read_index(d)
+    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
+    assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)
+    problems = []
+    for item in items:
+        problems += schemas.errors(item)
+        mine = json.loads((d / "stac" / item["id"] / f"{item['id']}.json").read_text())
+        for key, asset in mine["assets"].items():
+            if key == "labels":
+                assert item["assets"][key]["href"] == "./labels.parquet"
+                continue
+            assert asset["href"].startswith("../../") and item["assets"][key]["href"] == asset["href"][3:], key
+            assert item["assets"][key]["file:checksum"] == asset["file:checksum"]
+            assert item["assets"][key]["raster:bands"] == asset["raster:bands"]
+        def props(doc):  # the same instant, whatever its digits: the table holds a timestamp
+            out = {k: v for k, v in doc["properties"].items() if v is not None}
+            out["datetime"] = __import__("datetime").datetime.fromisoformat(out["datetime"].replace("Z", "+00:00"))
+            return out
+
+        assert props(item) == props(mine)
+        assert np.allclose(item["geometry"]["coordinates"], mine["geometry"]["coordinates"], rtol=0, atol=1e-12)
+    collection = json.loads((d / "stac-geoparquet" / "collection.json").read_text())
+    problems += schemas.errors(collection)
+    assert problems == [], "\n".join(problems[:20])
+    assert collection["assets"]["items"]["href"] == "./items.parquet"
+    labels = pq.read_table(d / "stac-geoparquet" / "labels.parquet").to_pylist()
+    index = label_of(classes)
+    assert {r["chip_id"]: (r["class"], r["class_id"], r["label"], r["split"]) for r in labels} == \
+        {c["id"]: (classes[c["class_id"]]["name"], c["class_id"], index[c["class_id"]], c["split"]) for c in chips}
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0 and f"{d}: OK" in res.stdout, res.stderr
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    assert "The same chips four ways" in card and "stac-geoparquet/items.parquet" in card

@@ -187,13 +187,14 @@ def _semantic_problems(cfg: dict) -> list[str]:
     return out
 
 
-FORMS = ("tree", "stac", "croissant", "packed", "parquet")  # publish.forms: every form, the default
+FORMS = ("tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet")  # publish.forms: every form
+DEFAULT_FORMS = ("tree", "stac", "croissant", "packed", "parquet")  # publish.forms' default (GOS10m-compatible)
 ZIP_PART_GB = 4  # publish.zips.part_gb's default: TACO's and FAT32's 4 GB
 
 
 def published_forms(config: dict) -> tuple[str, ...]:
     """The forms a (validated) config publishes, in :data:`FORMS`' order (the writers')."""
-    chosen = set((config.get("publish") or {}).get("forms") or FORMS)
+    chosen = set((config.get("publish") or {}).get("forms") or DEFAULT_FORMS)
     return tuple(f for f in FORMS if f in chosen)
 
 

@@ -283,6 +283,13 @@ _FORM_ROWS = {  # form -> (its row in the table, its lines in the Python block)
               "collection = pystac.Collection.from_file(\"stac/collection.json\")",
               "item = next(collection.get_items()); print(item.properties[\"ml-aoi:split\"], item.assets[\"rgb\"].href)",
               ""]),
+    "stac-geoparquet": ("| STAC as GeoParquet | `stac-geoparquet/items.parquet` (one row per Item), "
+                        "`stac-geoparquet/collection.json` | catalogues of a million chips (stac-geoparquet, rustac, "
+                        "DuckDB, GeoPandas) |",
+                        ["import pyarrow.parquet as pq, stac_geoparquet.arrow  # STAC Items as one table",
+                         "items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(\"stac-geoparquet/items.parquet\")))",
+                         "print(len(items), items[0][\"properties\"][\"ml-aoi:split\"], items[0][\"assets\"][\"rgb\"][\"href\"])",
+                         ""]),
     "croissant": ("| GeoCroissant | `croissant.json` over `chips.csv` | ML dataset search and loaders (mlcroissant) |",
                   ["import mlcroissant as mlc                       # Croissant",
                    "records = mlc.Dataset(jsonld=\"croissant.json\").records(\"chips\")",
@@ -305,7 +312,7 @@ _FORM_ROWS = {  # form -> (its row in the table, its lines in the Python block)
 def _loading_section(forms) -> list[str]:
     """How to load the dataset each way it is published (``publish.forms``): the GeoTIFF tree, STAC, Croissant,
     the packed store, Parquet."""
-    names = {1: "one way", 2: "two ways", 3: "three ways", 4: "four ways", 5: "five ways"}
+    names = {1: "one way", 2: "two ways", 3: "three ways", 4: "four ways", 5: "five ways", 6: "six ways"}
     out = ["## Load it", "", f"The same chips {names.get(len(forms), f'{len(forms)} ways')} (paths relative to this "
            "folder):", "", "| form | where | for |", "|---|---|---|"]
     out += [_FORM_ROWS[f][0] for f in forms]

@@ -21,7 +21,7 @@ from ..io import atomic_folder, files_under, sha256_file
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
                       classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config, weak_data
-from .writers import writers_of
+from .writers import WRITERS, writers_of
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
             for writer in writers_of(config):
-                name = writer.__name__.rsplit(".", 1)[-1]
+                name = next(k for k, w in WRITERS.items() if w is writer)
                 t0 = time.perf_counter()
                 writer.gather([z for _, z in shards], chips, tmp, context)
                 log.info("dataset: writer %s %.1f s", name, time.perf_counter() - t0)

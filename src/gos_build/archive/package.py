@@ -74,7 +74,8 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     dataset = Path(dataset)
     groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in dataset_layers(dataset)}
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
-    groups["labels"] += [f"stac/{r}" for r in files_under(dataset / "stac")]  # STAC + Croissant
+    for form in ("stac", "stac-geoparquet"):  # the catalogues (Croissant's files are METADATA_FILES)
+        groups["labels"] += [f"{form}/{r}" for r in files_under(dataset / form)]
     groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
     groups[PARQUET_DIR] = [f"{PARQUET_DIR}/{r}" for r in files_under(dataset / PARQUET_DIR)]
     missing = sorted(set(files_under(dataset)) - {f for files in groups.values() for f in files} - {".snakemake_timestamp"})

@@ -266,7 +266,7 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
     """The STAC items, the Croissant index, the Parquet shards and the packed store agree with labels.txt (and
     the manifest). Each form is read as a stranger's file: what cannot be read is a finding, not a crash."""
     out = []
-    for form, check in (("stac", _stac_problems), ("chips.csv", _csv_problems), ("croissant.json", _croissant_problems),
+    for form, check in (("stac", _stac_problems), ("stac-geoparquet", _stac_table_problems), ("chips.csv", _csv_problems), ("croissant.json", _croissant_problems),
                         (PARQUET, _parquet_problems), ("packed", _packed_problems)):
         if not (d / form).exists():
             continue
@@ -292,6 +292,54 @@ def _json(d: Path, rel: str, reachable) -> tuple[object, str | None]:
         return json.loads(text), None
     except ValueError as exc:
         return None, f"{rel}: not JSON ({exc})"
+
+
+def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
+    """The STAC Items of ``stac-geoparquet/items.parquet``: one a chip of labels.txt, with its split and class,
+    its assets the chip's tree files (hrefs from the table's folder; checksums as the manifest's) and the
+    shared label file; the labels file's rows as labels.txt."""
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    from .writers.stac_table import ITEMS_FILE, LABELS_FILE, NAME
+
+    out, by_id, seen = [], {c["id"]: c for c in chips}, set()
+    where = f"{NAME}/{ITEMS_FILE}"
+    labels = f"{NAME}/{LABELS_FILE}"
+    for rel in (where, labels, f"{NAME}/collection.json"):
+        if not (d / rel).is_file() or not reachable(rel):
+            return out + [f"{rel}: missing (the stac-geoparquet form is there)"]
+    table = pq.ParquetFile(d / labels).read(columns=["chip_id", LABEL_PROPERTY, CLASS_ID, "split"]).to_pylist()
+    if {r["chip_id"]: (r[LABEL_PROPERTY], r[CLASS_ID], r["split"]) for r in table} != \
+            {c["id"]: (classes.get(c["class_id"]), c["class_id"], c["split"]) for c in chips}:
+        out.append(f"{labels}: chips, classes or splits differ from labels.txt")
+    f = pq.ParquetFile(d / where)
+    for batch in f.iter_batches(batch_size=1024):
+        for item in stac_geoparquet.arrow.stac_table_to_items(batch):
+            cid = item["id"]
+            chip = by_id.get(cid)
+            if chip is None or cid in seen:
+                out.append(f"{where}: item {str(cid)[:40]} is {'twice' if cid in seen else 'not in labels.txt'}")
+                continue
+            seen.add(cid)
+            props, assets = item["properties"], item["assets"]
+            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
+                out.append(f"{where}: {cid}: split or class differ from labels.txt")
+            for key, asset in assets.items():
+                href = asset.get("href")
+                rel = os.path.normpath(os.path.join(NAME, href)).replace(os.sep, "/") \
+                    if isinstance(href, str) and reachable(os.path.join(NAME, href)) else None
+                want = labels if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), cid)
+                if rel is None:
+                    out.append(f"{where}: {cid}: asset {key} href {str(href)[:200]!r} leads outside the dataset")
+                elif rel != want:
+                    out.append(f"{where}: {cid}: asset {key} points to {rel}")
+                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
+                    out.append(f"{where}: {cid}: asset {key}: file:checksum differs from MANIFEST.sha256")
+    missing = sorted(set(by_id) - seen)
+    if missing:
+        out.append(f"{where}: no item for {len(missing)} chip(s) of labels.txt (first: {missing[0]})")
+    return out
 
 
 def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:

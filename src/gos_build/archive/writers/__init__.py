@@ -19,9 +19,10 @@ A writer module offers up to two steps:
 
 from __future__ import annotations
 
-from . import croissant, packed, parquet, stac, tree
+from . import croissant, packed, parquet, stac, stac_table, tree
 
-WRITERS = {"tree": tree, "packed": packed, "stac": stac, "croissant": croissant, "parquet": parquet}
+WRITERS = {"tree": tree, "packed": packed, "stac": stac, "stac-geoparquet": stac_table, "croissant": croissant,
+           "parquet": parquet}
 
 
 def writers_of(config: dict) -> list:

@@ -132,105 +132,133 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     back with pystac and check them against its bundled schemas): building ~10 000 pystac Items in
     one Collection costs minutes (its link lookups grow with the collection), writing dicts seconds.
     """
-    from pystac import MediaType, get_stac_version
-    from pystac.utils import datetime_to_str
+    from pystac import MediaType
 
-    classes = context["classes"]
-    crs = context["crs"]
-    size = context["chip_size"]
-    res = context.get("resolution", 10.0)
-    cfg = context.get("config", {})
-    name = cfg.get("aoi", {}).get("name", "dataset")
-    when = datetime_to_str(sensing_datetime(context.get("provenance", {})))
-    digests = context["digests"]
-    version = get_stac_version()
-    root = Path(dest) / NAME
-    collection_id, title = f"gos-build-{name}", f"gos-build {name}"
-    up = [{"rel": rel, "href": "../collection.json", "type": str(MediaType.JSON), "title": title}
-          for rel in ("root", "collection", "parent")]
-    label_classes = [{"name": LABEL_PROPERTY, "classes": [c["name"] for _, c in sorted(classes.items())]}]
-    layers = context["layers"]
-    bands_of = {}
-    for m, layer in layers.items():
-        scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
-        bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata, "unit": layer.units,
-                        **scaling} for b in layer.bands]
-    extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values()) else [])
-    slot = _Template.slot
-    templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
-    for cid, cls in classes.items():
-        cname = cls["name"]
-        assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
-                      "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
-                      "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
-                      **_classification(layer)}
-                  for m, layer in layers.items()}
-        assets[LABEL_ASSET] = {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
-                               "title": "the chip's class: its footprint with the class name",
-                               "file:size": slot("size:labels"), "file:checksum": slot("sum:labels"),
-                               "ml-aoi:role": "label", "roles": ["labels", "labels-vector"]}
-        templates[cid] = _Template({
-            "type": "Feature", "stac_version": version, "stac_extensions": extensions,
-            "id": slot("id"),
-            "geometry": {"type": "Polygon", "coordinates": [[[slot(f"lon{i}"), slot(f"lat{i}")] for i in range(5)]]},
-            "bbox": [slot("bbox0"), slot("bbox1"), slot("bbox2"), slot("bbox3")],
-            "properties": {"label:description": "genesis class of the chip (majority of the interpretation polygons)",
-                           "label:type": "vector", "label:properties": [LABEL_PROPERTY],
-                           "label:tasks": ["classification"],
-                           "label:classes": label_classes, "ml-aoi:split": slot("split"),
-                           "gos_build:class": cname, "gos_build:class_id": cid,
-                           "gos_build:class_zh": cls.get("name_zh", ""),
-                           "gos_build:boundary_distance_m": slot("boundary"),
-                           "proj:code": crs, "proj:shape": [size, size],
-                           "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
-            "links": up, "assets": assets, "collection": collection_id})
-    # the items, by the gather's workers in slices of chips: each slice's lon/lat extremes come back
-    names = {cid: c["name"] for cid, c in classes.items()}
-    rels = [chip_path(m, names[c["class_id"]], c["id"]) for c in chips for m in layers]
-    sums = {rel: digests[rel] for rel in rels}
-    step = 512
-    tasks = [(templates, classes, crs, size, res, str(dest), chips[i : i + step],
-              {rel: sums[rel] for rel in rels[i * len(layers) : (i + step) * len(layers)]}, layers.names)
-             for i in range(0, len(chips), step)]
+    label = {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
+             "title": "the chip's class: its footprint with the class name",
+             "file:size": _Template.slot("size:labels"), "file:checksum": _Template.slot("sum:labels")}
+    items = ItemTemplates(chips, dest, context, to_root="../../", collection_href="../collection.json", label=label)
     extremes = []
-    for e, item_sums in ordered(context["pool"], _write_items, tasks):
+    for e, item_sums in ordered(context["pool"], _write_items, items.tasks(chips)):
         extremes.append(e)
-        digests.update(item_sums)  # the manifest's sha256 of each item, from the text in hand
+        context["digests"].update(item_sums)  # the manifest's sha256 of each item, from the text in hand
     item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
                   for c in chips]
-    counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
-    aoi_bbox = ([min(e[0] for e in extremes), min(e[1] for e in extremes), max(e[2] for e in extremes),
-                 max(e[3] for e in extremes)] if chips else [0, 0, 0, 0])
-    collection = {
-        "type": "Collection", "id": collection_id, "stac_version": version,
-        "description": (f"GOS10m-style geomorphology scene-classification chips of '{name}': {size} x {size} px at "
-                        f"{res:g} m, layers {', '.join(layers)}; one Item per chip."),
-        "links": [{"rel": "root", "href": "./collection.json", "type": str(MediaType.JSON), "title": title},
-                  {"rel": "describedby", "href": "../datacard.md", "type": "text/markdown",
-                   "title": "datacard: provenance, counts, statistics"}] + item_links,
-        "stac_extensions": [EXTENSIONS["label"], EXTENSIONS["ml-aoi"]],
-        "title": title,
-        "extent": {"spatial": {"bbox": [aoi_bbox]}, "temporal": {"interval": [[when, when]]}},
-        "license": "CC-BY-4.0",
-        "providers": [{"name": "European Space Agency (Copernicus Sentinel-2)", "roles": ["producer", "licensor"]},
-                      {"name": "NASA / USGS (SRTM) or the DEM's producer", "roles": ["producer"]},
-                      {"name": "gos-build", "roles": ["processor"]}],
-        "summaries": {"label:classes": label_classes, "ml-aoi:split": [SPLIT_NAMES[s] for s in SPLITS],
-                      "gos_build:chips_per_split": [counts],
-                      "gos_build:classes": [{"id": k, **{kk: v for kk, v in c.items() if kk != "values"}}
-                                            for k, c in sorted(classes.items())]},
-    }
+    root = Path(dest) / NAME
     root.mkdir(parents=True, exist_ok=True)
-    (root / "collection.json").write_text(_json(collection), encoding="utf-8")
+    (root / "collection.json").write_text(_json(items.collection(chips, extremes, item_links)), encoding="utf-8")
     log.info("stac: collection with %d items -> %s", len(chips), root)
 
 
-def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str]]:
-    """Write the Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max),
-    item path in the dataset -> sha256)."""
-    templates, classes, crs, size, res, dest, chips, sums, layer_names = task
+class ItemTemplates:
+    """The Items of a dataset's chips, one template a class, placed where the catalogue keeps them: ``to_root``
+    leads from there to the dataset folder (the assets' hrefs), ``collection_href`` to the Collection;
+    ``label``: the label asset's fields (href, type, title, size and checksum, slots where per chip)."""
+
+    def __init__(self, chips: list[dict], dest: Path, context: dict, to_root: str, collection_href: str, label: dict):
+        from pystac import MediaType, get_stac_version
+        from pystac.utils import datetime_to_str
+
+        classes = self.classes = context["classes"]
+        crs = self.crs = context["crs"]
+        size = self.size = context["chip_size"]
+        res = self.res = context.get("resolution", 10.0)
+        cfg = context.get("config", {})
+        self.name = cfg.get("aoi", {}).get("name", "dataset")
+        self.when = when = datetime_to_str(sensing_datetime(context.get("provenance", {})))
+        self.digests, self.dest, self.to_root = context["digests"], str(dest), to_root
+        self.version = version = get_stac_version()
+        self.collection_id = collection_id = f"gos-build-{self.name}"
+        self.title = f"gos-build {self.name}"
+        up = [{"rel": rel, "href": collection_href, "type": str(MediaType.JSON), "title": self.title}
+              for rel in ("root", "collection", "parent")]
+        self.label_classes = label_classes = [{"name": LABEL_PROPERTY,
+                                               "classes": [c["name"] for _, c in sorted(classes.items())]}]
+        layers = self.layers = context["layers"]
+        bands_of = {}
+        for m, layer in layers.items():
+            scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
+            bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata,
+                            "unit": layer.units, **scaling} for b in layer.bands]
+        extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values())
+                                                  else [])
+        slot = _Template.slot
+        self.templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
+        for cid, cls in classes.items():
+            cname = cls["name"]
+            assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
+                          "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
+                          "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
+                          **_classification(layer)}
+                      for m, layer in layers.items()}
+            assets[LABEL_ASSET] = {**label, "ml-aoi:role": "label", "roles": ["labels", "labels-vector"]}
+            self.templates[cid] = _Template({
+                "type": "Feature", "stac_version": version, "stac_extensions": extensions,
+                "id": slot("id"),
+                "geometry": {"type": "Polygon", "coordinates": [[[slot(f"lon{i}"), slot(f"lat{i}")]
+                                                                 for i in range(5)]]},
+                "bbox": [slot("bbox0"), slot("bbox1"), slot("bbox2"), slot("bbox3")],
+                "properties": {"label:description": "genesis class of the chip (majority of the interpretation "
+                                                    "polygons)",
+                               "label:type": "vector", "label:properties": [LABEL_PROPERTY],
+                               "label:tasks": ["classification"],
+                               "label:classes": label_classes, "ml-aoi:split": slot("split"),
+                               "gos_build:class": cname, "gos_build:class_id": cid,
+                               "gos_build:class_zh": cls.get("name_zh", ""),
+                               "gos_build:boundary_distance_m": slot("boundary"),
+                               "proj:code": crs, "proj:shape": [size, size],
+                               "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
+                "links": up, "assets": assets, "collection": collection_id})
+
+    def tasks(self, chips: list[dict], step: int = 512) -> list[tuple]:
+        """The work of the gather's workers, in slices of ``step`` chips (:func:`render_items`)."""
+        layers = self.layers
+        names = {cid: c["name"] for cid, c in self.classes.items()}
+        rels = [chip_path(m, names[c["class_id"]], c["id"]) for c in chips for m in layers]
+        sums = {rel: self.digests[rel] for rel in rels}
+        return [(self.templates, self.classes, self.crs, self.size, self.res, self.dest, chips[i : i + step],
+                 {rel: sums[rel] for rel in rels[i * len(layers) : (i + step) * len(layers)]}, layers.names,
+                 self.to_root)
+                for i in range(0, len(chips), step)]
+
+    def collection(self, chips: list[dict], extremes: list[tuple], links: list[dict], assets: dict | None = None) -> dict:
+        """The Collection of the items: extent from the slices' ``extremes``, ``links`` after root and datacard."""
+        from pystac import MediaType
+
+        counts = {s: sum(1 for c in chips if c["split"] == s) for s in SPLITS}
+        aoi_bbox = ([min(e[0] for e in extremes), min(e[1] for e in extremes), max(e[2] for e in extremes),
+                     max(e[3] for e in extremes)] if chips else [0, 0, 0, 0])
+        doc = {
+            "type": "Collection", "id": self.collection_id, "stac_version": self.version,
+            "description": (f"GOS10m-style geomorphology scene-classification chips of '{self.name}': {self.size} x "
+                            f"{self.size} px at {self.res:g} m, layers {', '.join(self.layers)}; one Item per chip."),
+            "links": [{"rel": "root", "href": "./collection.json", "type": str(MediaType.JSON), "title": self.title},
+                      {"rel": "describedby", "href": "../datacard.md", "type": "text/markdown",
+                       "title": "datacard: provenance, counts, statistics"}] + links,
+            "stac_extensions": [EXTENSIONS["label"], EXTENSIONS["ml-aoi"]],
+            "title": self.title,
+            "extent": {"spatial": {"bbox": [aoi_bbox]}, "temporal": {"interval": [[self.when, self.when]]}},
+            "license": "CC-BY-4.0",
+            "providers": [{"name": "European Space Agency (Copernicus Sentinel-2)", "roles": ["producer", "licensor"]},
+                          {"name": "NASA / USGS (SRTM) or the DEM's producer", "roles": ["producer"]},
+                          {"name": "gos-build", "roles": ["processor"]}],
+            "summaries": {"label:classes": self.label_classes, "ml-aoi:split": [SPLIT_NAMES[s] for s in SPLITS],
+                          "gos_build:chips_per_split": [counts],
+                          "gos_build:classes": [{"id": k, **{kk: v for kk, v in c.items() if kk != "values"}}
+                                                for k, c in sorted(self.classes.items())]},
+        }
+        if assets:
+            doc["assets"] = assets
+        return doc
+
+
+def render_items(task):
+    """The Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max), [(chip,
+    its label GeoJSON bytes, its Item JSON text)]) -- the label asset's size and checksum those of the GeoJSON
+    where the template has slots for them."""
+    templates, classes, crs, size, res, dest, chips, sums, layer_names, to_root = task
     rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], size * res)
-    lon_all, lat_all, written = [], [], {}
+    lon_all, lat_all, out = [], [], []
     for c, ring in zip(chips, rings):
         x0, y0 = c["x"], c["y"]
         y1 = y0 + size * res
@@ -244,16 +272,27 @@ def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
         for m in layer_names:
             rel = chip_path(m, classes[c["class_id"]]["name"], c["id"])
-            values[f"href:{m}"] = f"../../{rel}"
+            values[f"href:{m}"] = f"{to_root}{rel}"
             values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size
             values[f"sum:{m}"] = "1220" + sums[rel]  # multihash: sha2-256 (0x12), 32 bytes (0x20)
-        folder = os.path.join(dest, NAME, c["id"])
-        os.makedirs(folder, exist_ok=True)
         label = label_geojson(c["id"], c["class_id"], classes[c["class_id"]], [list(p) for p in ring])
+        values["size:labels"], values["sum:labels"] = len(label), "1220" + hashlib.sha256(label).hexdigest()
+        out.append((c, label, templates[c["class_id"]].render(values)))
+    extremes = (min(lon_all), min(lat_all), max(lon_all), max(lat_all)) if chips else (0, 0, 0, 0)
+    return extremes, out
+
+
+def _write_items(task) -> tuple[tuple[float, float, float, float], dict[str, str]]:
+    """Write the Items (and their label GeoJSON) of a slice of chips: (lon/lat extremes, item path in the
+    dataset -> sha256)."""
+    dest = task[5]
+    extremes, rendered = render_items(task)
+    written = {}
+    for c, label, text in rendered:
+        os.makedirs(os.path.join(dest, NAME, c["id"]), exist_ok=True)
         write_new_file(os.path.join(dest, label_path(c["id"])), label)
-        written[label_path(c["id"])] = digest = hashlib.sha256(label).hexdigest()
-        values["size:labels"], values["sum:labels"] = len(label), "1220" + digest
-        data = templates[c["class_id"]].render(values).encode("utf-8")
+        written[label_path(c["id"])] = hashlib.sha256(label).hexdigest()
+        data = text.encode("utf-8")
         write_new_file(os.path.join(dest, item_path(c["id"])), data)
         written[item_path(c["id"])] = hashlib.sha256(data).hexdigest()
-    return (min(lon_all), min(lat_all), max(lon_all), max(lat_all)), written
+    return extremes, written
