@@ -56,7 +56,8 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
 
     # in chunks through the disk (memory: one chunk of items), the schemas of the chunks unified -- a
     # property null in one chunk (a boundary distance) and a number in the next -- then written in order
-    with tempfile.TemporaryDirectory(prefix=".stac-geoparquet-", dir=Path(dest).parent) as tmp:
+    # (the chunks in the dataset's own temporary folder: gone before its manifest, and with it if killed)
+    with tempfile.TemporaryDirectory(prefix=".stac-geoparquet-", dir=dest) as tmp:
         paths, schema = [], None
         for k, chunk in enumerate(_batched(dicts(), CHUNK_ITEMS)):
             part = stac_geoparquet.arrow.parse_stac_items_to_arrow(chunk, schema="FullFile").read_all()
@@ -69,8 +70,7 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             for path in paths:
                 yield from pq.read_table(path).cast(schema).to_batches()
 
-        reader = pa.RecordBatchReader.from_batches(schema, batches()) if schema is not None else \
-            stac_geoparquet.arrow.parse_stac_items_to_arrow([], schema="FullFile")
+        reader = pa.RecordBatchReader.from_batches(schema, batches())  # the gather has chips: a schema
         stac_geoparquet.arrow.to_parquet(reader, root / ITEMS_FILE, compression="zstd", write_statistics=False)
     digests[f"{NAME}/{ITEMS_FILE}"] = hashlib.sha256((root / ITEMS_FILE).read_bytes()).hexdigest()
     asset = {"items": {"href": f"./{ITEMS_FILE}", "type": PARQUET_TYPE, "title": "every Item of the collection, "
