@@ -294,6 +294,29 @@ def _json(d: Path, rel: str, reachable) -> tuple[object, str | None]:
         return None, f"{rel}: not JSON ({exc})"
 
 
+def _item_problems(item: dict, chip: dict, classes: dict, listed: dict, reachable, folder: str, label: str,
+                   where: str) -> list[str]:
+    """A STAC Item of a chip against labels.txt and the manifest: its split and class, each asset the chip's
+    file (hrefs relative to ``folder``, within the dataset: path arithmetic, nothing opened; the label asset
+    ``label``), its checksum the manifest's."""
+    out = []
+    props, assets = item["properties"], item["assets"]
+    if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
+        out.append(f"{where}: split or class differ from labels.txt")
+    for key, asset in assets.items():
+        href = asset["href"]
+        rel = os.path.normpath(os.path.join(folder, href)).replace(os.sep, "/") \
+            if isinstance(href, str) and reachable(os.path.join(folder, href)) else None
+        want = label if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), chip["id"])
+        if rel is None:
+            out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
+        elif rel != want:
+            out.append(f"{where}: asset {key} points to {rel}")
+        elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
+            out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
+    return out
+
+
 def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     """The STAC Items of ``stac-geoparquet/items.parquet``: one a chip of labels.txt, with its split and class,
     its assets the chip's tree files (hrefs from the table's folder; checksums as the manifest's) and the
@@ -322,20 +345,7 @@ def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> 
                 out.append(f"{where}: item {str(cid)[:40]} is {'twice' if cid in seen else 'not in labels.txt'}")
                 continue
             seen.add(cid)
-            props, assets = item["properties"], item["assets"]
-            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
-                out.append(f"{where}: {cid}: split or class differ from labels.txt")
-            for key, asset in assets.items():
-                href = asset.get("href")
-                rel = os.path.normpath(os.path.join(NAME, href)).replace(os.sep, "/") \
-                    if isinstance(href, str) and reachable(os.path.join(NAME, href)) else None
-                want = labels if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), cid)
-                if rel is None:
-                    out.append(f"{where}: {cid}: asset {key} href {str(href)[:200]!r} leads outside the dataset")
-                elif rel != want:
-                    out.append(f"{where}: {cid}: asset {key} points to {rel}")
-                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
-                    out.append(f"{where}: {cid}: asset {key}: file:checksum differs from MANIFEST.sha256")
+            out += _item_problems(item, chip, classes, listed, reachable, NAME, labels, f"{where}: {cid}")
     missing = sorted(set(by_id) - seen)
     if missing:
         out.append(f"{where}: no item for {len(missing)} chip(s) of labels.txt (first: {missing[0]})")
@@ -352,21 +362,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[s
             out.append(problem)
             continue
         try:
-            props, assets = item["properties"], item["assets"]
-            if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
-                out.append(f"{where}: split or class differ from labels.txt")
-            for key, asset in assets.items():
-                # relative to the item's folder, within the dataset (path arithmetic: nothing is opened)
-                href = asset["href"]
-                rel = os.path.normpath(os.path.join("stac", cid, href)).replace(os.sep, "/") \
-                    if isinstance(href, str) and reachable(os.path.join("stac", cid, href)) else None
-                want = label_path(cid) if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), cid)
-                if rel is None:
-                    out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
-                elif rel != want:
-                    out.append(f"{where}: asset {key} points to {rel}")
-                elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
-                    out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
+            out += _item_problems(item, chip, classes, listed, reachable, f"stac/{cid}", label_path(cid), where)
             for link in item.get("links", []):
                 href = link.get("href")
                 if not isinstance(href, str) or not reachable(os.path.join("stac", cid, href)):
