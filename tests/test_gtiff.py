@@ -105,3 +105,25 @@ def test_other_geotiffs_are_refused_by_the_reader_and_read_by_gdal(tmp_path):
         gtiff.read_header(point.read_bytes())
     with pytest.raises(gtiff.NotAChip):
         gtiff.read_header(b"not a tiff at all")
+
+
+def test_validate_takes_a_chip_without_units_from_an_earlier_gos_build_and_finds_a_wrong_one():
+    """An older chip (descriptions, no unit, scale or offset) says nothing wrong; a wrong unit, a lost
+    description or a wrong scale is a finding naming the band field."""
+    from affine import Affine as A
+
+    from gos_build.archive.validate import _declared
+    from gos_build.layout import GOS10M, band_descriptions
+
+    def header(layer, units):
+        arr = np.zeros((len(layer.bands), 8, 8), layer.dtype)
+        data = geotiff_bytes(arr, "EPSG:32652", A(10, 0, 0, 0, -10, 80), layer.nodata, band_descriptions(layer),
+                             units)
+        return gtiff.read_header(data)
+
+    rgb, slope = GOS10M["rgb"], GOS10M["slope"]
+    assert _declared(rgb, header(rgb, rgb.gdal_units), {}) is None
+    assert _declared(rgb, header(rgb, None), {}) is None  # written before units were declared
+    assert _declared(slope, header(slope, ("radian", 1.0, 0.0)), {}) == \
+        "band unit ['radian'] in the GeoTIFF, the layer's is ['degree'] (value x scale + offset in unit)"
+    assert _declared(rgb, header(rgb, ("1", 0.001, 0.0)), {}).startswith("band scale [0.001, 0.001, 0.001]")

@@ -234,7 +234,8 @@ def dataset_warnings(dataset: str | Path) -> list[str]:
 def _declared(layer, header, seen: dict) -> str | None:
     """What a chip GeoTIFF's directory declares against its layer's registry entry -- dtype, band count, and per
     band GDAL's description, unit type, scale and offset -- or None when it agrees (or the header is GDAL's to
-    read). One answer per kind of header."""
+    read). A file that declares no unit, scale or offset at all (a dataset written before gos-build declared
+    them) is compared by its descriptions alone: it says nothing wrong. One answer per kind of header."""
     if header is None or isinstance(header, Exception):
         return None
     key = (layer.name, header.dtype, header.count, header.metadata)
@@ -249,7 +250,7 @@ def _declared(layer, header, seen: dict) -> str | None:
             if (header.dtype, header.count) != (layer.dtype, len(layer.bands)):
                 seen[key] = (f"{header.count} band(s) of {header.dtype}, the layer has {len(layer.bands)} of "
                              f"{layer.dtype}")
-            elif got != want:
+            elif got != want and not _undeclared_units(got, want):
                 bad = next(k for k in ("description", "unit", "scale", "offset") if any(
                     g[k] != w[k] for g, w in zip(got, want)))
                 seen[key] = (f"band {bad} {[g[bad] for g in got]} in the GeoTIFF, the layer's is "
@@ -257,6 +258,12 @@ def _declared(layer, header, seen: dict) -> str | None:
             else:
                 seen[key] = None
     return seen[key]
+
+
+def _undeclared_units(got: list[dict], want: list[dict]) -> bool:
+    """The descriptions as the layer's, and no unit, scale or offset declared in any band."""
+    return all(g["description"] == w["description"] and (g["unit"], g["scale"], g["offset"]) == ("", 1.0, 0.0)
+               for g, w in zip(got, want))
 
 
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, GosBuildError)
