@@ -158,6 +158,46 @@ def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_p
     assert not leftovers, leftovers
 
 
+def test_killed_while_publishing_resumes_and_forcerun_redoes_only_the_last_job(inputs, runs, tmp_path):
+    """SIGKILL the workflow while the dataset job writes (its temporary folder exists): nothing half-written is
+    left in dataset/ (there is none), the rerun gives the uninterrupted run's MANIFEST, a second rerun plans no
+    job, and ``--forcerun package`` runs the package job alone."""
+    import signal
+    import time
+
+    work = tmp_path / "killed"
+    work.mkdir()
+    cfg = workflow_config(inputs, "aoi", AOI_A)
+    path = work / "aoi.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                             str(work), "--configfile", str(path), "--cores", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    aoi = work / "results" / "aoi"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if any((aoi / ".dataset.tmp").glob("*/*/*.tif")):  # the tree's files are being placed
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the workflow ended before the dataset job could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (aoi / "dataset").exists()  # the job's output appears whole or not at all
+    assert run_workflow(work, cfg, "--unlock").returncode == 0
+    res = run_workflow(work, cfg, "--cores", "2", "--rerun-incomplete")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (aoi / "dataset" / "MANIFEST.sha256").read_bytes() == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()
+    leftovers = [p for p in (work / "results").rglob(".*") if ".tmp" in p.name or p.name.startswith(".stac-geo")]
+    assert not leftovers, leftovers
+    res = run_workflow(work, cfg, "--cores", "2", "-n")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
+    res = run_workflow(work, cfg, "--cores", "2", "--forcerun", "package", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ran = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M))
+    assert ran == {"package": "1", "all": "1", "total": "2"}, res.stdout + res.stderr
+
+
 def test_full_results_disk_ends_with_one_line_and_resumes(inputs, runs, tmp_path):
     """results/ on a 6 MB tmpfs: the job that hits the full disk says so in one line; after the space
     is freed the rerun gives the same manifest as an uninterrupted run."""
