@@ -123,20 +123,25 @@ def test_datacard_states_inputs_counts_and_versions(runs):
     assert "| 1 | tectonic | 构造地貌 |" in card and "Rejected, by first failing test" in card
 
 
+def _start_workflow(work: Path, cfg: dict) -> subprocess.Popen:
+    """The workflow on ``cfg`` in ``work``, with two cores, in a process group of its own (to be killed whole)."""
+    work.mkdir()
+    path = work / "aoi.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                             str(work), "--configfile", str(path), "--cores", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_path):
     """SIGKILL the whole workflow once chip shards start to appear; rerun; same MANIFEST as an uninterrupted run."""
     import signal
     import time
 
     work = tmp_path / "killed"
-    work.mkdir()
     cfg = workflow_config(inputs, "aoi", AOI_A)
-    path = work / "aoi.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                             str(work), "--configfile", str(path), "--cores", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = _start_workflow(work, cfg)
     tiles = work / "results" / "aoi" / "tiles"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -166,14 +171,8 @@ def test_killed_while_publishing_resumes_and_forcerun_redoes_only_the_last_job(i
     import time
 
     work = tmp_path / "killed"
-    work.mkdir()
     cfg = workflow_config(inputs, "aoi", AOI_A)
-    path = work / "aoi.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                             str(work), "--configfile", str(path), "--cores", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = _start_workflow(work, cfg)
     aoi = work / "results" / "aoi"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
