@@ -75,6 +75,12 @@ def run_workflow(workdir: Path, cfg: dict, *args, env: dict | None = None, umask
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "aoi.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return run_configfile(workdir, path, *args, env=env, umask=umask)
+
+
+def run_configfile(workdir: Path, path: Path, *args, env: dict | None = None,
+                   umask: int = -1) -> subprocess.CompletedProcess:
+    """``snakemake --configfile PATH ARGS`` in ``workdir``, as a user runs it on a config file of theirs."""
     # the rules call `gos-build`: the one installed beside this Python
     env = dict(env or os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -76,3 +76,11 @@ def test_zip_parts_hold_whole_files_within_the_limit():
     assert package_path("d", "x", "rgb").name == "x_rgb.zip"
     assert package_path("d", "x", "rgb", 2, 3).name == "x_rgb.part02-of-03.zip"
     assert package_path("d", "x", "rgb", 7, 120).name == "x_rgb.part007-of-120.zip"
+
+
+def test_every_form_of_the_schema_has_its_writer():
+    """publish.forms' enum (config.FORMS) and the writers name the same forms: none chosen and silently unwritten."""
+    from gos_build.archive.writers import WRITERS
+    from gos_build.config import DEFAULT_FORMS, FORMS
+
+    assert set(FORMS) == set(WRITERS) and set(DEFAULT_FORMS) < set(FORMS) and "tree" in DEFAULT_FORMS

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import ROOT, AUVERGNE_BBOX, default_config, run_cli, run_workflow
+from helpers import ROOT, AUVERGNE_BBOX, default_config, run_cli, run_configfile, run_workflow
 from gos_build.errors import GosBuildError
 
 
@@ -354,9 +354,6 @@ def test_init_writes_a_config_for_your_own_area_that_builds(auvergne_demo, tmp_p
     the field's values (GOS10m's English names and order), check-config passes it and the workflow builds a
     dataset that validates from it. A wrong glob or no class field: the config is written, the missing input
     named, the exit status 2; an existing file is never overwritten without --force."""
-    import subprocess
-    import sys
-
     out = tmp_path / "auvergne.yaml"
     args = ["init", str(out), "--bbox", *map(str, AUVERGNE_BBOX), "--sentinel2",
             str(auvergne_demo / "sentinel2" / "*.SAFE"), "--dem", str(auvergne_demo / "srtm" / "*.hgt"),
@@ -389,11 +386,7 @@ def test_init_writes_a_config_for_your_own_area_that_builds(auvergne_demo, tmp_p
         [(gos10m[v], v) for v in gos10m if v in values]
     res = run_cli("check-config", str(out))
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr
-    env = {k: v for k, v in __import__("os").environ.items()}
-    env["PATH"] = f"{__import__('pathlib').Path(sys.executable).parent}:{env.get('PATH', '')}"
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                          str(tmp_path), "--cores", "2", "--configfile", str(out)], capture_output=True, text=True,
-                         env=env)
+    res = run_configfile(tmp_path, out, "--cores", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     res = run_cli("validate", str(tmp_path / "results" / "auvergne" / "dataset"))
     assert res.returncode == 0 and ": OK" in res.stdout, res.stderr

@@ -7,6 +7,7 @@ the GeoTIFF's own CRS.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -375,7 +376,7 @@ def test_extra_layers_in_stac_parquet_packed_croissant_and_the_loader(extra_data
     first = next(c for c in chips if c["id"] == got["id"])
     for m in EXAMPLE:
         tree = d / chip_path(m, classes[first["class_id"]]["name"], first["id"])
-        assert got["sha"][m] == __import__("hashlib").sha256(tree.read_bytes()).hexdigest(), m
+        assert got["sha"][m] == hashlib.sha256(tree.read_bytes()).hexdigest(), m
     # the packed store: every extra layer, equal to the tree
     store = zarr.open_group(str(d / "packed"), mode="r")
     ids = [str(v) for v in store["train"]["chip_id"][:]]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 
 import numpy as np
@@ -198,7 +200,7 @@ def test_parquet_loads_offline_with_datasets_and_equals_the_tree(runs, tmp_path)
 
     d = runs["a2"] / "dataset"
     classes, chips = read_index(d)
-    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
     res = subprocess.run([sys.executable, "-c", _LOAD_WITH_DATASETS, str(d), ",".join(MODALITIES)],
                          capture_output=True, text=True, env=env, timeout=300)
@@ -273,7 +275,6 @@ def test_publish_chooses_the_forms_and_cuts_the_zips_in_parts(inputs, tmp_path):
     datacard shows how to load what is there and its snippet runs; each layer's zip is cut into parts of at most
     50 kB (each a valid zip, whole files, the tree's order); all parts unzipped into one folder are the
     dataset, which validates. ``zips: false`` plans no package job."""
-    import os
     import subprocess
     import sys
     import zipfile
@@ -358,7 +359,7 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
             assert item["assets"][key]["raster:bands"] == asset["raster:bands"]
         def props(doc):  # the same instant, whatever its digits: the table holds a timestamp
             out = {k: v for k, v in doc["properties"].items() if v is not None}
-            out["datetime"] = __import__("datetime").datetime.fromisoformat(out["datetime"].replace("Z", "+00:00"))
+            out["datetime"] = dt.datetime.fromisoformat(out["datetime"].replace("Z", "+00:00"))
             return out
 
         assert props(item) == props(mine)
@@ -375,3 +376,14 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
     assert res.returncode == 0 and f"{d}: OK" in res.stdout, res.stderr
     card = (d / "datacard.md").read_text(encoding="utf-8")
     assert "The same chips four ways" in card and "stac-geoparquet/items.parquet" in card
+    # the card's snippet as a user copies it, from the dataset folder (the table's lines among them)
+    import subprocess
+    import sys
+
+    block = card.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "stac_table_to_items" in block
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-c", block], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"{len(chips)} " in run.stdout and "../rgb/" in run.stdout

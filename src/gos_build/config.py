@@ -187,26 +187,6 @@ def _semantic_problems(cfg: dict) -> list[str]:
     return out
 
 
-FORMS = ("tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet")  # publish.forms: every form
-DEFAULT_FORMS = ("tree", "stac", "croissant", "packed", "parquet")  # publish.forms' default (GOS10m-compatible)
-ZIP_PART_GB = 4  # publish.zips.part_gb's default: TACO's and FAT32's 4 GB
-
-
-def published_forms(config: dict) -> tuple[str, ...]:
-    """The forms a (validated) config publishes, in :data:`FORMS`' order (the writers')."""
-    chosen = set((config.get("publish") or {}).get("forms") or DEFAULT_FORMS)
-    return tuple(f for f in FORMS if f in chosen)
-
-
-def zip_part_bytes(config: dict) -> int | None:
-    """The largest part of a dist/ zip a (validated) config allows, bytes; None: no zips (``publish.zips:
-    false``)."""
-    zips = (config.get("publish") or {}).get("zips", {})
-    if zips is False:
-        return None
-    return int(float((zips or {}).get("part_gb", ZIP_PART_GB)) * 1e9)
-
-
 def check_config(config: dict, schema: dict | None = None) -> None:
     """Raise :class:`GosBuildError` listing every problem of ``config`` (one line each)."""
     import jsonschema
@@ -288,3 +268,26 @@ def schema_entry(key: str, schema: dict | None = None) -> dict:
     for part in key.split("."):
         node = node["properties"][part]
     return node
+
+
+# publish: the forms (every one, in the writers' order; the default, GOS10m-compatible) and the largest zip
+# part's default (4 GB, as TACO cuts its archives), as the schema says them
+FORMS = tuple(schema_entry("publish.forms")["items"]["enum"])
+DEFAULT_FORMS = tuple(schema_entry("publish.forms")["default"])
+ZIP_PART_GB = next(b["properties"]["part_gb"]["default"] for b in schema_entry("publish.zips")["anyOf"]
+                   if b.get("type") == "object")
+
+
+def published_forms(config: dict) -> tuple[str, ...]:
+    """The forms a (validated) config publishes, in :data:`FORMS`' order (the schema's; the datacard's table)."""
+    chosen = set((config.get("publish") or {}).get("forms") or DEFAULT_FORMS)
+    return tuple(f for f in FORMS if f in chosen)
+
+
+def zip_part_bytes(config: dict) -> int | None:
+    """The largest part of a dist/ zip a (validated) config allows, bytes; None: no zips (``publish.zips:
+    false``)."""
+    zips = (config.get("publish") or {}).get("zips", {})
+    if zips is False:
+        return None
+    return int(float((zips or {}).get("part_gb", ZIP_PART_GB)) * 1e9)

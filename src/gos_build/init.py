@@ -13,12 +13,14 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .config import schema_entry
 from .errors import GosBuildError
 
 # GOS10m's three genesis classes under their Chinese names: the English folder names init gives them
 GOS10M_NAMES = {"构造地貌": "tectonic", "火山熔岩地貌": "volcanic", "流水地貌": "fluvial"}
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # a class name: a folder name of the tree (the schema's pattern)
-MAX_CLASSES = 254
+_CLASSES = schema_entry("classes")
+_NAME = re.compile(_CLASSES["additionalProperties"]["properties"]["name"]["pattern"])  # a folder name of the tree
+MAX_CLASSES = _CLASSES["maxProperties"]
 
 
 @dataclass
@@ -45,9 +47,9 @@ class Draft:
 
 def classes_from_values(values: list) -> tuple[dict, list[str]]:
     """The ``classes:`` section for the distinct values of the class field (GOS10m's in its order, the others
-    sorted), and notes on the names a
-    user should look at: a value that is a plain name names its class; GOS10m's Chinese names get their English
-    names; any other value gets ``class_<id>`` (and the value as ``name_zh`` where it is not ASCII)."""
+    sorted), and notes on the names a user should look at: a value that is a plain name names its class;
+    GOS10m's Chinese names get their English names; any other value gets ``class_<id>`` (and the value as
+    ``name_zh`` where it is not ASCII)."""
     if len(values) > MAX_CLASSES:
         raise GosBuildError(f"inputs.class_field: {len(values)} distinct values; a dataset holds at most "
                             f"{MAX_CLASSES} classes (is it the right field?)")
@@ -89,7 +91,7 @@ def draft_config(name: str, bbox: list[float], sentinel2: list[str], dem: list[s
         if len(hits) != 1:
             raise GosBuildError(f"inputs.polygons: '{polygons}' matches {len(hits)} files; name one vector file")
         facts = describe(hits[0])
-        fields = [f for f in facts["fields"]]
+        fields = facts["fields"]
         if not class_field or class_field not in fields:
             said = f"no field '{class_field}'" if class_field else "no --class-field given"
             raise GosBuildError(f"inputs.class_field: {hits[0]}: {said}; its fields: {', '.join(fields)} "

@@ -172,8 +172,7 @@ class GOSBuildStream(IterableDataset):
             raise GosBuildError(f"{self.root}: no Parquet form (parquet/) to stream")
         self.shards = sorted(str(p) for p in folder.glob(f"{split}-*.parquet")
                              if SHARD_RE.fullmatch(f"{PARQUET}/{p.name}"))
-        classes, chips = read_index(self.root)
-        self.class_ids = sorted(classes)
+        _, chips = read_index(self.root)  # the shards' label column is the label: no class ids needed
         self.length = sum(1 for c in chips if c["split"] == split)  # over all readers (no __len__: per reader it varies)
         self.seed, self.buffer, self.epoch = seed, buffer, 0
         self.rank, self.world_size = rank, world_size

@@ -21,7 +21,7 @@ from ..io import atomic_folder, files_under, sha256_file
 from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
                       classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
 from ..splits import block_folds, class_balance, splits_from_config, weak_data
-from .writers import WRITERS, writers_of
+from .writers import writers_of
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
-            for writer in writers_of(config):
-                name = next(k for k, w in WRITERS.items() if w is writer)
+            for name, writer in writers_of(config).items():
                 t0 = time.perf_counter()
                 writer.gather([z for _, z in shards], chips, tmp, context)
                 log.info("dataset: writer %s %.1f s", name, time.perf_counter() - t0)
@@ -151,7 +150,7 @@ def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float,
                    "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
         write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance}, layers)
         datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
-        for writer in writers_of(config):
+        for writer in writers_of(config).values():
             if hasattr(writer, "after_datacard"):
                 writer.after_datacard(tmp, context, datacard)
         files = files_under(tmp)

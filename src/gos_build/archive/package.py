@@ -13,22 +13,17 @@ import os
 from pathlib import Path
 
 from ..io import files_under, write_zip
-from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, dataset_layers, split_file
+from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, dataset_layers, split_file
+from ..readers import PACKED as PACKED_DIR, PARQUET as PARQUET_DIR
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
+from .writers import stac, stac_table
 
 log = logging.getLogger(__name__)
 
 # folds.txt only with split.folds, layers.json only with layers beyond GOS10m's nine
 METADATA_FILES = (CLASSES_FILE, LABELS_FILE, *(split_file(s) for s in SPLITS), FOLDS_FILE, LAYERS_FILE, STATS_FILE,
                   DATACARD_FILE, "README.md", "chips.csv", "croissant.json", MANIFEST_FILE)
-PACKED_DIR = "packed"
-PARQUET_DIR = "parquet"
-
-
-def package_names(layers: Registry) -> tuple[str, ...]:
-    """The zips of a dataset with these layers: one a layer, ``labels`` (metadata, STAC), the packed store and the
-    Parquet form (its shards and GeoParquet index; its dataset card ``README.md`` is in ``labels``)."""
-    return (*layers, "labels", PACKED_DIR, PARQUET_DIR)
+CATALOGUE_DIRS = (stac.NAME, stac_table.NAME)  # in the labels zip, beside the metadata files
 
 
 def package_path(dist: str | Path, aoi: str, name: str, part: int = 1, parts: int = 1) -> Path:
@@ -74,7 +69,7 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     dataset = Path(dataset)
     groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in dataset_layers(dataset)}
     groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
-    for form in ("stac", "stac-geoparquet"):  # the catalogues (Croissant's files are METADATA_FILES)
+    for form in CATALOGUE_DIRS:  # the catalogues (Croissant's files are METADATA_FILES)
         groups["labels"] += [f"{form}/{r}" for r in files_under(dataset / form)]
     groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
     groups[PARQUET_DIR] = [f"{PARQUET_DIR}/{r}" for r in files_under(dataset / PARQUET_DIR)]

@@ -28,7 +28,7 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
                          chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
                          chips_cfg.get("min_boundary_distance_m", 0.0), layers)
     members = []
-    for writer in writers_of(config):
+    for writer in writers_of(config).values():
         if hasattr(writer, "shard_members"):
             members += writer.shard_members(grid, kept, layers)
     write_folder(out_shard, sorted(members))

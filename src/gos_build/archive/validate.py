@@ -273,7 +273,8 @@ def _publication_problems(d: Path, chips: list[dict], classes: dict, listed: dic
     """The STAC items, the Croissant index, the Parquet shards and the packed store agree with labels.txt (and
     the manifest). Each form is read as a stranger's file: what cannot be read is a finding, not a crash."""
     out = []
-    for form, check in (("stac", _stac_problems), ("stac-geoparquet", _stac_table_problems), ("chips.csv", _csv_problems), ("croissant.json", _croissant_problems),
+    for form, check in (("stac", _stac_problems), ("stac-geoparquet", _stac_table_problems),
+                        ("chips.csv", _csv_problems), ("croissant.json", _croissant_problems),
                         (PARQUET, _parquet_problems), ("packed", _packed_problems)):
         if not (d / form).exists():
             continue
@@ -438,10 +439,10 @@ def _croissant_problems(d: Path, chips, classes, listed, reachable, layers) -> l
 
 def _packed_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     store, out = PackedReader(d, links=reachable.links), []
+    class_of = {c["id"]: c["class_id"] for c in chips}
+    label = label_of(classes)
     for s in SPLITS:
         want = sorted(c["id"] for c in chips if c["split"] == s)
-        class_of = {c["id"]: c["class_id"] for c in chips}
-        label = label_of(classes)
         try:
             ids = [str(v) for v in store.column(s, "chip_id", len(want))]
             if ids != want:

@@ -25,9 +25,10 @@ WRITERS = {"tree": tree, "packed": packed, "stac": stac, "stac-geoparquet": stac
            "parquet": parquet}
 
 
-def writers_of(config: dict) -> list:
-    """The writers of the forms a (validated) config publishes (``publish.forms``), in :data:`WRITERS`' order."""
+def writers_of(config: dict) -> dict:
+    """The writers of the forms a (validated) config publishes (``publish.forms``), by form, in :data:`WRITERS`'
+    order."""
     from ...config import published_forms
 
     forms = set(published_forms(config))
-    return [w for name, w in WRITERS.items() if name in forms]
+    return {name: w for name, w in WRITERS.items() if name in forms}

@@ -100,8 +100,6 @@ def thumbnail(rgb: np.ndarray, table: np.ndarray) -> bytes:
 def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     """Write the split shards and the GeoParquet index under ``dest/parquet`` (the tree is already in ``dest``)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-    import shapely
 
     classes = context["classes"]
     crs = context["crs"]
@@ -132,25 +130,33 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
     for _ in ordered(context["pool"], _write_shard, tasks):
         pass
     # the index: footprints as the STAC items have them
-    rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], span)
-    polygons = shapely.polygons(rings) if chips else np.array([], dtype=object)
-    wkb = shapely.to_wkb(polygons, byte_order=1) if chips else []
-    table = pa.table({
+    write_footprints(dest / INDEX_FILE, chips, crs, span, {
         "chip_id": pa.array([c["id"] for c in chips], pa.string()),
         "label": pa.array([index_of[c["class_id"]] for c in chips], pa.int64()),
         "class_id": pa.array([c["class_id"] for c in chips], pa.int64()),
         "class_name": pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
         "split": pa.array([c["split"] for c in chips], pa.string()),
         "parquet_file": pa.array([where[c["id"]][0] for c in chips], pa.string()),
-        "parquet_row": pa.array([where[c["id"]][1] for c in chips], pa.int64()),
-        "geometry": pa.array(list(wkb), pa.binary()),
-    })
+        "parquet_row": pa.array([where[c["id"]][1] for c in chips], pa.int64())})
+    log.info("parquet: %d chips in %d shards -> %s", len(chips), len(tasks), dest / NAME)
+
+
+def write_footprints(path: Path, chips: list[dict], crs: str, span: float, columns: dict) -> None:
+    """A GeoParquet 1.1 table of chips: ``columns`` (pyarrow arrays, one value a chip), then ``geometry``, each
+    chip's footprint (``span`` m square in the grid CRS ``crs``) as WKB in lon/lat -- no crs: OGC:CRS84, the
+    default -- with its bbox in the ``geo`` metadata; Zstandard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], span)
+    polygons = shapely.polygons(rings) if chips else np.array([], dtype=object)
+    wkb = shapely.to_wkb(polygons, byte_order=1) if chips else []
+    table = pa.table({**columns, "geometry": pa.array(list(wkb), pa.binary())})
     bbox = [float(v) for v in shapely.total_bounds(polygons)] if chips else []
     geo = {"version": "1.1.0", "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}}}
-    table = table.replace_schema_metadata({"geo": json.dumps(geo)})  # no crs: OGC:CRS84 (lon, lat), the default
-    pq.write_table(table, dest / INDEX_FILE, compression="zstd")
-    log.info("parquet: %d chips in %d shards -> %s", len(chips), len(tasks), dest / NAME)
+    pq.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), path, compression="zstd")
 
 
 def _write_shard(task) -> None:

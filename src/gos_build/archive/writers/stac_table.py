@@ -18,9 +18,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ...grid import chip_footprints_lonlat
 from ...layout import CLASS_ID, LABEL, label_of
 from ...parallel import ordered
+from .parquet import write_footprints
 from .stac import LABEL_PROPERTY, ItemTemplates, _json, render_items
 
 log = logging.getLogger(__name__)
@@ -97,24 +97,13 @@ def _write_labels(path: Path, chips: list[dict], context: dict) -> bytes:
     """``labels.parquet``: GeoParquet 1.1, one row per chip (chip_id, class, class_id, label, split, its
     footprint as WKB in lon/lat); its bytes."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-    import shapely
 
     classes = context["classes"]
-    span = context["chip_size"] * context.get("resolution", 10.0)
-    rings, _ = chip_footprints_lonlat(context["crs"], [(c["x"], c["y"]) for c in chips], span)
-    polygons = shapely.polygons(rings) if chips else []
     index = label_of(classes)
-    table = pa.table({
+    write_footprints(path, chips, context["crs"], context["chip_size"] * context.get("resolution", 10.0), {
         "chip_id": pa.array([c["id"] for c in chips], pa.string()),
         LABEL_PROPERTY: pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
         CLASS_ID: pa.array([c["class_id"] for c in chips], pa.int64()),
         LABEL: pa.array([index[c["class_id"]] for c in chips], pa.int64()),
-        "split": pa.array([c["split"] for c in chips], pa.string()),
-        "geometry": pa.array(list(shapely.to_wkb(polygons, byte_order=1)) if chips else [], pa.binary()),
-    })
-    bbox = [float(v) for v in shapely.total_bounds(polygons)] if chips else []
-    geo = {"version": "1.1.0", "primary_column": "geometry",
-           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}}}
-    pq.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), path, compression="zstd")
+        "split": pa.array([c["split"] for c in chips], pa.string())})
     return path.read_bytes()
