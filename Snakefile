@@ -28,6 +28,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     tile=ID_PATTERN,
+    group=r"\d+",
 
 
 

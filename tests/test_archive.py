@@ -6,9 +6,13 @@ import json
 
 import pytest
 
-from gos_build.archive.gather import build_dataset
+from gos_build.archive.gather import publish
 from gos_build.errors import GosBuildError
+from gos_build.grid import build_grid
 
+# a grid over the hand-made chips below (UTM 52N, x 399 360..412 160, y 4 797 440..4 810 240): one tile
+GRID = build_grid(bbox=[127.7, 43.3, 128.0, 43.5], crs="EPSG:32652", tile_chips=256)
+(TILE,) = (t.id for t in GRID.tiles())
 CLASSES = {1: {"name": "tectonic", "name_zh": "构造地貌", "values": ["tectonic"]},
            2: {"name": "volcanic", "name_zh": "火山熔岩地貌", "values": ["volcanic"]},
            3: {"name": "fluvial", "name_zh": "流水地貌", "values": ["fluvial"]}}
@@ -16,15 +20,15 @@ CLASSES = {1: {"name": "tectonic", "name_zh": "构造地貌", "values": ["tecton
 
 def test_no_chip_passing_the_filters(tmp_path):
     j = tmp_path / "t.json"
-    j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [],
+    j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [], "tile": TILE,
                              "rejected": {"purity": 9, "cloud": 3, "nodata": 0, "unlabelled": 0}}))
     z = tmp_path / "shard"
     z.mkdir()
     with pytest.raises(GosBuildError, match=r"no chip passed the filters \(12 candidates; rejected: cloud 3, "
                                             r"nodata 0, purity 9, unlabelled 0\)"):
-        build_dataset([(str(j), str(z))], {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
-                      "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}, 640.0, tmp_path / "ds", {})
-    assert not (tmp_path / "ds").exists()
+        publish([j], [z], {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
+                "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}, GRID, {}, tmp_path / "ds", tmp_path / "work")
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "work" / "plan").exists()
 
 
 def test_folds_and_class_balance_in_the_datacard(tmp_path):
@@ -38,17 +42,17 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path):
             label = 3 if (i // 4, j // 4) in ((0, 0), (4, 4)) else 1 if i < 10 else 2
             chips.append({"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "class_id": label,
                           "class": CLASSES[label]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
-                          "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}})
+                          "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}, "bytes": 0})
     j = tmp_path / "t.json"
-    j.write_text(json.dumps({"candidates": 400, "partial_aoi": 0, "kept": 400, "chips": chips,
+    j.write_text(json.dumps({"candidates": 400, "partial_aoi": 0, "kept": 400, "chips": chips, "tile": TILE,
                              "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
-    z = tmp_path / "shard"
-    z.mkdir()
+    z = tmp_path / TILE / "shard"
+    z.mkdir(parents=True)
     (z / tree.SUMS_FILE).write_text("")
     cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1, "folds": 3,
                                          "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}},
            "publish": {"forms": ["tree"]}}
-    build_dataset([(str(j), str(z))], cfg, 640.0, tmp_path / "ds", {})
+    publish([j], [z], cfg, GRID, {}, tmp_path / "ds", tmp_path / "work")
     from gos_build.layout import read_folds
 
     folds = read_folds(tmp_path / "ds")

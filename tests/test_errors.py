@@ -154,9 +154,24 @@ def test_missing_or_broken_record_given_to_a_command(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     for bad, problem in (("missing.json", "cannot be read (No such file or directory)"),
                          ("broken.json", "not valid JSON")):
-        res = run_cli("dataset", "--config", "{}", "--grid", str(tmp_path / "grid.json"), "--labels",
-                      str(tmp_path / bad), "--out", str(tmp_path / "dataset"), str(tmp_path / "chips.json"))
+        res = run_cli("publish-plan", "--config", "{}", "--grid", str(tmp_path / "grid.json"), "--labels",
+                      str(tmp_path / bad), "--out", str(tmp_path / "plan"), str(tmp_path / "chips.json"))
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert res.stderr.strip().startswith(f"gos-build: error: {tmp_path / bad}: {problem}"), res.stderr
-        assert not (tmp_path / "dataset").exists()
+        assert not (tmp_path / "plan").exists()
+    # a tile record that is not there, a plan that is not one: one line naming the file
+    (tmp_path / "labels.json").write_text("{}")
+    cfg = '{"classes": {"1": {"name": "a", "values": ["a"]}}, "split": {"method": "block", "seed": 1}}'
+    res = run_cli("publish-plan", "--config", cfg, "--grid", str(tmp_path / "grid.json"),
+                  "--out", str(tmp_path / "plan"), str(tmp_path / "chips.json"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().startswith(f"gos-build: error: {tmp_path / 'chips.json'}: cannot read the tile's "
+                                         "record"), res.stderr
+    for command in (["publish-group", "--group", "0"], ["dataset"]):
+        res = run_cli(*command, "--config", cfg, "--grid", str(tmp_path / "grid.json"), "--plan",
+                      str(tmp_path / "plan"), "--out", str(tmp_path / "out"), str(tmp_path / "x"))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert res.stderr.strip().startswith(f"gos-build: error: {tmp_path / 'plan' / 'plan.json'}: cannot read the "
+                                             "publishing plan"), res.stderr
+        assert not (tmp_path / "out").exists()
 

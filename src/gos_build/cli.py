@@ -274,8 +274,8 @@ def _cmd_chips_tile(args) -> None:
                      args.out_shard, args.out_json, polygons=args.polygons)
 
 
-def _cmd_dataset(args) -> None:
-    from .archive.gather import build_dataset
+def _cmd_publish_plan(args) -> None:
+    from .archive.plan import make_plan
 
     grid = _grid(args)
     prov = {"grid": json.loads(grid.to_json())}
@@ -287,11 +287,20 @@ def _cmd_dataset(args) -> None:
         from .sentinel2 import observation_summary
 
         prov["sentinel2_observations"] = observation_summary([_load(p) for p in sorted(args.observations)])
-    jsons = sorted(p for p in args.shards if p.endswith(".json"))
-    folders = sorted(p for p in args.shards if not p.endswith(".json"))
-    if [Path(p).parent for p in jsons] != [Path(p).parent for p in folders]:
-        raise GosBuildError("dataset: give chips.json and the shard folder of every tile")
-    build_dataset(list(zip(jsons, folders)), _config(args), grid.chip_span, args.out, prov, workers=args.threads or 1)
+    make_plan(sorted(args.records), _config(args), grid, prov, args.out)
+
+
+def _cmd_publish_group(args) -> None:
+    from .archive.gather import publish_group
+
+    publish_group(args.plan, args.group, args.shards, _config(args), _grid(args), args.out,
+                  workers=args.threads or 1)
+
+
+def _cmd_dataset(args) -> None:
+    from .archive.gather import build_dataset
+
+    build_dataset(args.plan, args.groups, _config(args), _grid(args), args.out)
 
 
 def _cmd_package(args) -> None:
@@ -474,15 +483,28 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--granules", nargs="*", default=[], help="folders of s2-granule for the granules under the "
                     "tile")
 
-    ds = command("dataset", _cmd_dataset, "gather the tile shards into the dataset folder (splits, stats, manifest)",
-                 "config", "grid")
-    ds.add_argument("--sentinel2", help="inputs/sentinel2.json (provenance)")
-    ds.add_argument("--dem", help="inputs/dem.json (provenance)")
-    ds.add_argument("--labels", help="labels/summary.json (provenance)")
-    ds.add_argument("--out", required=True, help="dataset folder")
-    ds.add_argument("--observations", nargs="*", help="median composite: every tile's sentinel2.json (the "
+    pp = command("publish-plan", _cmd_publish_plan, "split the chips and plan the publishing jobs (from the "
+                 "tiles' records; the workflow's publish_plan job)", "config", "grid")
+    pp.add_argument("--sentinel2", help="inputs/sentinel2.json (provenance)")
+    pp.add_argument("--dem", help="inputs/dem.json (provenance)")
+    pp.add_argument("--labels", help="labels/summary.json (provenance)")
+    pp.add_argument("--out", required=True, help="the plan folder (publish/plan)")
+    pp.add_argument("--observations", nargs="*", help="median composite: every tile's sentinel2.json (the "
                     "datacard's summary of valid observations)")
-    ds.add_argument("shards", nargs="+", help="chips.json and the shard folder of every tile")
+    pp.add_argument("records", nargs="+", help="chips.json of every tile")
+
+    pg = command("publish-group", _cmd_publish_group, "write one group of tiles' files of the dataset (the "
+                 "workflow's publish_group job)", "config", "grid")
+    pg.add_argument("--plan", required=True, help="the plan folder (publish/plan)")
+    pg.add_argument("--group", required=True, type=int, help="the group's number in the plan (0-based)")
+    pg.add_argument("--out", required=True, help="the group's folder (publish/groups/<k>)")
+    pg.add_argument("shards", nargs="+", help="the tile shard folders (tiles/<tile>/shard)")
+
+    ds = command("dataset", _cmd_dataset, "write the dataset folder from the plan and its groups (index files, "
+                 "catalogues, datacard, manifest)", "config", "grid")
+    ds.add_argument("--plan", required=True, help="the plan folder (publish/plan)")
+    ds.add_argument("--out", required=True, help="dataset folder")
+    ds.add_argument("groups", nargs="+", help="every group's folder (publish/groups/<k>), in the plan's order")
 
     pk = command("package", _cmd_package, "zip the dataset: one archive per modality plus labels/splits")
     pk.add_argument("--dataset", required=True)

@@ -325,6 +325,32 @@ def files_under(folder: str | Path) -> list[str]:
     return sorted(out, key=lambda rel: rel.split("/"))
 
 
+# errors of os.link that mean "not here" (another file system, no hard links, too many links): copy instead
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES}
+
+
+def link_or_copy(src: str, dst: str, link: list[bool]) -> None:
+    """Hard-link ``src`` at ``dst`` (which must not exist), or copy it where the file system makes no link;
+    ``link``: ``[True]`` shared by a run of calls, set to False at the first refusal (the rest are copied).
+    GosBuildError naming ``src`` when it is missing, and ``dst`` when it exists already."""
+    try:
+        if link[0]:
+            try:
+                os.link(src, dst)
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                link[0] = False
+        if os.path.exists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", dst)
+        shutil.copyfile(src, dst)
+    except FileNotFoundError:
+        raise GosBuildError(f"{src}: missing (expected from an earlier job)") from None
+    except FileExistsError:
+        raise GosBuildError(f"{dst}: written twice (two writers of one path)") from None
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MB blocks."""
     import hashlib

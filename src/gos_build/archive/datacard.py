@@ -202,7 +202,8 @@ def _content(facts: dict) -> str:
 
 def published_config(cfg: dict, prov: dict) -> dict:
     """The config as the datacard shows it: local inputs (globs, paths) replaced by what they matched, named by
-    content -- a reader can check their own copies, and no folder of the builder's machine is published."""
+    content -- a reader can check their own copies, and no folder of the builder's machine is published; how the
+    work was shared out (``publish.group_tiles``, like the cores) left out: the files do not depend on it."""
     import copy
 
     from ..inputs import identity
@@ -219,6 +220,7 @@ def published_config(cfg: dict, prov: dict) -> dict:
     if "polygons" in inputs:
         inputs["polygons"] = identity((prov.get("labels") or {}).get("source_file") or
                                       {"name": Path(str(inputs["polygons"])).name})
+    (out.get("publish") or {}).pop("group_tiles", None)
     aoi = out.get("aoi", {})
     if isinstance(aoi.get("geometry"), str):
         aoi["geometry"] = Path(aoi["geometry"]).name

@@ -1,9 +1,10 @@
-"""The gather: tile shards -> the dataset folder (splits, statistics, index files, writers, datacard, manifest).
+"""Publishing: a group's files (:func:`publish_group`), then the dataset folder (:func:`build_dataset`).
 
-Runs once per AOI, after every tile's shard. It reads the tiles' records
-(``chips.json``), never the chips themselves, to choose splits and compute
-the statistics, then lets each writer gather its files, and writes the folder
-under a temporary name, renamed into place when complete.
+After the plan (:mod:`gos_build.archive.plan`: the split, the statistics, the groups of tiles), each group's
+job lets every writer place the files of the group's chips (``publish/groups/<k>/files/``, with their sha256 in
+``sums.txt``); the last job writes what spans the dataset (index files, datacard, the forms' catalogues and
+metadata) under a temporary name, links the groups' files in, merges the manifest from the groups' sums and
+renames the folder into place when complete. Nothing in the last job reads a chip.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
-from collections import Counter
 from pathlib import Path
 
 from .. import parallel
 from ..errors import GosBuildError
-from ..io import atomic_folder, files_under, sha256_file
-from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, Registry, classes_from_config,
-                      classes_text, folds_text, labels_text, layers_from_config, layers_text, split_file)
-from ..splits import block_folds, class_balance, splits_from_config, weak_data
+from ..io import atomic_folder, files_under, link_or_copy, sha256_file
+from ..layout import (CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, classes_from_config, classes_text,
+                      folds_text, labels_text, layers_from_config, layers_text, split_file)
 from .writers import writers_of
 
 log = logging.getLogger(__name__)
@@ -44,121 +44,195 @@ class Digests(dict):
         return self[rel]
 
 
-def layer_stats(chips: list[dict], split_of: dict[str, str], layers: Registry) -> dict:
-    """Per layer of ``layers``, per band: count/mean/std/min/max over the train chips' valid pixels (from their
-    sums)."""
-    acc: dict = {}
-    for c in chips:
-        if split_of.get(c["id"]) != "train":
-            continue
-        for layer, bands in c["stats"].items():
-            slots = acc.setdefault(layer, [{"n": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}
-                                           for _ in bands])
-            for a, b in zip(slots, bands):
-                if b["n"]:
-                    a["n"] += b["n"]
-                    a["sum"] += b["sum"]
-                    a["sumsq"] += b["sumsq"]
-                    a["min"] = min(a["min"], b["min"])
-                    a["max"] = max(a["max"], b["max"])
-    out = {}
-    for name, layer in layers.items():
-        slots = acc.get(name, [])
-        mean = [a["sum"] / a["n"] if a["n"] else None for a in slots]
-        std = [math.sqrt(max(a["sumsq"] / a["n"] - (a["sum"] / a["n"]) ** 2, 0.0)) if a["n"] else None for a in slots]
-        out[name] = {"bands": list(layer.bands), "units": layer.stored_units,
-                     "count": [a["n"] for a in slots], "mean": [_r(v) for v in mean], "std": [_r(v) for v in std],
-                     "min": [_r(a["min"]) if a["n"] else None for a in slots],
-                     "max": [_r(a["max"]) if a["n"] else None for a in slots]}
-    return out
+SUMS_FILE = "sums.txt"  # in a group: "<sha256>  <path in the dataset>" of each of its files, in the manifest's order
+PARTS_FILE = "parts.json"  # in a group: what its writers tell the last job (e.g. the STAC items' extent)
+PARTS_DIR = "parts"  # in a group: the writers' files for the last job (not the dataset's)
 
 
-def _r(v):
-    return None if v is None else float(f"{v:.9g}")
+def _context(plan: dict, config: dict, grid) -> dict:
+    """What the writers share in every publishing job: the layers, classes, grid, config, provenance and
+    statistics."""
+    return {"layers": layers_from_config(config), "classes": classes_from_config(config["classes"]),
+            "crs": grid.crs, "chip_size": grid.chip_size, "resolution": grid.resolution, "config": config,
+            "provenance": plan["provenance"], "stats": plan["stats"], "parquet": plan["parquet"]}
 
 
-def build_dataset(shards: list[tuple[str, str]], config: dict, chip_span: float, out_dir: str | Path,
-                  provenance: dict, workers: int = 1) -> dict:
-    """Gather tile shards ``[(chips.json, shard folder), ...]`` into the archive at ``out_dir`` (atomically).
+def _key(line: str) -> list[str]:
+    """The manifest's order of a ``"<sha256>  <path>"`` line: its path's components (:func:`files_under`)."""
+    return line[66:].rstrip("\n").split("/")
 
-    ``config``: the validated config (``classes`` and ``split`` are used here; all of it goes to the datacard).
-    ``workers``: processes for the writers' work (the job's threads); the files do not depend on it.
-    """
-    from .datacard import write_datacard
 
-    classes = classes_from_config(config["classes"])
-    out_dir = Path(out_dir)
-    docs = [json.loads(Path(j).read_text(encoding="utf-8")) for j, _ in shards]
-    chips = sorted((c for d in docs for c in d["chips"]), key=lambda c: c["id"])
-    ids = [c["id"] for c in chips]
-    if len(set(ids)) != len(ids):
-        raise GosBuildError("chips: the same chip id came from two tiles")
-    rejected = Counter()
-    candidates = partial = 0
-    for d in docs:
-        rejected.update(d["rejected"])
-        candidates += d["candidates"]
-        partial += d["partial_aoi"]
-    if not chips:
-        raise GosBuildError(f"chips: no chip passed the filters ({candidates} candidates; rejected: "
-                            f"{', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))}); "
-                            "check chips.min_purity / max_nodata / max_cloud")
-    split_cfg = config["split"]
-    split_of = splits_from_config(chips, chip_span, split_cfg)
-    buffered = len(chips) - len(split_of)
-    chips = [dict(c, split=split_of[c["id"]]) for c in chips if c["id"] in split_of]
-    block = split_cfg.get("block_chips", 8)
-    balance = {"splits": class_balance(chips, split_of, chip_span, block)}
-    fold_of = {}
-    if split_cfg.get("folds"):
-        fold_of = block_folds(chips, chip_span, split_cfg["folds"], block, split_cfg["seed"])
-        balance["folds"] = class_balance(chips, fold_of, chip_span, block)
-    blocked = str(split_cfg.get("method", "block")).startswith("block") or bool(fold_of)
-    warnings = weak_data({cid: c["name"] for cid, c in classes.items()}, chips, chip_span if blocked else None,
-                         block, fold_of)
+def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config: dict, grid, out_dir: str | Path,
+                  workers: int = 1) -> int:
+    """Write group ``k`` of the plan (atomically, at ``out_dir``): every writer's files of the group's chips,
+    their sha256 and the writers' notes for the last job. ``shards``: the tile shard folders
+    (``tiles/<tile>/shard``) -- the group's, and those of the tiles whose chips end its packed chunks and
+    Parquet shards. Returns the group's chip count."""
+    from .plan import FILES_DIR, read_chips, read_plan
+    from .writers.packed import CHUNK_CHIPS
 
-    with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
-        grid_doc = provenance.get("grid", {})
-        digests = Digests(tmp)
-        layers = layers_from_config(config)
-        stats = layer_stats(chips, split_of, layers)
-        context = {"layers": layers, "classes": classes, "crs": grid_doc.get("crs"), "chip_size": grid_doc.get("chip_size", 64),
-                   "resolution": grid_doc.get("resolution", chip_span / 64), "config": config,
-                   "provenance": provenance, "digests": digests, "stats": stats, "folds": fold_of}
+    plan = read_plan(plan_dir)
+    if not 0 <= k < len(plan["groups"]):
+        raise GosBuildError(f"publish: no group {k} in {plan_dir} ({len(plan['groups'])} groups)")
+    ranges, n, cut = plan["groups"][k]["range"], plan["n"], plan["parquet"]
+    need = {}  # per split: the chips [start, end) of the group, then those that end its chunks and shards
+    for s in SPLITS:
+        start, end = ranges[s]
+        stop = end
+        if start < end:
+            stop = max(stop, math.ceil(end / CHUNK_CHIPS) * CHUNK_CHIPS, math.ceil(end / cut[s]["per"]) * cut[s]["per"])
+        need[s] = (start, min(stop, n[s]))
+    runs = {s: [] for s in SPLITS}
+    own = []
+    index = {s: 0 for s in SPLITS}
+    for c in read_chips(plan_dir):  # the dataset's order
+        s = c["split"]
+        i = index[s]
+        index[s] += 1
+        if need[s][0] <= i < need[s][1]:
+            runs[s].append(c)
+            if i < ranges[s][1]:
+                own.append(c)
+    shard_of = {Path(p).parent.name: str(p) for p in shards}
+    missing = sorted({c["tile"] for run in runs.values() for c in run} - set(shard_of))
+    if missing:
+        raise GosBuildError(f"publish: group {k} needs the shard of tile {missing[0]} ({len(missing)} missing)")
+    context = _context(plan, config, grid)
+    context["folds"] = {c["id"]: c["fold"] for run in runs.values() for c in run if c["fold"] is not None}
+    context["part"] = {"group": k, "range": ranges, "n": n, "parquet": cut, "runs": runs, "shard_of": shard_of,
+                       "plan_files": str(Path(plan_dir) / FILES_DIR)}
+    with atomic_folder(out_dir) as tmp:
+        dest = tmp / FILES_DIR
+        dest.mkdir()
+        (tmp / PARTS_DIR).mkdir()
+        context["parts_dir"] = tmp / PARTS_DIR
+        digests = context["digests"] = Digests(dest)
+        notes = {}
         with parallel.workers(workers) as pool:  # started before any writer starts a thread (zarr does)
             context["pool"] = pool
             for name, writer in writers_of(config).items():
+                if hasattr(writer, "place"):
+                    t0 = time.perf_counter()
+                    notes[name] = writer.place(own, dest, context)
+                    log.info("publish group %d: writer %s %.1f s", k, name, time.perf_counter() - t0)
+        with open(tmp / SUMS_FILE, "w", encoding="utf-8") as f:
+            f.writelines(f"{digests[rel]}  {rel}\n" for rel in files_under(dest))
+        (tmp / PARTS_FILE).write_text(json.dumps(notes, sort_keys=True) + "\n", encoding="utf-8")
+    log.info("publish group %d: %d chips (%s) of %d tiles -> %s", k, len(own),
+             ", ".join(f"{s} {ranges[s][0]}..{ranges[s][1]}" for s in SPLITS), len(plan["groups"][k]["tiles"]),
+             out_dir)
+    return len(own)
+
+
+def build_dataset(plan_dir: str | Path, groups: list[str | Path], config: dict, grid, out_dir: str | Path) -> dict:
+    """The dataset folder at ``out_dir`` (atomically) from the plan and its groups' folders (in the plan's
+    order): the files spanning the dataset, the groups' files linked in (a copy where links cannot be made),
+    and ``MANIFEST.sha256`` merged from the groups' sums. Returns the plan's summary."""
+    import heapq
+
+    from .datacard import write_datacard
+    from .plan import FILES_DIR, read_chips, read_plan
+
+    plan = read_plan(plan_dir)
+    if len(groups) != len(plan["groups"]):
+        raise GosBuildError(f"dataset: {len(groups)} group folders given, the plan in {plan_dir} has "
+                            f"{len(plan['groups'])}")
+    chips = list(read_chips(plan_dir))
+    summary, stats = plan["summary"], plan["stats"]
+    context = _context(plan, config, grid)
+    context["folds"] = {c["id"]: c["fold"] for c in chips if c["fold"] is not None}
+    notes = []
+    for g in groups:
+        try:
+            notes.append(json.loads((Path(g) / PARTS_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise GosBuildError(f"{g}: not a finished publishing group ({exc})") from None
+    context["group_parts"] = [str(Path(g) / PARTS_DIR) for g in groups]  # the writers' files for this job
+    layers, classes = context["layers"], context["classes"]
+    with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
+        digests = context["digests"] = Digests(tmp)
+        link_files(Path(plan_dir) / FILES_DIR, files_under(Path(plan_dir) / FILES_DIR), tmp)
+        for name, writer in writers_of(config).items():
+            if hasattr(writer, "finish"):
                 t0 = time.perf_counter()
-                writer.gather([z for _, z in shards], chips, tmp, context)
+                writer.finish(chips, tmp, context, [n.get(name) for n in notes])
                 log.info("dataset: writer %s %.1f s", name, time.perf_counter() - t0)
         (tmp / CLASSES_FILE).write_text(classes_text(classes), encoding="utf-8")
         (tmp / LABELS_FILE).write_text(labels_text(chips), encoding="utf-8")
         for s in SPLITS:
             (tmp / split_file(s)).write_text("".join(f"{c['id']}\n" for c in chips if c["split"] == s),
                                              encoding="utf-8")
-        if fold_of:
-            (tmp / FOLDS_FILE).write_text(folds_text(fold_of), encoding="utf-8")
+        if context["folds"]:
+            (tmp / FOLDS_FILE).write_text(folds_text(context["folds"]), encoding="utf-8")
         text = layers_text(layers)
         if text:  # a dataset with layers beyond GOS10m's nine says which
             (tmp / LAYERS_FILE).write_text(text, encoding="utf-8")
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
-        for c in chips:
-            counts[c["class_id"]][c["split"]] += 1
-        summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
-                   "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
-                   "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
-        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **provenance}, layers)
+        write_datacard(tmp / DATACARD_FILE, classes, summary, stats, {"config": config, **plan["provenance"]},
+                       layers)
         datacard = (tmp / DATACARD_FILE).read_text(encoding="utf-8")
         for writer in writers_of(config).values():
             if hasattr(writer, "after_datacard"):
                 writer.after_datacard(tmp, context, datacard)
-        files = files_under(tmp)
-        (tmp / MANIFEST_FILE).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in files), encoding="utf-8")
+        own = [f"{digests[rel]}  {rel}\n" for rel in files_under(tmp)]  # the files spanning the dataset
+        for g in groups:
+            link_files(Path(g) / FILES_DIR, None, tmp)
+        streams = [own] + [open(Path(g) / SUMS_FILE, encoding="utf-8") for g in groups]
+        try:
+            with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as f:
+                f.writelines(heapq.merge(*streams, key=_key))
+        finally:
+            for s in streams[1:]:
+                s.close()
     for cid, c in sorted(classes.items()):
-        log.info("dataset: class %d %s: %s", cid, c["name"], counts[cid])
-    for w in warnings:
+        log.info("dataset: class %d %s: %s", cid, c["name"], summary["counts"][str(cid)])
+    for w in summary["warnings"]:
         log.warning("dataset: %s", w)
-    log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) -> %s",
-             len(chips), candidates, dict(rejected), buffered, out_dir)
+    log.info("dataset: %d chips (%d candidates; rejected %s; %d dropped by the split buffer) from %d groups -> %s",
+             len(chips), summary["candidates"], summary["rejected"], summary["dropped_by_buffer"], len(groups),
+             out_dir)
     return summary
+
+
+def link_files(src: Path, rels: list[str] | None, dest: Path) -> int:
+    """Hard-link the files ``rels`` (relative posix paths; None: every file under ``src``) from ``src`` into
+    ``dest`` at the same paths -- a copy where the file system makes no link; an existing file is an error
+    (two writers of one path). The count."""
+    n = 0
+    link = [True]
+    if rels is None:
+        for top, _, names in os.walk(src):
+            rel_top = os.path.relpath(top, src)
+            target = dest if rel_top == "." else os.path.join(dest, rel_top)
+            os.makedirs(target, exist_ok=True)
+            for name in names:
+                link_or_copy(os.path.join(top, name), os.path.join(target, name), link)
+                n += 1
+        return n
+    for rel in rels:
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        link_or_copy(os.path.join(src, rel), os.path.join(dest, rel), link)
+        n += 1
+    return n
+
+
+def publish(records: list[str | Path], shards: list[str | Path], config: dict, grid, provenance: dict,
+            out_dir: str | Path, work_dir: str | Path) -> dict:
+    """The three publishing steps in one process, as the workflow's jobs run them: the plan and the groups under
+    ``work_dir`` (``plan``, ``groups/<k>``), then the dataset at ``out_dir``. Returns the summary."""
+    from .plan import make_plan
+
+    work_dir = Path(work_dir)
+    summary = make_plan(records, config, grid, provenance, work_dir / "plan")
+    groups = [work_dir / "groups" / str(k) for k in range(len(read_groups(work_dir / "plan")))]
+    for k, g in enumerate(groups):
+        publish_group(work_dir / "plan", k, shards, config, grid, g)
+    build_dataset(work_dir / "plan", groups, config, grid, out_dir)
+    return summary
+
+
+def read_groups(plan_dir: str | Path) -> list[dict]:
+    """The plan's groups: each ``{"tiles": [...], "range": {split: [start, end]}}``."""
+    from .plan import read_plan
+
+    return read_plan(plan_dir)["groups"]

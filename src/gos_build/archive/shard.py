@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from ..chips import cut_tile
 from ..grid import Grid
 from ..io import atomic_write_text, write_folder
-from ..layout import layers_from_config
+from ..layout import layers_from_config, parse_chip_path
 from .writers import writers_of
 
 
@@ -31,6 +32,15 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
     for writer in writers_of(config).values():
         if hasattr(writer, "shard_members"):
             members += writer.shard_members(grid, kept, layers)
+    sizes = Counter()  # each chip's GeoTIFF bytes: the plan cuts the Parquet shards by them
+    for rel, data in members:
+        try:
+            _, _, chip_id = parse_chip_path(rel)
+        except ValueError:
+            continue
+        sizes[chip_id] += len(data)
+    for record in doc["chips"]:
+        record["bytes"] = sizes[record["id"]]
     write_folder(out_shard, sorted(members))
     atomic_write_text(out_json, json.dumps(doc, sort_keys=True) + "\n")
     return doc

@@ -51,8 +51,8 @@ def rows(chips: list[dict], classes: dict, layers) -> list[list]:
     return out
 
 
-def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``chips.csv`` and ``croissant.json`` into the dataset folder ``dest``."""
+def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
+    """Write ``chips.csv`` and ``croissant.json`` into the dataset folder ``dest`` (in the last job)."""
     classes = context["classes"]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows(chips, classes, context["layers"]))

@@ -13,7 +13,8 @@ Attributes of the group: classes, layers (bands, units, nodata), CRS and chip si
 ``CHUNK_CHIPS`` chips of one layer (Zstandard, level 3): a training epoch reads a few hundred chunks.
 Values are the chip GeoTIFFs' values, exactly: the tile jobs put the same arrays in their shards
 (:func:`shard_members`: ``packed/<layer>.npy``, raw, one row per kept chip, in the order of
-``packed/chips.txt``), and the gather copies rows from there into the chunks -- nothing is decoded.
+``packed/chips.txt``), the groups' jobs copy rows from there into the chunks (:func:`place`) -- nothing is
+decoded -- and the last job writes the store's metadata (:func:`finish`).
 """
 
 from __future__ import annotations
@@ -73,28 +74,60 @@ def shard_members(grid, kept, layers) -> list[tuple[str, bytes | tuple]]:
     return out
 
 
-def _rows(shards) -> dict[str, tuple[int, int]]:
-    """Chip id -> (shard index, row in its arrays)."""
+def _rows(shards) -> dict[str, tuple[str, int]]:
+    """Chip id -> (its shard's ``.npy`` folder, row in its arrays), for the shard folders ``shards``."""
     where = {}
-    for k, shard in enumerate(shards):
+    for shard in shards:
         path = Path(shard) / SHARD_IDS
         try:
             ids = path.read_text(encoding="ascii").split()
         except (OSError, UnicodeDecodeError) as exc:
             raise GosBuildError(f"{path}: cannot read the shard's chip ids ({exc})") from None
-        where.update((cid, (k, row)) for row, cid in enumerate(ids))
+        where.update((cid, (str(shard), row)) for row, cid in enumerate(ids))
     return where
 
 
-def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``dest/packed`` from the arrays in the tile shards."""
+def place(chips: list[dict], dest: Path, context: dict) -> None:
+    """Write the chunk files of ``dest/packed`` that start with a chip of the group (a chunk's first chip
+    decides; the rest of its chips may lie in the next group's tiles), from the arrays in the tile shards."""
+    part = context["part"]
+    size = context["chip_size"]
+    layers = context["layers"]
+    runs = part["runs"]
+    where = _rows(sorted({part["shard_of"][c["tile"]] for run in runs.values() for c in run}))
+    for split in SPLITS:
+        start, end = part["range"][split]
+        first = -(-start // CHUNK_CHIPS) * CHUNK_CHIPS  # the first chunk starting in the group
+        if first >= end:
+            continue
+        run = runs[split]
+        mine = run[first - start : first - start + -(-(end - first) // CHUNK_CHIPS) * CHUNK_CHIPS]
+        missing = [c["id"] for c in mine if c["id"] not in where]
+        if missing:
+            raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
+        for m, layer in layers.items():
+            # the chunks, by the workers: each reads a run of chunks' chips and writes the chunk files zarr
+            # would write (the chunk's C-order bytes, padded with the fill value, through the array's own
+            # compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)
+            step = CHUNK_CHIPS * WRITE_CHUNKS
+            folder = dest / NAME / split / m
+            folder.mkdir(parents=True, exist_ok=True)
+            tasks = [([(os.path.join(where[c["id"]][0], shard_array(m)), where[c["id"]][1])
+                       for c in mine[i : i + step]],
+                      (first + i) // CHUNK_CHIPS,
+                      (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
+                     for i in range(0, len(mine), step)]
+            for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
+                context["digests"].update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
+        log.info("packed: %s: chips %d..%d", split, first, first + len(mine))
+
+
+def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
+    """Write the store's metadata and its one-chunk arrays (ids, labels, corners): the groups' chunk files go
+    into its layers' folders."""
     import zarr
 
     size = context["chip_size"]
-    where = _rows(shards)
-    missing = [c["id"] for c in chips if c["id"] not in where]
-    if missing:
-        raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
     layers = context["layers"]
     label = label_of(context["classes"])
     root = zarr.open_group(str(dest / NAME), mode="w", zarr_format=2)
@@ -130,20 +163,8 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             arr.attrs.update({"_ARRAY_DIMENSIONS": ["chip", f"{m}_band" if len(layer.bands) > 1 else "band", "row",
                                                     "col"], "units": layer.units, "bands": list(layer.bands),
                               **_cf_scale(layer)})
-            # the chunks, by the gather's workers: each decodes a run of chunks' chips and writes the chunk
-            # files zarr would write (the chunk's C-order bytes, padded with the fill value, through the
-            # array's own compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)
-            if arr.metadata.dimension_separator != ".":  # the chunk file names below are "<i>.0.0.0"
+            if arr.metadata.dimension_separator != ".":  # the groups' chunk file names are "<i>.0.0.0"
                 raise RuntimeError(f"zarr chose chunk keys with '{arr.metadata.dimension_separator}'")
-            step = CHUNK_CHIPS * WRITE_CHUNKS
-            folder = dest / NAME / split / m
-            arrays = [os.path.join(shard, shard_array(m)) for shard in shards]
-            tasks = [([(arrays[where[c["id"]][0]], where[c["id"]][1]) for c in mine[start : start + step]],
-                      start // CHUNK_CHIPS,
-                      (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
-                     for start in range(0, n, step)]
-            for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
-                context["digests"].update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
         log.info("packed: %s: %d chips", split, n)
 
 

@@ -97,48 +97,68 @@ def thumbnail(rgb: np.ndarray, table: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write the split shards and the GeoParquet index under ``dest/parquet`` (the tree is already in ``dest``)."""
-    import pyarrow as pa
-
+def place(chips: list[dict], dest: Path, context: dict) -> None:
+    """Write the shards under ``dest/parquet`` that start with a chip of the group (the plan cuts each split
+    into shards by the chips' bytes; a shard's first chip decides, the rest may lie in the next group's
+    tiles), reading the chips' GeoTIFFs from their tiles' shards."""
+    part = context["part"]
     classes = context["classes"]
     crs = context["crs"]
     span = context["chip_size"] * context["resolution"]
     folds = context.get("folds") or {}
-    ordered_ids = sorted(classes)
+    with_folds = bool((context["config"].get("split") or {}).get("folds"))
     index_of = label_of(classes)
-    class_names = [classes[c]["name"] for c in ordered_ids]
+    class_names = [classes[c]["name"] for c in sorted(classes)]
     stretch = rgb_stretch(context["stats"])
     layers = context["layers"].names
-    (dest / NAME).mkdir(parents=True, exist_ok=True)
-    tasks, where = [], {}
+    tasks = []
     for split in SPLITS:
-        mine = [c for c in chips if c["split"] == split]
-        size = sum(os.stat(dest / chip_path(m, classes[c["class_id"]]["name"], c["id"])).st_size
-                   for c in mine for m in layers)
-        n_shards = max(1, math.ceil(size / SHARD_BYTES))
-        per = max(1, math.ceil(len(mine) / n_shards))
-        for k in range(n_shards):
-            part = mine[k * per : (k + 1) * per]
-            name = shard_name(split, k, n_shards)
+        start, end = part["range"][split]
+        n, per = part["n"][split], part["parquet"][split]["per"]
+        n_shards = part["parquet"][split]["shards"]
+        run = part["runs"][split]
+        owned = [k for k in range(n_shards) if start <= k * per < end]
+        if n == 0 and part["group"] == 0:
+            owned = [0]  # an empty split: a shard of the schema alone, written by the first group
+        for k in owned:
             rows = [{"chip_id": c["id"], "label": index_of[c["class_id"]], "class_id": c["class_id"],
                      "class_name": classes[c["class_id"]]["name"], "split": split, "fold": folds.get(c["id"]),
                      "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4),
-                     "boundary_m": c.get("boundary_m")} for c in part]
-            where.update((c["id"], (name, i)) for i, c in enumerate(part))
-            tasks.append((str(dest), name, rows, crs, span, bool(folds), class_names, stretch, layers))
+                     "boundary_m": c.get("boundary_m"), "src": part["shard_of"][c["tile"]]}
+                    for c in run[k * per - start : (k + 1) * per - start]]
+            tasks.append((str(dest), shard_name(split, k, n_shards), rows, crs, span, with_folds, class_names,
+                          stretch, layers))
+    if tasks:
+        (dest / NAME).mkdir(parents=True, exist_ok=True)
     for _ in ordered(context["pool"], _write_shard, tasks):
         pass
-    # the index: footprints as the STAC items have them
-    write_footprints(dest / INDEX_FILE, chips, crs, span, {
+    log.info("parquet: %d shards -> %s", len(tasks), dest / NAME)
+
+
+def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
+    """Write the GeoParquet index ``dest/parquet/chips.parquet``: every chip's footprint (as the STAC items have
+    it) and the shard and row that hold its bytes, from the plan's cut."""
+    import pyarrow as pa
+
+    classes = context["classes"]
+    index_of = label_of(classes)
+    cut = context["parquet"]
+    (dest / NAME).mkdir(parents=True, exist_ok=True)
+    where, count = [], {s: 0 for s in SPLITS}
+    for c in chips:
+        s = c["split"]
+        i, per = count[s], cut[s]["per"]
+        count[s] += 1
+        where.append((shard_name(s, i // per, cut[s]["shards"]), i % per))
+    write_footprints(dest / INDEX_FILE, chips, context["crs"], context["chip_size"] * context["resolution"], {
         "chip_id": pa.array([c["id"] for c in chips], pa.string()),
         "label": pa.array([index_of[c["class_id"]] for c in chips], pa.int64()),
         "class_id": pa.array([c["class_id"] for c in chips], pa.int64()),
         "class_name": pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
         "split": pa.array([c["split"] for c in chips], pa.string()),
-        "parquet_file": pa.array([where[c["id"]][0] for c in chips], pa.string()),
-        "parquet_row": pa.array([where[c["id"]][1] for c in chips], pa.int64())})
-    log.info("parquet: %d chips in %d shards -> %s", len(chips), len(tasks), dest / NAME)
+        "parquet_file": pa.array([w[0] for w in where], pa.string()),
+        "parquet_row": pa.array([w[1] for w in where], pa.int64())})
+    log.info("parquet: index of %d chips -> %s", len(chips), dest / INDEX_FILE)
 
 
 def write_footprints(path: Path, chips: list[dict], crs: str, span: float, columns: dict) -> None:
@@ -181,8 +201,8 @@ def _write_shard(task) -> None:
             layers = {m: [] for m in layer_names}
             thumbs = []
             for r in group:
-                for m in layer_names:
-                    with open(os.path.join(dest, chip_path(m, r["class_name"], r["chip_id"])), "rb") as f:
+                for m in layer_names:  # from the tile's shard: the tree's file, the same bytes
+                    with open(os.path.join(r["src"], chip_path(m, r["class_name"], r["chip_id"])), "rb") as f:
                         layers[m].append(f.read())
                 thumbs.append({"bytes": thumbnail(read_array(layers["rgb"][-1]), table),
                                "path": f"{r['chip_id']}.png"})

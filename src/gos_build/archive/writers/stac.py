@@ -9,8 +9,9 @@ asset ``labels`` (``stac/<chip_id>/labels.geojson``, a FeatureCollection of one 
 footprint, whose property ``class`` holds the class name; ``label:properties: [class]``,
 ``label:classes``); ml-aoi (``ml-aoi:split`` in the extension's words -- ``train``, ``validate``,
 ``test`` -- and ``ml-aoi:role`` feature or label on each asset); projection (code, shape, transform),
-raster (data type, nodata, unit, scale) and file (size, sha256 multihash). Written after the GeoTIFF
-tree, from its files.
+raster (data type, nodata, unit, scale) and file (size, sha256 multihash). The Items are written by the
+groups' jobs after the GeoTIFF tree, from its files (:func:`place`); the Collection by the last
+(:func:`finish`).
 """
 
 from __future__ import annotations
@@ -125,28 +126,53 @@ class _Template:
         return "".join(out)
 
 
-def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``dest/stac`` for ``chips`` (the tree's GeoTIFFs are already in ``dest``).
-
-    The Collection and Items are written as the dicts pystac would serialise (the tests read them
-    back with pystac and check them against its bundled schemas): building ~10 000 pystac Items in
-    one Collection costs minutes (its link lookups grow with the collection), writing dicts seconds.
-    """
+def _label_asset() -> dict:
+    """The label asset of an Item: its chip's GeoJSON beside it (size and checksum per chip)."""
     from pystac import MediaType
 
-    label = {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
-             "title": "the chip's class: its footprint with the class name",
-             "file:size": _Template.slot("size:labels"), "file:checksum": _Template.slot("sum:labels")}
-    items = ItemTemplates(chips, dest, context, to_root="../../", collection_href="../collection.json", label=label)
+    return {"href": f"./{LABEL_FILE}", "type": str(MediaType.GEOJSON),
+            "title": "the chip's class: its footprint with the class name",
+            "file:size": _Template.slot("size:labels"), "file:checksum": _Template.slot("sum:labels")}
+
+
+def place(chips: list[dict], dest: Path, context: dict) -> list[float] | None:
+    """Write the Items of a group's ``chips`` and their label GeoJSONs under ``dest/stac`` (the tree's GeoTIFFs
+    are already in ``dest``); their lon/lat extremes, for the Collection's extent (None without chips).
+
+    The Items are written as the dicts pystac would serialise (the tests read them back with pystac and check
+    them against its bundled schemas): building ~10 000 pystac Items in one Collection costs minutes (its link
+    lookups grow with the collection), writing dicts seconds.
+    """
+    items = ItemTemplates(dest, context, to_root="../../", collection_href="../collection.json",
+                          label=_label_asset())
     extremes = []
     for e, item_sums in ordered(context["pool"], _write_items, items.tasks(chips)):
         extremes.append(e)
         context["digests"].update(item_sums)  # the manifest's sha256 of each item, from the text in hand
+    return merge_extremes([extremes])
+
+
+def merge_extremes(parts: list) -> list[float] | None:
+    """(lon min, lat min, lon max, lat max) over ``parts`` (lists of extremes; None: a part without chips)."""
+    got = [e for part in parts if part for e in ([part] if isinstance(part[0], (int, float)) else part)]
+    if not got:
+        return None
+    return [min(e[0] for e in got), min(e[1] for e in got), max(e[2] for e in got), max(e[3] for e in got)]
+
+
+def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
+    """Write ``dest/stac/collection.json``: every chip's Item linked, the extent from the groups' ``notes``."""
+    from pystac import MediaType
+
+    items = ItemTemplates(dest, context, to_root="../../", collection_href="../collection.json",
+                          label=_label_asset())
     item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
                   for c in chips]
     root = Path(dest) / NAME
     root.mkdir(parents=True, exist_ok=True)
-    (root / "collection.json").write_text(_json(items.collection(chips, extremes, item_links)), encoding="utf-8")
+    extent = merge_extremes(notes)
+    (root / "collection.json").write_text(_json(items.collection(chips, [extent] if extent else [], item_links)),
+                                          encoding="utf-8")
     log.info("stac: collection with %d items -> %s", len(chips), root)
 
 
@@ -155,7 +181,7 @@ class ItemTemplates:
     leads from there to the dataset folder (the assets' hrefs), ``collection_href`` to the Collection;
     ``label``: the label asset's fields (href, type, title, size and checksum, slots where per chip)."""
 
-    def __init__(self, chips: list[dict], dest: Path, context: dict, to_root: str, collection_href: str, label: dict):
+    def __init__(self, dest: Path, context: dict, to_root: str, collection_href: str, label: dict):
         from pystac import MediaType, get_stac_version
         from pystac.utils import datetime_to_str
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 from pathlib import Path
 
 from ...layout import CLASS_ID, LABEL, label_of
 from ...parallel import ordered
 from .parquet import write_footprints
-from .stac import LABEL_PROPERTY, ItemTemplates, _json, render_items
+from .stac import LABEL_PROPERTY, ItemTemplates, _json, merge_extremes, render_items
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +30,28 @@ LABELS_FILE = "labels.parquet"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
-def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
-    """Write ``dest/stac-geoparquet`` for ``chips`` (the tree's GeoTIFFs are already in ``dest``)."""
-    import pyarrow as pa
+def prepare(chips: list[dict], dest: Path, context: dict) -> None:
+    """In the plan (before the groups, whose Items carry its size and checksum): ``dest/stac-geoparquet/
+    labels.parquet``."""
+    (Path(dest) / NAME).mkdir(parents=True, exist_ok=True)
+    _write_labels(Path(dest) / NAME / LABELS_FILE, chips, context)
+
+
+def _items(dest: Path, context: dict, labels: Path) -> ItemTemplates:
+    data = labels.read_bytes()
+    label = {"href": f"./{LABELS_FILE}", "type": PARQUET_TYPE,
+             "title": "every chip's class: its footprint with the class name (the row of its chip_id)",
+             "file:size": len(data), "file:checksum": "1220" + hashlib.sha256(data).hexdigest()}
+    return ItemTemplates(dest, context, to_root="../", collection_href="./collection.json", label=label)
+
+
+def place(chips: list[dict], dest: Path, context: dict) -> dict:
+    """A group's Items as Arrow tables (parsed by ``stac-geoparquet``, :data:`CHUNK_ITEMS` a file) in the group's
+    parts folder, for the last job; their extent and the files' names."""
     import pyarrow.parquet as pq
     import stac_geoparquet.arrow
 
-    root = Path(dest) / NAME
-    root.mkdir(parents=True, exist_ok=True)
-    digests = context["digests"]
-    labels = _write_labels(root / LABELS_FILE, chips, context)
-    digests[f"{NAME}/{LABELS_FILE}"] = hashlib.sha256(labels).hexdigest()
-    label = {"href": f"./{LABELS_FILE}", "type": PARQUET_TYPE,
-             "title": "every chip's class: its footprint with the class name (the row of its chip_id)",
-             "file:size": len(labels), "file:checksum": "1220" + digests[f"{NAME}/{LABELS_FILE}"]}
-    items = ItemTemplates(chips, dest, context, to_root="../", collection_href="./collection.json", label=label)
+    items = _items(dest, context, Path(context["part"]["plan_files"]) / NAME / LABELS_FILE)
     extremes: list[tuple] = []
 
     def dicts():
@@ -54,28 +60,53 @@ def gather(shards, chips: list[dict], dest: Path, context: dict) -> None:
             for _, _, text in rendered:
                 yield json.loads(text)
 
-    # in chunks through the disk (memory: one chunk of items), the schemas of the chunks unified -- a
-    # property null in one chunk (a boundary distance) and a number in the next -- then written in order
-    # (the chunks in the dataset's own temporary folder: gone before its manifest, and with it if killed)
-    with tempfile.TemporaryDirectory(prefix=".stac-geoparquet-", dir=dest) as tmp:
-        paths, schema = [], None
-        for k, chunk in enumerate(_batched(dicts(), CHUNK_ITEMS)):
-            part = stac_geoparquet.arrow.parse_stac_items_to_arrow(chunk, schema="FullFile").read_all()
-            schema = part.schema if schema is None else pa.unify_schemas([schema, part.schema],
-                                                                          promote_options="permissive")
-            paths.append(Path(tmp) / f"{k:07d}.parquet")
-            pq.write_table(part, paths[-1])
+    folder = Path(context["parts_dir"]) / NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, chunk in enumerate(_batched(dicts(), CHUNK_ITEMS)):  # memory: one chunk of Items
+        files.append(f"{NAME}/{k:07d}.parquet")
+        pq.write_table(stac_geoparquet.arrow.parse_stac_items_to_arrow(chunk, schema="FullFile").read_all(),
+                       Path(context["parts_dir"]) / files[-1])
+    return {"extent": merge_extremes([extremes]), "files": files}
 
-        def batches():
-            for path in paths:
-                yield from pq.read_table(path).cast(schema).to_batches()
 
-        reader = pa.RecordBatchReader.from_batches(schema, batches())  # the gather has chips: a schema
-        stac_geoparquet.arrow.to_parquet(reader, root / ITEMS_FILE, compression="zstd", write_statistics=False)
-    digests[f"{NAME}/{ITEMS_FILE}"] = hashlib.sha256((root / ITEMS_FILE).read_bytes()).hexdigest()
+def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
+    """Write ``dest/stac-geoparquet/items.parquet`` from the groups' tables -- their schemas unified (a property
+    null in one table, a boundary distance, and a number in the next), re-cut into batches of
+    :data:`CHUNK_ITEMS` Items whatever the groups -- and its ``collection.json``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    root = Path(dest) / NAME
+    root.mkdir(parents=True, exist_ok=True)
+    paths = [Path(g) / f for g, note in zip(context["group_parts"], notes) for f in (note or {}).get("files", [])]
+    schema = None
+    for path in paths:  # the schemas alone: the tables' footers
+        part = pq.read_schema(path)
+        schema = part if schema is None else pa.unify_schemas([schema, part], promote_options="permissive")
+
+    def batches():
+        held, rows = [], 0
+        for path in paths:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ITEMS):
+                held.append(pa.Table.from_batches([batch]).cast(schema))
+                rows += batch.num_rows
+                while rows >= CHUNK_ITEMS:
+                    table = pa.concat_tables(held)
+                    yield from table.slice(0, CHUNK_ITEMS).combine_chunks().to_batches()
+                    held, rows = [table.slice(CHUNK_ITEMS)], rows - CHUNK_ITEMS
+        if rows:
+            yield from pa.concat_tables(held).combine_chunks().to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())  # the dataset has chips: a schema
+    stac_geoparquet.arrow.to_parquet(reader, root / ITEMS_FILE, compression="zstd", write_statistics=False)
+    items = _items(dest, context, root / LABELS_FILE)
     asset = {"items": {"href": f"./{ITEMS_FILE}", "type": PARQUET_TYPE, "title": "every Item of the collection, "
                        "one row each (stac-geoparquet)", "roles": ["data", "collection-mirror"]}}
-    (root / "collection.json").write_text(_json(items.collection(chips, extremes, [], asset)), encoding="utf-8")
+    extent = merge_extremes([(note or {}).get("extent") for note in notes])
+    (root / "collection.json").write_text(_json(items.collection(chips, [extent] if extent else [], [], asset)),
+                                          encoding="utf-8")
     log.info("stac-geoparquet: %d items -> %s", len(chips), root / ITEMS_FILE)
 
 
@@ -93,9 +124,9 @@ def _batched(iterable, n: int):
         yield chunk
 
 
-def _write_labels(path: Path, chips: list[dict], context: dict) -> bytes:
+def _write_labels(path: Path, chips: list[dict], context: dict) -> None:
     """``labels.parquet``: GeoParquet 1.1, one row per chip (chip_id, class, class_id, label, split, its
-    footprint as WKB in lon/lat); its bytes."""
+    footprint as WKB in lon/lat)."""
     import pyarrow as pa
 
     classes = context["classes"]
@@ -106,4 +137,3 @@ def _write_labels(path: Path, chips: list[dict], context: dict) -> bytes:
         CLASS_ID: pa.array([c["class_id"] for c in chips], pa.int64()),
         LABEL: pa.array([index[c["class_id"]] for c in chips], pa.int64()),
         "split": pa.array([c["split"] for c in chips], pa.string())})
-    return path.read_bytes()

@@ -3,32 +3,29 @@
 Chip GeoTIFFs are encoded in the tile jobs (:func:`shard_members`: DEFLATE,
 predictor, no timestamps -- equal arrays, equal bytes; GDAL's bytes, assembled
 by :mod:`gos_build.gtiff` without a GDAL dataset per file), with their sha256
-(``tree.sha256`` in the shard), and linked into the dataset by :func:`gather`
-for the chips the split keeps: a hard link where the file system allows one,
-a copy elsewhere -- no chip is read again.
+(``tree.sha256`` in the shard), and linked into the dataset
+for the chips the split keeps by each group's job (:func:`place`): a hard link where the file system
+allows one, a copy elsewhere -- no chip is read again.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from rasterio.windows import Window
 
 from ...errors import GosBuildError
 from ...gtiff import encoder
+from ...io import link_or_copy
 from ...parallel import ordered
 from ...layout import band_descriptions, chip_path, parse_chip_path
 
 log = logging.getLogger(__name__)
 
 SUMS_FILE = "tree.sha256"  # in the shard: "<sha256>  <chip path>" of every chip file of the tile
-# errors of os.link that mean "not here" (another file system, no hard links, too many links): copy instead
-_NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES}
 
 
 def shard_members(grid, kept, layers) -> list[tuple[str, bytes]]:
@@ -48,17 +45,16 @@ def shard_members(grid, kept, layers) -> list[tuple[str, bytes]]:
     return out + [(SUMS_FILE, sums.encode("ascii"))]
 
 
-def gather(shards: list[str | Path], chips: list[dict], dest: Path, context: dict) -> int:
-    """Link (or copy) the chip GeoTIFFs of ``chips`` (those the split keeps) from the shards into ``dest``;
-    the count. Their sha256 come from the shards' lists into ``context["digests"]``."""
+def place(chips: list[dict], dest: Path, context: dict) -> None:
+    """Link (or copy) the chip GeoTIFFs of a group's ``chips`` (those the split keeps) from their tiles' shards
+    into ``dest``. Their sha256 come from the shards' lists into ``context["digests"]``."""
     keep = frozenset(c["id"] for c in chips)
-    n = 0
-    tasks = [(str(s), keep, str(dest)) for s in shards]
+    shard_of = context["part"]["shard_of"]
+    shards = [shard_of[t] for t in sorted({c["tile"] for c in chips})]
+    tasks = [(s, keep, str(dest)) for s in shards]
     for i, (shard, (count, sums)) in enumerate(zip(shards, ordered(context["pool"], _place, tasks)), start=1):
-        log.info("dataset: shard %d/%d %s: %d files", i, len(shards), shard, count)
-        n += count
+        log.info("publish: shard %d/%d %s: %d files", i, len(shards), shard, count)
         context["digests"].update(sums)
-    return n
 
 
 def _place(task) -> tuple[int, dict[str, str]]:
@@ -71,7 +67,7 @@ def _place(task) -> tuple[int, dict[str, str]]:
             listing = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise GosBuildError(f"{listed}: cannot read the shard's chip list ({exc})") from None
-    link = True
+    link = [True]
     for line in listing:
         digest, _, name = line.partition("  ")
         try:
@@ -83,18 +79,9 @@ def _place(task) -> tuple[int, dict[str, str]]:
         if (layer, class_name) not in folders:
             os.makedirs(os.path.join(dest, layer, class_name), exist_ok=True)
             folders.add((layer, class_name))
-        src, dst = os.path.join(shard, name), os.path.join(dest, name)
-        try:
-            if link:
-                try:
-                    os.link(src, dst)
-                except OSError as exc:
-                    if exc.errno not in _NO_LINK:
-                        raise
-                    link = False
-            if not link:
-                shutil.copyfile(src, dst)
-        except FileNotFoundError:
-            raise GosBuildError(f"{src}: listed in {SUMS_FILE} but missing from the shard") from None
+        src = os.path.join(shard, name)
+        if not os.path.exists(src):
+            raise GosBuildError(f"{src}: listed in {SUMS_FILE} but missing from the shard")
+        link_or_copy(src, os.path.join(dest, name), link)
         sums[name] = digest
     return len(sums), sums

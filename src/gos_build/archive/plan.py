@@ -1,0 +1,229 @@
+"""The publishing plan: the split of the chips and how the work of writing the dataset is shared.
+
+Publishing runs in three steps (``workflow/rules/chips.smk``):
+
+1. :func:`make_plan` (job ``publish_plan``, once): reads the tiles' small records (``tiles/<id>/chips.json``,
+   never a chip's pixels), splits the chips, sums the statistics, and writes ``publish/plan/``:
+   ``plan.json`` (summary, statistics, provenance, the groups and where each starts in each split) and
+   ``chips.jsonl`` (one line per chip of the dataset, in the dataset's order: id, tile, class, split, ...);
+2. :func:`gos_build.archive.gather.publish_group` (job ``publish_group``, one per group of tiles): the files
+   of the group's chips (tree, STAC items, packed chunks, Parquet shards) with their sha256;
+3. :func:`gos_build.archive.gather.build_dataset` (job ``dataset``, once, light): the files spanning the
+   dataset, then the groups' files linked in, and the manifest merged from the groups' sums.
+
+A group is one or more whole tile columns, west to east (:func:`publish_groups`). Chip ids name the
+south-west corner, easting first (``E0500480N4880000``), so the chips of a tile column -- and of a group --
+are one run of the dataset's order, in every split. What a group writes is cut by the dataset's order, not by
+the groups: a packed chunk or a Parquet shard that starts in a group is written by it, reading the few chips
+it holds of the next group from their tiles' shards. The files therefore do not depend on the grouping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+from ..errors import GosBuildError
+from ..io import atomic_folder
+from ..layout import SPLITS, Registry, classes_from_config, layers_from_config
+from ..splits import block_folds, class_balance, splits_from_config, weak_data
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = "plan.json"
+CHIPS_FILE = "chips.jsonl"
+FILES_DIR = "files"  # in the plan and in each group: files of the dataset, at their paths in it
+# what the writers read of a chip (chips.jsonl's fields, in this order)
+FIELDS = ("id", "tile", "class", "class_id", "split", "fold", "x", "y", "purity", "boundary_m", "bytes")
+
+
+def publish_groups(tiles, group_tiles: int) -> list[list[str]]:
+    """The tiles' ids in groups: whole tile columns (by the tile's west edge), west to east, a group closed once
+    it holds at least ``group_tiles`` tiles (``publish.group_tiles``). ``tiles``: :meth:`Grid.tiles`."""
+    columns: dict[int, list[str]] = {}
+    for t in tiles:
+        columns.setdefault(t.col_off, []).append(t.id)
+    groups, run = [], []
+    for col in sorted(columns):
+        run += sorted(columns[col])
+        if len(run) >= group_tiles:
+            groups.append(run)
+            run = []
+    return groups + ([run] if run else [])
+
+
+def group_tiles_of(config: dict) -> int:
+    """``publish.group_tiles`` of a validated config."""
+    return int((config.get("publish") or {}).get("group_tiles", 4))
+
+
+def layer_stats(acc: dict, layers: Registry) -> dict:
+    """Per layer of ``layers``, per band: count/mean/std/min/max over the train chips' valid pixels, from the
+    sums in ``acc`` (:func:`_add_stats`)."""
+    out = {}
+    for name, layer in layers.items():
+        slots = acc.get(name, [])
+        mean = [a["sum"] / a["n"] if a["n"] else None for a in slots]
+        std = [math.sqrt(max(a["sumsq"] / a["n"] - (a["sum"] / a["n"]) ** 2, 0.0)) if a["n"] else None for a in slots]
+        out[name] = {"bands": list(layer.bands), "units": layer.stored_units,
+                     "count": [a["n"] for a in slots], "mean": [_r(v) for v in mean], "std": [_r(v) for v in std],
+                     "min": [_r(a["min"]) if a["n"] else None for a in slots],
+                     "max": [_r(a["max"]) if a["n"] else None for a in slots]}
+    return out
+
+
+def _add_stats(acc: dict, chip_stats: dict) -> None:
+    """Add one chip's per-band sums (its record's ``stats``) to ``acc``."""
+    for layer, bands in chip_stats.items():
+        slots = acc.setdefault(layer, [{"n": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}
+                                       for _ in bands])
+        for a, b in zip(slots, bands):
+            if b["n"]:
+                a["n"] += b["n"]
+                a["sum"] += b["sum"]
+                a["sumsq"] += b["sumsq"]
+                a["min"] = min(a["min"], b["min"])
+                a["max"] = max(a["max"], b["max"])
+
+
+def _r(v):
+    return None if v is None else float(f"{v:.9g}")
+
+
+def _read_record(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GosBuildError(f"{path}: cannot read the tile's record ({exc})") from None
+
+
+def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, out_dir: str | Path) -> dict:
+    """Split the chips of the tiles' ``records`` (every tile's ``chips.json``) and write the plan folder
+    ``out_dir`` (atomically): see the module. ``provenance``: the inputs' (grid, sentinel2, dem, labels, ...),
+    kept for the datacard and the STAC items. Returns the summary (counts, rejections, balance, warnings)."""
+    from .writers import writers_of
+
+    classes = classes_from_config(config["classes"])
+    chip_span = grid.chip_span
+    chips, rejected = [], Counter()
+    candidates = partial = 0
+    for path in records:  # the records without their statistics (summed below, in a second pass)
+        doc = _read_record(path)
+        rejected.update(doc["rejected"])
+        candidates += doc["candidates"]
+        partial += doc["partial_aoi"]
+        for c in doc["chips"]:
+            if "bytes" not in c:
+                raise GosBuildError(f"{path}: written by an earlier gos-build (no chip sizes); rerun the tile jobs "
+                                    "(snakemake --forcerun tile)")
+            chips.append({k: c.get(k) for k in FIELDS if k not in ("tile", "split", "fold")} | {"tile": doc["tile"]})
+    chips.sort(key=lambda c: c["id"])
+    ids = [c["id"] for c in chips]
+    if len(set(ids)) != len(ids):
+        raise GosBuildError("chips: the same chip id came from two tiles")
+    if not chips:
+        raise GosBuildError(f"chips: no chip passed the filters ({candidates} candidates; rejected: "
+                            f"{', '.join(f'{k} {v}' for k, v in sorted(rejected.items()))}); "
+                            "check chips.min_purity / max_nodata / max_cloud")
+    split_cfg = config["split"]
+    split_of = splits_from_config(chips, chip_span, split_cfg)
+    buffered = len(chips) - len(split_of)
+    chips = [dict(c, split=split_of[c["id"]]) for c in chips if c["id"] in split_of]
+    block = split_cfg.get("block_chips", 8)
+    balance = {"splits": class_balance(chips, split_of, chip_span, block)}
+    fold_of = {}
+    if split_cfg.get("folds"):
+        fold_of = block_folds(chips, chip_span, split_cfg["folds"], block, split_cfg["seed"])
+        balance["folds"] = class_balance(chips, fold_of, chip_span, block)
+    blocked = str(split_cfg.get("method", "block")).startswith("block") or bool(fold_of)
+    warnings = weak_data({cid: c["name"] for cid, c in classes.items()}, chips, chip_span if blocked else None,
+                         block, fold_of)
+    acc: dict = {}
+    for path in records:  # the train chips' sums, a tile at a time
+        for c in _read_record(path)["chips"]:
+            if split_of.get(c["id"]) == "train":
+                _add_stats(acc, c["stats"])
+    layers = layers_from_config(config)
+    stats = layer_stats(acc, layers)
+
+    counts = {cid: {s: 0 for s in SPLITS} for cid in classes}
+    for c in chips:
+        c["fold"] = fold_of.get(c["id"])
+        counts[c["class_id"]][c["split"]] += 1
+    summary = {"candidates": candidates, "partial_aoi": partial, "rejected": dict(sorted(rejected.items())),
+               "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
+               "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
+
+    groups = publish_groups(grid.tiles(), group_tiles_of(config))
+    group_of_tile = {t: k for k, tiles in enumerate(groups) for t in tiles}
+    ranges = [{s: [0, 0] for s in SPLITS} for _ in groups]
+    index = {s: 0 for s in SPLITS}
+    last = {s: -1 for s in SPLITS}
+    for c in chips:  # each group's run of each split, checked to be one run
+        s, g = c["split"], group_of_tile[c["tile"]]
+        if g < last[s]:
+            raise GosBuildError(f"publish: chip {c['id']} (tile {c['tile']}) is out of its group's run; the chip ids "
+                                "do not sort west to east in this grid")
+        if g != last[s]:
+            for k in range(last[s] + 1, g + 1):
+                ranges[k][s] = [index[s], index[s]]
+            last[s] = g
+        index[s] += 1
+        ranges[g][s][1] = index[s]
+    for s in SPLITS:
+        for k in range(last[s] + 1, len(groups)):
+            ranges[k][s] = [index[s], index[s]]
+    plan = {"summary": summary, "stats": stats, "provenance": provenance, "chip_span": chip_span,
+            "groups": [{"tiles": tiles, "range": r} for tiles, r in zip(groups, ranges)],
+            "n": index, "parquet": parquet_cut(chips)}
+    context = {"classes": classes, "layers": layers, "crs": grid.crs, "chip_size": grid.chip_size,
+               "resolution": grid.resolution, "config": config, "provenance": provenance, "stats": stats}
+    with atomic_folder(out_dir) as tmp:
+        (tmp / FILES_DIR).mkdir()
+        for writer in writers_of(config).values():
+            if hasattr(writer, "prepare"):  # files spanning the dataset that the groups' files refer to
+                writer.prepare(chips, tmp / FILES_DIR, context)
+        with open(tmp / CHIPS_FILE, "w", encoding="utf-8") as f:
+            for c in chips:
+                f.write(json.dumps([c[k] for k in FIELDS], ensure_ascii=False) + "\n")
+        (tmp / PLAN_FILE).write_text(json.dumps(plan, indent=1, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")
+    log.info("publish: %d chips (%s) in %d groups of tiles -> %s", len(chips),
+             ", ".join(f"{s} {index[s]}" for s in SPLITS), len(groups), out_dir)
+    return summary
+
+
+def parquet_cut(chips: list[dict]) -> dict:
+    """Per split, the Parquet form's shards: how many and the chips in each (``per``), from the chips' GeoTIFF
+    bytes (:data:`gos_build.archive.writers.parquet.SHARD_BYTES` of them at most in a shard)."""
+    from .writers.parquet import SHARD_BYTES
+
+    out = {}
+    for s in SPLITS:
+        mine = [c for c in chips if c["split"] == s]
+        n_shards = max(1, math.ceil(sum(c["bytes"] for c in mine) / SHARD_BYTES))
+        out[s] = {"shards": n_shards, "per": max(1, math.ceil(len(mine) / n_shards))}
+    return out
+
+
+def read_plan(plan_dir: str | Path) -> dict:
+    """``plan.json`` of a plan folder."""
+    path = Path(plan_dir) / PLAN_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GosBuildError(f"{path}: cannot read the publishing plan ({exc})") from None
+
+
+def read_chips(plan_dir: str | Path):
+    """The plan's chips, in the dataset's order: records (dicts of :data:`FIELDS`)."""
+    path = Path(plan_dir) / CHIPS_FILE
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield dict(zip(FIELDS, json.loads(line)))
+    except (OSError, ValueError) as exc:
+        raise GosBuildError(f"{path}: cannot read the publishing plan's chips ({exc})") from None
