@@ -15,7 +15,7 @@ import pytest
 
 import yaml
 
-from helpers import AOI_A, ROOT, run_cli, run_workflow, workflow_config
+from helpers import AOI_A, DEMO_BBOX, ROOT, run_cli, run_workflow, workflow_config
 
 pytestmark = pytest.mark.slow  # runs the workflow
 
@@ -26,6 +26,30 @@ def test_cores_1_and_2_give_the_same_bytes(runs):
     for z in sorted((a2 / "dist").glob("*.zip")):
         assert z.read_bytes() == (a1 / "dist" / z.name).read_bytes(), z.name
     assert len((a2 / "dataset" / "MANIFEST.sha256").read_text().splitlines()) > 9 * 8
+
+
+def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
+    """The demo's AOI, every form, split.folds: 3; the publishing jobs over one tile column each, then over one group of every
+    tile: the same MANIFEST (packed chunks and the Parquet shards cross the groups: a group reads the chips that
+    end them from the next groups' tiles), and it validates."""
+    forms = ["tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet"]
+    manifests, groups = {}, {}
+    for group_tiles in (1, 1000):
+        cfg = workflow_config(inputs, "aoi", list(DEMO_BBOX), split={"folds": 3, "block_chips": 4},
+                              publish={"forms": forms, "zips": False, "group_tiles": group_tiles})
+        res = run_workflow(tmp_path / str(group_tiles), cfg, "--cores", "2")
+        assert res.returncode == 0, res.stderr[-3000:]
+        aoi = tmp_path / str(group_tiles) / "results" / "aoi"
+        plan = json.loads((aoi / "publish" / "plan" / "plan.json").read_text(encoding="utf-8"))
+        groups[group_tiles] = plan["groups"]
+        manifests[group_tiles] = (aoi / "dataset" / "MANIFEST.sha256").read_bytes()
+        res = run_cli("validate", str(aoi / "dataset"))
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert len(groups[1000]) == 1 and len(groups[1]) >= 3
+    # a packed chunk (16 chips) starts in one group and ends in the next
+    train = [g["range"]["train"] for g in groups[1]]
+    assert any(start < end and end % 16 and end < train[-1][1] for start, end in train)
+    assert manifests[1] == manifests[1000]
 
 
 def test_the_dataset_validates_and_has_the_documented_layout(runs):
@@ -164,9 +188,10 @@ def test_killed_in_the_chip_stage_resumes_to_identical_bytes(inputs, runs, tmp_p
 
 
 def test_killed_while_publishing_resumes_and_forcerun_redoes_only_the_last_job(inputs, runs, tmp_path):
-    """SIGKILL the workflow while the dataset job writes (its temporary folder exists): nothing half-written is
-    left in dataset/ (there is none), the rerun gives the uninterrupted run's MANIFEST, a second rerun plans no
-    job, and ``--forcerun package`` runs the package job alone."""
+    """SIGKILL the workflow while a publishing group's job writes (its temporary folder exists): nothing
+    half-written is left (no dataset/), the rerun gives the uninterrupted run's MANIFEST, a second rerun plans no
+    job, ``--forcerun package`` runs the package job alone, and ``--forcerun dataset`` the last publishing job
+    (and what follows it) without a group's job again."""
     import signal
     import time
 
@@ -176,10 +201,10 @@ def test_killed_while_publishing_resumes_and_forcerun_redoes_only_the_last_job(i
     aoi = work / "results" / "aoi"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
-        if any((aoi / ".dataset.tmp").glob("*/*/*.tif")):  # the tree's files are being placed
+        if any((aoi / "publish" / "groups").glob(".*.tmp/files/*/*/*.tif")):  # a group's files are being placed
             break
         time.sleep(0.01)
-    assert proc.poll() is None, "the workflow ended before the dataset job could be interrupted"
+    assert proc.poll() is None, "the workflow ended before a publishing job could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (aoi / "dataset").exists()  # the job's output appears whole or not at all
@@ -195,6 +220,11 @@ def test_killed_while_publishing_resumes_and_forcerun_redoes_only_the_last_job(i
     assert res.returncode == 0, res.stderr[-3000:]
     ran = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M))
     assert ran == {"package": "1", "all": "1", "total": "2"}, res.stdout + res.stderr
+    res = run_workflow(work, cfg, "--cores", "2", "--forcerun", "dataset", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ran = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M))
+    assert set(ran) <= {"dataset", "package", "figures", "all", "total"} and ran["dataset"] == "1", ran  # no group
+    assert (aoi / "dataset" / "MANIFEST.sha256").read_bytes() == (runs["a2"] / "dataset" / "MANIFEST.sha256").read_bytes()
 
 
 def test_full_results_disk_ends_with_one_line_and_resumes(inputs, runs, tmp_path):
@@ -227,7 +257,6 @@ def test_full_results_disk_ends_with_one_line_and_resumes(inputs, runs, tmp_path
 
 def test_demo_aoi_has_every_class_in_every_split_and_fold(inputs, tmp_path):
     """The demo AOI (config.yaml's, on the same generated inputs) with split.folds: 3."""
-    from helpers import DEMO_BBOX
 
     cfg = workflow_config(inputs, "demo", list(DEMO_BBOX), grid={"tile_chips": 8},
                           split={"block_chips": 4, "folds": 3})
@@ -256,12 +285,16 @@ def test_scratch_goes_after_its_last_reader_and_reruns_do_nothing(inputs, runs):
     aoi = runs["a2"]
     work, cfg = aoi.parents[1], workflow_config(inputs, "aoi", AOI_A)
     kept = {p.relative_to(aoi).parts[0] for p in aoi.rglob("*") if p.is_file()}
-    assert kept == {"dataset", "dist", "figures", "inputs", "labels", "sentinel2", "dem", "grid.json", "tiles"}
+    assert kept == {"dataset", "dist", "figures", "inputs", "labels", "sentinel2", "dem", "grid.json", "tiles",
+                    "publish"}
     assert not (aoi / "sentinel2" / "granules").exists()
     assert {p.name for p in (aoi / "tiles").rglob("*")} - {p.name for p in (aoi / "tiles").iterdir()} == {
         "chips.json", "labels.json", "sentinel2.json"}
     dataset = [p for p in (aoi / "dataset").rglob("*") if not p.is_dir()]
-    assert dataset and not [p for p in dataset if p.is_symlink() or p.stat().st_nlink != 1]
+    # real files: none a symbolic link, and the only other name of a file the publishing group's that wrote it
+    grouped = {(p.stat().st_ino, p.stat().st_dev) for p in (aoi / "publish" / "groups").rglob("*") if p.is_file()}
+    assert dataset and not [p for p in dataset if p.is_symlink() or p.stat().st_nlink > 2]
+    assert all((p.stat().st_ino, p.stat().st_dev) in grouped for p in dataset if p.stat().st_nlink == 2)
     res = run_workflow(work, cfg, "--cores", "2", "-n")
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
     before = {p.name: p.read_bytes() for p in (aoi / "figures").glob("*.png")}
