@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -39,26 +38,37 @@ CONTEXT = {
 }
 
 
-def rows(chips: list[dict], classes: dict, layers) -> list[list]:
-    header = ["chip_id", LABEL, CLASS_ID, "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in layers)]
-    out = [header]
+def rows(chips: list[dict], classes: dict, layers):
+    """``chips.csv``'s rows, the header first (a generator: one row in memory at a time)."""
+    yield ["chip_id", LABEL, CLASS_ID, "class", "split", "x", "y", "boundary_m", *(f"{m}_path" for m in layers)]
     label = label_of(classes)
     for c in chips:
         name = classes[c["class_id"]]["name"]
         b = c.get("boundary_m")
-        out.append([c["id"], label[c["class_id"]], c["class_id"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}", "" if b is None else f"{b:.2f}",
-                    *(chip_path(m, name, c["id"]) for m in layers)])
-    return out
+        yield [c["id"], label[c["class_id"]], c["class_id"], name, c["split"], f"{c['x']:.0f}", f"{c['y']:.0f}",
+               "" if b is None else f"{b:.2f}", *(chip_path(m, name, c["id"]) for m in layers)]
+
+
+class _HashedFile:
+    """Text in, UTF-8 bytes out to ``raw``, their sha256 kept (``sha256``): csv's writer's file."""
+
+    def __init__(self, raw):
+        self.raw, self.sha256 = raw, hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.sha256.update(data)
+        self.raw.write(data)
 
 
 def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
-    """Write ``chips.csv`` and ``croissant.json`` into the dataset folder ``dest`` (in the last job)."""
+    """Write ``chips.csv`` (a row at a time, hashed as it goes) and ``croissant.json`` into the dataset folder
+    ``dest`` (in the last job)."""
     classes = context["classes"]
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows(chips, classes, context["layers"]))
-    data = buf.getvalue().encode("utf-8")
-    (dest / CSV_FILE).write_bytes(data)
-    (dest / JSON_FILE).write_text(json.dumps(document(chips, context, hashlib.sha256(data).hexdigest()), indent=2,
+    with open(dest / CSV_FILE, "wb") as raw:
+        sink = _HashedFile(raw)
+        csv.writer(sink, lineterminator="\n").writerows(rows(chips, classes, context["layers"]))
+    (dest / JSON_FILE).write_text(json.dumps(document(chips, context, sink.sha256.hexdigest()), indent=2,
                                              ensure_ascii=False) + "\n", encoding="utf-8")
 
 
