@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -142,13 +141,11 @@ def main() -> None:
     manifest = sum(1 for _ in open(work / "dataset" / "MANIFEST.sha256"))
     out = {"chips": args.chips, "tiles": len(records), "groups": len(groups), "plan_s": round(plan_s, 1),
            "plan_peak_mb": round(plan_mb), "last_s": round(last_s, 1), "last_peak_mb": round(last_mb),
-           "last_files_written": files, "manifest_lines": manifest,
-           "last_bytes_a_chip": round(last_mb * 2**20 / args.chips)}
+           "last_files_written": files, "manifest_lines": manifest}
     (RUNS / "publish_last.json").write_text(json.dumps(out, indent=2) + "\n")
     print("| step | wall s | peak RSS MB |\n|---|---:|---:|")
     print(f"| publish-plan ({args.chips} chips, {len(records)} tiles) | {plan_s:.1f} | {plan_mb:.0f} |")
     print(f"| dataset ({len(groups)} groups; {manifest} manifest lines) | {last_s:.1f} | {last_mb:.0f} |")
-    resource.getrusage(resource.RUSAGE_SELF)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,49 @@ def test_packed_chunks_are_the_files_zarr_writes(tmp_path):
     for name in ours:
         assert (tmp_path / "ours" / "dem" / name).read_bytes() == (tmp_path / "zarr" / "dem" / name).read_bytes()
     assert np.array_equal(zarr.open_array(str(tmp_path / "ours" / "dem"), mode="r")[:], chips)
+
+
+def test_a_collections_item_links_streamed_are_what_json_dumps_writes(tmp_path):
+    """The Collection written a link at a time (the last job: a province's million links are never one list)
+    is, byte for byte, ``json.dumps(indent=2)`` of the whole document with every link -- for 0, 1 and 3 items,
+    hrefs with quotes and non-ASCII."""
+    doc = {"type": "Collection", "id": "c", "links": [{"rel": "root", "href": "./collection.json"}],
+           "extent": {"spatial": {"bbox": [[1.5, 2, 3, 4]]}}, "title": "构造"}
+    for hrefs in ([], ["./E1/E1.json"], ["./a/a.json", './"q"/x.json', "./验证/v.json"]):
+        path = tmp_path / "collection.json"
+        stac.write_with_item_links(path, doc, iter(hrefs))
+        whole = dict(doc, links=doc["links"] + [{"rel": "item", "href": h, "type": "application/geo+json"}
+                                                 for h in hrefs])
+        assert path.read_text(encoding="utf-8") == json.dumps(whole, indent=2)
+
+
+def test_a_footprint_index_in_several_row_groups_holds_every_chip(tmp_path, monkeypatch):
+    """The GeoParquet index written in row groups (a province's: INDEX_ROW_GROUP chips a group; here 3) and
+    its footprints in steps (here 2): read back by pyarrow and shapely, every row is its chip's -- the
+    columns in order, the footprint the chip's square projected by pyproj -- and the bbox covers them all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+    from pyproj import Transformer
+
+    from gos_build.archive.writers import parquet
+
+    monkeypatch.setattr(parquet, "INDEX_ROW_GROUP", 3)
+    monkeypatch.setattr(parquet, "FOOTPRINT_STEP", 2)
+    chips = [{"id": f"c{i}", "x": 400000.0 + 640 * i, "y": 4800000.0 - 640 * (i % 3)} for i in range(8)]
+    parquet.write_footprints(tmp_path / "i.parquet", chips, "EPSG:32652", 640.0,
+                             lambda start, part: {"chip_id": pa.array([c["id"] for c in part]),
+                                                  "start": pa.array([start] * len(part), pa.int64())})
+    meta = pq.ParquetFile(tmp_path / "i.parquet").metadata
+    assert meta.num_row_groups == 3
+    table = pq.read_table(tmp_path / "i.parquet")
+    assert table.column("chip_id").to_pylist() == [c["id"] for c in chips]
+    assert table.column("start").to_pylist() == [0, 0, 0, 3, 3, 3, 6, 6]
+    to_ll = Transformer.from_crs("EPSG:32652", "EPSG:4326", always_xy=True)
+    polygons = shapely.from_wkb(table.column("geometry").to_pylist())
+    for c, poly in zip(chips, polygons):
+        lon, lat = to_ll.transform([c["x"], c["x"] + 640, c["x"] + 640, c["x"]], [c["y"], c["y"], c["y"] + 640,
+                                                                                  c["y"] + 640])
+        assert np.allclose(np.asarray(poly.exterior.coords)[:4], np.column_stack([lon, lat]), atol=1e-7)
+    bbox = json.loads(table.schema.metadata[b"geo"])["columns"]["geometry"]["bbox"]
+    assert bbox == list(shapely.total_bounds(polygons))

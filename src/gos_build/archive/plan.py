@@ -218,12 +218,39 @@ def read_plan(plan_dir: str | Path) -> dict:
         raise GosBuildError(f"{path}: cannot read the publishing plan ({exc})") from None
 
 
+class Chip:
+    """A chip's record as the writers read it (``c["id"]``, ``c.get("boundary_m")``, the fields of
+    :data:`FIELDS`), in slots: the last job holds one per chip of a province (~200 bytes, a dict's third)."""
+
+    __slots__ = FIELDS
+
+    def __init__(self, values):
+        for k, v in zip(FIELDS, values):
+            setattr(self, k, v)
+
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
+
+
 def read_chips(plan_dir: str | Path):
-    """The plan's chips, in the dataset's order: records (dicts of :data:`FIELDS`)."""
+    """The plan's chips, in the dataset's order: :class:`Chip` records (the repeated names -- tile, class,
+    split -- shared, not copied a chip)."""
+    from sys import intern
+
     path = Path(plan_dir) / CHIPS_FILE
+    shared = FIELDS.index("tile"), FIELDS.index("class"), FIELDS.index("split")
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
-                yield dict(zip(FIELDS, json.loads(line)))
+                values = json.loads(line)
+                for i in shared:
+                    values[i] = intern(values[i])
+                yield Chip(values)
     except (OSError, ValueError) as exc:
         raise GosBuildError(f"{path}: cannot read the publishing plan's chips ({exc})") from None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -144,39 +143,68 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
     index_of = label_of(classes)
     cut = context["parquet"]
     (dest / NAME).mkdir(parents=True, exist_ok=True)
-    where, count = [], {s: 0 for s in SPLITS}
+    files, rows, count = [], [], {s: 0 for s in SPLITS}
+    names = {}  # (split, shard) -> its file name, one string for all its chips
     for c in chips:
         s = c["split"]
         i, per = count[s], cut[s]["per"]
         count[s] += 1
-        where.append((shard_name(s, i // per, cut[s]["shards"]), i % per))
-    write_footprints(dest / INDEX_FILE, chips, context["crs"], context["chip_size"] * context["resolution"], {
-        "chip_id": pa.array([c["id"] for c in chips], pa.string()),
-        "label": pa.array([index_of[c["class_id"]] for c in chips], pa.int64()),
-        "class_id": pa.array([c["class_id"] for c in chips], pa.int64()),
-        "class_name": pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
-        "split": pa.array([c["split"] for c in chips], pa.string()),
-        "parquet_file": pa.array([w[0] for w in where], pa.string()),
-        "parquet_row": pa.array([w[1] for w in where], pa.int64())})
+        key = (s, i // per)
+        if key not in names:
+            names[key] = shard_name(s, i // per, cut[s]["shards"])
+        files.append(names[key])
+        rows.append(i % per)
+    def columns(at, part):
+        return {
+            "chip_id": pa.array([c["id"] for c in part], pa.string()),
+            "label": pa.array([index_of[c["class_id"]] for c in part], pa.int64()),
+            "class_id": pa.array([c["class_id"] for c in part], pa.int64()),
+            "class_name": pa.array([classes[c["class_id"]]["name"] for c in part], pa.string()),
+            "split": pa.array([c["split"] for c in part], pa.string()),
+            "parquet_file": pa.array(files[at : at + len(part)], pa.string()),
+            "parquet_row": pa.array(rows[at : at + len(part)], pa.int64())}
+
+    write_footprints(dest / INDEX_FILE, chips, context["crs"], context["chip_size"] * context["resolution"], columns)
     log.info("parquet: index of %d chips -> %s", len(chips), dest / INDEX_FILE)
 
 
-def write_footprints(path: Path, chips: list[dict], crs: str, span: float, columns: dict) -> None:
-    """A GeoParquet 1.1 table of chips: ``columns`` (pyarrow arrays, one value a chip), then ``geometry``, each
-    chip's footprint (``span`` m square in the grid CRS ``crs``) as WKB in lon/lat -- no crs: OGC:CRS84, the
-    default -- with its bbox in the ``geo`` metadata; Zstandard."""
+def write_footprints(path: Path, chips: list[dict], crs: str, span: float, columns) -> None:
+    """A GeoParquet 1.1 table of chips: ``columns(start, part)`` (pyarrow arrays, one value a chip of ``part``,
+    the slice of ``chips`` from ``start``), then ``geometry``, each chip's footprint (``span`` m square in the grid CRS ``crs``) as WKB
+    in lon/lat -- no crs: OGC:CRS84, the default -- with its bbox in the ``geo`` metadata; Zstandard; row groups
+    of :data:`INDEX_ROW_GROUP` chips. Made :data:`FOOTPRINT_STEP` chips at a time: a province's index is never
+    whole in memory as Python objects, only its WKB."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import shapely
 
-    rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], span)
-    polygons = shapely.polygons(rings) if chips else np.array([], dtype=object)
-    wkb = shapely.to_wkb(polygons, byte_order=1) if chips else []
-    table = pa.table({**columns, "geometry": pa.array(list(wkb), pa.binary())})
-    bbox = [float(v) for v in shapely.total_bounds(polygons)] if chips else []
+    data, sizes, lo, hi = bytearray(), [], [np.inf, np.inf], [-np.inf, -np.inf]
+    for start in range(0, len(chips), FOOTPRINT_STEP):
+        part = chips[start : start + FOOTPRINT_STEP]
+        rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in part], span)
+        polygons = shapely.polygons(rings)
+        wkb = shapely.to_wkb(polygons, byte_order=1)
+        data += b"".join(wkb)  # the column's bytes, one buffer (a binary array's values, end to end)
+        sizes.append(np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb)))
+        x0, y0, x1, y1 = shapely.total_bounds(polygons)
+        lo, hi = [min(lo[0], x0), min(lo[1], y0)], [max(hi[0], x1), max(hi[1], y1)]
+    offsets = np.concatenate([[0], *sizes]).cumsum().astype(np.int32)
+    geometry = pa.Array.from_buffers(pa.binary(), len(chips), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    bbox = [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])] if chips else []
     geo = {"version": "1.1.0", "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "bbox": bbox}}}
-    pq.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), path, compression="zstd")
+    writer = None
+    for start in range(0, max(len(chips), 1), INDEX_ROW_GROUP):
+        part = chips[start : start + INDEX_ROW_GROUP]
+        table = pa.table({**columns(start, part), "geometry": geometry.slice(start, len(part))})
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema.with_metadata({"geo": json.dumps(geo)}), compression="zstd")
+        writer.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), row_group_size=INDEX_ROW_GROUP)
+    writer.close()
+
+
+INDEX_ROW_GROUP = 65_536  # chips a row group of a GeoParquet index (one group below it, as pq.write_table writes)
+FOOTPRINT_STEP = 8192
 
 
 def _write_shard(task) -> None:

@@ -162,18 +162,40 @@ def merge_extremes(parts: list) -> list[float] | None:
 
 def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
     """Write ``dest/stac/collection.json``: every chip's Item linked, the extent from the groups' ``notes``."""
-    from pystac import MediaType
-
     items = ItemTemplates(dest, context, to_root="../../", collection_href="../collection.json",
                           label=_label_asset())
-    item_links = [{"rel": "item", "href": f"./{c['id']}/{c['id']}.json", "type": str(MediaType.GEOJSON)}
-                  for c in chips]
     root = Path(dest) / NAME
     root.mkdir(parents=True, exist_ok=True)
     extent = merge_extremes(notes)
-    (root / "collection.json").write_text(_json(items.collection(chips, [extent] if extent else [], item_links)),
-                                          encoding="utf-8")
+    doc = items.collection(chips, [extent] if extent else [], [])
+    write_with_item_links(root / "collection.json", doc, (f"./{c['id']}/{c['id']}.json" for c in chips))
     log.info("stac: collection with %d items -> %s", len(chips), root)
+
+
+def write_with_item_links(path: Path, doc: dict, hrefs) -> None:
+    """Write the Collection ``doc`` with an item link for each of ``hrefs`` appended to its links -- the text
+    ``_json`` gives for the whole document, streamed: a link's text is rendered once, around two marks, and
+    repeated (a province's collection is a million links: its list of dicts and the encoder's pieces would
+    take more memory than the rest of the last job)."""
+    from pystac import MediaType
+
+    def link(href):
+        return {"rel": "item", "href": href, "type": str(MediaType.GEOJSON)}
+
+    marks = ("@@item-0@@", "@@item-1@@")
+    text = _json(dict(doc, links=doc["links"] + [link(m) for m in marks]))
+    a, b = (text.index(_ENCODE_STR(m)) for m in marks)
+    head, mid, tail = text[:a], text[a + len(_ENCODE_STR(marks[0])) : b], text[b + len(_ENCODE_STR(marks[1])):]
+    hrefs = iter(hrefs)
+    first = next(hrefs, None)
+    with open(path, "w", encoding="utf-8") as f:
+        if first is None:
+            f.write(_json(doc))
+            return
+        f.write(head + _ENCODE_STR(first))
+        for href in hrefs:
+            f.write(mid + _ENCODE_STR(href))
+        f.write(tail)
 
 
 class ItemTemplates:

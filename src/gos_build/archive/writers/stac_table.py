@@ -131,9 +131,11 @@ def _write_labels(path: Path, chips: list[dict], context: dict) -> None:
 
     classes = context["classes"]
     index = label_of(classes)
-    write_footprints(path, chips, context["crs"], context["chip_size"] * context.get("resolution", 10.0), {
-        "chip_id": pa.array([c["id"] for c in chips], pa.string()),
-        LABEL_PROPERTY: pa.array([classes[c["class_id"]]["name"] for c in chips], pa.string()),
-        CLASS_ID: pa.array([c["class_id"] for c in chips], pa.int64()),
-        LABEL: pa.array([index[c["class_id"]] for c in chips], pa.int64()),
-        "split": pa.array([c["split"] for c in chips], pa.string())})
+    def columns(start, part):
+        return {"chip_id": pa.array([c["id"] for c in part], pa.string()),
+                LABEL_PROPERTY: pa.array([classes[c["class_id"]]["name"] for c in part], pa.string()),
+                CLASS_ID: pa.array([c["class_id"] for c in part], pa.int64()),
+                LABEL: pa.array([index[c["class_id"]] for c in part], pa.int64()),
+                "split": pa.array([c["split"] for c in part], pa.string())}
+
+    write_footprints(path, chips, context["crs"], context["chip_size"] * context.get("resolution", 10.0), columns)
