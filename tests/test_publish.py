@@ -387,3 +387,96 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
     run = subprocess.run([sys.executable, "-c", block], cwd=d, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"{len(chips)} " in run.stdout and "../rgb/" in run.stdout
+
+
+def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
+    """``publish: {forms: [packed, parquet, stac-geoparquet], zips: false}``: no layer folder, every file the
+    manifest lists; the packed store and the Parquet shards the same bytes as the build with the tree (its
+    MANIFEST); each STAC Item valid against core and its extensions' schemas, its layer assets the chip's
+    Parquet shard with the row holding it (read back with pyarrow); validate passes; ``datasets`` loads it
+    offline; the datacard's snippet runs; the figures come from the shards."""
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    from helpers import AOI_A, run_cli
+    from stac_schemas import OfflineSchemas
+
+    schemas = OfflineSchemas()  # skips where ../shared/stac-schemas is absent
+    forms = ["packed", "parquet", "stac-geoparquet"]
+    res = run_workflow(tmp_path, workflow_config(inputs, "aoi", AOI_A, publish={"forms": forms, "zips": False}),
+                       "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    aoi = tmp_path / "results" / "aoi"
+    d = aoi / "dataset"
+    assert not [m for m in MODALITIES if (d / m).exists()]
+    listed = dict(reversed(line.split("  ")) for line in (d / "MANIFEST.sha256").read_text().splitlines())
+    files = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
+    assert files - {"MANIFEST.sha256", ".snakemake_timestamp"} == set(listed)
+    tree = dict(reversed(line.split("  ")) for line in
+                (runs["a2"] / "dataset" / "MANIFEST.sha256").read_text().splitlines())
+    for rel, digest in listed.items():
+        if rel.startswith(("packed/", "parquet/")):
+            assert tree[rel] == digest, rel
+    classes, chips = read_index(d)
+    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
+    assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)
+    problems = []
+    for item in items:
+        problems += schemas.errors(item)
+        for m in MODALITIES:
+            asset = item["assets"][m]
+            assert asset["href"].startswith("../parquet/") and asset["gos_build:parquet_column"] == m
+            shard = pq.read_table(d / "stac-geoparquet" / asset["href"], columns=["chip_id", m])
+            row = asset["gos_build:parquet_row"]
+            assert shard.column("chip_id")[row].as_py() == item["id"]
+            name = classes[item["properties"]["gos_build:class_id"]]["name"]
+            assert hashlib.sha256(shard.column(m)[row].as_py()).hexdigest() == tree[chip_path(m, name, item["id"])]
+    problems += schemas.errors(json.loads((d / "stac-geoparquet" / "collection.json").read_text()))
+    assert problems == [], "\n".join(problems[:20])
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0 and f"{d}: OK" in res.stdout, res.stdout + res.stderr
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"), "MPLBACKEND": "Agg"}
+    res = subprocess.run([sys.executable, "-c", _LOAD_WITH_DATASETS, str(d), ",".join(MODALITIES)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert sorted(r["chip_id"] for rows in got.values() for r in rows) == sorted(c["id"] for c in chips)
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    block = card.split("```python\n", 1)[1].split("```", 1)[0]
+    run = subprocess.run([sys.executable, "-c", block], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert all((aoi / "figures" / f"gallery_{c['name']}.png").is_file() for c in classes.values())
+    # a tree-less dataset whose shard lost a chip's layer bytes: validate finds it without a tree to compare
+    broken = tmp_path / "broken"
+    shutil.copytree(d, broken)
+    shard = next(p for p in sorted((broken / "parquet").glob("train-*.parquet")))
+    table = pq.read_table(shard)
+    import pyarrow as pa
+
+    col = table.column("dem").to_pylist()
+    col[0] = b"not a tiff"
+    pq.write_table(table.set_column(table.schema.get_field_index("dem"), "dem", pa.array(col, pa.binary())), shard)
+    res = run_cli("validate", str(broken))
+    assert res.returncode != 0 and "dem: not a chip GeoTIFF" in res.stderr, res.stderr
+
+
+def test_forms_without_the_tree_that_need_it_are_config_errors(tmp_path):
+    """Croissant points at the tree's files; the STAC Items need the tree or the Parquet shards; some form must
+    hold the pixels: each a one-line config error naming the key."""
+    import yaml
+
+    from helpers import default_config, run_cli
+
+    for forms, said in ((["croissant", "parquet"], "croissant points at the tree's files"),
+                        (["stac", "packed"], "the STAC Items point at each chip's bytes"),
+                        (["stac-geoparquet"], "the chips' pixels are in no form")):
+        cfg = default_config()
+        cfg["publish"] = {"forms": forms}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        res = run_cli("check-config", str(path))
+        assert res.returncode == 2 and f"config key 'publish.forms': {said}" in res.stderr, res.stderr

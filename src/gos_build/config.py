@@ -174,8 +174,16 @@ def _semantic_problems(cfg: dict) -> list[str]:
                            f"layers: {', '.join(terrain)}")
     forms = (cfg.get("publish") or {}).get("forms")
     if isinstance(forms, list) and forms and "tree" not in forms:
-        out.append("config key 'publish.forms': 'tree' is needed: the other forms are made from the tree's files "
-                   f"(got {', '.join(map(str, forms))})")
+        got = ", ".join(map(str, forms))
+        if "croissant" in forms:
+            out.append("config key 'publish.forms': croissant points at the tree's files: add tree, or leave "
+                       f"croissant out (got {got})")
+        elif not {"packed", "parquet"} & set(forms):
+            out.append("config key 'publish.forms': the chips' pixels are in no form: add tree, packed or parquet "
+                       f"(got {got})")
+        elif {"stac", "stac-geoparquet"} & set(forms) and "parquet" not in forms:
+            out.append("config key 'publish.forms': the STAC Items point at each chip's bytes: in the tree's files "
+                       f"or the Parquet shards' rows; add tree or parquet (got {got})")
     classes = cfg.get("classes")
     if isinstance(classes, dict):
         seen: dict = {}

@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from .errors import GosBuildError
 from .grid import Grid
 from .gtiff import read_files
 from .layout import DEM, HILLSHADE, RGB, chip_path, dataset_layers, read_folds, read_index, rgb_stretch
@@ -267,6 +268,43 @@ def _scale_bar(ax, span_m: float) -> None:
                                   size_vertical=span_m / 150, fontproperties={"size": 8}))
 
 
+class ChipArrays:
+    """A layer of chips by id, from whichever form the dataset has: the tree's GeoTIFFs, else the Parquet
+    shards' bytes, else the packed store (a dataset published without the tree)."""
+
+    def __init__(self, dataset: Path, chips: list[dict]):
+        self.dataset, self.chips = dataset, chips
+        self._parquet = self._packed = None
+
+    def read(self, layer: str, class_name: str, ids: list[str]):
+        """(N, bands, H, W) of ``ids`` (an empty list for none) (chips of the class ``class_name``) in ``layer``."""
+        from .gtiff import read_arrays
+        from .readers import PACKED, PARQUET_INDEX, PackedReader, ParquetReader
+
+        if not ids:
+            return []
+        if (self.dataset / layer).is_dir():
+            return read_files([self.dataset / chip_path(layer, class_name, cid) for cid in ids])
+        if (self.dataset / PARQUET_INDEX).is_file():
+            self._parquet = self._parquet or ParquetReader(self.dataset)
+            return read_arrays([self._parquet.layers(cid)[layer] for cid in ids])
+        if (self.dataset / PACKED).is_dir():
+            if self._packed is None:  # chip id -> (split, its index), the store's rows in labels.txt's order
+                count, where = {}, {}
+                for c in self.chips:
+                    where[c["id"]] = (c["split"], count.setdefault(c["split"], 0))
+                    count[c["split"]] += 1
+                self._packed = (PackedReader(self.dataset), where, count)
+            reader, where, count = self._packed
+            out = []
+            for cid in ids:
+                split, i = where[cid]
+                per = reader.meta(split, layer, count[split])["chunks"][0]
+                out.append(reader.chunk(split, layer, count[split], i // per)[i % per])
+            return np.stack(out)
+        raise GosBuildError(f"{self.dataset}: no form holds the chips' pixels (tree, parquet/ or packed/)")
+
+
 def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: int = 0) -> None:
     """One column per sample chip of the class, one row per modality (one axes, the chips placed in it:
     a grid of 54 axes costs a second more to build than to draw); each row in one colour scale, its colour bar
@@ -292,8 +330,9 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((0.6 / width, 0.1 / height, 1.7 * cols / width, 1.7 * rows / height))
     gap = 0.06  # between chips, in chip widths
-    arrays = [{m: read_files([dataset / chip_path(m, name, cid)])[0].astype(np.float64) for m in layers}
-              for cid in pick]
+    chip_arrays = ChipArrays(dataset, chips)
+    by_layer = {m: chip_arrays.read(m, name, pick) for m in layers}
+    arrays = [{m: by_layer[m][i].astype(np.float64) for m in layers} for i in range(len(pick))]
     for i, m in enumerate(layers):
         layer = layers[m]
         if m != RGB.name:
@@ -406,12 +445,13 @@ def histograms(dataset: Path, out: Path, per_class: int = 200, seed: int = 0) ->
     registry = dataset_layers(dataset)
     layers = [f"{m}:{b}" if len(layer.bands) > 1 else m for m, layer in registry.items() for b in layer.bands]
     values = {cid: {ly: [] for ly in layers} for cid in classes}
+    chip_arrays = ChipArrays(dataset, chips)
     for cid in classes:
         ids = sorted(c["id"] for c in chips if c["class_id"] == cid and c["split"] == "train")
         if len(ids) > per_class:
             ids = sorted(rng.choice(ids, size=per_class, replace=False))
         for m, layer in registry.items():  # a layer's chips of the class, decoded together
-            arrs = read_files([dataset / chip_path(m, classes[cid][0], chip) for chip in ids]) if ids else []
+            arrs = chip_arrays.read(m, classes[cid][0], ids) if ids else []
             nodata = layer.nodata
             for a in arrs:
                 a = a.astype(np.float64)

@@ -84,7 +84,10 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
             raise GosBuildError(f"{self.root}: no packed store (packed/) in this dataset")
         if source == "parquet" and not (self.root / "parquet").is_dir():
             raise GosBuildError(f"{self.root}: no Parquet form (parquet/) in this dataset")
-        self.source = source if source != "auto" else "packed" if has_store else "tree"
+        # auto: the store, else the tree, else (a dataset published without either) the Parquet shards
+        has_tree = any((self.root / m).is_dir() for m in dataset_layers(self.root))
+        self.source = source if source != "auto" else "packed" if has_store else "tree" if has_tree or not \
+            (self.root / "parquet").is_dir() else "parquet"
         self.layers = dataset_layers(self.root)
         self.terrain = self.layers.elevation
         self._store = None

@@ -322,7 +322,8 @@ def _loading_section(forms) -> list[str]:
             "(`labels.txt` gives the class id): the same chip has the same `label` in each.", "", "```python"]
     for f in forms:
         out += _FORM_ROWS[f][1]
-    source = "packed" if "packed" in forms else "tree"
-    out += ["from gos_build.ml import GOSDataset             # PyTorch: the tree or the store, the same samples",
+    source = "packed" if "packed" in forms else "tree" if "tree" in forms else "parquet"
+    said = "the Parquet shards" if source == "parquet" else "the tree or the store, the same samples"
+    out += [f"from gos_build.ml import GOSDataset             # PyTorch: {said}",
             f"ds = GOSDataset(\".\", split=\"train\", source=\"{source}\")", "```", ""]
     return out

@@ -15,7 +15,7 @@ from ..chips import cut_tile
 from ..grid import Grid
 from ..io import atomic_write_text, write_folder
 from ..layout import layers_from_config, parse_chip_path
-from .writers import writers_of
+from .writers import tree, writers_of
 
 
 def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: str | Path, out_json: str | Path,
@@ -29,7 +29,9 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
                          chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
                          chips_cfg.get("min_boundary_distance_m", 0.0), layers)
     members = []
-    for writer in writers_of(config).values():
+    # the tree's files always: the Parquet shards take their bytes, the STAC Items their sizes and sums, the
+    # plan their sizes (in the tile's scratch shard; in the dataset only where publish.forms has the tree)
+    for writer in {"tree": tree, **writers_of(config)}.values():
         if hasattr(writer, "shard_members"):
             members += writer.shard_members(grid, kept, layers)
     sizes = Counter()  # each chip's GeoTIFF bytes: the plan cuts the Parquet shards by them

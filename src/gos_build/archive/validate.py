@@ -21,9 +21,10 @@ from ..layout import (CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, band_descript
                       label_of, read_folds, read_index, split_file)
 from .gather import MANIFEST_FILE
 from ..splits import weak_data
-from ..readers import PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
+from ..readers import PACKED, PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
 from .writers.parquet import shard_name
-from .writers.stac import LABEL_ASSET, LABEL_PROPERTY, SPLIT_NAMES, item_path, label_path
+from .writers.stac import (LABEL_ASSET, LABEL_PROPERTY, PARQUET_COLUMN, PARQUET_ROW, SPLIT_NAMES, item_path,
+                           label_path)
 
 _WHOLE = 16 << 20  # files up to this size are read in one piece (chips are ~15 kB); larger ones in blocks
 _SKIP = {MANIFEST_FILE, ".snakemake_timestamp"}  # Snakemake marks directory outputs: not part of the dataset
@@ -145,7 +146,13 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
     except GosBuildError as exc:
         problems.append(str(exc))
         layers = GOS10M
-    expected = {chip_path(m, classes[c["class_id"]], c["id"]) for c in chips if c["class_id"] in classes for m in layers}
+    # a dataset published without the tree (publish.forms) has no layer folder at all: its chips are in the
+    # packed store or the Parquet shards, checked there
+    tree = any((d / m).exists() or (d / m).is_symlink() for m in layers)
+    if not tree and not any((d / form).exists() for form in (PACKED, PARQUET)):
+        problems.append("the chips are in no form: no layer folder of the tree, no packed/, no parquet/")
+    expected = {chip_path(m, classes[c["class_id"]], c["id"]) for c in chips if c["class_id"] in classes
+                for m in layers} if tree else set()
 
     # one read of every listed file and every expected chip: sha256 and, for chips, the header
     todo = sorted(set(listed) | expected)
@@ -183,7 +190,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         if in_split.get(cid, []) != [split]:
             problems.append(f"{cid}: in splits {in_split.get(cid, [])}, labels.txt says {split}")
         ref = None
-        for m in layers:
+        for m in layers if tree else ():
             rel = chip_path(m, classes[label], cid)
             digest, header = read[rel]
             if digest is None:
@@ -303,10 +310,11 @@ def _json(d: Path, rel: str, reachable) -> tuple[object, str | None]:
 
 
 def _item_problems(item: dict, chip: dict, classes: dict, listed: dict, reachable, folder: str, label: str,
-                   where: str) -> list[str]:
+                   where: str, rows: dict | None = None) -> list[str]:
     """A STAC Item of a chip against labels.txt and the manifest: its split and class, each asset the chip's
     file (hrefs relative to ``folder``, within the dataset: path arithmetic, nothing opened; the label asset
-    ``label``), its checksum the manifest's."""
+    ``label``), its checksum the manifest's -- or, in a dataset without the tree, the Parquet shard and row of
+    the chip as the Parquet index has them (``rows``: chip id -> (shard, row))."""
     out = []
     props, assets = item["properties"], item["assets"]
     if props.get("ml-aoi:split") != SPLIT_NAMES[chip["split"]] or props.get("gos_build:class_id") != chip["class_id"]:
@@ -315,14 +323,50 @@ def _item_problems(item: dict, chip: dict, classes: dict, listed: dict, reachabl
         href = asset["href"]
         rel = os.path.normpath(os.path.join(folder, href)).replace(os.sep, "/") \
             if isinstance(href, str) and reachable(os.path.join(folder, href)) else None
-        want = label if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), chip["id"])
+        in_shard = key != LABEL_ASSET and PARQUET_COLUMN in asset
+        if in_shard:  # (shard, row) of the chip, the layer's column
+            want = (rows or {}).get(chip["id"], ("the Parquet index's shard", None))[0]
+            if asset.get(PARQUET_COLUMN) != key or asset.get(PARQUET_ROW) != (rows or {}).get(chip["id"], (0, -1))[1]:
+                out.append(f"{where}: asset {key}: row or column differ from {INDEX_FILE}")
+        else:
+            want = label if key == LABEL_ASSET else chip_path(key, classes.get(chip["class_id"], "?"), chip["id"])
         if rel is None:
             out.append(f"{where}: asset {key} href {str(href)[:200]!r} leads outside the dataset (not opened)")
         elif rel != want:
             out.append(f"{where}: asset {key} points to {rel}")
-        elif listed and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
+        elif listed and not in_shard and asset.get("file:checksum") != "1220" + listed.get(rel, ""):
             out.append(f"{where}: asset {key}: file:checksum differs from MANIFEST.sha256")
     return out
+
+
+def _chip_bytes_problem(data, layer, chip_size: int = 64) -> str | None:
+    """What is wrong with a chip GeoTIFF held as bytes (a Parquet cell): not a GeoTIFF, not chip_size square,
+    not the layer's bands and data type; None when it is one."""
+    from ..gtiff import read_array
+
+    if not isinstance(data, bytes):
+        return "no bytes"
+    try:
+        arr = read_array(data)
+    except NotAChip as exc:
+        return f"not a chip GeoTIFF ({exc})"
+    if arr.shape != (len(layer.bands), chip_size, chip_size) or str(arr.dtype) != layer.dtype:
+        return f"{arr.dtype} {arr.shape}, expected {layer.dtype} {(len(layer.bands), chip_size, chip_size)}"
+    return None
+
+
+def _index_rows(d: Path, reachable) -> dict:
+    """Chip id -> (shard, row) of the Parquet index, where a dataset without the tree points its STAC assets
+    (empty when there is no readable index: the items' assets are then findings)."""
+    import pyarrow.parquet as pq
+
+    if not (d / INDEX_FILE).is_file() or not reachable(INDEX_FILE):
+        return {}
+    try:
+        table = pq.read_table(d / INDEX_FILE, columns=["chip_id", "parquet_file", "parquet_row"]).to_pylist()
+    except _UNREADABLE:
+        return {}
+    return {r["chip_id"]: (r["parquet_file"], r["parquet_row"]) for r in table}
 
 
 def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
@@ -345,6 +389,7 @@ def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> 
             {c["id"]: (classes.get(c["class_id"]), c["class_id"], c["split"]) for c in chips}:
         out.append(f"{labels}: chips, classes or splits differ from labels.txt")
     f = pq.ParquetFile(d / where)
+    rows = _index_rows(d, reachable)
     for batch in f.iter_batches(batch_size=1024):
         for item in stac_geoparquet.arrow.stac_table_to_items(batch):
             cid = item["id"]
@@ -353,7 +398,7 @@ def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> 
                 out.append(f"{where}: item {str(cid)[:40]} is {'twice' if cid in seen else 'not in labels.txt'}")
                 continue
             seen.add(cid)
-            out += _item_problems(item, chip, classes, listed, reachable, NAME, labels, f"{where}: {cid}")
+            out += _item_problems(item, chip, classes, listed, reachable, NAME, labels, f"{where}: {cid}", rows)
     missing = sorted(set(by_id) - seen)
     if missing:
         out.append(f"{where}: no item for {len(missing)} chip(s) of labels.txt (first: {missing[0]})")
@@ -362,6 +407,7 @@ def _stac_table_problems(d: Path, chips, classes, listed, reachable, layers) -> 
 
 def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[str]:
     out = []
+    rows = _index_rows(d, reachable)
     for chip in sorted(chips, key=lambda c: c["id"]):
         cid = chip["id"]
         where = item_path(cid)
@@ -370,7 +416,7 @@ def _stac_problems(d: Path, chips, classes, listed, reachable, layers) -> list[s
             out.append(problem)
             continue
         try:
-            out += _item_problems(item, chip, classes, listed, reachable, f"stac/{cid}", label_path(cid), where)
+            out += _item_problems(item, chip, classes, listed, reachable, f"stac/{cid}", label_path(cid), where, rows)
             for link in item.get("links", []):
                 href = link.get("href")
                 if not isinstance(href, str) or not reachable(os.path.join("stac", cid, href)):
@@ -501,8 +547,13 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
                     for layer in layers:
                         tree = chip_path(layer, classes[chip["class_id"]], cid)
                         data = row[layer]
-                        if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
-                            out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")
+                        if tree in listed or (d / layers[layer].name).exists():  # the tree's file: the same bytes
+                            if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
+                                out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")
+                        else:  # no tree: a chip GeoTIFF of the layer, by its own header
+                            problem = _chip_bytes_problem(data, layers[layer])
+                            if problem:
+                                out.append(f"{rel}: chip {cid}: {layer}: {problem}")
         except unreadable as exc:  # a damaged shard is a finding
             out.append(f"{rel}: not a readable Parquet shard ({type(exc).__name__}: {str(exc)[:200]})")
     missing = sorted(set(by_id) - set(seen))

@@ -51,6 +51,25 @@ def shard_name(split: str, k: int, n: int) -> str:
     return f"{NAME}/{split}-{k:05d}-of-{n:05d}.parquet"
 
 
+def shard_row(split: str, i: int, cut: dict) -> tuple[str, int]:
+    """(shard, row) holding chip ``i`` (0-based, the dataset's order) of ``split``, under the plan's ``cut``
+    (:func:`gos_build.archive.plan.parquet_cut`)."""
+    per = cut[split]["per"]
+    return shard_name(split, i // per, cut[split]["shards"]), i % per
+
+
+def rows_of(chips, cut: dict, first: dict | None = None):
+    """(shard, row) of each of ``chips`` (the dataset's order; ``first``: the index in its split of the first
+    chip of each split, 0 by default), one shard name shared by its rows."""
+    count = dict(first or {s: 0 for s in SPLITS})
+    names: dict = {}
+    for c in chips:
+        s = c["split"]
+        name, row = shard_row(s, count[s], cut)
+        count[s] += 1
+        yield names.setdefault(name, name), row
+
+
 def _schema(with_folds: bool, class_names: list[str], layers: tuple[str, ...]):
     import pyarrow as pa
 
@@ -143,17 +162,10 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
     index_of = label_of(classes)
     cut = context["parquet"]
     (dest / NAME).mkdir(parents=True, exist_ok=True)
-    files, rows, count = [], [], {s: 0 for s in SPLITS}
-    names = {}  # (split, shard) -> its file name, one string for all its chips
-    for c in chips:
-        s = c["split"]
-        i, per = count[s], cut[s]["per"]
-        count[s] += 1
-        key = (s, i // per)
-        if key not in names:
-            names[key] = shard_name(s, i // per, cut[s]["shards"])
-        files.append(names[key])
-        rows.append(i % per)
+    files, rows = [], []
+    for name, row in rows_of(chips, cut):
+        files.append(name)
+        rows.append(row)
     def columns(at, part):
         return {
             "chip_id": pa.array([c["id"] for c in part], pa.string()),

@@ -27,6 +27,7 @@ from pathlib import Path
 from ...grid import chip_footprints_lonlat
 from ...io import write_new_file
 from ...parallel import ordered
+from ...config import published_forms
 from ...layout import SPLITS, chip_path
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}  # ml-aoi:sp
 LABEL_ASSET = "labels"
 LABEL_FILE = "labels.geojson"  # beside each item: stac/<chip_id>/labels.geojson
 LABEL_PROPERTY = "class"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+PARQUET_ROW, PARQUET_COLUMN = "gos_build:parquet_row", "gos_build:parquet_column"  # a tree-less dataset's assets
+TREE = "tree"
 
 
 def _classification(layer) -> dict:
@@ -146,7 +150,8 @@ def place(chips: list[dict], dest: Path, context: dict) -> list[float] | None:
     items = ItemTemplates(dest, context, to_root="../../", collection_href="../collection.json",
                           label=_label_asset())
     extremes = []
-    for e, item_sums in ordered(context["pool"], _write_items, items.tasks(chips)):
+    first = {split: start for split, (start, _) in context["part"]["range"].items()}
+    for e, item_sums in ordered(context["pool"], _write_items, items.tasks(chips, first)):
         extremes.append(e)
         context["digests"].update(item_sums)  # the manifest's sha256 of each item, from the text in hand
     return merge_extremes([extremes])
@@ -223,6 +228,8 @@ class ItemTemplates:
         self.label_classes = label_classes = [{"name": LABEL_PROPERTY,
                                                "classes": [c["name"] for _, c in sorted(classes.items())]}]
         layers = self.layers = context["layers"]
+        self.tree = TREE in published_forms(cfg) if cfg.get("publish") else True
+        self.cut = context.get("parquet")
         bands_of = {}
         for m, layer in layers.items():
             scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
@@ -234,11 +241,19 @@ class ItemTemplates:
         self.templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
         for cid, cls in classes.items():
             cname = cls["name"]
-            assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
-                          "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
-                          "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
-                          **_classification(layer)}
-                      for m, layer in layers.items()}
+            if self.tree:  # each layer's GeoTIFF in the tree
+                assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
+                              "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
+                              "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
+                              **_classification(layer)}
+                          for m, layer in layers.items()}
+            else:  # no tree: the Parquet shard holding the chip, its row, the layer's column (the GeoTIFF's bytes)
+                assets = {m: {"href": slot("href:parquet"), "type": PARQUET_TYPE,
+                              "title": f"{layer.description}: a GeoTIFF in column {m} of row "
+                                       f"{PARQUET_ROW} of this Parquet shard", "raster:bands": bands_of[m],
+                              PARQUET_ROW: slot("row"), PARQUET_COLUMN: m, "ml-aoi:role": "feature",
+                              "roles": ["data"], **_classification(layer)}
+                          for m, layer in layers.items()}
             assets[LABEL_ASSET] = {**label, "ml-aoi:role": "label", "roles": ["labels", "labels-vector"]}
             self.templates[cid] = _Template({
                 "type": "Feature", "stac_version": version, "stac_extensions": extensions,
@@ -258,15 +273,24 @@ class ItemTemplates:
                                "proj:transform": [res, 0.0, slot("x0"), 0.0, -res, slot("y1")], "datetime": when},
                 "links": up, "assets": assets, "collection": collection_id})
 
-    def tasks(self, chips: list[dict], step: int = 512) -> list[tuple]:
-        """The work of the gather's workers, in slices of ``step`` chips (:func:`render_items`)."""
+    def tasks(self, chips: list[dict], first: dict | None = None, step: int = 512) -> list[tuple]:
+        """The work of the workers, in slices of ``step`` chips (:func:`render_items`): with each slice the sha256
+        of its chips' tree files, or without the tree the (shard, row) of each chip (``first``: the index in its
+        split of the first chip of each split among ``chips``)."""
         layers = self.layers
+        if not self.tree:
+            from .parquet import rows_of
+
+            where = [{c["id"]: w} for c, w in zip(chips, rows_of(chips, self.cut, first))]
+            return [(self.templates, self.classes, self.crs, self.size, self.res, self.dest, chips[i : i + step],
+                     {k: v for d in where[i : i + step] for k, v in d.items()}, layers.names, self.to_root, False)
+                    for i in range(0, len(chips), step)]
         names = {cid: c["name"] for cid, c in self.classes.items()}
         rels = [chip_path(m, names[c["class_id"]], c["id"]) for c in chips for m in layers]
         sums = {rel: self.digests[rel] for rel in rels}
         return [(self.templates, self.classes, self.crs, self.size, self.res, self.dest, chips[i : i + step],
                  {rel: sums[rel] for rel in rels[i * len(layers) : (i + step) * len(layers)]}, layers.names,
-                 self.to_root)
+                 self.to_root, True)
                 for i in range(0, len(chips), step)]
 
     def collection(self, chips: list[dict], extremes: list[tuple], links: list[dict], assets: dict | None = None) -> dict:
@@ -304,7 +328,7 @@ def render_items(task):
     """The Items of a slice of chips from the class templates: ((lon min, lat min, lon max, lat max), [(chip,
     its label GeoJSON bytes, its Item JSON text)]) -- the label asset's size and checksum those of the GeoJSON
     where the template has slots for them."""
-    templates, classes, crs, size, res, dest, chips, sums, layer_names, to_root = task
+    templates, classes, crs, size, res, dest, chips, sums, layer_names, to_root, tree = task
     rings, _ = chip_footprints_lonlat(crs, [(c["x"], c["y"]) for c in chips], size * res)
     lon_all, lat_all, out = [], [], []
     for c, ring in zip(chips, rings):
@@ -318,7 +342,9 @@ def render_items(task):
                   "bbox1": min(lat), "bbox2": max(lon), "bbox3": max(lat)}
         for i in range(5):
             values[f"lon{i}"], values[f"lat{i}"] = lon[i], lat[i]
-        for m in layer_names:
+        if not tree:  # sums: chip id -> (shard, row)
+            values["href:parquet"], values["row"] = f"{to_root}{sums[c['id']][0]}", sums[c["id"]][1]
+        for m in layer_names if tree else ():
             rel = chip_path(m, classes[c["class_id"]]["name"], c["id"])
             values[f"href:{m}"] = f"{to_root}{rel}"
             values[f"size:{m}"] = os.stat(os.path.join(dest, rel)).st_size

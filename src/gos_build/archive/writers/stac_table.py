@@ -20,14 +20,13 @@ from pathlib import Path
 from ...layout import CLASS_ID, LABEL, label_of
 from ...parallel import ordered
 from .parquet import write_footprints
-from .stac import LABEL_PROPERTY, ItemTemplates, _json, merge_extremes, render_items
+from .stac import LABEL_PROPERTY, PARQUET_TYPE, ItemTemplates, _json, merge_extremes, render_items
 
 log = logging.getLogger(__name__)
 
 NAME = "stac-geoparquet"
 ITEMS_FILE = "items.parquet"
 LABELS_FILE = "labels.parquet"
-PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
 def prepare(chips: list[dict], dest: Path, context: dict) -> None:
@@ -55,7 +54,8 @@ def place(chips: list[dict], dest: Path, context: dict) -> dict:
     extremes: list[tuple] = []
 
     def dicts():
-        for e, rendered in ordered(context["pool"], render_items, items.tasks(chips)):
+        first = {split: start for split, (start, _) in context["part"]["range"].items()}
+        for e, rendered in ordered(context["pool"], render_items, items.tasks(chips, first)):
             extremes.append(e)
             for _, _, text in rendered:
                 yield json.loads(text)
