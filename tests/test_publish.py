@@ -390,9 +390,9 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
 
 
 def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
-    """``publish: {forms: [packed, parquet, stac-geoparquet], zips: false}``: no layer folder, every file the
-    manifest lists; the packed store and the Parquet shards the same bytes as the build with the tree (its
-    MANIFEST); each STAC Item valid against core and its extensions' schemas, its layer assets the chip's
+    """``publish: {forms: [packed, parquet, stac-geoparquet], zips: false, chunk_chips: 3}``: no layer folder,
+    every file the manifest lists; the Parquet shards the same bytes as the build with the tree (its MANIFEST),
+    the packed store the same arrays (read by zarr) in chunks of 3 chips, one file a chunk; each STAC Item valid against core and its extensions' schemas, its layer assets the chip's
     Parquet shard with the row holding it (read back with pyarrow); validate passes; ``datasets`` loads it
     offline; the datacard's snippet runs; the figures come from the shards."""
     import subprocess
@@ -406,7 +406,8 @@ def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
 
     schemas = OfflineSchemas()  # skips where ../shared/stac-schemas is absent
     forms = ["packed", "parquet", "stac-geoparquet"]
-    res = run_workflow(tmp_path, workflow_config(inputs, "aoi", AOI_A, publish={"forms": forms, "zips": False}),
+    res = run_workflow(tmp_path, workflow_config(inputs, "aoi", AOI_A, publish={"forms": forms, "zips": False,
+                                                                                 "chunk_chips": 3}),
                        "--cores", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     aoi = tmp_path / "results" / "aoi"
@@ -418,8 +419,18 @@ def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
     tree = dict(reversed(line.split("  ")) for line in
                 (runs["a2"] / "dataset" / "MANIFEST.sha256").read_text().splitlines())
     for rel, digest in listed.items():
-        if rel.startswith(("packed/", "parquet/")):
+        if rel.startswith("parquet/"):
             assert tree[rel] == digest, rel
+    import zarr
+
+    mine, theirs = zarr.open_group(str(d / "packed"), mode="r"), zarr.open_group(str(runs["a2"] / "dataset" / "packed"),
+                                                                                  mode="r")
+    for split in ("train", "val", "test"):
+        for name in (*MODALITIES, "chip_id", "label", "class_id", "x_min", "y_min"):
+            assert np.array_equal(mine[split][name][:], theirs[split][name][:]), (split, name)
+        n = mine[split]["rgb"].shape[0]
+        assert mine[split]["rgb"].chunks[0] == 3
+        assert len([r for r in listed if r.startswith(f"packed/{split}/rgb/") and r[-1].isdigit()]) == -(-n // 3)
     classes, chips = read_index(d)
     items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
     assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)

@@ -29,14 +29,15 @@ def test_cores_1_and_2_give_the_same_bytes(runs):
 
 
 def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
-    """The demo's AOI, every form, split.folds: 3; the publishing jobs over one tile column each, then over one group of every
+    """The demo's AOI, every form, split.folds: 3, packed chunks of 5 chips; the publishing jobs over one tile column each, then over one group of every
     tile: the same MANIFEST (packed chunks and the Parquet shards cross the groups: a group reads the chips that
     end them from the next groups' tiles), and it validates."""
     forms = ["tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet"]
     manifests, groups = {}, {}
     for group_tiles in (1, 1000):
         cfg = workflow_config(inputs, "aoi", list(DEMO_BBOX), split={"folds": 3, "block_chips": 4},
-                              publish={"forms": forms, "zips": False, "group_tiles": group_tiles})
+                              publish={"forms": forms, "zips": False, "group_tiles": group_tiles,
+                                       "chunk_chips": 5})
         res = run_workflow(tmp_path / str(group_tiles), cfg, "--cores", "2")
         assert res.returncode == 0, res.stderr[-3000:]
         aoi = tmp_path / str(group_tiles) / "results" / "aoi"
@@ -46,9 +47,9 @@ def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
         res = run_cli("validate", str(aoi / "dataset"))
         assert res.returncode == 0, res.stdout + res.stderr
     assert len(groups[1000]) == 1 and len(groups[1]) >= 3
-    # a packed chunk (16 chips) starts in one group and ends in the next
+    # a packed chunk (5 chips: publish.chunk_chips) starts in one group and ends in the next
     train = [g["range"]["train"] for g in groups[1]]
-    assert any(start < end and end % 16 and end < train[-1][1] for start, end in train)
+    assert any(start < end and end % 5 and end < train[-1][1] for start, end in train)
     assert manifests[1] == manifests[1000]
 
 

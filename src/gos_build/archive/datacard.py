@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..config import published_forms
+from .writers.packed import CHUNK_CHIPS
 from ..layout import CLASS_ID, CLASS_ID_MEANING, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, SPLITS, Registry
 
 
@@ -203,7 +204,8 @@ def _content(facts: dict) -> str:
 def published_config(cfg: dict, prov: dict) -> dict:
     """The config as the datacard shows it: local inputs (globs, paths) replaced by what they matched, named by
     content -- a reader can check their own copies, and no folder of the builder's machine is published; how the
-    work was shared out (``publish.group_tiles``, like the cores) left out: the files do not depend on it."""
+    work was shared out (``publish.group_tiles``, like the cores) left out: the files do not depend on it; the
+    packed store's chunk (``publish.chunk_chips``) only where it is not the default 16 (as before the key was)."""
     import copy
 
     from ..inputs import identity
@@ -220,7 +222,10 @@ def published_config(cfg: dict, prov: dict) -> dict:
     if "polygons" in inputs:
         inputs["polygons"] = identity((prov.get("labels") or {}).get("source_file") or
                                       {"name": Path(str(inputs["polygons"])).name})
-    (out.get("publish") or {}).pop("group_tiles", None)
+    publish = out.get("publish") or {}
+    publish.pop("group_tiles", None)
+    if publish.get("chunk_chips") == CHUNK_CHIPS:  # shown where set otherwise: the store's own .zarray says it too
+        publish.pop("chunk_chips")
     aoi = out.get("aoi", {})
     if isinstance(aoi.get("geometry"), str):
         aoi["geometry"] = Path(aoi["geometry"]).name

@@ -69,18 +69,19 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
     (``tiles/<tile>/shard``) -- the group's, and those of the tiles whose chips end its packed chunks and
     Parquet shards. Returns the group's chip count."""
     from .plan import FILES_DIR, read_chips, read_plan
-    from .writers.packed import CHUNK_CHIPS
+    from .writers.packed import chunk_chips
 
     plan = read_plan(plan_dir)
     if not 0 <= k < len(plan["groups"]):
         raise GosBuildError(f"publish: no group {k} in {plan_dir} ({len(plan['groups'])} groups)")
     ranges, n, cut = plan["groups"][k]["range"], plan["n"], plan["parquet"]
+    chunk = chunk_chips(config)
     need = {}  # per split: the chips [start, end) of the group, then those that end its chunks and shards
     for s in SPLITS:
         start, end = ranges[s]
         stop = end
         if start < end:
-            stop = max(stop, math.ceil(end / CHUNK_CHIPS) * CHUNK_CHIPS, math.ceil(end / cut[s]["per"]) * cut[s]["per"])
+            stop = max(stop, math.ceil(end / chunk) * chunk, math.ceil(end / cut[s]["per"]) * cut[s]["per"])
         need[s] = (start, min(stop, n[s]))
     runs = {s: [] for s in SPLITS}
     own = []

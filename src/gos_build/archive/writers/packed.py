@@ -10,7 +10,9 @@
     packed/<split>/boundary_m   [N]             distance to the nearest class boundary, m (NaN: unknown)
 
 Attributes of the group: classes, layers (bands, units, nodata), CRS and chip size. Chunks hold
-``CHUNK_CHIPS`` chips of one layer (Zstandard, level 3): a training epoch reads a few hundred chunks.
+``publish.chunk_chips`` chips of one layer (16 by default; Zstandard, level 3): a training epoch reads a few
+hundred chunks, a random read decodes 16 chips. A province's store takes larger chunks (e.g. 512: a file
+every 512 chips and layer instead of every 16; a random read then decodes 512).
 Values are the chip GeoTIFFs' values, exactly: the tile jobs put the same arrays in their shards
 (:func:`shard_members`: ``packed/<layer>.npy``, raw, one row per kept chip, in the order of
 ``packed/chips.txt``), the groups' jobs copy rows from there into the chunks (:func:`place`) -- nothing is
@@ -35,8 +37,13 @@ from ...readers import PACKED as NAME
 
 log = logging.getLogger(__name__)
 
-CHUNK_CHIPS = 16
-WRITE_CHUNKS = 32  # chunks per task of a worker
+CHUNK_CHIPS = 16  # the default of publish.chunk_chips
+WRITE_CHIPS = 512  # chips per task of a worker (whole chunks, at least one)
+
+
+def chunk_chips(config: dict) -> int:
+    """Chips a chunk of the store holds (``publish.chunk_chips`` of a validated config)."""
+    return int((config.get("publish") or {}).get("chunk_chips", CHUNK_CHIPS))
 
 
 def _compressor():
@@ -94,14 +101,15 @@ def place(chips: list[dict], dest: Path, context: dict) -> None:
     size = context["chip_size"]
     layers = context["layers"]
     runs = part["runs"]
+    per = chunk_chips(context["config"])
     where = _rows(sorted({part["shard_of"][c["tile"]] for run in runs.values() for c in run}))
     for split in SPLITS:
         start, end = part["range"][split]
-        first = -(-start // CHUNK_CHIPS) * CHUNK_CHIPS  # the first chunk starting in the group
+        first = -(-start // per) * per  # the first chunk starting in the group
         if first >= end:
             continue
         run = runs[split]
-        mine = run[first - start : first - start + -(-(end - first) // CHUNK_CHIPS) * CHUNK_CHIPS]
+        mine = run[first - start : first - start + -(-(end - first) // per) * per]
         missing = [c["id"] for c in mine if c["id"] not in where]
         if missing:
             raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")
@@ -109,13 +117,13 @@ def place(chips: list[dict], dest: Path, context: dict) -> None:
             # the chunks, by the workers: each reads a run of chunks' chips and writes the chunk files zarr
             # would write (the chunk's C-order bytes, padded with the fill value, through the array's own
             # compressor; none for a chunk of fill values only, zarr's write_empty_chunks=False)
-            step = CHUNK_CHIPS * WRITE_CHUNKS
+            step = per * max(1, WRITE_CHIPS // per)
             folder = dest / NAME / split / m
             folder.mkdir(parents=True, exist_ok=True)
             tasks = [([(os.path.join(where[c["id"]][0], shard_array(m)), where[c["id"]][1])
                        for c in mine[i : i + step]],
-                      (first + i) // CHUNK_CHIPS,
-                      (CHUNK_CHIPS, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
+                      (first + i) // per,
+                      (per, len(layer.bands), size, size), layer.dtype, layer.nodata, str(folder))
                      for i in range(0, len(mine), step)]
             for sums in ordered(context["pool"], _write_chunks, tasks):  # sha256 from the bytes in hand
                 context["digests"].update({f"{NAME}/{split}/{m}/{name}": d for name, d in sums.items()})
@@ -158,7 +166,8 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
             g["boundary_m"][:] = np.array([np.nan if c.get("boundary_m") is None else c["boundary_m"] for c in mine])
         for m, layer in layers.items():
             arr = g.create_array(m, shape=(n, len(layer.bands), size, size), dtype=layer.dtype,
-                                 chunks=(CHUNK_CHIPS, len(layer.bands), size, size), fill_value=layer.nodata,
+                                 chunks=(chunk_chips(context["config"]), len(layer.bands), size, size),
+                                 fill_value=layer.nodata,
                                  compressors=_compressor())
             arr.attrs.update({"_ARRAY_DIMENSIONS": ["chip", f"{m}_band" if len(layer.bands) > 1 else "band", "row",
                                                     "col"], "units": layer.units, "bands": list(layer.bands),
