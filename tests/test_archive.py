@@ -88,3 +88,12 @@ def test_every_form_of_the_schema_has_its_writer():
     from gos_build.config import DEFAULT_FORMS, FORMS
 
     assert set(FORMS) == set(WRITERS) and set(DEFAULT_FORMS) < set(FORMS) and "tree" in DEFAULT_FORMS
+
+
+def test_the_largest_packed_chunk_the_config_allows_is_what_the_reader_accepts():
+    """publish.chunk_chips' maximum is the reader's bound on a stranger's store: a store gos-build writes is
+    always readable, and no store may ask the reader for a larger chunk."""
+    from gos_build.config import schema_entry
+    from gos_build.readers import MAX_CHUNK_CHIPS
+
+    assert schema_entry("publish.chunk_chips")["maximum"] == MAX_CHUNK_CHIPS

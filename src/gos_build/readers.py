@@ -39,6 +39,10 @@ def zstd_frame_size(data: bytes) -> int | None:
     return value + 256 if width == 2 else value
 
 
+MAX_CHUNK_CHIPS = 1024  # the largest chunk (chips) a store may declare: publish.chunk_chips' maximum; a
+# chunk is decoded whole (1024 chips of a float32 layer: 16 MB), so a stranger's store cannot ask for more
+
+
 class PackedReader:
     """The packed store of a dataset folder, read without trusting it: each array's ``.zarray`` must say what
     gos-build writes for the number of chips the dataset's ``labels.txt`` gives (shape, chunks, dtype, Zstandard,
@@ -80,7 +84,7 @@ class PackedReader:
             want = {"shape": [n, *dims], "dtype": np.dtype(layer.dtype).newbyteorder("<").str}
             chunks = doc.get("chunks") if isinstance(doc, dict) else None
             ok_chunks = isinstance(chunks, list) and len(chunks) == 4 and chunks[1:] == dims and \
-                isinstance(chunks[0], int) and 0 < chunks[0] <= 64
+                isinstance(chunks[0], int) and 0 < chunks[0] <= MAX_CHUNK_CHIPS
         else:
             want = {"shape": [n], "dtype": {"chip_id": "<U16", "label": "|u1", "class_id": "|u1"}.get(name)}
             if name in ("x_min", "y_min", "boundary_m"):
