@@ -547,7 +547,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
                     for layer in layers:
                         tree = chip_path(layer, classes[chip["class_id"]], cid)
                         data = row[layer]
-                        if tree in listed or (d / layers[layer].name).exists():  # the tree's file: the same bytes
+                        if tree in listed or (d / layer).exists():  # the tree's file: the same bytes
                             if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
                                 out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")
                         else:  # no tree: a chip GeoTIFF of the layer, by its own header

@@ -228,7 +228,7 @@ class ItemTemplates:
         self.label_classes = label_classes = [{"name": LABEL_PROPERTY,
                                                "classes": [c["name"] for _, c in sorted(classes.items())]}]
         layers = self.layers = context["layers"]
-        self.tree = TREE in published_forms(cfg) if cfg.get("publish") else True
+        self.tree = TREE in published_forms(cfg)
         self.cut = context.get("parquet")
         bands_of = {}
         for m, layer in layers.items():
