@@ -321,6 +321,18 @@ def test_publish_chooses_the_forms_and_cuts_the_zips_in_parts(inputs, tmp_path):
     assert res.returncode == 0 and "rule package" not in res.stdout and "rule dataset" in res.stdout, res.stdout[-2000:]
 
 
+def _table_items(d):
+    """(classes, chips, the Items of ``stac-geoparquet/items.parquet`` read back by stac-geoparquet), one Item a
+    chip of labels.txt."""
+    import pyarrow.parquet as pq
+    import stac_geoparquet.arrow
+
+    classes, chips = read_index(d)
+    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
+    assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)
+    return classes, chips, items
+
+
 def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, tmp_path):
     """``publish.forms`` with ``stac-geoparquet`` beside ``stac``: ``stac-geoparquet/items.parquet``, read back by
     the stac-geoparquet package, holds one Item per chip -- each valid against STAC core and its extensions'
@@ -328,7 +340,6 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
     and its label asset (the shared ``labels.parquet``, one row a chip as labels.txt says); validate passes;
     ``zips: false`` leaves no dist/."""
     import pyarrow.parquet as pq
-    import stac_geoparquet.arrow
 
     from gos_build.layout import label_of
     from helpers import AOI_A, run_cli
@@ -343,9 +354,7 @@ def test_stac_geoparquet_holds_the_items_of_the_stac_form_in_one_table(inputs, t
     assert not (tmp_path / "results" / "sgp" / "dist").exists()
     assert sorted(p.name for p in (d / "stac-geoparquet").iterdir()) == ["collection.json", "items.parquet",
                                                                          "labels.parquet"]
-    classes, chips = read_index(d)
-    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
-    assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)
+    classes, chips, items = _table_items(d)
     problems = []
     for item in items:
         problems += schemas.errors(item)
@@ -399,7 +408,6 @@ def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
     import sys
 
     import pyarrow.parquet as pq
-    import stac_geoparquet.arrow
 
     from helpers import AOI_A, run_cli
     from stac_schemas import OfflineSchemas
@@ -431,9 +439,7 @@ def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
         n = mine[split]["rgb"].shape[0]
         assert mine[split]["rgb"].chunks[0] == 3
         assert len([r for r in listed if r.startswith(f"packed/{split}/rgb/") and r[-1].isdigit()]) == -(-n // 3)
-    classes, chips = read_index(d)
-    items = list(stac_geoparquet.arrow.stac_table_to_items(pq.read_table(d / "stac-geoparquet" / "items.parquet")))
-    assert sorted(i["id"] for i in items) == sorted(c["id"] for c in chips)
+    classes, chips, items = _table_items(d)
     problems = []
     for item in items:
         problems += schemas.errors(item)
