@@ -97,3 +97,19 @@ def test_the_largest_packed_chunk_the_config_allows_is_what_the_reader_accepts()
     from gos_build.readers import MAX_CHUNK_CHIPS
 
     assert schema_entry("publish.chunk_chips")["maximum"] == MAX_CHUNK_CHIPS
+
+
+def test_records_of_another_grid_are_refused_by_the_plan(tmp_path):
+    """A tile record whose tile is not one of the grid's (records made with another grid): one line naming it,
+    no plan left."""
+    j = tmp_path / "t.json"
+    chip = {"id": "E0399360N4797440", "class_id": 1, "class": "tectonic", "purity": 1.0, "x": 399360.0,
+            "y": 4797440.0, "cloud": 0.0, "stats": {}, "bytes": 0}
+    j.write_text(json.dumps({"candidates": 1, "partial_aoi": 0, "kept": 1, "chips": [chip], "tile": "E0000000N0000000",
+                             "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
+                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}}}
+    with pytest.raises(GosBuildError, match=r"publish: tile E0000000N0000000 of the records is not a tile of this "
+                                            r"grid \(1 such\)"):
+        publish([j], [], cfg, GRID, {}, tmp_path / "ds", tmp_path / "work")
+    assert not (tmp_path / "work" / "plan").exists()

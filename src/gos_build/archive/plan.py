@@ -159,6 +159,10 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
 
     groups = publish_groups(grid.tiles(), group_tiles_of(config))
     group_of_tile = {t: k for k, tiles in enumerate(groups) for t in tiles}
+    strangers = sorted({c["tile"] for c in chips} - set(group_of_tile))
+    if strangers:
+        raise GosBuildError(f"publish: tile {strangers[0]} of the records is not a tile of this grid "
+                            f"({len(strangers)} such); were the records made with another grid?")
     ranges = [{s: [0, 0] for s in SPLITS} for _ in groups]
     index = {s: 0 for s in SPLITS}
     last = {s: -1 for s in SPLITS}
