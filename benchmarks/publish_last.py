@@ -102,8 +102,8 @@ def make_groups(plan_dir: Path, grid, work: Path) -> list[Path]:
         lon = [p[0] for r in rings for p in r]
         lat = [p[1] for r in rings for p in r]
         extent = [min(lon), min(lat), max(lon), max(lat)] if chips else None
-        (folder / PARTS_FILE).write_text(json.dumps({"stac": extent, "tree": None, "packed": None,
-                                                      "parquet": None}) + "\n")
+        (folder / PARTS_FILE).write_text(json.dumps({"stac": {"extent": extent}, "tree": None,
+                                                      "packed": None, "parquet": None}) + "\n")
         rels = [chip_path(m, c["class"], c["id"]) for c in chips for m in LAYERS]
         rels += [p for c in chips for p in (item_path(c["id"]), label_path(c["id"]))]
         rels.sort(key=lambda r: r.split("/"))

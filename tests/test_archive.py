@@ -90,15 +90,6 @@ def test_every_form_of_the_schema_has_its_writer():
     assert set(FORMS) == set(WRITERS) and set(DEFAULT_FORMS) < set(FORMS) and "tree" in DEFAULT_FORMS
 
 
-def test_the_largest_packed_chunk_the_config_allows_is_what_the_reader_accepts():
-    """publish.chunk_chips' maximum is the reader's bound on a stranger's store: a store gos-build writes is
-    always readable, and no store may ask the reader for a larger chunk."""
-    from gos_build.config import schema_entry
-    from gos_build.readers import MAX_CHUNK_CHIPS
-
-    assert schema_entry("publish.chunk_chips")["maximum"] == MAX_CHUNK_CHIPS
-
-
 def test_records_of_another_grid_are_refused_by_the_plan(tmp_path):
     """A tile record whose tile is not one of the grid's (records made with another grid): one line naming it,
     no plan left."""

@@ -479,6 +479,23 @@ def test_forms_without_the_tree_hold_the_same_chips(inputs, runs, tmp_path):
     pq.write_table(table.set_column(table.schema.get_field_index("dem"), "dem", pa.array(col, pa.binary())), shard)
     res = run_cli("validate", str(broken))
     assert res.returncode != 0 and "dem: not a chip GeoTIFF" in res.stderr, res.stderr
+    # what readers without the tree fall back to, against the tree build's files read by rasterio: the figures'
+    # chips from the store alone (no parquet/), GOSDataset's "auto" from the shards alone (no packed/)
+    from gos_build.figures import ChipArrays
+    from gos_build.ml import GOSDataset
+
+    store_only, shards_only = tmp_path / "store_only", tmp_path / "shards_only"
+    shutil.copytree(d, store_only, ignore=shutil.ignore_patterns("parquet"))
+    shutil.copytree(d, shards_only, ignore=shutil.ignore_patterns("packed"))
+    pick = sorted(c["id"] for c in chips)[:5]
+    name_of = {c["id"]: classes[c["class_id"]]["name"] for c in chips}
+    reader = ChipArrays(store_only, chips)
+    for m in ("rgb", "dem", "slope"):
+        got = [reader.read(m, name_of[cid], [cid])[0] for cid in pick]
+        for cid, arr in zip(pick, got):
+            with rasterio.open(runs["a2"] / "dataset" / chip_path(m, name_of[cid], cid)) as ds:
+                assert np.array_equal(arr, ds.read()), (m, cid)
+    assert GOSDataset(shards_only, split="all").source == "parquet"
 
 
 def test_forms_without_the_tree_that_need_it_are_config_errors(tmp_path):

@@ -286,6 +286,21 @@ ZIP_PART_GB = next(b["properties"]["part_gb"]["default"] for b in schema_entry("
                    if b.get("type") == "object")
 
 
+CHUNK_CHIPS = schema_entry("publish.chunk_chips")["default"]  # chips a chunk of the packed store
+MAX_CHUNK_CHIPS = schema_entry("publish.chunk_chips")["maximum"]  # the largest chunk a store may declare
+GROUP_TILES = schema_entry("publish.group_tiles")["default"]
+
+
+def chunk_chips(config: dict) -> int:
+    """Chips a chunk of the packed store holds (``publish.chunk_chips`` of a validated config)."""
+    return int((config.get("publish") or {}).get("chunk_chips", CHUNK_CHIPS))
+
+
+def group_tiles(config: dict) -> int:
+    """Tiles a publishing group holds at least (``publish.group_tiles`` of a validated config)."""
+    return int((config.get("publish") or {}).get("group_tiles", GROUP_TILES))
+
+
 def published_forms(config: dict) -> tuple[str, ...]:
     """The forms a (validated) config publishes, in :data:`FORMS`' order (the schema's; the datacard's table)."""
     chosen = set((config.get("publish") or {}).get("forms") or DEFAULT_FORMS)

@@ -29,7 +29,8 @@ from rasterio.enums import Resampling
 from .errors import GosBuildError
 from .grid import Grid
 from .gtiff import read_files
-from .layout import DEM, HILLSHADE, RGB, chip_path, dataset_layers, read_folds, read_index, rgb_stretch
+from .layout import (DEM, HILLSHADE, RGB, chip_path, dataset_layers, has_tree, read_folds, read_index,
+                     rgb_stretch)
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,9 @@ class ChipArrays:
 
     def __init__(self, dataset: Path, chips: list[dict]):
         self.dataset, self.chips = dataset, chips
+        self.tree = has_tree(dataset)
         self._parquet = self._packed = None
+        self._chunk = (None, None)  # the last chunk of the store read: (split, layer, k), its arrays
 
     def read(self, layer: str, class_name: str, ids: list[str]):
         """(N, bands, H, W) of ``ids`` (an empty list for none) (chips of the class ``class_name``) in ``layer``."""
@@ -283,7 +286,7 @@ class ChipArrays:
 
         if not ids:
             return []
-        if (self.dataset / layer).is_dir():
+        if self.tree:
             return read_files([self.dataset / chip_path(layer, class_name, cid) for cid in ids])
         if (self.dataset / PARQUET_INDEX).is_file():
             self._parquet = self._parquet or ParquetReader(self.dataset)
@@ -297,10 +300,13 @@ class ChipArrays:
                 self._packed = (PackedReader(self.dataset), where, count)
             reader, where, count = self._packed
             out = []
-            for cid in ids:
+            for cid in ids:  # ids in order: chips of one chunk follow each other, the chunk decoded once
                 split, i = where[cid]
                 per = reader.meta(split, layer, count[split])["chunks"][0]
-                out.append(reader.chunk(split, layer, count[split], i // per)[i % per])
+                key = (split, layer, i // per)
+                if self._chunk[0] != key:
+                    self._chunk = (key, reader.chunk(split, layer, count[split], i // per))
+                out.append(self._chunk[1][i % per])
             return np.stack(out)
         raise GosBuildError(f"{self.dataset}: no form holds the chips' pixels (tree, parquet/ or packed/)")
 

@@ -329,10 +329,11 @@ def files_under(folder: str | Path) -> list[str]:
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EACCES}
 
 
-def link_or_copy(src: str, dst: str, link: list[bool]) -> None:
+def link_or_copy(src: str, dst: str, link: list[bool],
+                 missing: str = "missing (expected from an earlier job)") -> None:
     """Hard-link ``src`` at ``dst`` (which must not exist), or copy it where the file system makes no link;
     ``link``: ``[True]`` shared by a run of calls, set to False at the first refusal (the rest are copied).
-    GosBuildError naming ``src`` when it is missing, and ``dst`` when it exists already."""
+    GosBuildError naming ``src`` when it is missing (``src: <missing>``), and ``dst`` when it exists already."""
     try:
         if link[0]:
             try:
@@ -346,7 +347,7 @@ def link_or_copy(src: str, dst: str, link: list[bool]) -> None:
             raise FileExistsError(errno.EEXIST, "exists", dst)
         shutil.copyfile(src, dst)
     except FileNotFoundError:
-        raise GosBuildError(f"{src}: missing (expected from an earlier job)") from None
+        raise GosBuildError(f"{src}: {missing}") from None
     except FileExistsError:
         raise GosBuildError(f"{dst}: written twice (two writers of one path)") from None
 

@@ -273,6 +273,14 @@ def tile_path(tiles_dir: str | Path, tile_id: str, role: str) -> Path:
     return Path(tiles_dir) / tile_id / TILE_FILES[role]
 
 
+def has_tree(dataset: str | Path, layers=None) -> bool:
+    """Whether a built dataset has its GeoTIFF tree: a folder (or a link) of one of its layers (``layers``: its
+    registry, :func:`dataset_layers` by default). A dataset published without it (``publish.forms``) holds its
+    chips in the packed store or the Parquet shards."""
+    dataset = Path(dataset)
+    return any((dataset / m).exists() or (dataset / m).is_symlink() for m in layers or dataset_layers(dataset))
+
+
 def chip_path(layer: str, class_name: str, chip_id: str) -> str:
     """Relative path of one chip layer in the dataset tree: ``<layer>/<class>/<chip_id>.tif``."""
     return f"{layer}/{class_name}/{chip_id}.tif"

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import GosBuildError
 from .evaluation import wilson
-from .layout import ELEVATION_LAYERS, GOS10M, LABEL, RGB, SPLITS, chip_path, dataset_layers, label_of
+from .layout import ELEVATION_LAYERS, GOS10M, LABEL, RGB, SPLITS, chip_path, dataset_layers, has_tree, label_of
 from .layout import read_index as dataset_index
 from .splits import MIN_BLOCKS, random_split
 
@@ -85,9 +85,8 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         if source == "parquet" and not (self.root / "parquet").is_dir():
             raise GosBuildError(f"{self.root}: no Parquet form (parquet/) in this dataset")
         # auto: the store, else the tree, else (a dataset published without either) the Parquet shards
-        has_tree = any((self.root / m).is_dir() for m in dataset_layers(self.root))
-        self.source = source if source != "auto" else "packed" if has_store else "tree" if has_tree or not \
-            (self.root / "parquet").is_dir() else "parquet"
+        self.source = source if source != "auto" else "packed" if has_store else "tree" if has_tree(self.root) or \
+            not (self.root / "parquet").is_dir() else "parquet"
         self.layers = dataset_layers(self.root)
         self.terrain = self.layers.elevation
         self._store = None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import MAX_CHUNK_CHIPS
 from .errors import GosBuildError
 from .io import inside, links_out
 from .layout import dataset_layers
@@ -39,8 +40,8 @@ def zstd_frame_size(data: bytes) -> int | None:
     return value + 256 if width == 2 else value
 
 
-MAX_CHUNK_CHIPS = 1024  # the largest chunk (chips) a store may declare: publish.chunk_chips' maximum; a
-# chunk is decoded whole (1024 chips of a float32 layer: 16 MB), so a stranger's store cannot ask for more
+# the largest chunk (chips) a store may declare is publish.chunk_chips' maximum (config.MAX_CHUNK_CHIPS): a chunk
+# is decoded whole (1024 chips of a float32 layer: 16 MB), so a stranger's store cannot ask for more
 
 
 class PackedReader:

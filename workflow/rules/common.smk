@@ -17,7 +17,8 @@ from gos_build.inputs import expand as expand_globs
 from gos_build.inputs.stac import is_stac
 from gos_build.layout import INPUT_KINDS, layers_from_config
 from gos_build.config import zip_part_bytes
-from gos_build.archive.plan import group_tiles_of, publish_groups
+from gos_build.archive.plan import publish_groups
+from gos_build.config import group_tiles
 
 # -- config: friendly messages first, then Snakemake's validator fills defaults
 try:
@@ -48,7 +49,7 @@ TILES = [t.id for t in GRID.tiles()]
 if not TILES:
     raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
 # the publishing jobs' groups of whole tile columns (publish.group_tiles), by number: publish/groups/<k>
-GROUPS = [str(k) for k in range(len(publish_groups(GRID.tiles(), group_tiles_of(config))))]
+GROUPS = [str(k) for k in range(len(publish_groups(GRID.tiles(), group_tiles(config))))]
 _TILE_CHIPS = {t.id: t.width * t.height // GRID.chip_size**2 for t in GRID.tiles()}
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import published_forms
-from .writers.packed import CHUNK_CHIPS
+from ..config import CHUNK_CHIPS, published_forms
 from ..layout import CLASS_ID, CLASS_ID_MEANING, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, SPLITS, Registry
 
 

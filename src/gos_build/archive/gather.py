@@ -69,7 +69,7 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
     (``tiles/<tile>/shard``) -- the group's, and those of the tiles whose chips end its packed chunks and
     Parquet shards. Returns the group's chip count."""
     from .plan import FILES_DIR, read_chips, read_plan
-    from .writers.packed import chunk_chips
+    from ..config import chunk_chips
 
     plan = read_plan(plan_dir)
     if not 0 <= k < len(plan["groups"]):
@@ -152,7 +152,7 @@ def build_dataset(plan_dir: str | Path, groups: list[str | Path], config: dict, 
     layers, classes = context["layers"], context["classes"]
     with atomic_folder(out_dir) as tmp:  # a full disk is the user's to fix, not a bug: one line naming the folder
         digests = context["digests"] = Digests(tmp)
-        link_files(Path(plan_dir) / FILES_DIR, files_under(Path(plan_dir) / FILES_DIR), tmp)
+        link_files(Path(plan_dir) / FILES_DIR, tmp)
         for name, writer in writers_of(config).items():
             if hasattr(writer, "finish"):
                 t0 = time.perf_counter()
@@ -177,7 +177,7 @@ def build_dataset(plan_dir: str | Path, groups: list[str | Path], config: dict, 
                 writer.after_datacard(tmp, context, datacard)
         own = [f"{digests[rel]}  {rel}\n" for rel in files_under(tmp)]  # the files spanning the dataset
         for g in groups:
-            link_files(Path(g) / FILES_DIR, None, tmp)
+            link_files(Path(g) / FILES_DIR, tmp)
         streams = [own] + [open(Path(g) / SUMS_FILE, encoding="utf-8") for g in groups]
         try:
             with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as f:
@@ -195,25 +195,18 @@ def build_dataset(plan_dir: str | Path, groups: list[str | Path], config: dict, 
     return summary
 
 
-def link_files(src: Path, rels: list[str] | None, dest: Path) -> int:
-    """Hard-link the files ``rels`` (relative posix paths; None: every file under ``src``) from ``src`` into
-    ``dest`` at the same paths -- a copy where the file system makes no link; an existing file is an error
-    (two writers of one path). The count."""
+def link_files(src: Path, dest: Path) -> int:
+    """Hard-link every file under ``src`` into ``dest`` at the same paths -- a copy where the file system makes
+    no link; an existing file is an error (two writers of one path). The count."""
     n = 0
     link = [True]
-    if rels is None:
-        for top, _, names in os.walk(src):
-            rel_top = os.path.relpath(top, src)
-            target = dest if rel_top == "." else os.path.join(dest, rel_top)
-            os.makedirs(target, exist_ok=True)
-            for name in names:
-                link_or_copy(os.path.join(top, name), os.path.join(target, name), link)
-                n += 1
-        return n
-    for rel in rels:
-        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
-        link_or_copy(os.path.join(src, rel), os.path.join(dest, rel), link)
-        n += 1
+    for top, _, names in os.walk(src):
+        rel_top = os.path.relpath(top, src)
+        target = dest if rel_top == "." else os.path.join(dest, rel_top)
+        os.makedirs(target, exist_ok=True)
+        for name in names:
+            link_or_copy(os.path.join(top, name), os.path.join(target, name), link)
+            n += 1
     return n
 
 
@@ -221,19 +214,13 @@ def publish(records: list[str | Path], shards: list[str | Path], config: dict, g
             out_dir: str | Path, work_dir: str | Path) -> dict:
     """The three publishing steps in one process, as the workflow's jobs run them: the plan and the groups under
     ``work_dir`` (``plan``, ``groups/<k>``), then the dataset at ``out_dir``. Returns the summary."""
-    from .plan import make_plan
+    from .plan import make_plan, read_plan
 
     work_dir = Path(work_dir)
     summary = make_plan(records, config, grid, provenance, work_dir / "plan")
-    groups = [work_dir / "groups" / str(k) for k in range(len(read_groups(work_dir / "plan")))]
+    groups = [work_dir / "groups" / str(k) for k in range(len(read_plan(work_dir / "plan")["groups"]))]
     for k, g in enumerate(groups):
         publish_group(work_dir / "plan", k, shards, config, grid, g)
     build_dataset(work_dir / "plan", groups, config, grid, out_dir)
     return summary
 
-
-def read_groups(plan_dir: str | Path) -> list[dict]:
-    """The plan's groups: each ``{"tiles": [...], "range": {split: [start, end]}}``."""
-    from .plan import read_plan
-
-    return read_plan(plan_dir)["groups"]

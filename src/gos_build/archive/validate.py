@@ -18,7 +18,7 @@ from ..errors import GosBuildError
 from ..gtiff import NotAChip, band_metadata, read_header
 from ..io import files_under, leads_out, links_out
 from ..layout import (CLASS_ID, FOLDS_FILE, GOS10M, LABEL, SPLITS, band_descriptions, chip_path, dataset_layers,
-                      label_of, read_folds, read_index, split_file)
+                      has_tree, label_of, read_folds, read_index, split_file)
 from .gather import MANIFEST_FILE
 from ..splits import weak_data
 from ..readers import PACKED, PARQUET, PARQUET_INDEX as INDEX_FILE, SHARD_RE, PackedReader, check_row_group
@@ -148,7 +148,7 @@ def validate_dataset(dataset: str | Path, chip_size: int = 64) -> list[str]:
         layers = GOS10M
     # a dataset published without the tree (publish.forms) has no layer folder at all: its chips are in the
     # packed store or the Parquet shards, checked there
-    tree = any((d / m).exists() or (d / m).is_symlink() for m in layers)
+    tree = has_tree(d, layers)
     if not tree and not any((d / form).exists() for form in (PACKED, PARQUET)):
         problems.append("the chips are in no form: no layer folder of the tree, no packed/, no parquet/")
     expected = {chip_path(m, classes[c["class_id"]], c["id"]) for c in chips if c["class_id"] in classes
@@ -515,6 +515,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
     unreadable = (OSError, ValueError, KeyError, TypeError, ArrowException, GosBuildError)  # a bad file's errors
     out = []
     by_id = {c["id"]: c for c in chips}
+    with_tree = has_tree(d, layers)
     seen: dict[str, str] = {}
     index_of = label_of(classes)  # the ClassLabel index of a class id
     for name in sorted(os.listdir(d / PARQUET)):
@@ -547,7 +548,7 @@ def _parquet_problems(d: Path, chips: list[dict], classes: dict, listed: dict, r
                     for layer in layers:
                         tree = chip_path(layer, classes[chip["class_id"]], cid)
                         data = row[layer]
-                        if tree in listed or (d / layer).exists():  # the tree's file: the same bytes
+                        if with_tree:  # the tree's file: the same bytes
                             if data is None or hashlib.sha256(data).hexdigest() != listed.get(tree):
                                 out.append(f"{rel}: chip {cid}: {layer} bytes differ from {tree} in MANIFEST.sha256")
                         else:  # no tree: a chip GeoTIFF of the layer, by its own header

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...config import chunk_chips
 from ...errors import GosBuildError
 from ...io import write_new_file
 from ...parallel import ordered
@@ -37,13 +38,7 @@ from ...readers import PACKED as NAME
 
 log = logging.getLogger(__name__)
 
-CHUNK_CHIPS = 16  # the default of publish.chunk_chips
 WRITE_CHIPS = 512  # chips per task of a worker (whole chunks, at least one)
-
-
-def chunk_chips(config: dict) -> int:
-    """Chips a chunk of the store holds (``publish.chunk_chips`` of a validated config)."""
-    return int((config.get("publish") or {}).get("chunk_chips", CHUNK_CHIPS))
 
 
 def _compressor():

@@ -139,9 +139,9 @@ def _label_asset() -> dict:
             "file:size": _Template.slot("size:labels"), "file:checksum": _Template.slot("sum:labels")}
 
 
-def place(chips: list[dict], dest: Path, context: dict) -> list[float] | None:
+def place(chips: list[dict], dest: Path, context: dict) -> dict:
     """Write the Items of a group's ``chips`` and their label GeoJSONs under ``dest/stac`` (the tree's GeoTIFFs
-    are already in ``dest``); their lon/lat extremes, for the Collection's extent (None without chips).
+    are already in ``dest``); their lon/lat ``extent``, for the Collection's (None without chips).
 
     The Items are written as the dicts pystac would serialise (the tests read them back with pystac and check
     them against its bundled schemas): building ~10 000 pystac Items in one Collection costs minutes (its link
@@ -154,12 +154,13 @@ def place(chips: list[dict], dest: Path, context: dict) -> list[float] | None:
     for e, item_sums in ordered(context["pool"], _write_items, items.tasks(chips, first)):
         extremes.append(e)
         context["digests"].update(item_sums)  # the manifest's sha256 of each item, from the text in hand
-    return merge_extremes([extremes])
+    return {"extent": merge_extremes(extremes)}
 
 
-def merge_extremes(parts: list) -> list[float] | None:
-    """(lon min, lat min, lon max, lat max) over ``parts`` (lists of extremes; None: a part without chips)."""
-    got = [e for part in parts if part for e in ([part] if isinstance(part[0], (int, float)) else part)]
+def merge_extremes(extremes: list) -> list[float] | None:
+    """[lon min, lat min, lon max, lat max] around ``extremes`` (such boxes; None: a part without chips, left
+    out); None when there is none."""
+    got = [e for e in extremes if e]
     if not got:
         return None
     return [min(e[0] for e in got), min(e[1] for e in got), max(e[2] for e in got), max(e[3] for e in got)]
@@ -171,7 +172,7 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
                           label=_label_asset())
     root = Path(dest) / NAME
     root.mkdir(parents=True, exist_ok=True)
-    extent = merge_extremes(notes)
+    extent = merge_extremes([note["extent"] for note in notes])
     doc = items.collection(chips, [extent] if extent else [], [])
     write_with_item_links(root / "collection.json", doc, (f"./{c['id']}/{c['id']}.json" for c in chips))
     log.info("stac: collection with %d items -> %s", len(chips), root)

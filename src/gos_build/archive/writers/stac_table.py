@@ -67,7 +67,7 @@ def place(chips: list[dict], dest: Path, context: dict) -> dict:
         files.append(f"{NAME}/{k:07d}.parquet")
         pq.write_table(stac_geoparquet.arrow.parse_stac_items_to_arrow(chunk, schema="FullFile").read_all(),
                        Path(context["parts_dir"]) / files[-1])
-    return {"extent": merge_extremes([extremes]), "files": files}
+    return {"extent": merge_extremes(extremes), "files": files}
 
 
 def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
@@ -80,7 +80,7 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
 
     root = Path(dest) / NAME
     root.mkdir(parents=True, exist_ok=True)
-    paths = [Path(g) / f for g, note in zip(context["group_parts"], notes) for f in (note or {}).get("files", [])]
+    paths = [Path(g) / f for g, note in zip(context["group_parts"], notes) for f in note["files"]]
     schema = None
     for path in paths:  # the schemas alone: the tables' footers
         part = pq.read_schema(path)
@@ -104,7 +104,7 @@ def finish(chips: list[dict], dest: Path, context: dict, notes: list) -> None:
     items = _items(dest, context, root / LABELS_FILE)
     asset = {"items": {"href": f"./{ITEMS_FILE}", "type": PARQUET_TYPE, "title": "every Item of the collection, "
                        "one row each (stac-geoparquet)", "roles": ["data", "collection-mirror"]}}
-    extent = merge_extremes([(note or {}).get("extent") for note in notes])
+    extent = merge_extremes([note["extent"] for note in notes])
     (root / "collection.json").write_text(_json(items.collection(chips, [extent] if extent else [], [], asset)),
                                           encoding="utf-8")
     log.info("stac-geoparquet: %d items -> %s", len(chips), root / ITEMS_FILE)

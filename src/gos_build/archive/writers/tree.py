@@ -79,9 +79,7 @@ def _place(task) -> tuple[int, dict[str, str]]:
         if (layer, class_name) not in folders:
             os.makedirs(os.path.join(dest, layer, class_name), exist_ok=True)
             folders.add((layer, class_name))
-        src = os.path.join(shard, name)
-        if not os.path.exists(src):
-            raise GosBuildError(f"{src}: listed in {SUMS_FILE} but missing from the shard")
-        link_or_copy(src, os.path.join(dest, name), link)
+        link_or_copy(os.path.join(shard, name), os.path.join(dest, name), link,
+                     missing=f"listed in {SUMS_FILE} but missing from the shard")
         sums[name] = digest
     return len(sums), sums
