@@ -514,3 +514,27 @@ def test_forms_without_the_tree_that_need_it_are_config_errors(tmp_path):
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
         res = run_cli("check-config", str(path))
         assert res.returncode == 2 and f"config key 'publish.forms': {said}" in res.stderr, res.stderr
+
+
+def test_a_dataset_of_parquet_shards_alone_loads_as_its_card_says(inputs, tmp_path):
+    """``publish: {forms: [parquet], zips: false}``: the datacard's snippet, run as written from the dataset
+    folder, loads it (``datasets`` offline, GOSDataset from the shards), and validate passes."""
+    import subprocess
+    import sys
+
+    from helpers import AOI_A, run_cli
+
+    res = run_workflow(tmp_path, workflow_config(inputs, "aoi", AOI_A, publish={"forms": ["parquet"], "zips": False}),
+                       "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    d = tmp_path / "results" / "aoi" / "dataset"
+    assert run_cli("validate", str(d)).returncode == 0
+    block = (d / "datacard.md").read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'source="parquet"' in block
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-c", block + "\nprint(len(ds), ds.source)"], cwd=d, capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    _, chips = read_index(d)
+    assert run.stdout.strip().splitlines()[-1] == f"{sum(c['split'] == 'train' for c in chips)} parquet"
