@@ -43,7 +43,7 @@ import shapely
 from rasterio.windows import Window
 
 from .grid import Grid, lattice_id
-from .layout import DEM, GOS10M, REJECTIONS, RGB, TERRAIN_NODATA, Layer, Registry, classes_from_config
+from .layout import DEM, GOS10M, REJECTIONS, RGB, S2, TERRAIN_NODATA, Layer, Registry, classes_from_config
 from .tiles import read_window
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,10 @@ def candidates(grid: Grid, tile_id: str, stride: int) -> tuple[list[tuple[int, i
 
 
 def judge(labels: np.ndarray, valid: np.ndarray, rgb: np.ndarray, terrain: np.ndarray, min_purity: float,
-          max_nodata: float, max_cloud: float) -> tuple[str | None, int, float, dict]:
-    """(rejection reason or None, label, purity, shares) of one chip's arrays."""
+          max_nodata: float, max_cloud: float, s2: np.ndarray | None = None) -> tuple[str | None, int, float, dict]:
+    """(rejection reason or None, label, purity, shares) of one chip's arrays. ``max_nodata`` holds for every
+    layer: rgb, each terrain layer and, with ``sentinel2.bands``, the s2 layer (a pixel with nodata in any of
+    its bands)."""
     n = labels.size
     counts = np.bincount(labels.ravel(), minlength=256)
     counts[0] = 0
@@ -83,6 +85,8 @@ def judge(labels: np.ndarray, valid: np.ndarray, rgb: np.ndarray, terrain: np.nd
     label = int(np.argmax(counts))  # ties: the smaller class id
     purity = counts[label] / n
     nodata = [float((rgb[0] == 0).mean())] + [float((terrain[i] == TERRAIN_NODATA).mean()) for i in range(terrain.shape[0])]
+    if s2 is not None:
+        nodata.append(float((s2 == 0).any(axis=0).mean()))
     has_data = rgb[0] != 0
     cloud = float((has_data & (valid == 0)).sum() / n)
     shares = {"nodata": max(nodata), "cloud": cloud}
@@ -163,11 +167,13 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
         valid = read("valid", win, 0)[0]
         rgb = read(RGB.name, win, RGB.nodata)
         terrain = read("terrain", win, DEM.nodata)
+        s2 = read(S2, win, RGB.nodata) if S2 in layers else None
         for r, c in cands:
             sl = (slice(r - tile.row_off, r - tile.row_off + size), slice(c - tile.col_off, c - tile.col_off + size))
             chip_rgb, chip_ter = rgb[(slice(None),) + sl], terrain[(slice(None),) + sl]
+            chip_s2 = s2[(slice(None),) + sl] if s2 is not None else None
             reason, label, purity, shares = judge(labels[sl], valid[sl], chip_rgb, chip_ter, min_purity,
-                                                  max_nodata, max_cloud)
+                                                  max_nodata, max_cloud, chip_s2)
             if reason is None and label not in classes:
                 reason = "unlabelled"  # a raster value with no class (cannot happen from labels-prepare)
             if reason:
@@ -175,7 +181,7 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
                 rejected_cells.append([grid.x_min + c * grid.resolution,
                                        grid.y_max - (r + size) * grid.resolution, reason])
                 continue
-            passed.append((r, c, label, purity, shares, chip_rgb, chip_ter))
+            passed.append((r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2))
     span = size * grid.resolution
     corners = [(grid.x_min + c * grid.resolution, grid.y_max - r * grid.resolution - span) for r, c, *_ in passed]
     distances = [None] * len(passed)
@@ -185,12 +191,12 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
         x0, y1 = grid.x_min + tile.col_off * grid.resolution, grid.y_max - tile.row_off * grid.resolution
         bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
         distances = boundary_distances(polygons, bounds, [shapely.box(x, y, x + span, y + span) for x, y in corners])
-    for (r, c, label, purity, shares, chip_rgb, chip_ter), (x, y), dist in zip(passed, corners, distances):
+    for (r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2), (x, y), dist in zip(passed, corners, distances):
         if dist is not None and dist < min_boundary_m:
             reasons["boundary"] += 1
             rejected_cells.append([x, y, "boundary"])
             continue
-        arrays = {RGB.name: chip_rgb}
+        arrays = {RGB.name: chip_rgb, **({S2: chip_s2} if chip_s2 is not None else {})}
         for i, name in enumerate(layers.elevation):
             arrays[name] = stack_band(layers[name], chip_ter[i : i + 1])
         sums = {name: [_band_sums(band, layers[name].nodata) for band in arr] for name, arr in arrays.items()}

@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from .bands import display_bands
 from .errors import GosBuildError
 from .grid import Grid
 from .gtiff import read_files
@@ -325,9 +326,12 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(mine, size=min(per_class, len(mine)), replace=False)) if mine else []
     # one stretch for every chip (mean +- 2.5 std of the train chips): colours comparable across classes
-    lo, hi = (np.array(v).reshape(1, 1, 3) for v in rgb_stretch(json.loads((dataset / "stats.json").read_text(
-        encoding="utf-8"))))
+    stats = json.loads((dataset / "stats.json").read_text(encoding="utf-8"))
     layers = dataset_layers(dataset)
+    # the colour layers, three bands each as red, green, blue: rgb's own, s2's false colour (NIR, red, green)
+    shown = {m: (0, 1, 2) if m == RGB.name else display_bands(layer.bands) for m, layer in layers.items()
+             if len(layer.bands) > 1}
+    stretch = {m: [np.array(v)[list(idx)].reshape(1, 1, 3) for v in rgb_stretch(stats, m)] for m, idx in shown.items()}
     categorical = [layer for layer in layers.values() if layer.classes]
     cols, rows = max(1, len(pick)), len(layers)
     bar = 1.1  # inches right of the chips: a colour bar and its units
@@ -341,24 +345,27 @@ def gallery(dataset: Path, class_id: int, out: Path, per_class: int = 6, seed: i
     arrays = [{m: by_layer[m][i].astype(np.float64) for m in layers} for i in range(len(pick))]
     for i, m in enumerate(layers):
         layer = layers[m]
-        if m != RGB.name:
+        if m not in shown:
             masked = [np.ma.masked_equal(a[m][0], layer.nodata) for a in arrays]
             style = layer_style(layer, np.ma.concatenate([v.ravel() for v in masked]) if masked else None)
         for j, a in enumerate(arrays):
             extent = (j, j + 1 - gap, -i - 1 + gap, -i)
-            if m == RGB.name:
-                ax.imshow(np.clip((np.moveaxis(a[m], 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1), extent=extent)
+            if m in shown:
+                lo, hi = stretch[m]
+                ax.imshow(np.clip((np.moveaxis(a[m][list(shown[m])], 0, -1) - lo) / np.maximum(hi - lo, 1), 0, 1),
+                          extent=extent)
             else:
                 ax.imshow(masked[j], extent=extent, **style)
-        ax.text(-gap, -i - (1 - gap) / 2, m, ha="right", va="center", rotation=90, fontsize=9)
+        label = m if m == RGB.name or m not in shown else f"{m} ({' '.join(layer.bands[k] for k in shown[m])})"
+        ax.text(-gap, -i - (1 - gap) / 2, label, ha="right", va="center", rotation=90, fontsize=9)
         if not arrays:  # a class without chips: no scale to show
             continue
         # the row's scale, at the right of the chips (inches from the figure's bottom-left corner)
         y0 = 0.1 + 1.7 * (rows - i - 1) + 1.7 * gap
         cax = fig.add_axes(((0.6 + 1.7 * cols + 0.08) / width, y0 / height, 0.12 / width, 1.7 * (1 - gap) / height))
-        if m == RGB.name or layer.classes:
+        if m in shown or layer.classes:
             cax.axis("off")
-            cax.text(0, 0.5, f"{layer.stored_units}\n(one stretch:\ntrain mean\n± 2.5 sd)" if m == RGB.name
+            cax.text(0, 0.5, f"{layer.stored_units}\n(one stretch:\ntrain mean\n± 2.5 sd)" if m in shown
                      else "classes:\nlegend", fontsize=7, va="center", ha="left", transform=cax.transAxes)
             continue
         bar_ = fig.colorbar(ScalarMappable(Normalize(style["vmin"], style["vmax"]), style["cmap"]), cax=cax)

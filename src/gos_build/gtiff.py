@@ -56,10 +56,11 @@ class NotAChip(ValueError):
     """The bytes are not a little-endian, strip-organised GeoTIFF of the kind gos-build writes."""
 
 
-# what a chip may declare (a chip is 64 x 64 px, 1-3 bands): larger is not a chip, whatever its bytes say, so a
-# hostile header cannot make a reader allocate more than MAX_SIDE^2 x MAX_BANDS x 8 bytes (8 MB)
+# what a chip may declare (a chip is 64 x 64 px, 1 band, rgb's 3, or s2's at most 13 -- every Sentinel-2 band):
+# larger is not a chip, whatever its bytes say, so a hostile header cannot make a reader allocate more than
+# MAX_SIDE^2 x MAX_BANDS x 8 bytes (32 MB)
 MAX_SIDE = 512
-MAX_BANDS = 4
+MAX_BANDS = 16
 
 
 # -- the directory --------------------------------------------------------------------------------------

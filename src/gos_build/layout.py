@@ -122,6 +122,15 @@ TERRAIN = tuple(
     for i, name in enumerate(TERRAIN_PARAMETERS)
 )
 HILLSHADE = TERRAIN[0]  # the overview's relief backdrop
+S2 = "s2"  # the layer of sentinel2.bands
+
+
+def s2_layer(bands) -> Layer:
+    """The layer of ``sentinel2.bands``: those Sentinel-2 bands in their order, uint16 reflectance x 10000 as
+    ``rgb`` (nodata 0), per tile in ``s2.tif``."""
+    return Layer(S2, tuple(bands), RGB.dtype, RGB.units, RGB.nodata, TILE_FILES[S2], 1,
+                 f"Sentinel-2 {' '.join(bands)} surface reflectance x 10000", ("rgb", None), scale=RGB.scale,
+                 stored=RGB.stored)
 
 
 class Registry(Mapping):
@@ -183,17 +192,18 @@ def ordered_extra(extra: dict | None) -> dict:
 
 
 def layers_from_config(config: dict) -> Registry:
-    """The registry of a (validated) config: GOS10m's nine, then the ``terrain.extra`` layers in the order of their
-    names (a config passed to a job as JSON has its keys sorted: one order wherever it is read), appended to
-    the terrain stack."""
+    """The registry of a (validated) config: GOS10m's nine, ``s2`` where ``sentinel2.bands`` is given, then the
+    ``terrain.extra`` layers in the order of their names (a config passed to a job as JSON has its keys sorted:
+    one order wherever it is read), appended to the terrain stack."""
     from .geomorphometry import extra_layer
 
+    bands = (config.get("sentinel2") or {}).get("bands")
     extra = ordered_extra((config.get("terrain") or {}).get("extra"))
-    if not extra:
+    if not extra and not bands:
         return GOS10M
     first_band = len(GOS10M.elevation) + 1
     added = [extra_layer(name, spec, DEM.tile_file, first_band + i) for i, (name, spec) in enumerate(extra.items())]
-    return Registry((*GOS10M.values(), *added))
+    return Registry((*GOS10M.values(), *([s2_layer(bands)] if bands else []), *added))
 
 
 LAYERS_FILE = "layers.json"  # in a dataset whose layers are not GOS10m's nine: the registry, machine-readable
@@ -228,6 +238,14 @@ def dataset_layers(dataset: str | Path) -> Registry:
             if name in GOS10M:
                 out.append(GOS10M[name])
                 continue
+            if name == S2:  # Sentinel-2 bands: their names say the rest
+                from .bands import BANDS
+
+                unknown = [b for b in d["bands"] if b not in BANDS]
+                if unknown or not d["bands"]:
+                    raise ValueError(f"layer {S2}: bands {unknown or 'none'} are not Sentinel-2 bands")
+                out.append(s2_layer([str(b) for b in d["bands"]]))
+                continue
             if "terrain" in d:  # a terrain.extra layer: the same entry the config gave the writer
                 from .geomorphometry import extra_layer
 
@@ -247,18 +265,19 @@ def dataset_layers(dataset: str | Path) -> Registry:
     return Registry(out)
 
 
-def rgb_stretch(stats: dict) -> tuple[list[float], list[float]]:
-    """The one stretch of a dataset's RGB previews (chip galleries, Parquet thumbnails): per band (R, G, B),
-    the train chips' mean -/+ 2.5 std (``stats.json``'s ``rgb`` entry, reflectance x 10000), so colours
-    compare across chips and classes."""
-    rgb = stats[RGB.name]
-    lo = [m - 2.5 * s if m is not None else 0.0 for m, s in zip(rgb["mean"], rgb["std"])]
-    hi = [m + 2.5 * s if m is not None else 10000.0 for m, s in zip(rgb["mean"], rgb["std"])]
+def rgb_stretch(stats: dict, layer: str = "rgb") -> tuple[list[float], list[float]]:
+    """The one stretch of a dataset's colour previews (chip galleries, Parquet thumbnails): per band of ``layer``
+    (rgb's R, G, B; each of s2's), the train chips' mean -/+ 2.5 std (``stats.json``'s entry, reflectance x
+    10000), so colours compare across chips and classes."""
+    entry = stats[layer]
+    lo = [m - 2.5 * s if m is not None else 0.0 for m, s in zip(entry["mean"], entry["std"])]
+    hi = [m + 2.5 * s if m is not None else 10000.0 for m, s in zip(entry["mean"], entry["std"])]
     return lo, hi
 
 
 # per-tile files written by the stages, by role
-TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file}
+TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file,
+              S2: f"{S2}.tif"}
 VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
 OBSERVATIONS_DESCRIPTION = "valid Sentinel-2 observations (products) per pixel"
 LABEL_DESCRIPTION = "label"
@@ -295,8 +314,11 @@ def parse_chip_path(rel: str) -> tuple[str, str, str]:
 
 
 def band_descriptions(layer: Layer) -> list[str]:
-    """GeoTIFF band descriptions of a chip layer (``rgb R`` ... or the layer name)."""
-    return [layer.name] if len(layer.bands) == 1 else [f"{layer.name} {b[0].upper()}" for b in layer.bands]
+    """GeoTIFF band descriptions of a chip layer: the layer's name for one band; ``rgb R``, ``rgb G``, ``rgb B``;
+    the band names of ``s2`` (``B02`` ...)."""
+    if len(layer.bands) == 1:
+        return [layer.name]
+    return [f"{layer.name} {b[0].upper()}" for b in layer.bands] if layer.name == RGB.name else list(layer.bands)
 
 
 # -- classes.txt and labels.txt: written and read here only ---------------------------

@@ -43,8 +43,10 @@ from shapely.geometry import box
 from .errors import GosBuildError
 from .grid import Grid
 from .inputs.eopf import open_raster
-from .inputs.sentinel2 import INVALID_SCL, RGB_BANDS, Granule, Product, products_from_manifest
+from .bands import RGB_BANDS, needed_bands
+from .inputs.sentinel2 import INVALID_SCL, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
+from .layout import s2_layer
 from .layout import OBSERVATIONS_DESCRIPTION, VALID_DESCRIPTION
 from .resample import frac_index, nearest_indices, resample_points
 
@@ -58,8 +60,9 @@ PREVIEW_PX = 4096  # the longer side of the visual preview (sentinel2/visual.tif
 
 # -- a window of the grid ------------------------------------------------------------------
 def composite_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
-                     block_rows: int = 256, timings: dict | None = None):
-    """(reflectance float32 (3, h, w) NaN = nodata, valid bool (h, w)) on a grid window.
+                     block_rows: int = 256, timings: dict | None = None, bands=RGB_BANDS):
+    """(reflectance float32 (len(bands), h, w) NaN = nodata, valid bool (h, w)) on a grid window; ``bands``: the
+    rgb layer's B04 B03 B02, then any others (:func:`gos_build.bands.needed_bands`), each pixel's from one product.
 
     Granule by granule (least cloudy product first): each granule's bands are read -- JPEG 2000
     decoded -- once for the whole window, then composited ``block_rows`` rows at a time (the
@@ -68,11 +71,11 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
     gains the seconds spent reading (``read``).
     """
     h, w = int(window.height), int(window.width)
-    refl = np.full((3, h, w), np.nan, dtype=np.float32)
+    refl = np.full((len(bands), h, w), np.nan, dtype=np.float32)
     have = np.zeros((h, w), dtype=bool)
     valid = np.zeros((h, w), dtype=bool)
     for p in products:
-        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all):
+        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all, bands):
             for r0 in range(0, h, block_rows):
                 rows = slice(r0, min(h, r0 + block_rows))
                 vals, nn_data, nn_valid = src.values(rows)
@@ -84,7 +87,8 @@ def composite_window(products: list[Product], grid: Grid, window: Window, invali
     return refl, valid
 
 
-def _granule_windows(p: Product, grid: Grid, window: Window, invalid_scl, timings: dict | None, done):
+def _granule_windows(p: Product, grid: Grid, window: Window, invalid_scl, timings: dict | None, done,
+                     bands=RGB_BANDS):
     """The product's granule windows under a grid window (:meth:`_GranuleWindow.read`), read one at a time
     until ``done()``; granules missing the window are skipped; read time added to ``timings["read"]``."""
     import time
@@ -93,7 +97,7 @@ def _granule_windows(p: Product, grid: Grid, window: Window, invalid_scl, timing
         if done():
             return
         t0 = time.perf_counter()
-        src = _GranuleWindow.read(p, g, grid, window, invalid_scl)
+        src = _GranuleWindow.read(p, g, grid, window, invalid_scl, bands)
         if timings is not None:
             timings["read"] = timings.get("read", 0.0) + time.perf_counter() - t0
         if src is not None:
@@ -101,8 +105,8 @@ def _granule_windows(p: Product, grid: Grid, window: Window, invalid_scl, timing
 
 
 def median_window(products: list[Product], grid: Grid, window: Window, invalid_scl=INVALID_SCL,
-                  block_rows: int = 256, timings: dict | None = None):
-    """(reflectance float32 (3, h, w), NaN where no valid observation; observations uint8 (h, w)): per
+                  block_rows: int = 256, timings: dict | None = None, bands=RGB_BANDS):
+    """(reflectance float32 (len(bands), h, w), NaN where no valid observation; observations uint8 (h, w)): per
     pixel and band the median of the valid observations of every product on a grid window.
 
     Products are read one at a time (granule by granule, as :func:`composite_window`); each keeps only its
@@ -114,9 +118,9 @@ def median_window(products: list[Product], grid: Grid, window: Window, invalid_s
     h, w = int(window.height), int(window.width)
     observations = []
     for p in sorted(products, key=lambda p: p.name):
-        vals = np.full((3, h, w), np.nan, dtype=np.float32)
+        vals = np.full((len(bands), h, w), np.nan, dtype=np.float32)
         valid = np.zeros((h, w), dtype=bool)
-        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all):
+        for src in _granule_windows(p, grid, window, invalid_scl, timings, valid.all, bands):
             for r0 in range(0, h, block_rows):
                 rows = slice(r0, min(h, r0 + block_rows))
                 v, _, nn_valid = src.values(rows)
@@ -127,7 +131,7 @@ def median_window(products: list[Product], grid: Grid, window: Window, invalid_s
         if valid.any():  # a product with no valid pixel here adds nothing (and holds no memory)
             observations.append(vals)
     count = np.zeros((h, w), dtype=np.uint16)
-    refl = np.full((3, h, w), np.nan, dtype=np.float32)
+    refl = np.full((len(bands), h, w), np.nan, dtype=np.float32)
     for obs in observations:
         count += ~np.isnan(obs[0])
     if observations:
@@ -152,110 +156,164 @@ def _edge_points(grid: Grid, window: Window, crs: str) -> tuple[np.ndarray, np.n
 
 
 class _GranuleWindow:
-    """One granule's pixels under a grid window, read once: digital numbers of B04 B03 B02, has-data and
-    usable (SCL-valid) masks on the granule's own 10 m lattice, and where each grid pixel falls in them.
+    """One granule's pixels under a grid window, read once: digital numbers of B04 B03 B02 (and of the other
+    bands asked for), has-data and usable (SCL-valid) masks on the granule's own 10 m lattice, and where each
+    grid pixel falls in them.
 
     Where grid and granule share CRS and pixel lattice (the usual case: UTM grid in the granule's zone,
     10 m edges on multiples of 10 m) a grid pixel *is* a granule pixel and :meth:`values` only shifts;
     elsewhere it interpolates (:func:`~gos_build.resample.resample_points`), as before, from the same arrays.
+    A band on another lattice (20 m, 60 m) keeps its own window, has-data and usable masks (SCL at its pixel
+    centres) and is always interpolated bilinearly at the grid pixels' centres, over its usable pixels where
+    the grid pixel is valid, as the 10 m bands are.
     """
 
     def __init__(self, p: Product, g: Granule, grid: Grid, window: Window, src_transform,
-                 shift: tuple[int, int] | None, dn: np.ndarray, data: np.ndarray, usable: np.ndarray):
+                 shift: tuple[int, int] | None, dn: np.ndarray, data: np.ndarray, usable: np.ndarray,
+                 bands=RGB_BANDS, coarse: dict | None = None):
         self.p, self.g, self.grid, self.window = p, g, grid, window
         self.src_transform, self.shift = src_transform, shift
         self.dn, self.data, self.usable = dn, data, usable
+        self.bands, self.coarse = tuple(bands), coarse or {}
         self._z: dict[int, np.ndarray] = {}
 
     @classmethod
-    def read(cls, p: Product, g: Granule, grid: Grid, window: Window, invalid_scl):
+    def read(cls, p: Product, g: Granule, grid: Grid, window: Window, invalid_scl, bands=RGB_BANDS):
         """The granule's window under the grid window (+ a margin for the kernel), or None if it misses it."""
         same_crs = g.crs == grid.crs
         gx, gy = _edge_points(grid, window, g.crs)
         if not box(*g.bounds).intersects(box(gx.min(), gy.min(), gx.max(), gy.max())):
             return None
+        fine, coarse = [], {}
         with _Band(g.bands["B04"], p.name) as b04:
             t = b04.transform
-            inv = ~t
-            fc, fr = frac_index(inv, gx, gy)
-            c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
-            c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
-            if c1 <= 0 or r1 <= 0 or c0 >= b04.width or r0 >= b04.height:
+            win = _cover(t, gx, gy, b04.width, b04.height)
+            if win is None:
                 return None
-            win = Window(c0, r0, c1 - c0, r1 - r0)
             src_transform = rasterio.windows.transform(win, t)
-            dn = np.stack([b04.read(win) if b == "B04" else _Band.read_once(g.bands[b], p.name, win)
-                           for b in RGB_BANDS])
+            for i, b in enumerate(bands):
+                if b == "B04":
+                    fine.append(b04.read(win))
+                    continue
+                with _Band(g.bands[b], p.name) as band:
+                    if i < len(RGB_BANDS) or (band.transform == t and (band.width, band.height) == (b04.width,
+                                                                                                   b04.height)):
+                        fine.append(band.read(win))
+                        continue
+                    bwin = _cover(band.transform, gx, gy, band.width, band.height, clip=False)
+                    bdn = band.read(bwin)
+                    btransform = rasterio.windows.transform(bwin, band.transform)
+                bdata = bdn != 0
+                busable = bdata & ~_scl_invalid(g.scl, p.name, btransform, bdn.shape, invalid_scl) if g.scl else bdata
+                coarse[i] = (btransform, bdn, bdata, busable)
+            dn = np.stack(fine)
         shift = None
         if same_crs and (t.b, t.d, t.a, t.e) == (0.0, 0.0, grid.resolution, -grid.resolution):
             # grid column j -> granule column j + dc when the lattices coincide (to far below a pixel)
             dc = (grid.x_min + window.col_off * grid.resolution - t.c) / grid.resolution
             dr = (t.f - (grid.y_max - window.row_off * grid.resolution)) / grid.resolution
             if abs(dc - round(dc)) < 1e-6 and abs(dr - round(dr)) < 1e-6:
-                shift = (int(round(dr)) - r0, int(round(dc)) - c0)
-        data = np.all(dn != 0, axis=0)
+                shift = (int(round(dr)) - int(win.row_off), int(round(dc)) - int(win.col_off))
+        data = np.all(dn[: len(RGB_BANDS)] != 0, axis=0)
         usable = data
         if g.scl:
-            with _Band(g.scl, p.name) as scl_band:
-                # SCL (20 m) at each 10 m source pixel centre, nearest neighbour; north-up: rows and
-                # columns map separately
-                sinv = ~scl_band.transform
-                sx = src_transform.c + (np.arange(win.width) + 0.5) * src_transform.a
-                sy = src_transform.f + (np.arange(win.height) + 0.5) * src_transform.e
-                fsc, fsr = sinv.a * sx + sinv.c - 0.5, sinv.e * sy + sinv.f - 0.5
-                q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
-                q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
-                scl = scl_band.read(Window(q0, p0, q1 - q0, p1 - p0))
-            ri, ci, inside = nearest_indices((fsr - p0)[:, None], (fsc - q0)[None, :], scl.shape)
-            classes = np.where(inside, scl[ri, ci], 0)
-            if classes.dtype == np.uint8:  # as SCL is shipped: a look-up table, np.isin at a tenth of the time
-                bad = np.zeros(256, dtype=bool)
-                bad[[c for c in invalid_scl if 0 <= c < 256]] = True
-                usable = data & ~bad[classes]
-            else:
-                usable = data & ~np.isin(classes, invalid_scl)
-        return cls(p, g, grid, window, src_transform, shift, dn, data, usable)
+            usable = data & ~_scl_invalid(g.scl, p.name, src_transform, data.shape, invalid_scl)
+        return cls(p, g, grid, window, src_transform, shift, dn, data, usable, bands, coarse)
 
     def _reflectance(self, i: int, dn: np.ndarray) -> np.ndarray:
-        """Digital numbers of band i (B04 B03 B02) as reflectance, float64."""
-        band = RGB_BANDS[i]
-        return (dn.astype(np.float64) + self.p.offsets[band]) / self.p.quantification
+        """Digital numbers of band i (of ``bands``) as reflectance, float64."""
+        return (dn.astype(np.float64) + self.p.offsets[self.bands[i]]) / self.p.quantification
 
-    def values(self, rows: slice):
-        """Reflectance (3, n, w) float32, has-data and valid masks (nearest) for grid rows ``rows`` of the window."""
-        w = int(self.window.width)
-        n = rows.stop - rows.start
-        if self.shift is not None:
-            dr, dc = self.shift
-            sl = (slice(dr + rows.start, dr + rows.stop), slice(dc, dc + w))
-            nn_data, nn_valid = self.data[sl], self.usable[sl]
-            vals = np.empty((3, n, w), dtype=np.float32)
-            for i in range(len(RGB_BANDS)):
-                vals[i] = np.where(nn_data, self._reflectance(i, self.dn[i][sl]), np.nan)
-            return vals, nn_data, nn_valid
+    def _points(self, rows: slice):
+        """The centres of the grid pixels of ``rows`` of the window, in the granule's CRS (x, y)."""
         grid, window = self.grid, self.window
-        rr, cc = np.mgrid[rows, 0:w]
+        rr, cc = np.mgrid[rows, 0 : int(window.width)]
         x = grid.x_min + (window.col_off + cc + 0.5) * grid.resolution
         y = grid.y_max - (window.row_off + rr + 0.5) * grid.resolution
         if self.g.crs != grid.crs:
             from pyproj import Transformer
 
             x, y = Transformer.from_crs(grid.crs, self.g.crs, always_xy=True).transform(x, y)
-        inv = ~self.src_transform
-        c = inv.a * x + inv.b * y + inv.c - 0.5
-        r = inv.d * x + inv.e * y + inv.f - 0.5
-        ri, ci, inside = nearest_indices(r, c, self.data.shape)
-        nn_data = inside & self.data[ri, ci]
-        nn_valid = inside & self.usable[ri, ci]
-        vals = np.empty((3, n, w), dtype=np.float32)
-        for i in range(len(RGB_BANDS)):
-            if i not in self._z:  # the whole source window, once: every block interpolates in it
-                self._z[i] = self._reflectance(i, self.dn[i])
-            z = self._z[i]
-            v_valid = resample_points(z, r, c, "bilinear", valid=self.usable)
-            v_data = resample_points(z, r, c, "bilinear", valid=self.data)
-            vals[i] = np.where(nn_valid, v_valid, v_data)
+        return x, y
+
+    @staticmethod
+    def _frac(transform, x, y):
+        """Fractional (row, col) of points (x, y) on a lattice window (``transform``); 0.0 = pixel 0's centre."""
+        inv = ~transform
+        return inv.d * x + inv.e * y + inv.f - 0.5, inv.a * x + inv.b * y + inv.c - 0.5
+
+    def _interpolate(self, i: int, dn, data, usable, r, c):
+        """Band i (digital numbers ``dn`` of its window) interpolated bilinearly at fractional (r, c): over its
+        usable pixels, and over those with data (float32 each, NaN where none)."""
+        if i not in self._z:  # the whole source window, once: every block interpolates in it
+            self._z[i] = self._reflectance(i, dn)
+        z = self._z[i]
+        return resample_points(z, r, c, "bilinear", valid=usable), resample_points(z, r, c, "bilinear", valid=data)
+
+    def values(self, rows: slice):
+        """Reflectance (len(bands), n, w) float32, has-data and valid masks (nearest) for grid rows ``rows`` of
+        the window."""
+        w = int(self.window.width)
+        n = rows.stop - rows.start
+        vals = np.empty((len(self.bands), n, w), dtype=np.float32)
+        fine = [i for i in range(len(self.bands)) if i not in self.coarse]
+        if self.shift is not None:
+            dr, dc = self.shift
+            sl = (slice(dr + rows.start, dr + rows.stop), slice(dc, dc + w))
+            nn_data, nn_valid = self.data[sl], self.usable[sl]
+            for k, i in enumerate(fine):
+                vals[i] = np.where(nn_data, self._reflectance(i, self.dn[k][sl]), np.nan)
+            x = y = None
+        else:
+            x, y = self._points(rows)
+            r, c = self._frac(self.src_transform, x, y)
+            ri, ci, inside = nearest_indices(r, c, self.data.shape)
+            nn_data = inside & self.data[ri, ci]
+            nn_valid = inside & self.usable[ri, ci]
+            for k, i in enumerate(fine):
+                v_valid, v_data = self._interpolate(i, self.dn[k], self.data, self.usable, r, c)
+                vals[i] = np.where(nn_valid, v_valid, v_data)
+        if self.coarse:
+            if x is None:
+                x, y = self._points(rows)
+            for i, (transform, dn, data, usable) in self.coarse.items():
+                v_valid, v_data = self._interpolate(i, dn, data, usable, *self._frac(transform, x, y))
+                vals[i] = np.where(nn_valid & ~np.isnan(v_valid), v_valid, v_data)
         return vals, nn_data, nn_valid
+
+
+def _cover(transform, gx, gy, width: int, height: int, clip: bool = True) -> Window | None:
+    """The window of a band's file (``transform``, size) holding the points (gx, gy) with the 2 x 2 kernel and a
+    pixel to spare around them; None where they miss the file (``clip``: only then; a band on another lattice is
+    read boundless, zeros beyond the file)."""
+    fc, fr = frac_index(~transform, gx, gy)
+    c0, r0 = int(math.floor(fc.min())) - 2, int(math.floor(fr.min())) - 2
+    c1, r1 = int(math.ceil(fc.max())) + 3, int(math.ceil(fr.max())) + 3
+    if clip and (c1 <= 0 or r1 <= 0 or c0 >= width or r0 >= height):
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _scl_invalid(scl_path: str, product: str, src_transform, shape: tuple[int, int], invalid_scl) -> np.ndarray:
+    """Whether the scene classification (20 m, nearest neighbour) at each pixel centre of a north-up lattice
+    window (``src_transform``, ``shape``) is one of ``invalid_scl`` (bool; outside the SCL file: class 0, no
+    data)."""
+    with _Band(scl_path, product) as scl_band:
+        # north-up: rows and columns map separately
+        sinv = ~scl_band.transform
+        sx = src_transform.c + (np.arange(shape[1]) + 0.5) * src_transform.a
+        sy = src_transform.f + (np.arange(shape[0]) + 0.5) * src_transform.e
+        fsc, fsr = sinv.a * sx + sinv.c - 0.5, sinv.e * sy + sinv.f - 0.5
+        q0, p0 = int(math.floor(fsc.min())) - 1, int(math.floor(fsr.min())) - 1
+        q1, p1 = int(math.ceil(fsc.max())) + 2, int(math.ceil(fsr.max())) + 2
+        scl = scl_band.read(Window(q0, p0, q1 - q0, p1 - p0))
+    ri, ci, inside = nearest_indices((fsr - p0)[:, None], (fsc - q0)[None, :], scl.shape)
+    classes = np.where(inside, scl[ri, ci], 0)
+    if classes.dtype == np.uint8:  # as SCL is shipped: a look-up table, np.isin at a tenth of the time
+        bad = np.zeros(256, dtype=bool)
+        bad[[c for c in invalid_scl if 0 <= c < 256]] = True
+        return bad[classes]
+    return np.isin(classes, invalid_scl)
 
 
 class _Band:
@@ -375,7 +433,7 @@ def decode_granule(manifest: dict, grid: Grid, key: str, out_dir: str | Path, ma
     from .io import atomic_folder
 
     p, g = _granule(manifest, key)
-    bands = {b: g.bands[b] for b in RGB_BANDS}
+    bands = dict(g.bands)  # B04 B03 B02 and those of sentinel2.bands
     if g.scl:
         bands["SCL"] = g.scl
     gx, gy = _edge_points(grid, Window(0, 0, grid.width, grid.height), g.crs)
@@ -426,8 +484,9 @@ def decoded_manifest(manifest: dict, granule_dirs) -> dict:
 # -- one tile ------------------------------------------------------------------------------
 def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, label: str = "window"):
     """The ``rgb`` layer (uint16 (3, h, w), reflectance x 10000, nodata 0), the ``valid`` mask (uint8 (h, w),
-    1 = valid) and, with the manifest's ``composite: median``, the valid observations per pixel (uint8
-    (h, w); else None) on a window of the grid.
+    1 = valid), with the manifest's ``composite: median`` the valid observations per pixel (uint8 (h, w); else
+    None), and with the manifest's ``bands`` (``sentinel2.bands``) the ``s2`` layer (uint16 (len(bands), h, w),
+    reflectance x 10000, nodata 0 per band; else None) on a window of the grid.
 
     ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the window, read
     instead of the products' files (same values); without them the products' files are read. ``label``
@@ -440,21 +499,31 @@ def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, lab
             raise GosBuildError(f"s2 tile {label}: granule(s) {', '.join(missing)} not decoded (s2-granule)")
         manifest = decoded_manifest(manifest, granule_dirs)
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
+    extra = manifest.get("bands") or ()
+    bands = needed_bands(extra)
     timings: dict = {}
     composite = manifest.get("composite", "mosaic")
     if composite not in COMPOSITES:
         raise GosBuildError(f"sentinel2 manifest: composite '{composite}' is not one of {', '.join(COMPOSITES)}")
     count = None
     if composite == "median":
-        refl, count = median_window(products, grid, window, invalid_scl, timings=timings)
+        refl, count = median_window(products, grid, window, invalid_scl, timings=timings, bands=bands)
         valid = count > 0
     else:
-        refl, valid = composite_window(products, grid, window, invalid_scl, timings=timings)
-    have = ~np.isnan(refl).any(axis=0)
-    rgb = np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
-        RGB_LAYER.dtype)
+        refl, valid = composite_window(products, grid, window, invalid_scl, timings=timings, bands=bands)
+    have = ~np.isnan(refl[: len(RGB_BANDS)]).any(axis=0)
+    rgb = _stored(refl[: len(RGB_BANDS)], have)
+    s2 = None
+    if extra:  # each band's nodata its own: a 20 m band may lack a pixel the 10 m bands have
+        s2 = np.stack([_stored(refl[i], ~np.isnan(refl[i])) for i in (bands.index(b) for b in extra)])
     log.debug("sentinel2 %s: products read in %.2f s", label, timings.get("read", 0.0))
-    return rgb, (valid & have).astype(np.uint8), count
+    return rgb, (valid & have).astype(np.uint8), count, s2
+
+
+def _stored(refl: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """Reflectance (float) as stored: uint16 x 10000, rounded, 1..65535 where ``have``, else nodata 0."""
+    return np.where(have, np.clip(np.round(np.nan_to_num(refl) * 10000.0), 1, 65535), RGB_LAYER.nodata).astype(
+        RGB_LAYER.dtype)
 
 
 def s2_summary(tile_id: str, rgb: np.ndarray, valid: np.ndarray, count: np.ndarray | None) -> dict:
@@ -475,18 +544,22 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
             granule_dirs=None, out_observations: str | Path | None = None) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest
     (:func:`s2_window` over the tile). ``out_observations``: with the manifest's ``composite: median``, the
-    tile's count of valid observations per pixel (uint8), required there.
+    tile's count of valid observations per pixel (uint8), required there. With the manifest's ``bands``, the
+    ``s2`` layer beside ``out_rgb`` (``s2.tif``, band descriptions the band names).
     """
     from .tiles import write_tile
 
     if manifest.get("composite") == "median" and out_observations is None:
         raise GosBuildError(f"s2 tile {tile_id}: the median composite needs --out-observations")
     tile = grid.tile(tile_id)
-    rgb, mask, count = s2_window(manifest, grid, tile.window, granule_dirs, tile_id)
+    rgb, mask, count, s2 = s2_window(manifest, grid, tile.window, granule_dirs, tile_id)
     write_tile(out_rgb, grid, tile, rgb, RGB_LAYER.nodata, rgb_descriptions())
     write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
     if count is not None:
         write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
+    if s2 is not None:
+        layer = s2_layer(manifest["bands"])
+        write_tile(Path(out_rgb).with_name(layer.tile_file), grid, tile, s2, layer.nodata, list(layer.bands))
     return s2_summary(tile_id, rgb, mask, count)
 
 

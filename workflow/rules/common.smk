@@ -98,11 +98,15 @@ def config_json(*keys):
     part = {}
     for key in keys:
         *parents, last = key.split(".")
-        src, dst = config, part
+        src = config
         for name in parents:
-            src, dst = src[name], dst.setdefault(name, {})
-        if last in src:  # optional keys may be absent
-            dst[last] = src[last]
+            src = src[name]
+        if last not in src:  # optional keys may be absent (and then add nothing, not even their section)
+            continue
+        dst = part
+        for name in parents:
+            dst = dst.setdefault(name, {})
+        dst[last] = src[last]
     return json.dumps(part, ensure_ascii=False, sort_keys=True)
 
 

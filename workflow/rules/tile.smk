@@ -27,7 +27,7 @@ rule tile:
     conda:
         ENV
     params:
-        config=config_json("terrain", "classes", "grid", "chips", "publish.forms"),
+        config=config_json("terrain", "classes", "grid", "chips", "publish.forms", "sentinel2.bands"),
     threads: 1
     priority: tile_priority
     resources:

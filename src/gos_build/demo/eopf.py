@@ -5,7 +5,8 @@ Sentinel-2 product is::
 
     <product>.zarr/
       measurements/reflectance/r10m/{b02,b03,b04,b08}   uint16 DN, CF scale_factor 0.0001, add_offset
-                                   /{x,y}                 int64 pixel centres (m)
+                              /r20m/{b05,b06,b07,b8a,b11,b12}, /r60m/{b01,b09}: the others, at their own
+                                   /{x,y}                 int64 pixel centres (m), in each group
       conditions/mask/l2a_classification/r20m/scl        uint8 scene classification, and r60m/scl
                                          /r{20,60}m/{x,y}
       root attributes: other_metadata.horizontal_CRS_code, stac_discovery.properties (product:type
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bands import BANDS
 from .safe import BANDS_10M, Scene
 
 CHUNK_10M = 256
@@ -94,6 +96,18 @@ def write_eopf(scene: Scene, out: Path, zarr_format: int) -> Path:
                  "coordinates": "x y"}
         _array(r10, band.lower(), scene.bands[i], zarr_format, ("y", "x"), (CHUNK_10M, CHUNK_10M), attrs, 0)
     _coords(r10, 10, scene.ulx, scene.uly, scene.bands.shape[1:], zarr_format)
+    refl = root["measurements/reflectance"]
+    for res, bands in scene.coarse.items():  # r20m, r60m: the bands at their own resolution
+        group = refl.create_group(f"r{res}m")
+        for band, dn in bands.items():
+            attrs = {"long_name": f"BOA reflectance from MSI acquisition at spectral band {band.lower()} "
+                                  f"{BANDS[band].centre_nm} nm",
+                     "units": "digital_counts", "scale_factor": 1.0 / scene.quant, "add_offset": add_offset,
+                     "fill_value": 0, "_FillValue": 0, "valid_min": 1, "valid_max": 65535, "dtype": "<u2",
+                     "coordinates": "x y"}
+            chunk = max(1, CHUNK_10M * 10 // res)
+            _array(group, band.lower(), dn, zarr_format, ("y", "x"), (chunk, chunk), attrs, 0)
+        _coords(group, res, scene.ulx, scene.uly, next(iter(bands.values())).shape, zarr_format)
     cls = root.create_group("conditions").create_group("mask").create_group("l2a_classification")
     scl_attrs = {"long_name": "Scene classification map (SCL)", "flag_values": list(range(12)),
                  "flag_meanings": "no_data saturated_or_defective_pixel topographic_casted_shadows cloud_shadows "

@@ -109,6 +109,22 @@ def _sigmoid(x):
 
 
 # -- the landscape ---------------------------------------------------------
+SURFACE_BANDS = ("B04", "B03", "B02", "B08")  # the 10 m bands' order in the scene
+_BAND_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+# surface reflectance of the demo's covers in every Sentinel-2 band (B01 ... B12 with B8A): vegetation dark in
+# the visible, a red edge to a bright near infrared, darker again in the short-wave infrared; water dark in
+# NIR and SWIR; bare rock and ploughed soil bright in SWIR; B09 (water vapour) and B10 (cirrus) absorbed
+SPECTRA = {k: dict(zip(_BAND_ORDER, v)) for k, v in {
+    "forest": (0.032, 0.038, 0.058, 0.050, 0.090, 0.200, 0.260, 0.28, 0.300, 0.100, 0.004, 0.150, 0.070),
+    "basalt": (0.050, 0.054, 0.066, 0.068, 0.100, 0.160, 0.190, 0.20, 0.210, 0.080, 0.004, 0.260, 0.220),
+    "water": (0.045, 0.040, 0.034, 0.020, 0.015, 0.012, 0.011, 0.012, 0.010, 0.004, 0.001, 0.005, 0.003),
+    "bare": (0.075, 0.082, 0.112, 0.140, 0.170, 0.190, 0.205, 0.22, 0.235, 0.090, 0.004, 0.300, 0.250),
+    "stubble": (0.060, 0.066, 0.090, 0.100, 0.130, 0.170, 0.190, 0.20, 0.210, 0.080, 0.004, 0.270, 0.200),
+    "grass": (0.040, 0.050, 0.082, 0.060, 0.120, 0.240, 0.290, 0.31, 0.330, 0.110, 0.004, 0.200, 0.100),
+    "cloud": (0.44, 0.46, 0.43, 0.42, 0.45, 0.46, 0.47, 0.48, 0.48, 0.30, 0.40, 0.36, 0.26),
+}.items()}
+
+
 class Landscape:
     """The demo landscape of one seed; every method takes lon/lat arrays (degrees)."""
 
@@ -180,36 +196,30 @@ class Landscape:
         return z
 
     # -- imagery -------------------------------------------------------------
-    def surface(self, lon, lat):
-        """Cloud-free surface reflectance (B04, B03, B02, B08) and SCL surface class.
+    def surface(self, lon, lat, bands=SURFACE_BANDS):
+        """Cloud-free surface reflectance in ``bands`` (Sentinel-2 names; default B04, B03, B02, B08) and SCL
+        surface class.
 
-        Returns (refl float64 array (4, ...), scl uint8 array (...)): SCL 4
-        vegetation, 5 not vegetated, 6 water.
+        Returns (refl float64 array (len(bands), ...), scl uint8 array (...)): SCL 4
+        vegetation, 5 not vegetated, 6 water. Spectra: :data:`SPECTRA`.
         """
         u, v = landscape_km(lon, lat)
         wt, wv, wf, river = self.weights(u, v)
-        forest = np.array([0.050, 0.058, 0.038, 0.28])
-        basalt = np.array([0.068, 0.066, 0.054, 0.20])
-        water = np.array([0.020, 0.034, 0.040, 0.012])
-        crops = np.array(
-            [
-                [0.140, 0.112, 0.082, 0.22],  # bare, ploughed
-                [0.100, 0.090, 0.066, 0.20],  # stubble
-                [0.060, 0.082, 0.050, 0.31],  # grass
-            ]
-        )
+        nb = len(bands)
+        forest, basalt, water = (np.array([SPECTRA[k][b] for b in bands]) for k in ("forest", "basalt", "water"))
+        crops = np.array([[SPECTRA[k][b] for b in bands] for k in ("bare", "stubble", "grass")])
         parcel = (
             _hash01(np.floor(u / 0.32).astype(np.int64), np.floor(v / 0.21).astype(np.int64), self._s(91)) * 3
         ).astype(np.int64)
-        field = np.moveaxis(crops[np.minimum(parcel, 2)], -1, 0)  # (..., 4) -> (4, ...)
+        field = np.moveaxis(crops[np.minimum(parcel, 2)], -1, 0)  # (..., nb) -> (nb, ...)
         is_water = np.abs(river) < 0.04 * _FLUVIAL_HALF_WIDTH  # ~60-80 m wide channel
         texture = 1.0 + 0.12 * fbm(u, v, 0.12, 3, self._s(95))
         refl = (
-            wt * forest.reshape(4, *([1] * u.ndim))
-            + wv * basalt.reshape(4, *([1] * u.ndim))
+            wt * forest.reshape(nb, *([1] * u.ndim))
+            + wv * basalt.reshape(nb, *([1] * u.ndim))
             + wf * field
         ) * texture
-        refl = np.where(is_water & (wf > 0.5), water.reshape(4, *([1] * u.ndim)), refl)
+        refl = np.where(is_water & (wf > 0.5), water.reshape(nb, *([1] * u.ndim)), refl)
         scl = np.full(np.shape(u), 4, dtype=np.uint8)
         scl[(wf > 0.5) & (parcel < 2)] = 5
         scl[is_water & (wf > 0.5)] = 6

@@ -1,6 +1,7 @@
 """Demo Sentinel-2 L2A products: SAFE folders with JP2 bands, SCL with clouds and the product metadata.
 
-JP2 B02 B03 B04 B08 in ``R10m``, SCL in ``R20m``, ``MTD_MSIL2A.xml`` carrying
+JP2 B02 B03 B04 B08 in ``R10m``, B05 B06 B07 B8A B11 B12 and SCL in ``R20m``, B01 B09
+in ``R60m`` (each band computed on its own lattice from the landscape's spectra), ``MTD_MSIL2A.xml`` carrying
 processing baseline, quantification value and -- from baseline 04.00 --
 BOA_ADD_OFFSET per band, ``MTD_TL.xml`` with the tile geocoding GDAL's
 SENTINEL2 driver reads.
@@ -19,11 +20,14 @@ from affine import Affine
 from pyproj import Transformer
 
 from ..grid import utm_crs_for
-from ..inputs.sentinel2 import BAND_IDS  # band_id of the product metadata (0 = B01 ... 12 = B12)
+from ..bands import band_ids
+
+BAND_IDS = band_ids()  # band_id of the product metadata (0 = B01 ... 8 = B8A ... 12 = B12)
 from ..terrain import horn_gradient
-from .landscape import Landscape
+from .landscape import SPECTRA, SURFACE_BANDS, Landscape
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
+BANDS_COARSE = {20: ("B05", "B06", "B07", "B8A", "B11", "B12"), 60: ("B01", "B09")}  # L2A's others (no B10)
 SENSING_DATE = dt.date(2020, 10, 26)  # the GOS10m scene date
 REVISIT_DAYS = 5  # Sentinel-2A + 2B revisit: the demo's later dates
 CLOUD_PASSES = 16  # cloud fields per date (> the most granules): date d, part p -> pass p + 16 d
@@ -94,6 +98,7 @@ class Scene:
     zenith: float
     azimuth: float
     footprint: str
+    coarse: dict  # resolution (20, 60) -> {band: (rows, cols) uint16 DN}: BANDS_COARSE
 
     @property
     def epsg(self) -> int:
@@ -162,28 +167,35 @@ def make_scene(land: Landscape, bbox, baseline: str, cloud_fraction: float, part
 
     offset = -1000 if baseline >= "04.00" else 0
     quant = 10000
-    bands = np.zeros((4, nrows10, ncols10), dtype=np.uint16)
     block = 256
-    for r0 in range(0, nrows10, block):
-        rows = slice(r0, min(nrows10, r0 + block))
-        # one pixel of real terrain around the block for the illumination gradient (also beyond
-        # the granule's edge: adjacent granules must agree where they overlap)
-        glon, glat = lonlat(10, slice(rows.start - 1, rows.stop + 1), ncols10 + 2, col0=-1)
-        illum = _illumination(land.elevation(glon, glat), 10.0, zenith, azimuth)
-        glon, glat = glon[1:-1, 1:-1], glat[1:-1, 1:-1]
-        refl, _ = land.surface(glon, glat)
-        refl = refl * (0.3 + 0.7 * illum)
-        if gain != 1.0:
-            refl = refl * gain
-        op = land.cloud_opacity(glon, glat, threshold, clouds)
-        slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
-        shade = land.cloud_opacity(slon, slat, threshold, clouds)
-        refl = refl * (1.0 - 0.65 * shade * (1.0 - op))
-        cloud = np.array([0.42, 0.43, 0.46, 0.48]).reshape(4, 1, 1)
-        refl = (1.0 - op) * refl + op * cloud
-        # order B04 B03 B02 B08 in `refl` -> B02 B03 B04 B08 on disk
-        dn = np.round(refl[[2, 1, 0, 3]] * quant) - offset
-        bands[:, rows] = np.clip(dn, 1, 65535).astype(np.uint16)
+
+    def digital_numbers(res: int, names: tuple[str, ...]) -> np.ndarray:
+        """uint16 DN (len(names), rows, cols) of the bands ``names`` on the granule's ``res`` m lattice."""
+        nrows, ncols = (uly - lry) // res, (lrx - ulx) // res
+        out = np.zeros((len(names), nrows, ncols), dtype=np.uint16)
+        cloud = np.array([SPECTRA["cloud"][b] for b in names]).reshape(len(names), 1, 1)
+        for r0 in range(0, nrows, block):
+            rows = slice(r0, min(nrows, r0 + block))
+            # one pixel of real terrain around the block for the illumination gradient (also beyond
+            # the granule's edge: adjacent granules must agree where they overlap)
+            glon, glat = lonlat(res, slice(rows.start - 1, rows.stop + 1), ncols + 2, col0=-1)
+            illum = _illumination(land.elevation(glon, glat), float(res), zenith, azimuth)
+            glon, glat = glon[1:-1, 1:-1], glat[1:-1, 1:-1]
+            refl, _ = land.surface(glon, glat, names)
+            refl = refl * (0.3 + 0.7 * illum)
+            if gain != 1.0:
+                refl = refl * gain
+            op = land.cloud_opacity(glon, glat, threshold, clouds)
+            slon, slat = _shift(to_ll, to_utm, glon, glat, -sdx, -sdy)
+            shade = land.cloud_opacity(slon, slat, threshold, clouds)
+            refl = refl * (1.0 - 0.65 * shade * (1.0 - op))
+            refl = (1.0 - op) * refl + op * cloud
+            out[:, rows] = np.clip(np.round(refl * quant) - offset, 1, 65535).astype(np.uint16)
+        return out
+
+    # order B04 B03 B02 B08 of the landscape's surface -> B02 B03 B04 B08 on disk
+    bands = digital_numbers(10, SURFACE_BANDS)[[2, 1, 0, 3]]
+    coarse = {res: dict(zip(names, digital_numbers(res, names))) for res, names in BANDS_COARSE.items()}
 
     nrows20, ncols20 = nrows10 // 2, ncols10 // 2
     scl = np.zeros((nrows20, ncols20), dtype=np.uint8)
@@ -202,7 +214,7 @@ def make_scene(land: Landscape, bbox, baseline: str, cloud_fraction: float, part
 
     cloud_pct = 100.0 * float(np.isin(scl, (8, 9, 10)).mean())
     return Scene(product, granule, tile, stamp, gen, sense, baseline, crs, ulx, uly, bands, scl, offset, quant,
-                 cloud_pct, zenith, azimuth, _footprint(to_ll, ulx, uly, lrx, lry))
+                 cloud_pct, zenith, azimuth, _footprint(to_ll, ulx, uly, lrx, lry), coarse)
 
 
 def write_safe(scene: Scene, out: Path) -> Path:
@@ -218,6 +230,11 @@ def write_safe(scene: Scene, out: Path) -> Path:
         rel = f"GRANULE/{granule}/IMG_DATA/R10m/{stem}_{band}_10m"
         _write_jp2(safe / f"{rel}.jp2", scene.bands[i], t10, scene.crs)
         image_files.append(rel)
+    for res, bands in scene.coarse.items():
+        for band, dn in bands.items():
+            rel = f"GRANULE/{granule}/IMG_DATA/R{res}m/{stem}_{band}_{res}m"
+            _write_jp2(safe / f"{rel}.jp2", dn, Affine(res, 0, scene.ulx, 0, -res, scene.uly), scene.crs)
+            image_files.append(rel)
     rel = f"GRANULE/{granule}/IMG_DATA/R20m/{stem}_SCL_20m"
     _write_jp2(safe / f"{rel}.jp2", scene.scl, t20, scene.crs)
     image_files.append(rel)

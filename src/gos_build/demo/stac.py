@@ -2,14 +2,15 @@
 
 :func:`write_catalogue` turns a demo-inputs folder into ``<out>/``::
 
-    data/sentinel-2-l2a/<item id>/{B04,B03,B02,SCL}.tif   COGs of the SAFE's bands (DN as in the JP2)
+    data/sentinel-2-l2a/<item id>/{B01,...,B12,SCL}.tif   COGs of the SAFE's bands (DN as in the JP2)
     data/cop-dem-glo-30/<item id>/DEM.tif                 COGs of the SRTM tiles (float32 metres)
     items/<collection>/<item id>.json                     STAC items, asset hrefs under {base}/data/...
     collections/<collection>.json
     polygons.gpkg                                         the interpretation polygons (not in the catalogue)
 
 Sentinel-2 items look like Earth Search v1 ``sentinel-2-l2a``: assets ``red``
-``green`` ``blue`` ``scl`` with ``eo:bands`` and ``raster:bands`` (scale
+``green`` ``blue`` ``scl`` and the other bands' (``coastal``, ``rededge1``-``3``, ``nir`` = B08, ``nir08`` =
+B8A, ``nir09``, ``swir16``, ``swir22``) with ``eo:bands`` and ``raster:bands`` (scale
 0.0001, offset -0.1 from baseline 04.00 on, the DN left as in the product),
 ``s2:processing_baseline``, ``earthsearch:boa_offset_applied``,
 ``eo:cloud_cover``. DEM items look like ``cop-dem-glo-30`` (asset ``data``).
@@ -36,13 +37,18 @@ from urllib.parse import parse_qs, urlparse
 import rasterio
 from rasterio.shutil import copy as rio_copy
 
+from ..bands import BANDS, needed_bands
+
 S2_COLLECTION = "sentinel-2-l2a"
 # EOPF Zarr items, as the EOPF Sentinel Zarr Samples Service lays them out: per-band assets (processor 2.x,
 # Zarr format 2; ESA's id there is sentinel-2-l2a) and resolution-group assets (3.x, sentinel-2-l2a-zarr3)
 EOPF_COLLECTIONS = {"sentinel2_zarr2": "eopf-sentinel-2-l2a", "sentinel2_zarr3": "eopf-sentinel-2-l2a-zarr3"}
 DEM_COLLECTION = "cop-dem-glo-30"
 _S2_ASSETS = {"red": ("B04", 10, "red", 0.665), "green": ("B03", 10, "green", 0.56),
-              "blue": ("B02", 10, "blue", 0.49), "scl": ("SCL", 20, None, None)}
+              "blue": ("B02", 10, "blue", 0.49), "scl": ("SCL", 20, None, None),
+              **{b.earth_search: (b.name, b.resolution, b.common_name, round(b.centre_nm / 1000, 3))
+                 for b in BANDS.values() if b.earth_search and b.name not in ("B02", "B03", "B04")}}
+L2A_BANDS = tuple(b for b in BANDS if b != "B10")  # what the demo's L2A products hold
 BASE = "{base}"  # replaced by the server's address in every JSON it serves
 
 
@@ -87,7 +93,7 @@ def write_catalogue(demo: str | Path, out: str | Path) -> dict:
         shutil.rmtree(out)
     (out / "items").mkdir(parents=True)
     items = {S2_COLLECTION: [], DEM_COLLECTION: [], **{c: [] for c in EOPF_COLLECTIONS.values()}}
-    for product in discover([str(p) for p in sorted((demo / "sentinel2").glob("*.SAFE"))]):
+    for product in discover([str(p) for p in sorted((demo / "sentinel2").glob("*.SAFE"))], needed_bands(L2A_BANDS)):
         (granule,) = product.granules
         item_id = product.name.removesuffix(".SAFE")
         when = dt.datetime.strptime(item_id.split("_")[2], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
@@ -161,7 +167,7 @@ def write_catalogue(demo: str | Path, out: str | Path) -> dict:
 def _eopf_item(product, collection: str, out: Path) -> dict:
     """A STAC item of one demo EOPF product, copied under ``data/<collection>/``: per-band assets for the
     format-2 layout, resolution-group assets (and the whole ``product``) for format 3."""
-    from ..inputs.eopf import SCL_20M, REFLECTANCE_10M
+    from ..inputs.eopf import REFLECTANCE, REFLECTANCE_10M, SCL_20M
 
     name = Path(product.source).name
     shutil.copytree(product.source, out / "data" / collection / name)
@@ -172,12 +178,20 @@ def _eopf_item(product, collection: str, out: Path) -> dict:
     if v3:
         assets = {"SR_10m": {"href": f"{base}/{REFLECTANCE_10M}", "type": mtype, "roles": ["data", "reflectance"],
                              "gsd": 10},
+                  **{f"SR_{r}m": {"href": f"{base}/{REFLECTANCE}/r{r}m", "type": mtype, "roles": ["data", "reflectance"],
+                                  "gsd": r} for r in (20, 60)},
                   "SCL_20m": {"href": f"{base}/{SCL_20M}", "type": mtype, "roles": ["data"], "gsd": 20},
                   "product": {"href": base, "type": mtype, "roles": ["data", "metadata"], "zarr:consolidated": True}}
     else:
         assets = {f"{b}_10m": {"href": f"{base}/{REFLECTANCE_10M}/{b.lower()}", "type": mtype, "roles": ["data"],
                                "gsd": 10, "raster:bands": [{"scale": scale, "offset": offset, "nodata": 0}]}
                   for b in ("B02", "B03", "B04")}
+        for band in L2A_BANDS:
+            res = BANDS[band].resolution
+            if res > 10:
+                assets[f"{band}_{res}m"] = {"href": f"{base}/{REFLECTANCE}/r{res}m/{band.lower()}", "type": mtype,
+                                            "roles": ["data"], "gsd": res,
+                                            "raster:bands": [{"scale": scale, "offset": offset, "nodata": 0}]}
         assets["SCL_20m"] = {"href": f"{base}/{SCL_20M}", "type": mtype, "roles": ["data"], "gsd": 20}
     (granule,) = product.granules
     geom, bbox = _footprint_ll(granule.bands["B04"])

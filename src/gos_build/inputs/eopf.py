@@ -33,9 +33,10 @@ import numpy as np
 
 from ..errors import GosBuildError
 
-REFLECTANCE_10M = "measurements/reflectance/r10m"
+REFLECTANCE = "measurements/reflectance"  # groups r10m, r20m, r60m: a band's array is its name in lower case
+REFLECTANCE_10M = f"{REFLECTANCE}/r10m"
+RESOLUTION_GROUPS = ("r10m", "r20m", "r60m")
 SCL_20M = "conditions/mask/l2a_classification/r20m/scl"
-RGB_ARRAYS = {"B04": "b04", "B03": "b03", "B02": "b02"}
 REF_RE = re.compile(r'^ZARR:"(?P<store>[^"]+)":/(?P<array>.+)$')
 SUFFIXES = (".zarr", ".zarr.zip")
 
@@ -107,6 +108,14 @@ def member(group, path: str, where: str, what: str):
         return group[path]
     except KeyError:
         raise GosBuildError(f"{where}: no {path} in the product ({what})") from None
+
+
+def _has(group, path: str) -> bool:
+    try:
+        group[path]
+    except KeyError:
+        return False
+    return True
 
 
 # -- what a product says about itself ---------------------------------------------------------------------
@@ -272,9 +281,10 @@ def open_raster(path: str):
 
 
 # -- a product ----------------------------------------------------------------------------------------------
-def read_product(path: str) -> dict:
+def read_product(path: str, bands=("B04", "B03", "B02")) -> dict:
     """What the resolver needs of one local EOPF product (folder or zip): the fields of a
-    :class:`gos_build.inputs.sentinel2.Product` and its one granule's band names, CRS and bounds."""
+    :class:`gos_build.inputs.sentinel2.Product` and its one granule's band names, CRS and bounds. ``bands``: the
+    rgb layer's (10 m), then those of ``sentinel2.bands``, each from its finest resolution group."""
     where = f"inputs.sentinel2: {path}"
     path = os.path.abspath(path)
     root, prefix = open_root(path, where)
@@ -286,12 +296,20 @@ def read_product(path: str) -> dict:
     level = "L2A" if "L2A" in ptype else "L1C" if "L1C" in ptype else str(props.get("processing:level") or "")
     if level not in ("L2A", "L1C"):
         level = "L2A" if "MSIL2A" in name else "L1C" if "MSIL1C" in name else level
-    refl = member(root, REFLECTANCE_10M, where, "the 10 m reflectance bands")
-    bands, quant_offsets = {}, {}
-    for band, arr_name in RGB_ARRAYS.items():
-        arr = member(refl, arr_name, where, f"band {band}")
-        quant_offsets[band] = radiometry(dict(arr.attrs), where, f"{REFLECTANCE_10M}/{arr_name}")
-        bands[band] = band_ref(path, _join(prefix, REFLECTANCE_10M, arr_name))
+    member(root, REFLECTANCE_10M, where, "the 10 m reflectance bands")
+    refs, quant_offsets = {}, {}
+    for i, band in enumerate(bands):
+        groups = RESOLUTION_GROUPS[:1] if i < 3 else RESOLUTION_GROUPS  # rgb: the 10 m bands
+        arr_path = next((f"{REFLECTANCE}/{g}/{band.lower()}" for g in groups
+                         if _has(root, f"{REFLECTANCE}/{g}/{band.lower()}")), None)
+        if arr_path is None:
+            if i < 3:
+                member(root, f"{REFLECTANCE_10M}/{band.lower()}", where, f"band {band}")  # its one-line error
+            raise GosBuildError(f"inputs.sentinel2: {name}: no band {band} in {REFLECTANCE}/{{"
+                                f"{','.join(RESOLUTION_GROUPS)}}}, which sentinel2.bands asks for")
+        arr = member(root, arr_path, where, f"band {band}")
+        quant_offsets[band] = radiometry(dict(arr.attrs), where, arr_path)
+        refs[band] = band_ref(path, _join(prefix, arr_path))
     quants = {q for q, _ in quant_offsets.values()}
     if len(quants) != 1:
         raise GosBuildError(f"{where}: bands with different scale_factor {sorted(quants)}")
@@ -299,7 +317,7 @@ def read_product(path: str) -> dict:
     if level == "L2A":
         member(root, SCL_20M, where, "the scene classification an L2A product carries")
         scl = band_ref(path, _join(prefix, SCL_20M))
-    with EopfBand(bands["B04"]) as b04:
+    with EopfBand(refs["B04"]) as b04:
         crs, bounds = b04.crs.to_string(), tuple(b04.bounds)
     baseline = props.get("eopf:baseline") or name_baseline(name)
     version = props.get("processing:version") or None
@@ -309,7 +327,7 @@ def read_product(path: str) -> dict:
             "cloud_percent": float(cloud) if cloud is not None else None, "quantification": quants.pop(),
             "offsets": {b: o for b, (_, o) in quant_offsets.items()}, "format": f"EOPF Zarr v{zarr_format}",
             "processor_version": str(version) if version else None, "datetime": str(when) if when else None,
-            "granule": {"name": name, "bands": bands, "scl": scl, "crs": crs, "bounds": bounds}}
+            "granule": {"name": name, "bands": refs, "scl": scl, "crs": crs, "bounds": bounds}}
 
 
 def name_baseline(name: str) -> str | None:
@@ -325,19 +343,32 @@ BAND_ASSETS = {"B04": "B04_10m", "B03": "B03_10m", "B02": "B02_10m", "SCL": "SCL
 GROUP_ASSETS = {"B04": ("SR_10m", "b04"), "B03": ("SR_10m", "b03"), "B02": ("SR_10m", "b02"), "SCL": ("SCL_20m", "")}
 
 
-def item_arrays(item) -> dict[str, tuple[str, str, str]] | None:
-    """For an EOPF STAC item: band -> (asset key, product URL ending in ``.zarr``, array path inside it);
-    None for an item of another kind (COGs). Per-band assets (``B04_10m`` ...) name the arrays; group
-    assets (``SR_10m``, media type ``application/vnd.zarr; version=3``) name the groups holding them."""
+def item_arrays(item, bands=("B04", "B03", "B02")) -> dict[str, tuple[str, str, str]] | None:
+    """For an EOPF STAC item: band -> (asset key, product URL ending in ``.zarr``, array path inside it) for
+    ``bands`` (the rgb layer's first) and SCL; None for an item of another kind (COGs). Per-band assets
+    (``B04_10m``, ``B05_20m`` ...: the finest the item has) name the arrays; group assets (``SR_10m``,
+    ``SR_20m``, ``SR_60m``, media type ``application/vnd.zarr; version=3``: the band's native resolution's)
+    the groups holding them."""
+    from ..bands import BANDS
+
     assets = item.assets
     if all(k in assets for k in BAND_ASSETS.values()):
-        layout = {b: (k, "") for b, k in BAND_ASSETS.items()}
+        def where(band):
+            return next(((f"{band}_{r}m", "") for r in (10, 20, 60) if f"{band}_{r}m" in assets), None)
     elif all(k in assets for k, _ in GROUP_ASSETS.values()):
-        layout = GROUP_ASSETS
+        def where(band):
+            key = f"SR_{BANDS[band].resolution}m"
+            return (key, band.lower()) if key in assets else None
     else:
         return None
     out = {}
-    for band, (key, leaf) in layout.items():
+    for band in (*bands, "SCL"):
+        found = where(band) if band != "SCL" else (
+            (BAND_ASSETS["SCL"], "") if BAND_ASSETS["SCL"] in assets else GROUP_ASSETS["SCL"])
+        if found is None:
+            raise GosBuildError(f"inputs.sentinel2: item {item.id} has no asset for band {band}, which "
+                                f"sentinel2.bands asks for (assets: {', '.join(sorted(assets))})")
+        key, leaf = found
         href = assets[key].href
         if "zarr" not in (assets[key].media_type or "") and ".zarr/" not in href:
             return None

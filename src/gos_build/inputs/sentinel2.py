@@ -38,6 +38,7 @@ from rasterio.windows import Window
 import shapely
 from rasterio.errors import RasterioIOError
 
+from ..bands import BANDS, L1C_ONLY, RGB_BANDS, band_ids, needed_bands
 from ..errors import GosBuildError
 from ..grid import Grid
 from . import expand, file_facts
@@ -46,10 +47,8 @@ from .eopf import is_eopf, open_raster
 
 log = logging.getLogger(__name__)
 
-RGB_BANDS = ("B04", "B03", "B02")
 INVALID_SCL = (0, 1, 3, 8, 9, 10)
-BAND_IDS = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7, "B8A": 8,
-            "B09": 9, "B10": 10, "B11": 11, "B12": 12}
+BAND_IDS = band_ids()
 
 
 @dataclass
@@ -114,15 +113,24 @@ def _parse_mtd(text: bytes, where: str) -> dict:
     return out
 
 
-def _safe_product(name: str, mtd: bytes, exists, root: str, where: str) -> Product:
-    """A Product from a SAFE's main metadata; ``exists(rel)`` tells whether a file is in the product."""
+def _missing_band(product: str, band: str, level: str, have) -> GosBuildError:
+    """The one line for a band of ``sentinel2.bands`` a product lacks."""
+    why = " (the cirrus band is in L1C products only)" if band in L1C_ONLY and level != "L1C" else ""
+    return GosBuildError(f"inputs.sentinel2: {product}: no band {band}{why}, which sentinel2.bands asks for "
+                         f"(the product has {', '.join(sorted(have)) or 'none'})")
+
+
+def _safe_product(name: str, mtd: bytes, exists, root: str, where: str, bands=RGB_BANDS) -> Product:
+    """A Product from a SAFE's main metadata; ``exists(rel)`` tells whether a file is in the product. ``bands``:
+    those to read (the rgb layer's first), each from its finest resolution in the product (L2A's ``R10m``,
+    ``R20m``, ``R60m``; L1C's one ``IMG_DATA``)."""
     meta = _parse_mtd(mtd, where)
     level = meta["level"] or ("L2A" if "MSIL2A" in where else "L1C")
     if meta["quant"] is None:
         raise GosBuildError(f"{where}: no quantification value in the metadata")
     baseline = meta["baseline"]
     offsets = {}
-    for band in RGB_BANDS:
+    for band in bands:
         bid = BAND_IDS[band]
         if bid in meta["offsets"]:
             offsets[band] = meta["offsets"][bid]
@@ -133,23 +141,31 @@ def _safe_product(name: str, mtd: bytes, exists, root: str, where: str) -> Produ
         else:
             offsets[band] = 0.0
     by_granule: dict[str, dict] = {}
+    resolutions = {f"_{band}{suffix}": (band, rank) for band in BANDS
+                   for rank, suffix in enumerate(("", "_10m", "_20m", "_60m"))}  # L1C's, then L2A's finest first
     for rel in meta["image_files"]:
         parts = rel.split("/")
         if len(parts) < 2 or parts[0] != "GRANULE":
             continue
         g = by_granule.setdefault(parts[1], {})
-        for band in RGB_BANDS:
-            if rel.endswith((f"_{band}_10m", f"_{band}")):
-                g[band] = rel
+        hit = resolutions.get(rel[rel.rfind("_", 0, rel.rfind("_")):]) or resolutions.get(rel[rel.rfind("_"):])
+        if hit and hit[0] in bands and (hit[0] not in RGB_BANDS or hit[1] < 2):  # rgb: 10 m (L1C: its own)
+            band, rank = hit
+            if band not in g or rank < g[band][1]:
+                g[band] = (rel, rank)
         if rel.endswith("_SCL_20m"):
-            g["SCL"] = rel
+            g["SCL"] = (rel, 0)
     if not by_granule:
         raise GosBuildError(f"{where}: the metadata lists no granule image")
     granules = []
-    for gname, files in sorted(by_granule.items()):
+    for gname, found in sorted(by_granule.items()):
+        files = {k: rel for k, (rel, _) in found.items()}
         for band in RGB_BANDS:
             if band not in files:
                 raise GosBuildError(f"{where}: granule {gname} has no band {band} at 10 m")
+        for band in bands:
+            if band not in files:
+                raise _missing_band(name, band, level, [b for b in files if b != "SCL"])
         paths = {}
         for key, rel in files.items():
             if not exists(rel + ".jp2"):
@@ -158,7 +174,7 @@ def _safe_product(name: str, mtd: bytes, exists, root: str, where: str) -> Produ
         if level == "L2A" and "SCL" not in paths:
             raise GosBuildError(f"{where}: L2A granule {gname} has no SCL (scene classification) at 20 m")
         crs, bounds = _georef(paths["B04"], name)
-        granules.append(Granule(gname, {b: paths[b] for b in RGB_BANDS}, paths.get("SCL"), crs, bounds))
+        granules.append(Granule(gname, {b: paths[b] for b in bands}, paths.get("SCL"), crs, bounds))
     return Product(name, root, level, baseline, meta["cloud"], meta["quant"], offsets, granules, format="SAFE",
                    datetime=meta["start"])
 
@@ -173,24 +189,24 @@ def _georef(path: str, product: str) -> tuple[str, tuple]:
         raise GosBuildError(f"{product}: {path.rsplit('/', 1)[-1]} is not a readable JPEG 2000 ({exc})") from None
 
 
-def _from_folder(path: str) -> Product:
+def _from_folder(path: str, bands=RGB_BANDS) -> Product:
     for mtd in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
         p = os.path.join(path, mtd)
         if os.path.exists(p):
             with open(p, "rb") as f:
                 text = f.read()
             return _safe_product(os.path.basename(path.rstrip("/")), text,
-                                 lambda rel: os.path.exists(os.path.join(path, rel)), path.rstrip("/"), p)
+                                 lambda rel: os.path.exists(os.path.join(path, rel)), path.rstrip("/"), p, bands)
     # not a SAFE: a folder of band GeoTIFFs is one product (docs/pipeline.md: "in one folder = one product")
     tifs = sorted(f for f in glob.glob(os.path.join(glob.escape(path), "*"))
                   if f.lower().endswith((".tif", ".tiff")) and os.path.isfile(f))
     if tifs:
-        return _from_geotiffs(path, tifs)
+        return _from_geotiffs(path, tifs, bands)
     raise GosBuildError(f"inputs.sentinel2: {path}: neither a SAFE product (no MTD_MSIL2A.xml or MTD_MSIL1C.xml) "
                         "nor a folder of band GeoTIFFs (*B04*.tif, *B03*.tif, *B02*.tif)")
 
 
-def _from_zip(path: str) -> Product:
+def _from_zip(path: str, bands=RGB_BANDS) -> Product:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -210,52 +226,73 @@ def _from_zip(path: str) -> Product:
     safe = mtds[0].split("/")[0]
     members = set(names)
     root = f"/vsizip/{os.path.abspath(path)}/{safe}"
-    return _safe_product(safe, text, lambda rel: f"{safe}/{rel}" in members, root, f"{path}:{mtds[0]}")
+    return _safe_product(safe, text, lambda rel: f"{safe}/{rel}" in members, root, f"{path}:{mtds[0]}", bands)
 
 
-def _from_geotiffs(folder: str, files: list[str]) -> Product:
+_BAND_FILE_RE = re.compile(r"(?<![A-Za-z0-9])(B0[1-9]|B1[0-2]|B8A|SCL)(?![0-9A-Za-z])", re.IGNORECASE)
+
+
+def _from_geotiffs(folder: str, files: list[str], wanted=RGB_BANDS) -> Product:
+    """One product of band GeoTIFFs in a folder (``*B04*.tif`` ...): each band's radiometry from its own
+    file's scale/offset metadata, else reflectance = DN / 10000."""
     bands: dict[str, str] = {}
     for f in files:
-        m = re.search(r"(?<![A-Za-z0-9])(B0[2-4]|SCL)(?![0-9])", os.path.basename(f), re.IGNORECASE)
+        m = _BAND_FILE_RE.search(os.path.basename(f))
         if m:
             bands[m.group(1).upper()] = f
     missing = [b for b in RGB_BANDS if b not in bands]
     if missing:
         raise GosBuildError(f"inputs.sentinel2: {folder}: band GeoTIFFs for {', '.join(missing)} are missing")
-    with rasterio.open(bands["B04"]) as ds:
-        scale, offset = ds.scales[0], ds.offsets[0]
-    quant, off = (1.0 / scale, offset / scale) if scale not in (None, 1.0) else (10000.0, 0.0)
-    crs, bounds = _georef(bands["B04"], folder)
     name = os.path.basename(folder.rstrip("/")) or folder
-    granule = Granule(name, {b: bands[b] for b in RGB_BANDS}, bands.get("SCL"), crs, bounds)
-    return Product(name, folder, "GeoTIFF", None, None, quant, {b: off for b in RGB_BANDS}, [granule],
-                   format="GeoTIFF")
+    for band in wanted:
+        if band not in bands:
+            raise _missing_band(name, band, "GeoTIFF", [b for b in bands if b != "SCL"])
+    quant_offsets = {}
+    for band in wanted:
+        with rasterio.open(bands[band]) as ds:
+            scale, offset = ds.scales[0], ds.offsets[0]
+        quant_offsets[band] = (1.0 / scale, offset / scale) if scale not in (None, 1.0) else (10000.0, 0.0)
+    quant = _one_quantification(name, quant_offsets, "scales")
+    crs, bounds = _georef(bands["B04"], folder)
+    granule = Granule(name, {b: bands[b] for b in wanted}, bands.get("SCL"), crs, bounds)
+    return Product(name, folder, "GeoTIFF", None, None, quant, {b: o for b, (_, o) in quant_offsets.items()},
+                   [granule], format="GeoTIFF")
 
 
-def _from_eopf(path: str) -> Product:
+def _one_quantification(name: str, quant_offsets: dict, what: str) -> float:
+    """The quantification shared by a product's bands ((quantification, offset) by band); bands with
+    different ones stop the run naming the product."""
+    quants = {q for q, _ in quant_offsets.values()}
+    if len(quants) != 1:
+        raise GosBuildError(f"inputs.sentinel2: {name}: bands with different {what} {sorted(quants)}")
+    return quants.pop()
+
+
+def _from_eopf(path: str, bands=RGB_BANDS) -> Product:
     from .eopf import read_product
 
-    doc = read_product(path)
+    doc = read_product(path, bands)
     g = doc.pop("granule")
     return Product(**doc, granules=[Granule(g["name"], g["bands"], g["scl"], g["crs"], tuple(g["bounds"]))])
 
 
-def discover(patterns) -> list[Product]:
-    """Products matched by the config globs, least cloudy first (then by name)."""
+def discover(patterns, bands=RGB_BANDS) -> list[Product]:
+    """Products matched by the config globs, least cloudy first (then by name), with ``bands`` (the rgb layer's
+    first: :func:`gos_build.bands.needed_bands`)."""
     products, tif_groups = [], {}
     for hit in expand(patterns, "sentinel2"):
         if is_eopf(hit):
-            products.append(_from_eopf(hit))
+            products.append(_from_eopf(hit, bands))
         elif os.path.isdir(hit):
-            products.append(_from_folder(hit))
+            products.append(_from_folder(hit, bands))
         elif hit.lower().endswith(".zip"):
-            products.append(_from_zip(hit))
+            products.append(_from_zip(hit, bands))
         elif hit.lower().endswith((".tif", ".tiff")):
             tif_groups.setdefault(os.path.dirname(hit), []).append(hit)
         else:
             raise GosBuildError(f"inputs.sentinel2: {hit}: not a .SAFE folder, .zip, .zarr product or GeoTIFF")
     for folder, files in sorted(tif_groups.items()):
-        products.append(_from_geotiffs(folder, files))
+        products.append(_from_geotiffs(folder, files, bands))
     names = [p.name for p in products]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -302,18 +339,26 @@ def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
 
 
 # -- from a STAC API ----------------------------------------------------------------
-# asset keys of the visible bands and the scene classification: Earth Search v1, then the SAFE band names
-S2_ASSET_KEYS = {"B04": ("red", "B04"), "B03": ("green", "B03"), "B02": ("blue", "B02"), "SCL": ("scl", "SCL")}
-S2_COMMON_NAMES = {"B04": "red", "B03": "green", "B02": "blue"}
+def _asset_keys(band: str) -> tuple[str, ...]:
+    """Asset keys of a band (or SCL) in a Sentinel-2 item: Earth Search v1's (``red``, ``nir08`` ...), then the
+    band's name (``B04``, ``B8A``)."""
+    if band == "SCL":
+        return ("scl", "SCL")
+    return tuple(k for k in (BANDS[band].earth_search, band) if k)
+
 
 def asset_key(item, band: str) -> str:
-    """The asset of ``band`` (B04 B03 B02 SCL) in a Sentinel-2 item: by key, then by eo:bands common name."""
-    for key in S2_ASSET_KEYS[band]:
+    """The asset of ``band`` (B01 ... B12, B8A, or SCL) in a Sentinel-2 item: by key, then by eo:bands name, then
+    by common name where only this band has it (not the three red-edge bands')."""
+    for key in _asset_keys(band):
         if key in item.assets:
             return key
+    common = BANDS[band].common_name if band in BANDS else None
+    if sum(b.common_name == common for b in BANDS.values()) != 1:
+        common = None
     for key, asset in item.assets.items():
         for b in asset.extra_fields.get("eo:bands", []) or []:
-            if b.get("common_name") == S2_COMMON_NAMES.get(band) or b.get("name") == band:
+            if b.get("name") == band or (common and b.get("common_name") == common):
                 return key
     raise GosBuildError(f"inputs.sentinel2: item {item.id} has no asset for band {band} "
                         f"(assets: {', '.join(sorted(item.assets))})")
@@ -344,7 +389,7 @@ def radiometry(item, asset) -> tuple[float, float]:
     return quant, 0.0
 
 
-def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
+def _from_stac(config: dict, grid: Grid, bands=RGB_BANDS) -> tuple[list[Product], dict]:
     """(products of the STAC items over the AOI, the ``stac`` section of the manifest): the least cloudy items
     covering the AOI (every item in the date range for the median composite), their windows fetched."""
     from .stac import MARGIN_PX, asset_size, cache_dir, covering, fetch_window, public_url, search, stac_section
@@ -358,13 +403,13 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
     root = cache_dir(config) / stac["collection"]
     products, records = [], []
     for item in items:
-        arrays = eopf.item_arrays(item)
+        arrays = eopf.item_arrays(item, bands)
         if arrays is not None:
             products.append(_from_eopf_item(item, arrays, grid, root / item.id, records))
             continue
         paths = {}
         quant_offsets = {}
-        for band in (*RGB_BANDS, "SCL"):
+        for band in (*bands, "SCL"):
             key = asset_key(item, band)
             href = item.assets[key].href
             rec = fetch_window(f"inputs.sentinel2: item {item.id} asset '{key}'", href, grid,
@@ -375,26 +420,26 @@ def _from_stac(config: dict, grid: Grid) -> tuple[list[Product], dict]:
             paths[band] = rec["path"]
             if band != "SCL":
                 quant_offsets[band] = radiometry(item, item.assets[key])
-        quants = {q for q, _ in quant_offsets.values()}
-        if len(quants) != 1:
-            raise GosBuildError(f"inputs.sentinel2: item {item.id}: bands with different scales {sorted(quants)}")
+        quant = _one_quantification(f"item {item.id}", quant_offsets, "scales")
         with rasterio.open(paths["B04"]) as ds:
             crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
-        granule = Granule(item.id, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
+        granule = Granule(item.id, {b: paths[b] for b in bands}, paths["SCL"], crs, bounds)
         products.append(Product(item.id, public_url(item.get_self_href() or stac["api"]), "L2A",
                                 item.properties.get("s2:processing_baseline"), item.properties.get("eo:cloud_cover"),
-                                quants.pop(), {b: o for b, (_, o) in quant_offsets.items()}, [granule], format="COG",
+                                quant, {b: o for b, (_, o) in quant_offsets.items()}, [granule], format="COG",
                                 datetime=item.properties.get("datetime")))
     return products, stac_section(stac, items, records)
 
 
 def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list) -> Product:
-    """One EOPF Zarr item: the windows of B04 B03 B02 and SCL read from the product over HTTP (only the chunks
-    under the AOI) into ``folder``; radiometry, CRS, baseline and processor version from the product itself."""
+    """One EOPF Zarr item: the windows of its bands (``arrays``: B04 B03 B02, those of ``sentinel2.bands``, SCL)
+    read from the product over HTTP (only the chunks under the AOI) into ``folder``; radiometry, CRS, baseline
+    and processor version from the product itself."""
     from .stac import MARGIN_PX, public_url
 
     paths, quant_offsets, facts = {}, {}, {}
-    for band in (*RGB_BANDS, "SCL"):
+    bands = [b for b in arrays if b != "SCL"]
+    for band in (*bands, "SCL"):
         key, url, path = arrays[band]
         what = f"inputs.sentinel2: item {item.id} asset '{key}' ({path})"
         rec, facts = eopf.fetch_window(what, url, path, grid, folder / f"{band}.tif",
@@ -404,18 +449,16 @@ def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list) -> Pr
         paths[band] = rec["path"]
         if band != "SCL":
             quant_offsets[band] = eopf.radiometry(facts["array"], what, path)
-    quants = {q for q, _ in quant_offsets.values()}
-    if len(quants) != 1:
-        raise GosBuildError(f"inputs.sentinel2: item {item.id}: bands with different scale_factor {sorted(quants)}")
+    quant = _one_quantification(f"item {item.id}", quant_offsets, "scale_factor")
     props = eopf.root_properties(facts["root"])
     with rasterio.open(paths["B04"]) as ds:
         crs, bounds = ds.crs.to_string(), tuple(ds.bounds)
     name = eopf.product_name(arrays["B04"][1])
     baseline = (props.get("eopf:baseline") or item.properties.get("s2:processing_baseline")
                 or eopf.name_baseline(name))
-    granule = Granule(name, {b: paths[b] for b in RGB_BANDS}, paths["SCL"], crs, bounds)
+    granule = Granule(name, {b: paths[b] for b in bands}, paths["SCL"], crs, bounds)
     return Product(item.id, public_url(arrays["B04"][1]), "L2A", str(baseline) if baseline else None,
-                   props.get("eo:cloud_cover", item.properties.get("eo:cloud_cover")), quants.pop(),
+                   props.get("eo:cloud_cover", item.properties.get("eo:cloud_cover")), quant,
                    {b: o for b, (_, o) in quant_offsets.items()}, [granule], format=f"EOPF Zarr v{facts['zarr_format']}",
                    processor_version=str(props.get("processing:version") or "") or None,
                    datetime=props.get("start_datetime") or item.properties.get("datetime"))
@@ -431,10 +474,12 @@ def resolve(config: dict, grid: Grid) -> dict:
     from .stac import is_stac
 
     stac = None
+    extra = config.get("sentinel2", {}).get("bands")
+    bands = needed_bands(extra or ())
     if is_stac(config["inputs"]["sentinel2"]):
-        products, stac = _from_stac(config, grid)
+        products, stac = _from_stac(config, grid, bands)
     else:
-        products = discover(config["inputs"]["sentinel2"])
+        products = discover(config["inputs"]["sentinel2"], bands)
     invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))
     composite = config.get("sentinel2", {}).get("composite", "mosaic")
     covered = grid.aoi_covered_by(grid.footprint(g.bounds, g.crs, 32) for p in products for g in p.granules)
@@ -454,6 +499,8 @@ def resolve(config: dict, grid: Grid) -> dict:
                  ", ".join(p.datetime or p.name for p in sorted(products, key=lambda p: p.name)))
     doc = {"composite": composite, "invalid_scl": list(invalid_scl), "aoi_covered": covered, "aoi_valid_estimate": valid,
            "products": [{**asdict(p), **_product_facts(p)} for p in products]}
+    if extra:  # the s2 layer's bands, in its order (the granules' bands hold them and the rgb layer's)
+        doc["bands"] = list(extra)
     if stac:
         doc["stac"] = stac
     return doc
