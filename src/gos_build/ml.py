@@ -26,7 +26,8 @@ import numpy as np
 
 from .errors import GosBuildError
 from .evaluation import wilson
-from .layout import ELEVATION_LAYERS, GOS10M, LABEL, RGB, SPLITS, chip_path, dataset_layers, has_tree, label_of
+from .layout import (ELEVATION_LAYERS, GOS10M, LABEL, RGB, S2, SPLITS, chip_path, dataset_layers, has_tree,
+                     label_of)
 from .layout import read_index as dataset_index
 from .splits import MIN_BLOCKS, random_split
 
@@ -70,7 +71,8 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     normalised), ``terrain`` float32 (E, 64, 64) in the order of :attr:`terrain`
     (the dataset's elevation layers: :data:`TERRAIN`, then its extra terrain
     layers, ``layers.json``), ``label`` the class index 0..K-1 (classes sorted by id),
-    ``chip_id``.
+    ``chip_id``; in a dataset with ``sentinel2.bands`` also ``s2`` float32 (B, 64, 64), its bands in the
+    dataset's order (``layers.json``).
     """
 
     def __init__(self, root: str | Path, split: str = "train", ids: list[str] | None = None, normalize: bool = True,
@@ -188,8 +190,11 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         chip = self.chips[i]
         rgb = self._layer(RGB.name, chip)
         terrain = np.concatenate([self._layer(m, chip) for m in self.terrain])
-        return {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
+        item = {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
                 LABEL: self.label_of[chip["class_id"]], "chip_id": chip["id"]}
+        if S2 in self.layers:
+            item[S2] = torch.from_numpy(self._layer(S2, chip))
+        return item
 
 
 def _normalisation(root: Path, layers=GOS10M) -> dict:

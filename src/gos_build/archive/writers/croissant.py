@@ -15,10 +15,18 @@ import hashlib
 import json
 from pathlib import Path
 
+from ...bands import BANDS, RGB_BANDS, is_spectral
 from ...layout import CLASS_ID, CLASS_ID_MEANING, LABEL, LABEL_MEANING, RGB, chip_path, label_of
 
-# Sentinel-2A MSI B04, B03, B02 (the rgb layer's red, green, blue): central wavelength and bandwidth, nm (ESA)
-RGB_WAVELENGTHS_NM = ((664.6, 31.0), (559.8, 36.0), (492.4, 66.0))
+
+def spectral_bands(layers) -> list[tuple[str, str]]:
+    """(``<layer>:<band>`` name, Sentinel-2 band) of every spectral band of the layers: rgb's red, green, blue
+    (B04 B03 B02), then each band of s2."""
+    out = [(f"{RGB.name}:{band}", s2) for band, s2 in zip(RGB.bands, RGB_BANDS)]
+    for m, layer in layers.items():
+        if is_spectral(layer.bands):
+            out += [(f"{m}:{b}", b) for b in layer.bands]
+    return out
 CSV_FILE = "chips.csv"
 JSON_FILE = "croissant.json"
 
@@ -116,10 +124,10 @@ def document(chips: list[dict], context: dict, csv_sha256: str) -> dict:
                                     "geocr:bandNamesList": [f"{m}:{b}" if len(layer.bands) > 1 else m
                                                            for m, layer in layers.items() for b in layer.bands]},
         "geocr:spectralBandMetadata": [
-            {"@type": "geocr:SpectralBand", "name": f"rgb:{band}",
-             "geocr:centerWavelength": {"@type": "QuantitativeValue", "value": centre, "unitText": "nm"},
-             "geocr:bandwidth": {"@type": "QuantitativeValue", "value": width, "unitText": "nm"}}
-            for band, (centre, width) in zip(RGB.bands, RGB_WAVELENGTHS_NM)],
+            {"@type": "geocr:SpectralBand", "name": name,
+             "geocr:centerWavelength": {"@type": "QuantitativeValue", "value": BANDS[band].centre_nm, "unitText": "nm"},
+             "geocr:bandwidth": {"@type": "QuantitativeValue", "value": BANDS[band].fwhm_nm, "unitText": "nm"}}
+            for name, band in spectral_bands(layers)],
         "geocr:samplingStrategy": (f"every {size} x {size} px cell of a global chip lattice fully inside the AOI, "
                                    f"kept if purity >= {cfg.get('chips', {}).get('min_purity')}, nodata <= "
                                    f"{cfg.get('chips', {}).get('max_nodata')}, cloud <= "

@@ -24,6 +24,7 @@ import os
 import re
 from pathlib import Path
 
+from ...bands import BANDS, is_spectral
 from ...grid import chip_footprints_lonlat
 from ...io import write_new_file
 from ...parallel import ordered
@@ -43,6 +44,9 @@ EXTENSIONS = {
 }
 # declared only by catalogues with a categorical layer (geomorphons): its class values and names
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+# declared only by catalogues with a layer of Sentinel-2 bands (s2): each band's name, common name and
+# wavelengths (eo v1.1.0's eo:bands, beside raster v1.1.0's raster:bands)
+EO = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 _DTYPES = {"uint16": "uint16", "float32": "float32", "uint8": "uint8"}
 SPLIT_NAMES = {"train": "train", "val": "validate", "test": "test"}  # ml-aoi:split's enum, by dataset split
 LABEL_ASSET = "labels"
@@ -231,27 +235,28 @@ class ItemTemplates:
         layers = self.layers = context["layers"]
         self.tree = TREE in published_forms(cfg)
         self.cut = context.get("parquet")
-        bands_of = {}
+        bands_of, eo_of = {}, {}
         for m, layer in layers.items():
             scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
             bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata,
                             "unit": layer.units, **scaling} for b in layer.bands]
+            eo_of[m] = {"eo:bands": [BANDS[b].eo() for b in layer.bands]} if is_spectral(layer.bands) else {}
         extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values())
-                                                  else [])
+                                                  else []) + ([EO] if any(eo_of.values()) else [])
         slot = _Template.slot
         self.templates = {}  # class id -> the Item of a chip of that class, its chip-dependent scalars as slots
         for cid, cls in classes.items():
             cname = cls["name"]
             if self.tree:  # each layer's GeoTIFF in the tree
                 assets = {m: {"href": slot(f"href:{m}"), "type": str(MediaType.GEOTIFF), "title": layer.description,
-                              "raster:bands": bands_of[m], "file:size": slot(f"size:{m}"),
+                              "raster:bands": bands_of[m], **eo_of[m], "file:size": slot(f"size:{m}"),
                               "file:checksum": slot(f"sum:{m}"), "ml-aoi:role": "feature", "roles": ["data"],
                               **_classification(layer)}
                           for m, layer in layers.items()}
             else:  # no tree: the Parquet shard holding the chip, its row, the layer's column (the GeoTIFF's bytes)
                 assets = {m: {"href": slot("href:parquet"), "type": PARQUET_TYPE,
                               "title": f"{layer.description}: a GeoTIFF in column {m} of row "
-                                       f"{PARQUET_ROW} of this Parquet shard", "raster:bands": bands_of[m],
+                                       f"{PARQUET_ROW} of this Parquet shard", "raster:bands": bands_of[m], **eo_of[m],
                               PARQUET_ROW: slot("row"), PARQUET_COLUMN: m, "ml-aoi:role": "feature",
                               "roles": ["data"], **_classification(layer)}
                           for m, layer in layers.items()}

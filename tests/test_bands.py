@@ -1,0 +1,328 @@
+"""The s2 layer (``sentinel2.bands``): each band against its own file read apart from the pipeline -- GDAL (or
+zarr for EOPF) reading the band, the product's offset for that band, bilinear interpolation computed here --
+for every product form the rgb layer reads, and the errors of a band that is not there."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+from rasterio.windows import Window
+
+from gos_build.errors import GosBuildError
+from gos_build.grid import build_grid
+from gos_build.inputs import resolve
+from gos_build.sentinel2 import s2_window
+
+AOI = (2.96, 45.725, 3.00, 45.76)  # inside the Auvergne demo bbox (UTM 31N)
+# what the test asks for: a 10 m band (B08) beside the 20 m B8A, three more 20 m bands and a 60 m one, in an
+# order of its own (the layer keeps it)
+BANDS = ["B8A", "B08", "B05", "B11", "B12", "B01", "B02"]
+# the product metadata's band_id of each band (ESA, S2 Products Specification: B8A is 8, B09 is 9), spelled here
+BAND_ID = {"B01": 0, "B02": 1, "B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B08": 7, "B8A": 8, "B09": 9,
+           "B10": 10, "B11": 11, "B12": 12}
+RESOLUTION = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10, "B8A": 20,
+              "B09": 60, "B11": 20, "B12": 20}
+
+
+@pytest.fixture(scope="module")
+def clear_demo(make_demo) -> Path:
+    """Demo inputs without clouds (every pixel valid: the bilinear weights need no renormalising), SAFE and
+    EOPF Zarr v2 and v3."""
+    return make_demo(cloud_fraction=0.0, sentinel2_formats=("safe", "zarr2", "zarr3"))
+
+
+@pytest.fixture(scope="module")
+def offset_safe(clear_demo, tmp_path_factory) -> Path:
+    """The demo SAFE with a BOA_ADD_OFFSET of its own for each band (-1000 + 10 x band_id): a band read with
+    another band's offset is 10 DN off."""
+    (safe,) = sorted((clear_demo / "sentinel2").glob("*.SAFE"))
+    dest = tmp_path_factory.mktemp("offsets") / safe.name
+    shutil.copytree(safe, dest)
+    mtd = dest / "MTD_MSIL2A.xml"
+    text = mtd.read_text(encoding="utf-8")
+    text, n = re.subn(r'<BOA_ADD_OFFSET band_id="(\d+)">-1000</BOA_ADD_OFFSET>',
+                      lambda m: f'<BOA_ADD_OFFSET band_id="{m.group(1)}">{-1000 + 10 * int(m.group(1))}</BOA_ADD_OFFSET>',
+                      text)
+    assert n == 13
+    mtd.write_text(text, encoding="utf-8")
+    return dest
+
+
+def _zip(folder: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
+    return dest
+
+
+def _safe_band(safe: Path, band: str) -> Path:
+    """The band's JP2 at its finest resolution in the SAFE."""
+    for res in (10, 20, 60):
+        hits = sorted(safe.glob(f"GRANULE/*/IMG_DATA/R{res}m/*_{band}_{res}m.jp2"))
+        if hits:
+            return hits[0]
+    raise AssertionError(f"{safe.name}: no {band}")
+
+
+def _bilinear(grid, arr: np.ndarray, transform, crs: str) -> np.ndarray:
+    """``arr`` (one band on a north-up lattice) interpolated bilinearly at the grid's pixel centres (float64):
+    the four pixels around each centre, weights by distance, written out here."""
+    rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
+    x = grid.x_min + (cols + 0.5) * grid.resolution
+    y = grid.y_max - (rows + 0.5) * grid.resolution
+    if crs != grid.crs:
+        x, y = Transformer.from_crs(grid.crs, crs, always_xy=True).transform(x, y)
+    fc = (x - transform.c) / transform.a - 0.5
+    fr = (y - transform.f) / transform.e - 0.5
+    c0, r0 = np.floor(fc).astype(int), np.floor(fr).astype(int)
+    tc, tr = fc - c0, fr - r0
+    return ((1 - tr) * ((1 - tc) * arr[r0, c0] + tc * arr[r0, c0 + 1])
+            + tr * ((1 - tc) * arr[r0 + 1, c0] + tc * arr[r0 + 1, c0 + 1]))
+
+
+def _expected(grid, dn: np.ndarray, transform, crs: str, offset: float, quant: float) -> np.ndarray:
+    """The stored values (uint16 reflectance x 10000) of one band: (DN + offset) / quantification, interpolated."""
+    refl = _bilinear(grid, (dn.astype(np.float64) + offset) / quant, transform, crs)
+    return np.clip(np.round(refl * 10000), 1, 65535)
+
+
+def _assert_band(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+    # the pipeline rounds a float32 reflectance, the test a float64 one: at most 1 apart, where a value lies on
+    # a half (a 20 m band halfway between two pixels is often one: weights 1/4, 3/4 of integer DN)
+    assert diff.max() <= 1, f"{what}: {diff.max()} apart at {np.unravel_index(diff.argmax(), diff.shape)}"
+    assert (diff == 0).mean() > 0.95, f"{what}: {(diff != 0).mean():.3%} differ by 1"
+
+
+def _s2(patterns_or_stac, grid, bands=BANDS, tmp_path=None) -> tuple[dict, np.ndarray]:
+    cfg = {"inputs": {"sentinel2": patterns_or_stac}, "sentinel2": {"mask_snow": False, "bands": list(bands)},
+           "aoi": {"name": "aoi"}}
+    manifest = resolve("sentinel2", cfg, grid)
+    rgb, valid, _, s2 = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+    assert valid.all() and (rgb != 0).all()  # a clear scene: every pixel valid
+    assert s2.shape == (len(bands), grid.height, grid.width) and s2.dtype == np.uint16
+    return manifest, s2
+
+
+def _mtd_offsets(mtd: str) -> dict[int, float]:
+    return {int(i): float(v) for i, v in re.findall(r'<BOA_ADD_OFFSET band_id="(\d+)">([-\d.]+)<', mtd)}
+
+
+@pytest.mark.parametrize("form", ["safe", "safe-zip", "neighbouring-zone"])
+def test_each_band_of_a_safe_equals_gdal_with_its_own_offset_and_bilinear(form, offset_safe, tmp_path):
+    """10, 20 and 60 m bands of a SAFE (folder, zip; a grid in the next UTM zone west: every band
+    interpolated), each read by GDAL (JP2OpenJPEG), with the offset the MTD gives its band_id."""
+    grid = build_grid(bbox=AOI, tile_chips=4, crs="EPSG:32630" if form == "neighbouring-zone" else "auto")
+    product = str(_zip(offset_safe, tmp_path / f"{offset_safe.name}.zip")) if form == "safe-zip" else str(offset_safe)
+    manifest, s2 = _s2([product], grid)
+    offsets = _mtd_offsets((offset_safe / "MTD_MSIL2A.xml").read_text(encoding="utf-8"))
+    assert offsets[BAND_ID["B8A"]] != offsets[BAND_ID["B08"]]
+    for k, band in enumerate(BANDS):
+        with rasterio.open(_safe_band(offset_safe, band)) as ds:
+            assert ds.res == (RESOLUTION[band],) * 2
+            want = _expected(grid, ds.read(1), ds.transform, ds.crs.to_string(), offsets[BAND_ID[band]], 10000.0)
+        _assert_band(s2[k], want, f"{form} {band}")
+    # B08 and B8A are distinct bands of the landscape: never the same values
+    assert np.abs(s2[0].astype(int) - s2[1].astype(int)).mean() > 50
+
+
+def test_each_band_of_a_band_folder_and_a_stac_item_equals_gdal(catalogue_bands, tmp_path, monkeypatch):
+    """Band GeoTIFFs in a folder (each file's own scale/offset tags), and the same COGs as an Earth-Search-like
+    STAC item served on 127.0.0.1 (asset keys nir, nir08, rededge1, swir16, swir22, coastal, blue): each band
+    equals GDAL's read of the COG, its tags' radiometry, interpolated here."""
+    from gos_build.demo.stac import S2_COLLECTION, StacApi
+
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    (item_dir,) = sorted((catalogue_bands / "data" / S2_COLLECTION).iterdir())
+    expected = {}
+    for band in BANDS:
+        with rasterio.open(item_dir / f"{band}.tif") as ds:
+            scale, offset = ds.scales[0], ds.offsets[0]
+            assert ds.res == (RESOLUTION[band],) * 2
+            expected[band] = _expected(grid, ds.read(1), ds.transform, ds.crs.to_string(), offset / scale,
+                                       1 / scale)
+    folder = tmp_path / "bands"
+    shutil.copytree(item_dir, folder)
+    for form in ("folder", "stac"):
+        if form == "folder":
+            cfg_value = [str(folder / "*.tif")]
+            manifest = resolve("sentinel2", {"inputs": {"sentinel2": cfg_value}, "aoi": {"name": "aoi"},
+                                             "sentinel2": {"bands": BANDS}}, grid)
+        else:
+            monkeypatch.chdir(tmp_path)
+            with StacApi(catalogue_bands, max_seconds=120) as api:
+                stac = {"api": api.url + "/", "collection": S2_COLLECTION, "datetime": "2020-10-26", "max_cloud": 20}
+                manifest = resolve("sentinel2", {"inputs": {"sentinel2": {"stac": stac}}, "aoi": {"name": "aoi"},
+                                                 "sentinel2": {"bands": BANDS}}, grid)
+                assert {r[0] for r in api.requests} == {"127.0.0.1"}
+        rgb, valid, _, s2 = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+        assert valid.all() and s2.shape == (len(BANDS), grid.height, grid.width)
+        for k, band in enumerate(BANDS):
+            _assert_band(s2[k], expected[band], f"{form} {band}")
+
+
+@pytest.fixture(scope="module")
+def catalogue_bands(clear_demo, tmp_path_factory) -> Path:
+    """The clear demo as an Earth-Search-like catalogue: a COG per band (B01 ... B12, B8A) and SCL."""
+    from gos_build.demo.stac import write_catalogue
+
+    out = tmp_path_factory.mktemp("stac_bands") / "catalogue"
+    write_catalogue(clear_demo, out)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["zarr2", "zarr3"])
+def test_each_band_of_an_eopf_product_equals_its_array(fmt, clear_demo):
+    """EOPF Zarr v2 and v3: each band from its resolution group (r10m, r20m, r60m) equals the array read with
+    zarr, its own scale_factor and add_offset, its x/y pixel centres, interpolated here."""
+    import zarr
+
+    folder = clear_demo / {"zarr2": "sentinel2_zarr2", "zarr3": "sentinel2_zarr3"}[fmt]
+    (product,) = sorted(folder.glob("*.zarr"))
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    _, s2 = _s2([str(product)], grid)
+    root = zarr.open_group(str(product), mode="r")
+    crs = root.attrs["other_metadata"]["horizontal_CRS_code"]
+    for k, band in enumerate(BANDS):
+        res = RESOLUTION[band]
+        group = root[f"measurements/reflectance/r{res}m"]
+        arr = group[band.lower()]
+        x, y = group["x"][:], group["y"][:]
+        transform = rasterio.Affine(res, 0, float(x[0]) - res / 2, 0, -res, float(y[0]) + res / 2)
+        scale, offset = arr.attrs["scale_factor"], arr.attrs["add_offset"]
+        want = _expected(grid, arr[:], transform, crs, offset / scale, 1 / scale)
+        _assert_band(s2[k], want, f"{fmt} {band}")
+
+
+def test_a_band_the_product_lacks_stops_with_one_line(clear_demo, tmp_path):
+    (safe,) = sorted((clear_demo / "sentinel2").glob("*.SAFE"))
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    with pytest.raises(GosBuildError) as err:  # B10 (cirrus) is in L1C products only
+        resolve("sentinel2", {"inputs": {"sentinel2": [str(safe)]}, "sentinel2": {"bands": ["B05", "B10"]}}, grid)
+    msg = str(err.value)
+    assert "\n" not in msg and safe.name in msg and "B10" in msg and "L1C" in msg
+    gone = tmp_path / safe.name
+    shutil.copytree(safe, gone)
+    for jp2 in gone.glob("GRANULE/*/IMG_DATA/R20m/*_B11_20m.jp2"):
+        jp2.unlink()
+    with pytest.raises(GosBuildError) as err:
+        resolve("sentinel2", {"inputs": {"sentinel2": [str(gone)]}, "sentinel2": {"bands": ["B11"]}}, grid)
+    assert "\n" not in str(err.value) and "B11" in str(err.value) and safe.name in str(err.value)
+
+
+def test_an_unknown_band_is_a_config_error_listing_the_valid_ones():
+    from gos_build.config import check_config
+
+    from helpers import default_config
+
+    cfg = default_config()
+    cfg["sentinel2"] = {"bands": ["B04", "B13"]}
+    with pytest.raises(GosBuildError) as err:
+        check_config(cfg)
+    msg = str(err.value)
+    assert "sentinel2.bands" in msg and "B13" in msg and "B8A" in msg and "B12" in msg
+
+
+# -- every form carries s2 ------------------------------------------------------------------------------------
+S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+
+
+@pytest.fixture(scope="module")
+def bands_dataset(inputs, tmp_path_factory) -> Path:
+    from helpers import AOI_A, run_workflow, workflow_config
+
+    base = tmp_path_factory.mktemp("bands")
+    cfg = workflow_config(inputs, "bands", AOI_A, sentinel2={"bands": S2_BANDS},
+                          publish={"forms": ["tree", "stac", "croissant", "packed", "parquet", "stac-geoparquet"]})
+    res = run_workflow(base, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return base / "results" / "bands" / "dataset"
+
+
+@pytest.mark.slow
+def test_every_form_carries_the_s2_layer(bands_dataset, runs, tmp_path):
+    """A demo with ten bands: the tree's s2 GeoTIFFs (band descriptions = band names, rgb's bytes those of the
+    build without bands), STAC Items valid against core, eo v1.1.0 and raster (eo:bands with wavelengths), the
+    store and the Parquet shards equal to the tree, datasets (offline) and validate, stats per band, Croissant's
+    spectral bands, the loader's s2."""
+    import hashlib
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import zarr
+
+    from gos_build.layout import chip_path, read_index
+    from helpers import run_cli
+    from stac_schemas import OfflineSchemas
+
+    d = bands_dataset
+    classes, chips = read_index(d)
+    assert len(chips) >= 10
+    # the tree: s2 as GDAL reads it; the rgb files byte-identical to the build without bands (same chips)
+    plain = runs["a2"] / "dataset"
+    _, plain_chips = read_index(plain)
+    first = chips[0]
+    with rasterio.open(d / chip_path("s2", classes[first["class_id"]]["name"], first["id"])) as ds:
+        assert ds.count == 10 and ds.descriptions == tuple(S2_BANDS) and ds.dtypes[0] == "uint16" and ds.nodata == 0
+        s2 = ds.read()
+    with rasterio.open(d / chip_path("rgb", classes[first["class_id"]]["name"], first["id"])) as ds:
+        rgb = ds.read()
+    assert np.array_equal(s2[[2, 1, 0]], rgb)  # B04 B03 B02 of s2 are rgb's red, green, blue
+    same = [c for c in chips if c["id"] in {p["id"] for p in plain_chips}]
+    assert len(same) >= 10
+    for c in same[:20]:
+        rel = chip_path("rgb", classes[c["class_id"]]["name"], c["id"])
+        assert (d / rel).read_bytes() == (plain / rel).read_bytes()
+    # STAC: eo:bands beside raster:bands, every Item and the Collection valid
+    schemas = OfflineSchemas()
+    problems = schemas.errors(json.loads((d / "stac" / "collection.json").read_text()))
+    for c in chips:
+        item = json.loads((d / "stac" / c["id"] / f"{c['id']}.json").read_text())
+        assert "https://stac-extensions.github.io/eo/v1.1.0/schema.json" in item["stac_extensions"]
+        eo = item["assets"]["s2"]["eo:bands"]
+        assert [b["name"] for b in eo] == S2_BANDS and [b["common_name"] for b in eo][6:8] == ["nir", "nir08"]
+        assert eo[7]["center_wavelength"] == pytest.approx(0.8647) and "eo:bands" not in item["assets"]["rgb"]
+        problems += schemas.errors(item)
+    assert not problems, problems[:5]
+    # the store and the shards hold the tree's s2
+    store = zarr.open_group(str(d / "packed"), mode="r")
+    ids = [str(v) for v in store["train"]["chip_id"][:]]
+    by_id = {c["id"]: c for c in chips}
+    with rasterio.open(d / chip_path("s2", classes[by_id[ids[0]]["class_id"]]["name"], ids[0])) as ds:
+        assert np.array_equal(store["train"]["s2"][0], ds.read())
+    script = ("import sys, hashlib, json, datasets\n"
+              "ds = datasets.load_dataset(sys.argv[1])['train']\n"
+              "print(json.dumps({'columns': ds.column_names, 'sha': hashlib.sha256(ds[0]['s2']).hexdigest(), "
+              "'id': ds[0]['chip_id']}))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    res = subprocess.run([sys.executable, "-c", script, str(d)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "s2" in got["columns"]
+    tree = d / chip_path("s2", classes[by_id[got["id"]]["class_id"]]["name"], got["id"])
+    assert got["sha"] == hashlib.sha256(tree.read_bytes()).hexdigest()
+    # stats per band, Croissant's spectral bands, validate
+    stats = json.loads((d / "stats.json").read_text())
+    assert stats["s2"]["bands"] == S2_BANDS and len(stats["s2"]["mean"]) == 10
+    assert stats["s2"]["mean"][6] > 2 * stats["s2"]["mean"][2]  # vegetated: NIR (B08) well above red (B04)
+    croissant = json.loads((d / "croissant.json").read_text())
+    spectral = {b["name"]: b["geocr:centerWavelength"]["value"] for b in croissant["geocr:spectralBandMetadata"]}
+    assert spectral["s2:B8A"] == 864.7 and spectral["s2:B12"] == 2202.4 and spectral["rgb:red"] == 664.6
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0, res.stdout + res.stderr
+    # the loader gives s2
+    pytest.importorskip("torch")
+    from gos_build.ml import GOSDataset
+
+    item = GOSDataset(d, split="train", normalize=False, source="tree")[0]
+    assert tuple(item["s2"].shape) == (10, 64, 64)
