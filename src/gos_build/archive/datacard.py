@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from ..config import CHUNK_CHIPS, published_forms
-from ..layout import CLASS_ID, CLASS_ID_MEANING, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, SPLITS, Registry
+from ..layout import (CLASS_ID, CLASS_ID_MEANING, DEM, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, S2, SPLITS,
+                      Registry)
 
 
 def versions() -> dict[str, str]:
@@ -113,7 +114,8 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
     for layer, st in stats.items():
         def fmt(vals):
             return ", ".join("-" if v is None else f"{v:.4g}" for v in vals)
-        out.append(f"| {layer} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
+        named = f"{layer} ({' '.join(st['bands'])})" if layer == S2 else layer  # which value is which band
+        out.append(f"| {named} | {st['units']} | {fmt(st['mean'])} | {fmt(st['std'])} | {fmt(st['min'])} | "
                    f"{fmt(st['max'])} |")
     out += ["", "## Layers", "",
             "A stored value v means v x scale + offset in the layer's unit (1: dimensionless); every form says the "
@@ -121,8 +123,15 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
             "`raster:bands`, the packed store's attributes (CF's `scale_factor`, `add_offset`, `units`) and "
             "Croissant's field descriptions."
             + (f" The layers beyond GOS10m's nine are listed in `{LAYERS_FILE}` (name, bands, dtype, units, nodata, "
-               "definition) for the readers of the dataset; they are computed on the 10 m grid from the same DEM as "
-               "the seven GOS10m parameters." if layers.extra else ""), "",
+               "definition) for the readers of the dataset." if layers.extra else "")
+            + (" The extra terrain layers are computed on the 10 m grid from the same DEM as the seven GOS10m "
+               "parameters." if any(ly.tile_file == DEM.tile_file for ly in layers.extra) else "")
+            + (f" `{S2}` holds the Sentinel-2 bands {', '.join(layers[S2].bands)} (config `sentinel2.bands`), in that "
+               "order, from the same products and composite as `rgb`: reflectance = (DN + the product's offset for "
+               "the band) / quantification, x 10000; 20 m and 60 m bands interpolated bilinearly onto the 10 m grid "
+               "from their own pixels (over the clear ones where the pixel is clear); nodata 0 per band. "
+               "`chips.max_nodata` holds for it too (a pixel counts as nodata when any band is 0)."
+               if S2 in layers else ""), "",
             "| layer | dtype | stored | scale | offset | unit | nodata | definition |",
             "|---|---|---|---:|---:|---|---:|---|"]
     for layer in layers.values():
