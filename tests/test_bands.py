@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def _s2(patterns_or_stac, grid, bands=BANDS, tmp_path=None) -> tuple[dict, np.nd
     cfg = {"inputs": {"sentinel2": patterns_or_stac}, "sentinel2": {"mask_snow": False, "bands": list(bands)},
            "aoi": {"name": "aoi"}}
     manifest = resolve("sentinel2", cfg, grid)
-    rgb, valid, _, s2 = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+    rgb, valid, _, layers, _ = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+    s2 = layers["s2"]
     assert valid.all() and (rgb != 0).all()  # a clear scene: every pixel valid
     assert s2.shape == (len(bands), grid.height, grid.width) and s2.dtype == np.uint16
     return manifest, s2
@@ -163,7 +165,8 @@ def test_each_band_of_a_band_folder_and_a_stac_item_equals_gdal(catalogue_bands,
                 manifest = resolve("sentinel2", {"inputs": {"sentinel2": {"stac": stac}}, "aoi": {"name": "aoi"},
                                                  "sentinel2": {"bands": BANDS}}, grid)
                 assert {r[0] for r in api.requests} == {"127.0.0.1"}
-        rgb, valid, _, s2 = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+        rgb, valid, _, layers, _ = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+        s2 = layers["s2"]
         assert valid.all() and s2.shape == (len(BANDS), grid.height, grid.width)
         for k, band in enumerate(BANDS):
             _assert_band(s2[k], expected[band], f"{form} {band}")
@@ -326,3 +329,187 @@ def test_every_form_carries_the_s2_layer(bands_dataset, runs, tmp_path):
 
     item = GOSDataset(d, split="train", normalize=False, source="tree")[0]
     assert tuple(item["s2"].shape) == (10, 64, 64)
+
+
+def test_the_modality_comparison_takes_s2_as_the_imagery():
+    """In a dataset with s2 the comparison adds s2+terrain and s2 (s2's bands as the image branch); without
+    s2 they are unknown, and a config asking for them without sentinel2.bands is refused in one line."""
+    from gos_build.config import check_config
+    from gos_build.ml import TERRAIN, expand_variants, variant_inputs
+    from helpers import default_config
+
+    images = ("rgb", "s2")
+    names = expand_variants(["rgb", "terrain"], TERRAIN, images)
+    assert names == ["rgb+terrain", "s2+terrain", "s2", "rgb", "terrain"]
+    assert variant_inputs("s2+terrain", TERRAIN, images) == ("s2", list(range(8)))
+    assert variant_inputs("s2", TERRAIN, images) == ("s2", [])
+    assert variant_inputs("rgb+terrain", TERRAIN, images) == ("rgb", list(range(8)))
+    assert "s2" not in expand_variants(["rgb"], TERRAIN)
+    with pytest.raises(GosBuildError, match="unknown variant 's2'"):
+        variant_inputs("s2", TERRAIN)
+    cfg = default_config()
+    cfg["baseline"] = {"modalities": ["rgb+terrain", "s2"]}
+    with pytest.raises(GosBuildError, match="'s2' uses the layer s2, which only sentinel2.bands makes"):
+        check_config(cfg)
+    cfg["sentinel2"] = {"bands": ["B08", "B11"]}
+    check_config(cfg)
+
+
+@pytest.mark.slow
+def test_the_baseline_compares_s2_with_rgb(bands_dataset, tmp_path):
+    """The baseline on the ten-band demo: s2+terrain and s2 trained on s2's ten bands, each compared with the
+    multimodal model with an interval, and the report's sentence chosen by those figures."""
+    pytest.importorskip("torch")
+    import json
+
+    from gos_build.ml import baseline
+
+    out = baseline(bands_dataset, tmp_path, epochs=2, variants=["rgb", "terrain"])
+    ab = out["ablation"]
+    assert list(ab)[:3] == ["rgb+terrain", "s2+terrain", "s2"]
+    for v in ("s2+terrain", "s2"):
+        assert 0.0 <= ab[v]["pooled"]["overall_accuracy"] <= 1.0 and "against_full" in ab[v]
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "s2+terrain" in report  # its row of the table
+    blocks = out["test_blocks"]
+    # the sentence only where the blocks can carry a comparison; else the report says why there is none
+    assert ("s2's bands instead of rgb's" in report) == (blocks["blocks"] >= blocks["needed"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["ablation"]["s2"]["per_run"]
+
+
+# -- one layer per period ---------------------------------------------------------------------------------------
+PERIODS = {"early": "2020-10-20/2020-10-28", "late": "2020-10-29/2020-11-10"}  # the demo's dates 0 | 1, 2
+
+
+@pytest.fixture(scope="module")
+def three_dates(make_demo) -> Path:
+    """Three acquisitions 5 days apart (2020-10-26, -31, 11-05), each with its own clouds."""
+    return make_demo(dates=3, cloud_fraction=0.2)
+
+
+def test_each_period_layer_is_the_nanmedian_of_its_products(three_dates):
+    """Two periods, median composite, no sentinel2.bands: each layer s2_<period> holds B04 B03 B02 and equals
+    numpy's nanmedian over the valid pixels (SCL read here, nearest) of the products sensed in the period
+    (GDAL reading their JP2), nodata where none is clear; rgb stays the composite of every product."""
+    safes = sorted((three_dates / "sentinel2").glob("*.SAFE"))
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    cfg = {"inputs": {"sentinel2": [str(p) for p in safes]}, "aoi": {"name": "aoi"},
+           "sentinel2": {"composite": "median", "periods": PERIODS}}
+    manifest = resolve("sentinel2", cfg, grid)
+    rgb, valid, count, layers, period_counts = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+    assert sorted(layers) == ["s2_early", "s2_late"] and sorted(period_counts) == ["early", "late"]
+    dates = {}
+    for safe in safes:  # the sensing date, from the product's name
+        dates[safe] = re.search(r"_(\d{8})T", safe.name).group(1)
+    rows, cols = np.mgrid[0 : grid.height, 0 : grid.width]
+    x = grid.x_min + (cols + 0.5) * grid.resolution
+    y = grid.y_max - (rows + 0.5) * grid.resolution
+    for name, members in (("early", ["20201026"]), ("late", ["20201031", "20201105"])):
+        stack = []
+        for safe in (s for s in safes if dates[s] in members):
+            mtd = (safe / "MTD_MSIL2A.xml").read_text(encoding="utf-8")
+            offsets = _mtd_offsets(mtd)
+            quant = float(re.search(r"<BOA_QUANTIFICATION_VALUE[^>]*>([\d.]+)<", mtd).group(1))
+            with rasterio.open(_safe_band(safe, "B04")) as ds:
+                t = ds.transform
+            c = ((x - t.c) / 10 - 0.5).round().astype(int)
+            r = ((t.f - y) / 10 - 0.5).round().astype(int)
+            bands = []
+            for band in ("B04", "B03", "B02"):
+                with rasterio.open(_safe_band(safe, band)) as ds:
+                    bands.append((ds.read(1)[r, c].astype(np.float64) + offsets[BAND_ID[band]]) / quant)
+            (scl_path,) = safe.glob("GRANULE/*/IMG_DATA/R20m/*_SCL_20m.jp2")
+            with rasterio.open(scl_path) as ds:
+                st = ds.transform
+                scl = ds.read(1)[((st.f - y) // 20).astype(int), ((x - st.c) // 20).astype(int)]
+            ok = ~np.isin(scl, (0, 1, 3, 8, 9, 10))
+            stack.append(np.where(ok, np.stack(bands), np.nan))
+        with warnings.catch_warnings():  # a pixel clear in no product: NaN, the answer
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.stack(stack), axis=0)
+        want = np.where(np.isnan(med), 0, np.clip(np.round(med * 10000), 1, 65535))
+        got = layers[f"s2_{name}"]
+        assert got.shape == (3, grid.height, grid.width)
+        _assert_band(got.reshape(3, -1), want.reshape(3, -1), f"period {name}")
+        clear = ~np.isnan(med[0])
+        assert np.array_equal(period_counts[name] > 0, clear)
+        assert np.array_equal(period_counts[name][clear], np.sum([~np.isnan(s[0]) for s in stack], axis=0)[clear])
+        if name == "late":
+            assert (period_counts[name] == 2).mean() > 0.3 and np.array_equal(got[0] == 0, ~clear)  # both dates count
+    assert not np.array_equal(layers["s2_early"], layers["s2_late"])
+    assert count.max() == 3  # rgb: the median of every product
+
+
+def test_a_period_without_a_product_stops_naming_it(three_dates):
+    safes = sorted((three_dates / "sentinel2").glob("*.SAFE"))
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    cfg = {"inputs": {"sentinel2": [str(p) for p in safes]}, "aoi": {"name": "aoi"},
+           "sentinel2": {"periods": {"spring": "2021-04-01/2021-05-31", **PERIODS}}}
+    with pytest.raises(GosBuildError) as err:
+        resolve("sentinel2", cfg, grid)
+    msg = str(err.value)
+    assert "\n" not in msg and "sentinel2.periods.spring" in msg and "2021-04-01/2021-05-31" in msg
+    assert "2020-10-26" in msg  # what the products were sensed on
+
+
+def test_period_config_errors_name_the_key():
+    from gos_build.config import check_config
+    from helpers import default_config
+
+    for periods, words in (({"Spring": "2021-04-01/2021-05-31"}, "period names are lower-case"),
+                           ({"spring": "2021-04"}, "expected a date range"),
+                           ({"spring": "2021-05-31/2021-04-01"}, "ends before it starts"),
+                           ({"spring": "2021-02-30/2021-04-01"}, "is not a date")):
+        cfg = default_config()
+        cfg["sentinel2"] = {"periods": periods}
+        with pytest.raises(GosBuildError, match=words) as err:
+            check_config(cfg)
+        assert "sentinel2.periods" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_build_with_periods_carries_a_layer_per_period(three_dates, tmp_path):
+    """The workflow with two periods and four bands: s2, s2_early and s2_late in the tree (band names), STAC
+    (schema-valid, eo:bands), layers.json, stats; the datacard names each period's products and its clear
+    observations; validate passes; the chip rule max_period_nodata is what decides a period's clouds."""
+    import json
+
+    from gos_build.layout import chip_path, dataset_layers, read_index
+    from helpers import AUVERGNE_BBOX, run_cli, run_workflow, workflow_config
+    from stac_schemas import OfflineSchemas
+
+    cfg = workflow_config(three_dates, "periods", list(AUVERGNE_BBOX),
+                          sentinel2={"bands": ["B08", "B04", "B03", "B02"], "periods": PERIODS},
+                          chips={"max_period_nodata": 0.5})
+    res = run_workflow(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    d = tmp_path / "results" / "periods" / "dataset"
+    layers = dataset_layers(d)
+    assert [m for m in layers if m.startswith("s2")] == ["s2", "s2_early", "s2_late"]
+    classes, chips = read_index(d)
+    assert chips
+    c = chips[0]
+    for m in ("s2", "s2_early", "s2_late"):
+        with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as ds:
+            assert ds.descriptions == ("B08", "B04", "B03", "B02") and ds.count == 4
+    schemas = OfflineSchemas()
+    problems = []
+    for c in chips[:50]:
+        item = json.loads((d / "stac" / c["id"] / f"{c['id']}.json").read_text())
+        assert [b["name"] for b in item["assets"]["s2_late"]["eo:bands"]] == ["B08", "B04", "B03", "B02"]
+        problems += schemas.errors(item)
+    assert not problems, problems[:5]
+    card = (d / "datacard.md").read_text(encoding="utf-8")
+    early = next(line for line in card.splitlines() if line.startswith("- Period `early`"))
+    late = next(line for line in card.splitlines() if line.startswith("- Period `late`"))
+    assert "1 product" in early and "2020-10-26" in early and "clear observations per pixel" in early
+    assert "2 products" in late and "2020-10-31" in late and "2020-11-05" in late
+    stats = json.loads((d / "stats.json").read_text())
+    assert stats["s2_late"]["bands"] == ["B08", "B04", "B03", "B02"]
+    res = run_cli("validate", str(d))
+    assert res.returncode == 0, res.stdout + res.stderr
+    # the period rule: a chip's period layers have at most half their pixels without a clear observation
+    for c in chips[:30]:
+        for m in ("s2_early", "s2_late"):
+            with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as ds:
+                assert (ds.read() == 0).any(axis=0).mean() <= 0.5

@@ -68,8 +68,11 @@ FALSE_COLOUR = ("B08", "B04", "B03")  # near infrared, red, green as red, green,
 
 def display_bands(bands) -> tuple[int, int, int]:
     """Indices in a layer's ``bands`` of the three shown as red, green, blue: the false-colour NIR (B08, else
-    B8A), red, green where the layer has them, each missing one replaced by the layer's bands in order."""
+    B8A), red, green where the layer has them; else true colour (B04 B03 B02) where it has those; else each
+    missing one replaced by the layer's bands in order."""
     bands = list(bands)
+    if not {"B08", "B8A"} & set(bands) and set(RGB_BANDS) <= set(bands):
+        return tuple(bands.index(b) for b in RGB_BANDS)
     want = [next((b for b in (("B08", "B8A") if f == "B08" else (f,)) if b in bands), None) for f in FALSE_COLOUR]
     spare = iter([i for i, b in enumerate(bands) if b not in want] + list(range(len(bands))) * 3)
     return tuple(bands.index(b) if b else next(spare) for b in want)

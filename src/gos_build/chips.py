@@ -43,7 +43,8 @@ import shapely
 from rasterio.windows import Window
 
 from .grid import Grid, lattice_id
-from .layout import DEM, GOS10M, REJECTIONS, RGB, S2, TERRAIN_NODATA, Layer, Registry, classes_from_config
+from .layout import (DEM, GOS10M, REJECTIONS, RGB, S2, TERRAIN_NODATA, Layer, Registry, classes_from_config,
+                     period_names)
 from .tiles import read_window
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,13 @@ def candidates(grid: Grid, tile_id: str, stride: int) -> tuple[list[tuple[int, i
 
 
 def judge(labels: np.ndarray, valid: np.ndarray, rgb: np.ndarray, terrain: np.ndarray, min_purity: float,
-          max_nodata: float, max_cloud: float, s2: np.ndarray | None = None) -> tuple[str | None, int, float, dict]:
+          max_nodata: float, max_cloud: float, s2: np.ndarray | None = None, periods=(),
+          max_period_nodata: float | None = None) -> tuple[str | None, int, float, dict]:
     """(rejection reason or None, label, purity, shares) of one chip's arrays. ``max_nodata`` holds for every
     layer: rgb, each terrain layer and, with ``sentinel2.bands``, the s2 layer (a pixel with nodata in any of
-    its bands)."""
+    its bands); ``max_period_nodata`` (default ``max_nodata``) for each period layer (``periods``: their
+    arrays), whose nodata is every pixel without a clear observation in the period. ``max_cloud`` is judged on
+    the one valid mask of rgb (and s2)."""
     n = labels.size
     counts = np.bincount(labels.ravel(), minlength=256)
     counts[0] = 0
@@ -87,12 +91,13 @@ def judge(labels: np.ndarray, valid: np.ndarray, rgb: np.ndarray, terrain: np.nd
     nodata = [float((rgb[0] == 0).mean())] + [float((terrain[i] == TERRAIN_NODATA).mean()) for i in range(terrain.shape[0])]
     if s2 is not None:
         nodata.append(float((s2 == 0).any(axis=0).mean()))
+    period_nodata = max((float((p == 0).any(axis=0).mean()) for p in periods), default=0.0)
     has_data = rgb[0] != 0
     cloud = float((has_data & (valid == 0)).sum() / n)
     shares = {"nodata": max(nodata), "cloud": cloud}
     if purity < min_purity:
         return "purity", label, purity, shares
-    if max(nodata) > max_nodata:
+    if max(nodata) > max_nodata or period_nodata > (max_nodata if max_period_nodata is None else max_period_nodata):
         return "nodata", label, purity, shares
     if cloud > max_cloud:
         return "cloud", label, purity, shares
@@ -139,7 +144,7 @@ def arrays_reader(window: Window, layers: dict):
 
 def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_purity: float, max_nodata: float,
              max_cloud: float, polygons: str | Path | None = None, min_boundary_m: float = 0.0,
-             layers: Registry = GOS10M) -> tuple[dict, list]:
+             layers: Registry = GOS10M, max_period_nodata: float | None = None) -> tuple[dict, list]:
     """Judge every candidate chip of one tile.
 
     Returns the tile's record (candidates, rejections by reason, the kept
@@ -168,12 +173,15 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
         rgb = read(RGB.name, win, RGB.nodata)
         terrain = read("terrain", win, DEM.nodata)
         s2 = read(S2, win, RGB.nodata) if S2 in layers else None
+        periods = {m: read(m, win, RGB.nodata) for m in period_names(layers)}
         for r, c in cands:
             sl = (slice(r - tile.row_off, r - tile.row_off + size), slice(c - tile.col_off, c - tile.col_off + size))
             chip_rgb, chip_ter = rgb[(slice(None),) + sl], terrain[(slice(None),) + sl]
             chip_s2 = s2[(slice(None),) + sl] if s2 is not None else None
+            chip_periods = {m: a[(slice(None),) + sl] for m, a in periods.items()}
             reason, label, purity, shares = judge(labels[sl], valid[sl], chip_rgb, chip_ter, min_purity,
-                                                  max_nodata, max_cloud, chip_s2)
+                                                  max_nodata, max_cloud, chip_s2, chip_periods.values(),
+                                                  max_period_nodata)
             if reason is None and label not in classes:
                 reason = "unlabelled"  # a raster value with no class (cannot happen from labels-prepare)
             if reason:
@@ -181,7 +189,7 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
                 rejected_cells.append([grid.x_min + c * grid.resolution,
                                        grid.y_max - (r + size) * grid.resolution, reason])
                 continue
-            passed.append((r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2))
+            passed.append((r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2, chip_periods))
     span = size * grid.resolution
     corners = [(grid.x_min + c * grid.resolution, grid.y_max - r * grid.resolution - span) for r, c, *_ in passed]
     distances = [None] * len(passed)
@@ -191,12 +199,13 @@ def cut_tile(grid: Grid, tile_id: str, read, classes: dict, stride: int, min_pur
         x0, y1 = grid.x_min + tile.col_off * grid.resolution, grid.y_max - tile.row_off * grid.resolution
         bounds = (x0, y1 - tile.height * grid.resolution, x0 + tile.width * grid.resolution, y1)
         distances = boundary_distances(polygons, bounds, [shapely.box(x, y, x + span, y + span) for x, y in corners])
-    for (r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2), (x, y), dist in zip(passed, corners, distances):
+    for (r, c, label, purity, shares, chip_rgb, chip_ter, chip_s2, chip_periods), (x, y), dist in zip(
+            passed, corners, distances):
         if dist is not None and dist < min_boundary_m:
             reasons["boundary"] += 1
             rejected_cells.append([x, y, "boundary"])
             continue
-        arrays = {RGB.name: chip_rgb, **({S2: chip_s2} if chip_s2 is not None else {})}
+        arrays = {RGB.name: chip_rgb, **({S2: chip_s2} if chip_s2 is not None else {}), **chip_periods}
         for i, name in enumerate(layers.elevation):
             arrays[name] = stack_band(layers[name], chip_ter[i : i + 1])
         sums = {name: [_band_sums(band, layers[name].nodata) for band in arr] for name, arr in arrays.items()}

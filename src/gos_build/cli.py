@@ -286,7 +286,11 @@ def _cmd_publish_plan(args) -> None:
     if args.observations:
         from .sentinel2 import observation_summary
 
-        prov["sentinel2_observations"] = observation_summary([_load(p) for p in sorted(args.observations)])
+        records = [_load(p) for p in sorted(args.observations)]
+        prov["sentinel2_observations"] = observation_summary(records)
+        periods = sorted({name for rec in records for name in rec.get("periods", {})})
+        if periods:  # sentinel2.periods: each period layer's clear observations per pixel
+            prov["sentinel2_periods"] = {name: observation_summary(records, name) for name in periods}
     make_plan(sorted(args.records), _config(args), grid, prov, args.out)
 
 

@@ -95,6 +95,11 @@ def _message(err) -> str:
         if mine:  # a mapping: what is wrong in it
             return _message(jsonschema.exceptions.best_match(mine))
         return f"config key '{key}': expected false or {{part_gb: a number > 0}}, got {_describe(inst)}"
+    if v == "pattern" and key == "sentinel2.periods":  # a period's name (the mapping's key): a layer s2_<name>
+        return (f"config key '{key}': period names are lower-case letters, digits and _, starting with a letter "
+                f"(at most 21; the layer is s2_<name>); got {inst!r}")
+    if v == "pattern" and key.startswith("sentinel2.periods."):
+        return f"config key '{key}': expected a date range 'YYYY-MM-DD/YYYY-MM-DD', got {inst!r}"
     if v == "pattern" and key == "terrain.extra":  # a layer's name (the mapping's key)
         return (f"config key '{key}': layer names are lower-case letters, digits and _, starting with a letter "
                 f"(at most 31); got {inst!r}")
@@ -154,6 +159,16 @@ def _semantic_problems(cfg: dict) -> list[str]:
         total = ratios["train"] + ratios["val"] + ratios["test"]
         if abs(total - 1.0) > 1e-6:
             out.append(f"config key 'split.ratios': train + val + test must be 1, got {total:g}")
+    periods = (cfg.get("sentinel2") or {}).get("periods")
+    if isinstance(periods, dict):
+        from .inputs.sentinel2 import period_bounds
+
+        for name, span in periods.items():
+            if isinstance(span, str):
+                try:
+                    period_bounds(span)
+                except ValueError as exc:
+                    out.append(f"config key 'sentinel2.periods.{name}': {exc}")
     extra = (cfg.get("terrain") or {}).get("extra")
     if isinstance(extra, dict):
         from .geomorphometry import extra_problems
@@ -166,6 +181,9 @@ def _semantic_problems(cfg: dict) -> list[str]:
         from .layout import ELEVATION_LAYERS
 
         terrain = [*ELEVATION_LAYERS, *(extra if isinstance(extra, dict) else {})]
+        if not (cfg.get("sentinel2") or {}).get("bands"):
+            out += [f"config key 'baseline.modalities': '{v}' uses the layer s2, which only sentinel2.bands makes"
+                    for v in variants if v in ("s2", "s2+terrain")]
         for v in variants:
             if isinstance(v, str) and v.startswith("rgb+terrain-") and v[len("rgb+terrain-"):] not in terrain:
                 close = difflib.get_close_matches(v[len("rgb+terrain-"):], terrain, n=1)

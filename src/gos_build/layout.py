@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .bands import RGB_BANDS
 from .errors import GosBuildError
 
 ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"  # a lattice cell's id (tiles and chips): its south-west corner, metres
@@ -125,12 +126,20 @@ HILLSHADE = TERRAIN[0]  # the overview's relief backdrop
 S2 = "s2"  # the layer of sentinel2.bands
 
 
-def s2_layer(bands) -> Layer:
-    """The layer of ``sentinel2.bands``: those Sentinel-2 bands in their order, uint16 reflectance x 10000 as
-    ``rgb`` (nodata 0), per tile in ``s2.tif``."""
-    return Layer(S2, tuple(bands), RGB.dtype, RGB.units, RGB.nodata, TILE_FILES[S2], 1,
-                 f"Sentinel-2 {' '.join(bands)} surface reflectance x 10000", ("rgb", None), scale=RGB.scale,
+def s2_layer(bands, period: str | None = None, span: str = "") -> Layer:
+    """The layer of ``sentinel2.bands`` (``s2``) or of one of ``sentinel2.periods`` (``s2_<period>``, sensed in
+    ``span``): those Sentinel-2 bands in their order, uint16 reflectance x 10000 as ``rgb`` (nodata 0), per tile
+    in ``<name>.tif``."""
+    name = f"{S2}_{period}" if period else S2
+    when = f", clear observations sensed {span}" if period else ""
+    return Layer(name, tuple(bands), RGB.dtype, RGB.units, RGB.nodata, f"{name}.tif", 1,
+                 f"Sentinel-2 {' '.join(bands)} surface reflectance x 10000{when}", ("rgb", None), scale=RGB.scale,
                  stored=RGB.stored)
+
+
+def period_names(layers) -> tuple[str, ...]:
+    """The period layers (``s2_<period>``) among a registry's names, in its order."""
+    return tuple(m for m in layers if m.startswith(S2 + "_"))
 
 
 class Registry(Mapping):
@@ -197,13 +206,15 @@ def layers_from_config(config: dict) -> Registry:
     one order wherever it is read), appended to the terrain stack."""
     from .geomorphometry import extra_layer
 
-    bands = (config.get("sentinel2") or {}).get("bands")
+    s2 = config.get("sentinel2") or {}
+    bands, periods = s2.get("bands"), sorted((s2.get("periods") or {}).items())
     extra = ordered_extra((config.get("terrain") or {}).get("extra"))
-    if not extra and not bands:
+    if not extra and not bands and not periods:
         return GOS10M
     first_band = len(GOS10M.elevation) + 1
     added = [extra_layer(name, spec, DEM.tile_file, first_band + i) for i, (name, spec) in enumerate(extra.items())]
-    return Registry((*GOS10M.values(), *([s2_layer(bands)] if bands else []), *added))
+    imagery = ([s2_layer(bands)] if bands else []) + [s2_layer(bands or RGB_BANDS, p, span) for p, span in periods]
+    return Registry((*GOS10M.values(), *imagery, *added))
 
 
 LAYERS_FILE = "layers.json"  # in a dataset whose layers are not GOS10m's nine: the registry, machine-readable
@@ -238,13 +249,14 @@ def dataset_layers(dataset: str | Path) -> Registry:
             if name in GOS10M:
                 out.append(GOS10M[name])
                 continue
-            if name == S2:  # Sentinel-2 bands: their names say the rest
+            if name == S2 or name.startswith(S2 + "_"):  # Sentinel-2 bands (of a period): their names say the rest
                 from .bands import BANDS
 
                 unknown = [b for b in d["bands"] if b not in BANDS]
                 if unknown or not d["bands"]:
-                    raise ValueError(f"layer {S2}: bands {unknown or 'none'} are not Sentinel-2 bands")
-                out.append(s2_layer([str(b) for b in d["bands"]]))
+                    raise ValueError(f"layer {name}: bands {unknown or 'none'} are not Sentinel-2 bands")
+                layer = s2_layer([str(b) for b in d["bands"]], name[len(S2) + 1:] or None)
+                out.append(replace(layer, description=str(d.get("description", layer.description))))
                 continue
             if "terrain" in d:  # a terrain.extra layer: the same entry the config gave the writer
                 from .geomorphometry import extra_layer
@@ -277,7 +289,7 @@ def rgb_stretch(stats: dict, layer: str = "rgb") -> tuple[list[float], list[floa
 
 # per-tile files written by the stages, by role
 TILE_FILES = {RGB.name: RGB.tile_file, "valid": "valid.tif", "labels": "labels.tif", "terrain": DEM.tile_file,
-              S2: f"{S2}.tif"}
+              S2: f"{S2}.tif"}  # and s2_<period>.tif
 VALID_DESCRIPTION = "valid (1) / cloud, shadow, cirrus or nodata (0)"
 OBSERVATIONS_DESCRIPTION = "valid Sentinel-2 observations (products) per pixel"
 LABEL_DESCRIPTION = "label"
@@ -288,8 +300,8 @@ INPUT_KINDS = ("sentinel2", "dem", "polygons")
 
 
 def tile_path(tiles_dir: str | Path, tile_id: str, role: str) -> Path:
-    """``<tiles_dir>/<tile_id>/<file>`` of a per-tile file (role: a key of :data:`TILE_FILES`)."""
-    return Path(tiles_dir) / tile_id / TILE_FILES[role]
+    """``<tiles_dir>/<tile_id>/<file>`` of a per-tile file (role: a key of :data:`TILE_FILES`, or a period layer)."""
+    return Path(tiles_dir) / tile_id / (f"{role}.tif" if role.startswith(S2 + "_") else TILE_FILES[role])
 
 
 def has_tree(dataset: str | Path, layers=None) -> bool:

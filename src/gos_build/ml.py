@@ -27,7 +27,7 @@ import numpy as np
 from .errors import GosBuildError
 from .evaluation import wilson
 from .layout import (ELEVATION_LAYERS, GOS10M, LABEL, RGB, S2, SPLITS, chip_path, dataset_layers, has_tree,
-                     label_of)
+                     label_of, period_names)
 from .layout import read_index as dataset_index
 from .splits import MIN_BLOCKS, random_split
 
@@ -72,7 +72,7 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
     (the dataset's elevation layers: :data:`TERRAIN`, then its extra terrain
     layers, ``layers.json``), ``label`` the class index 0..K-1 (classes sorted by id),
     ``chip_id``; in a dataset with ``sentinel2.bands`` also ``s2`` float32 (B, 64, 64), its bands in the
-    dataset's order (``layers.json``).
+    dataset's order (``layers.json``), and with ``sentinel2.periods`` each ``s2_<period>`` likewise.
     """
 
     def __init__(self, root: str | Path, split: str = "train", ids: list[str] | None = None, normalize: bool = True,
@@ -192,8 +192,9 @@ class GOSDataset(torch.utils.data.Dataset if torch is not None else object):
         terrain = np.concatenate([self._layer(m, chip) for m in self.terrain])
         item = {"rgb": torch.from_numpy(rgb), "terrain": torch.from_numpy(terrain),
                 LABEL: self.label_of[chip["class_id"]], "chip_id": chip["id"]}
-        if S2 in self.layers:
-            item[S2] = torch.from_numpy(self._layer(S2, chip))
+        for m in (S2, *period_names(self.layers)):  # the other imagery layers, where the dataset has them
+            if m in self.layers:
+                item[m] = torch.from_numpy(self._layer(m, chip))
         return item
 
 
@@ -227,18 +228,18 @@ def _branch(channels: int, width: int = 32):
 
 
 class BranchNet(nn.Module if nn is not None else object):
-    """An imagery branch (rgb, 3 bands) and/or a terrain branch (``terrain`` of the 8 elevation layers), each
-    convolutional and globally pooled, fused late by concatenation: the one architecture every variant of the
-    modality comparison trains (only its inputs change)."""
+    """An imagery branch (``image`` bands: rgb's 3, or s2's) and/or a terrain branch (``terrain`` of the
+    elevation layers), each convolutional and globally pooled, fused late by concatenation: the one
+    architecture every variant of the modality comparison trains (only its inputs change)."""
 
-    def __init__(self, n_classes: int, rgb: bool = True, terrain: int = len(TERRAIN), width: int = 16):
+    def __init__(self, n_classes: int, image: int = 3, terrain: int = len(TERRAIN), width: int = 16):
         _need_torch()
         super().__init__()
-        if not rgb and not terrain:
-            raise GosBuildError("a model needs rgb or at least one terrain layer")
-        self.image = _branch(3, width) if rgb else None
+        if not image and not terrain:
+            raise GosBuildError("a model needs imagery or at least one terrain layer")
+        self.image = _branch(image, width) if image else None
         self.terrain = _branch(terrain, width) if terrain else None
-        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * width * (bool(rgb) + bool(terrain)), n_classes))
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * width * (bool(image) + bool(terrain)), n_classes))
 
     def forward(self, rgb, terrain):
         parts = ([self.image(rgb)] if self.image is not None else []) + \
@@ -250,45 +251,52 @@ class TwoBranchNet(BranchNet):
     """Imagery branch (3 bands) and terrain branch (8 layers), fused late by concatenation."""
 
     def __init__(self, n_classes: int, width: int = 16):
-        super().__init__(n_classes, rgb=True, terrain=len(TERRAIN), width=width)
+        super().__init__(n_classes, image=3, terrain=len(TERRAIN), width=width)
 
 
 FULL = "rgb+terrain"
 VARIANTS = (FULL, "rgb", "terrain", "drop-one")  # baseline.modalities' default
 """Variants of the modality comparison: ``rgb+terrain`` (the multimodal model), ``rgb``, ``terrain``,
-``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those)."""
+``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those);
+in a dataset with the layer s2 also ``s2`` and ``s2+terrain`` (s2's bands as the imagery)."""
 
 
 GOS10M_VARIANT = "rgb+gos10m"  # rgb and GOS10m's eight elevation layers: what the extra terrain layers add
+S2_FULL = f"{S2}+terrain"  # s2's bands and every terrain layer: what the bands beyond rgb's add
 
 
-def expand_variants(names, terrain: tuple[str, ...] = TERRAIN) -> list[str]:
+def expand_variants(names, terrain: tuple[str, ...] = TERRAIN, images: tuple[str, ...] = (RGB.name,)) -> list[str]:
     """The variants ``names`` asks for, ``drop-one`` expanded (one for each of ``terrain``, the dataset's elevation
-    layers), the multimodal model first; GosBuildError on a name that is none."""
+    layers), the multimodal model first; with s2 among ``images`` (the dataset's imagery layers) ``s2+terrain``
+    and ``s2`` after it; GosBuildError on a name that is none."""
     out = [FULL] + ([GOS10M_VARIANT] if len(terrain) > len(TERRAIN) else [])  # what the extra layers add
+    out += [S2_FULL, S2] if S2 in images else []  # what the other bands add
     for name in names:
         more = [f"{FULL}-{layer}" for layer in terrain] if name == "drop-one" else [name]
         for v in more:
-            variant_inputs(v, terrain)
+            variant_inputs(v, terrain, images)
             if v not in out:
                 out.append(v)
     return out
 
 
-def variant_inputs(name: str, terrain: tuple[str, ...] = TERRAIN) -> tuple[bool, list[int]]:
-    """(uses rgb, indices in ``terrain`` -- the dataset's elevation layers -- of those used) of a variant name."""
-    if name == "rgb":
-        return True, []
+def variant_inputs(name: str, terrain: tuple[str, ...] = TERRAIN,
+                   images: tuple[str, ...] = (RGB.name,)) -> tuple[str | None, list[int]]:
+    """(the imagery layer used -- rgb, s2 -- or None, indices in ``terrain`` -- the dataset's elevation layers --
+    of those used) of a variant name; ``images``: the dataset's imagery layers."""
+    if name in images:
+        return name, []
     if name == "terrain":
-        return False, list(range(len(terrain)))
-    if name == FULL:
-        return True, list(range(len(terrain)))
+        return None, list(range(len(terrain)))
+    if name == FULL or (name == S2_FULL and S2 in images):
+        return name.split("+")[0], list(range(len(terrain)))
     if name == GOS10M_VARIANT and len(terrain) > len(TERRAIN):
-        return True, [terrain.index(m) for m in TERRAIN]
+        return RGB.name, [terrain.index(m) for m in TERRAIN]
     if name.startswith(FULL + "-") and name[len(FULL) + 1:] in terrain:
         drop = terrain.index(name[len(FULL) + 1:])
-        return True, [i for i in range(len(terrain)) if i != drop]
+        return RGB.name, [i for i in range(len(terrain)) if i != drop]
     extra = f", {GOS10M_VARIANT}" if len(terrain) > len(TERRAIN) else ""
+    extra += f", {S2}, {S2_FULL}" if S2 in images else ""
     raise GosBuildError(f"baseline.modalities: unknown variant '{name}' (expected rgb, terrain, {FULL}{extra}, "
                         f"drop-one or {FULL}-<layer> with a layer of {', '.join(terrain)})")
 
@@ -319,7 +327,7 @@ def load_chips(root: str | Path, source: str = "auto") -> dict:
     _need_torch()
     ds = GOSDataset(root, split="all", source=source)
     data = _stack(ds)
-    data.update(ids=[c["id"] for c in ds.chips], xy=[(c["x"], c["y"]) for c in ds.chips],
+    data.update(images=tuple(m for m in (RGB.name, S2) if m in data), ids=[c["id"] for c in ds.chips], xy=[(c["x"], c["y"]) for c in ds.chips],
                 boundary_m=[c.get("boundary_m") for c in ds.chips], classes=[ds.classes[c] for c in ds.class_ids],
                 terrain_names=ds.terrain)
     return data
@@ -338,18 +346,18 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
     for s in ("train", "test"):
         if not where[s]:
             raise GosBuildError(f"the {s} split is empty; nothing to train or test on")
-    use_rgb, layers = variant_inputs(variant, data.get("terrain_names", TERRAIN))
+    image, layers = variant_inputs(variant, data.get("terrain_names", TERRAIN), data.get("images", (RGB.name,)))
     dev = device()
     pick = torch.tensor(layers, dtype=torch.long)
 
     def part(s):
         idx = torch.tensor(where[s], dtype=torch.long)
-        return {"rgb": data["rgb"][idx].to(dev), "terrain": data["terrain"][idx][:, pick].to(dev),
+        return {"image": data[image or RGB.name][idx].to(dev), "terrain": data["terrain"][idx][:, pick].to(dev),
                 "label": data["label"][idx].to(dev)}
 
     cache = {s: part(s) for s in SPLITS if where[s]}
     n_classes = len(data["classes"])
-    model = BranchNet(n_classes, rgb=use_rgb, terrain=len(layers)).to(dev)
+    model = BranchNet(n_classes, image=data[image].shape[1] if image else 0, terrain=len(layers)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -365,7 +373,7 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
                 continue  # BatchNorm needs two samples
             # no flips or rotations: hillshade, northness/eastness and the sun-lit imagery carry directions
             opt.zero_grad()
-            loss = loss_fn(model(train["rgb"][idx], train["terrain"][idx]), train["label"][idx])
+            loss = loss_fn(model(train["image"][idx], train["terrain"][idx]), train["label"][idx])
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
@@ -400,17 +408,19 @@ def train_and_evaluate(root: str | Path, split_of: dict[str, str] | None = None,
 
 def _stack(ds: "GOSDataset") -> dict:
     items = [ds[i] for i in range(len(ds))]
+    images = [m for m in (RGB.name, S2) if m in ds.layers]
     if not items:
-        return {"rgb": torch.zeros(0, 3, 64, 64), "terrain": torch.zeros(0, len(ds.terrain), 64, 64),
-                "label": torch.zeros(0, dtype=torch.long)}
-    return {"rgb": torch.stack([it["rgb"] for it in items]), "terrain": torch.stack([it["terrain"] for it in items]),
+        return {**{m: torch.zeros(0, len(ds.layers[m].bands), 64, 64) for m in images},
+                "terrain": torch.zeros(0, len(ds.terrain), 64, 64), "label": torch.zeros(0, dtype=torch.long)}
+    return {**{m: torch.stack([it[m] for it in items]) for m in images},
+            "terrain": torch.stack([it["terrain"] for it in items]),
             "label": torch.tensor([it["label"] for it in items], dtype=torch.long)}
 
 
 def _predict(model, data: dict) -> list[int]:
     model.eval()
     with torch.no_grad():
-        return model(data["rgb"], data["terrain"]).argmax(1).tolist()
+        return model(data["image"], data["terrain"]).argmax(1).tolist()
 
 
 def _majority(labels: list[int]) -> float:
@@ -471,7 +481,9 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     from .io import atomic_write_text
     from .layout import read_folds
 
-    names = expand_variants(variants, dataset_layers(root).elevation)  # before any training: a typo is one line
+    layers = dataset_layers(root)
+    images = tuple(m for m in (RGB.name, S2) if m in layers)
+    names = expand_variants(variants, layers.elevation, images)  # before any training: a typo is one line
     data = load_chips(root)
     _, chips = read_index(root)
     classes = data["classes"]
@@ -605,6 +617,9 @@ def _report(out: dict) -> str:
         if v in ab and compared:  # the multimodal model against this variant: what the other modality adds
             d, (lo, hi) = ab[v]["against_full"]["difference"], ab[v]["against_full"]["interval"]
             lines.append("- " + difference_words(what, -d, -hi, -lo, n))
+    if S2_FULL in ab and compared:  # this variant against the multimodal model: what the other bands add
+        d, (lo, hi) = ab[S2_FULL]["against_full"]["difference"], ab[S2_FULL]["against_full"]["interval"]
+        lines.append("- " + difference_words("The image as s2's bands instead of rgb's (with terrain)", d, lo, hi, n))
     drops = [v for v in ab if v.startswith(FULL + "-") and compared]
     if drops:
         sig = [v for v in drops if not (ab[v]["against_full"]["interval"][0] <= 0 <= ab[v]["against_full"]["interval"][1])]

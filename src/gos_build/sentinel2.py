@@ -46,7 +46,7 @@ from .inputs.eopf import open_raster
 from .bands import RGB_BANDS, needed_bands
 from .inputs.sentinel2 import INVALID_SCL, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
-from .layout import s2_layer
+from .layout import S2
 from .layout import OBSERVATIONS_DESCRIPTION, VALID_DESCRIPTION
 from .resample import frac_index, nearest_indices, resample_points
 
@@ -277,8 +277,14 @@ class _GranuleWindow:
             if x is None:
                 x, y = self._points(rows)
             for i, (transform, dn, data, usable) in self.coarse.items():
-                v_valid, v_data = self._interpolate(i, dn, data, usable, *self._frac(transform, x, y))
-                vals[i] = np.where(nn_valid & ~np.isnan(v_valid), v_valid, v_data)
+                if i not in self._z:  # the whole source window, once: every block interpolates in it
+                    self._z[i] = self._reflectance(i, dn)
+                r, c = self._frac(transform, x, y)
+                vals[i] = resample_points(self._z[i], r, c, "bilinear", valid=usable)
+                # over the pixels with data where the grid pixel is not valid, or no usable pixel is near
+                fill = ~nn_valid | np.isnan(vals[i])
+                if fill.any():
+                    vals[i][fill] = resample_points(self._z[i], r[fill], c[fill], "bilinear", valid=data)
         return vals, nn_data, nn_valid
 
 
@@ -483,10 +489,12 @@ def decoded_manifest(manifest: dict, granule_dirs) -> dict:
 
 # -- one tile ------------------------------------------------------------------------------
 def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, label: str = "window"):
-    """The ``rgb`` layer (uint16 (3, h, w), reflectance x 10000, nodata 0), the ``valid`` mask (uint8 (h, w),
-    1 = valid), with the manifest's ``composite: median`` the valid observations per pixel (uint8 (h, w); else
-    None), and with the manifest's ``bands`` (``sentinel2.bands``) the ``s2`` layer (uint16 (len(bands), h, w),
-    reflectance x 10000, nodata 0 per band; else None) on a window of the grid.
+    """On a window of the grid: the ``rgb`` layer (uint16 (3, h, w), reflectance x 10000, nodata 0), the ``valid``
+    mask (uint8 (h, w), 1 = valid), with the manifest's ``composite: median`` the valid observations per pixel
+    (uint8 (h, w); else None), the further imagery layers by name -- ``s2`` with the manifest's ``bands``
+    (``sentinel2.bands``; uint16 (len(bands), h, w), nodata 0 per band), ``s2_<period>`` for each of its
+    ``periods`` (the composite of that period's products, clear observations only, nodata 0) -- and per period
+    its clear observations per pixel (uint8 (h, w)).
 
     ``granule_dirs``: folders of :func:`decode_granule` for (at least) the granules under the window, read
     instead of the products' files (same values); without them the products' files are read. ``label``
@@ -499,25 +507,38 @@ def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, lab
             raise GosBuildError(f"s2 tile {label}: granule(s) {', '.join(missing)} not decoded (s2-granule)")
         manifest = decoded_manifest(manifest, granule_dirs)
     products, invalid_scl = products_from_manifest(manifest), tuple(manifest["invalid_scl"])
-    extra = manifest.get("bands") or ()
-    bands = needed_bands(extra)
+    extra = tuple(manifest.get("bands") or ())
     timings: dict = {}
     composite = manifest.get("composite", "mosaic")
     if composite not in COMPOSITES:
         raise GosBuildError(f"sentinel2 manifest: composite '{composite}' is not one of {', '.join(COMPOSITES)}")
-    count = None
-    if composite == "median":
-        refl, count = median_window(products, grid, window, invalid_scl, timings=timings, bands=bands)
-        valid = count > 0
-    else:
-        refl, valid = composite_window(products, grid, window, invalid_scl, timings=timings, bands=bands)
+
+    def compose(chosen, bands):
+        """(reflectance (len(bands), h, w) NaN = none, valid bool, count uint8 or None) of products ``chosen``."""
+        if composite == "median":
+            refl, count = median_window(chosen, grid, window, invalid_scl, timings=timings, bands=bands)
+            return refl, count > 0, count
+        refl, valid = composite_window(chosen, grid, window, invalid_scl, timings=timings, bands=bands)
+        return refl, valid, None
+
+    main = [products[i] for i in manifest["rgb"]] if "rgb" in manifest else products
+    bands = needed_bands(extra)
+    refl, valid, count = compose(main, bands)
     have = ~np.isnan(refl[: len(RGB_BANDS)]).any(axis=0)
     rgb = _stored(refl[: len(RGB_BANDS)], have)
-    s2 = None
+    layers, period_counts = {}, {}
     if extra:  # each band's nodata its own: a 20 m band may lack a pixel the 10 m bands have
-        s2 = np.stack([_stored(refl[i], ~np.isnan(refl[i])) for i in (bands.index(b) for b in extra)])
+        layers[S2] = np.stack([_stored(refl[i], ~np.isnan(refl[i])) for i in (bands.index(b) for b in extra)])
+    wanted = extra or RGB_BANDS
+    for name, spec in (manifest.get("periods") or {}).items():
+        pbands = needed_bands(wanted)
+        prefl, pvalid, pcount = compose([products[i] for i in spec["products"]], pbands)
+        clear = pvalid & ~np.isnan(prefl[: len(RGB_BANDS)]).any(axis=0)  # a period layer: clear observations only
+        layers[f"{S2}_{name}"] = np.stack([_stored(prefl[i], clear & ~np.isnan(prefl[i]))
+                                           for i in (pbands.index(b) for b in wanted)])
+        period_counts[name] = np.where(clear, pcount if pcount is not None else 1, 0).astype(np.uint8)
     log.debug("sentinel2 %s: products read in %.2f s", label, timings.get("read", 0.0))
-    return rgb, (valid & have).astype(np.uint8), count, s2
+    return rgb, (valid & have).astype(np.uint8), count, layers, period_counts
 
 
 def _stored(refl: np.ndarray, have: np.ndarray) -> np.ndarray:
@@ -526,11 +547,17 @@ def _stored(refl: np.ndarray, have: np.ndarray) -> np.ndarray:
         RGB_LAYER.dtype)
 
 
-def s2_summary(tile_id: str, rgb: np.ndarray, valid: np.ndarray, count: np.ndarray | None) -> dict:
+def s2_summary(tile_id: str, rgb: np.ndarray, valid: np.ndarray, count: np.ndarray | None,
+               period_counts: dict | None = None) -> dict:
     """One tile's Sentinel-2 record (pixels, nodata, invalid; with the median composite the pixels by number
-    of valid observations), logged; the arrays are the tile's own pixels."""
+    of valid observations; per period the pixels by number of clear observations), logged; the arrays are the
+    tile's own pixels."""
     have = rgb[0] != RGB_LAYER.nodata
     stats = {"pixels": int(valid.size), "nodata": int((~have).sum()), "invalid": int((have & (valid == 0)).sum())}
+    for name, pc in (period_counts or {}).items():
+        hist = {int(k): int(v) for k, v in zip(*np.unique(pc, return_counts=True))}
+        stats.setdefault("periods", {})[name] = {"observations": hist}
+        log.info("sentinel2 tile %s: period %s: clear observations per pixel %s", tile_id, name, hist)
     if count is not None:
         stats["observations"] = {int(k): int(v) for k, v in zip(*np.unique(count, return_counts=True))}
         log.info("sentinel2 tile %s: valid observations per pixel %s; %d px without one (nodata)", tile_id,
@@ -544,23 +571,24 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
             granule_dirs=None, out_observations: str | Path | None = None) -> dict:
     """Write one tile's ``rgb`` (uint16 x 10000, nodata 0) and ``valid`` (uint8) GeoTIFFs from the manifest
     (:func:`s2_window` over the tile). ``out_observations``: with the manifest's ``composite: median``, the
-    tile's count of valid observations per pixel (uint8), required there. With the manifest's ``bands``, the
-    ``s2`` layer beside ``out_rgb`` (``s2.tif``, band descriptions the band names).
+    tile's count of valid observations per pixel (uint8), required there. With the manifest's ``bands`` and
+    ``periods``, the ``s2`` and ``s2_<period>`` layers beside ``out_rgb`` (``s2.tif`` ..., band descriptions
+    the band names).
     """
     from .tiles import write_tile
 
     if manifest.get("composite") == "median" and out_observations is None:
         raise GosBuildError(f"s2 tile {tile_id}: the median composite needs --out-observations")
     tile = grid.tile(tile_id)
-    rgb, mask, count, s2 = s2_window(manifest, grid, tile.window, granule_dirs, tile_id)
+    rgb, mask, count, layers, period_counts = s2_window(manifest, grid, tile.window, granule_dirs, tile_id)
     write_tile(out_rgb, grid, tile, rgb, RGB_LAYER.nodata, rgb_descriptions())
     write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
     if count is not None:
         write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
-    if s2 is not None:
-        layer = s2_layer(manifest["bands"])
-        write_tile(Path(out_rgb).with_name(layer.tile_file), grid, tile, s2, layer.nodata, list(layer.bands))
-    return s2_summary(tile_id, rgb, mask, count)
+    for name, arr in layers.items():  # s2, s2_<period>: beside rgb.tif, named as the layers
+        write_tile(Path(out_rgb).with_name(f"{name}.tif"), grid, tile, arr, RGB_LAYER.nodata,
+                   list(manifest.get("bands") or RGB_BANDS))
+    return s2_summary(tile_id, rgb, mask, count, period_counts)
 
 
 def rgb_descriptions() -> list[str]:
@@ -568,13 +596,14 @@ def rgb_descriptions() -> list[str]:
     return [f"{name} ({band}) reflectance x 10000" for band, name in zip(RGB_BANDS, RGB_LAYER.bands)]
 
 
-def observation_summary(records: list[dict]) -> dict:
-    """Valid observations per grid pixel of the median composite, from the tiles' Sentinel-2 records
-    (:func:`s2_summary`): ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid
-    observation}``."""
+def observation_summary(records: list[dict], period: str | None = None) -> dict:
+    """Valid observations per grid pixel of the median composite (``period``: of that period's layer, clear
+    observations, either composite), from the tiles' Sentinel-2 records (:func:`s2_summary`):
+    ``{"pixels_by_count": {n: pixels}, "mean": ..., "none": pixels with no valid observation}``."""
     hist: dict[int, int] = {}
     for rec in records:
-        for v, c in rec.get("observations", {}).items():
+        got = rec.get("periods", {}).get(period, {}) if period else rec
+        for v, c in got.get("observations", {}).items():
             hist[int(v)] = hist.get(int(v), 0) + int(c)
     total = sum(hist.values())
     mean = sum(k * v for k, v in hist.items()) / total if total else 0.0

@@ -33,7 +33,7 @@ from .figures import overview_piece
 from .grid import Grid
 from .io import atomic_write_text
 from .labels import label_counts, rasterize_window
-from .layout import HILLSHADE, RGB, S2
+from .layout import HILLSHADE, RGB
 from .sentinel2 import preview_piece, s2_summary, s2_window
 from .terrain import terrain_options, terrain_window
 
@@ -60,9 +60,10 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
     seconds["labels"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rgb, valid, observations, s2 = s2_window(sentinel2, grid, window, granule_dirs, tile_id)
+    rgb, valid, observations, imagery, period_counts = s2_window(sentinel2, grid, window, granule_dirs, tile_id)
     own_obs = observations[own] if observations is not None else None
-    s2_record = s2_summary(tile_id, rgb[(slice(None),) + own], valid[own], own_obs)
+    s2_record = s2_summary(tile_id, rgb[(slice(None),) + own], valid[own], own_obs,
+                           {name: pc[own] for name, pc in period_counts.items()})
     seconds["sentinel2"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -70,10 +71,8 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
     seconds["terrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    layers = {RGB.name: rgb, "valid": valid[None], "labels": labels[None], "terrain": terrain}
-    if s2 is not None:
-        layers[S2] = s2
-    read = arrays_reader(window, layers)
+    read = arrays_reader(window, {RGB.name: rgb, "valid": valid[None], "labels": labels[None], "terrain": terrain,
+                                  **imagery})
     write_tile_shard(grid, tile_id, read, config, out["shard"], out["chips"], polygons=polygons)
     seconds["chips"] = time.perf_counter() - t0
 

@@ -10,7 +10,7 @@ rule publish_plan:
         dem=rules.inputs_dem.output[0],
         labels=rules.labels_summary.output[0],
         records=expand(rules.tile.output.chips, tile=TILES),
-        observations=expand(rules.tile.output.sentinel2, tile=TILES) if MEDIAN else [],
+        observations=expand(rules.tile.output.sentinel2, tile=TILES) if OBSERVATIONS else [],
     output:
         directory(f"{OUT}/publish/plan"),
     log:
@@ -22,7 +22,7 @@ rule publish_plan:
     params:
         config=config_json(),
         observations=lambda wildcards, input: ("--observations " + " ".join(input.observations) + " --")
-        if MEDIAN else "",
+        if OBSERVATIONS else "",
     resources:
         mem_mb=1000,
         runtime=10,

@@ -36,8 +36,10 @@ OUT = f"results/{AOI}"
 LOGS = f"logs/{AOI}"
 BENCH = f"benchmarks/runs/{AOI}"
 ENV = "../../envs/gos-build.yaml"
-# sentinel2.composite: median -- the datacard summarises the tiles' valid observations (tiles/<tile>/sentinel2.json)
-MEDIAN = config.get("sentinel2", {}).get("composite", "mosaic") == "median"
+# sentinel2.composite: median, sentinel2.periods -- the datacard summarises the tiles' valid observations
+# (tiles/<tile>/sentinel2.json)
+OBSERVATIONS = (config.get("sentinel2", {}).get("composite", "mosaic") == "median"
+                or bool(config.get("sentinel2", {}).get("periods")))
 
 # -- the reference grid and its processing tiles (known at parse time: tiles are
 #    the only wildcard, so ~12 000 chips never become DAG nodes)

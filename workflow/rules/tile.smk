@@ -27,7 +27,8 @@ rule tile:
     conda:
         ENV
     params:
-        config=config_json("terrain", "classes", "grid", "chips", "publish.forms", "sentinel2.bands"),
+        config=config_json("terrain", "classes", "grid", "chips", "publish.forms", "sentinel2.bands",
+                           "sentinel2.periods"),
     threads: 1
     priority: tile_priority
     resources:

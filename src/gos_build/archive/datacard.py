@@ -9,7 +9,7 @@ import yaml
 
 from ..config import CHUNK_CHIPS, published_forms
 from ..layout import (CLASS_ID, CLASS_ID_MEANING, DEM, GOS10M, LABEL, LABEL_MEANING, LAYERS_FILE, S2, SPLITS,
-                      Registry)
+                      Registry, period_names)
 
 
 def versions() -> dict[str, str]:
@@ -91,6 +91,7 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                    f"{p['cloud_percent']} %, reflectance = {_radiometry(p['offsets']['B04'], p['quantification'])}, "
                    f"{_count(len(p['granules']), 'granule')}" + _content(p))
     out += ["", _composite_line(inv, prov.get("sentinel2_observations"))]
+    out += _period_lines(inv, prov.get("sentinel2_periods") or {})
     out += _stac_lines(inv.get("stac"))
     out += ["", f"Invalid SCL classes: {inv.get('invalid_scl')}", "", "### DEM", ""]
     for f in dem.get("files", []):
@@ -131,7 +132,12 @@ def write_datacard(path: str | Path, classes: dict, summary: dict, stats: dict, 
                "the band) / quantification, x 10000; 20 m and 60 m bands interpolated bilinearly onto the 10 m grid "
                "from their own pixels (over the clear ones where the pixel is clear); nodata 0 per band. "
                "`chips.max_nodata` holds for it too (a pixel counts as nodata when any band is 0)."
-               if S2 in layers else ""), "",
+               if S2 in layers else "")
+            + (f" {', '.join(f'`{m}`' for m in period_names(layers))}: one layer per period of "
+               "`sentinel2.periods` (its range in the layer's definition below), the composite of the products "
+               "sensed in it (listed under Sentinel-2), clear observations only: a pixel without one is nodata (0), "
+               "and a chip is kept only where each period's share of such pixels is at most "
+               "`chips.max_period_nodata` (default `chips.max_nodata`)." if period_names(layers) else ""), "",
             "| layer | dtype | stored | scale | offset | unit | nodata | definition |",
             "|---|---|---|---:|---:|---|---:|---|"]
     for layer in layers.values():
@@ -189,7 +195,7 @@ def _licence(cfg: dict) -> str:
 
 def _composite_line(inv: dict, obs: dict | None) -> str:
     """How the products were composited, and -- for the median -- how many observations each pixel had."""
-    n = len(inv.get("products", []))
+    n = len(inv.get("rgb", inv.get("products", [])))  # rgb's products (with STAC periods, not the periods' own)
     if inv.get("composite", "mosaic") != "median":
         return (f"Composite: mosaic of {n} product(s): per pixel the least cloudy product with a valid "
                 "observation (else the least cloudy with data, marked invalid).")
@@ -200,6 +206,26 @@ def _composite_line(inv: dict, obs: dict | None) -> str:
                  + ", ".join(f"{k}: {100 * v:.1f} %" for k, v in share.items())
                  + f"; {obs['none']} px ({100 * share.get('0', 0.0):.2f} %) had none and are nodata")
     return line + "."
+
+
+def _period_lines(inv: dict, observed: dict) -> list[str]:
+    """One line per period of ``sentinel2.periods``: its range, its products, and how many clear observations its
+    layer had per pixel (a pixel with none is nodata in ``s2_<period>``)."""
+    out = []
+    products = inv.get("products", [])
+    for name, spec in (inv.get("periods") or {}).items():
+        names = ", ".join(f"`{products[i]['name']}` ({(products[i].get('datetime') or '?')[:10]})"
+                          for i in spec["products"])
+        line = (f"- Period `{name}` ({spec['datetime']}, layer `s2_{name}`, {inv.get('composite', 'mosaic')}): "
+                f"{_count(len(spec['products']), 'product')}: {names}")
+        obs = observed.get(name)
+        if obs and obs.get("pixels"):
+            share = {k: v / obs["pixels"] for k, v in obs["pixels_by_count"].items()}
+            line += ("; clear observations per pixel: " + ", ".join(f"{k}: {100 * v:.1f} %" for k, v in share.items())
+                     + f" (mean {obs['mean']:g}); {100 * share.get('0', 0.0):.2f} % of the pixels had none "
+                     "(nodata in the layer)")
+        out.append(line + ".")
+    return ([""] + out) if out else []
 
 
 def _content(facts: dict) -> str:

@@ -27,7 +27,7 @@ def write_tile_shard(grid: Grid, tile_id: str, read, config: dict, out_shard: st
     layers = layers_from_config(config)
     doc, kept = cut_tile(grid, tile_id, read, config["classes"], config["grid"]["stride"], chips_cfg["min_purity"],
                          chips_cfg["max_nodata"], chips_cfg["max_cloud"], polygons,
-                         chips_cfg.get("min_boundary_distance_m", 0.0), layers)
+                         chips_cfg.get("min_boundary_distance_m", 0.0), layers, chips_cfg.get("max_period_nodata"))
     members = []
     # the tree's files always: the Parquet shards take their bytes, the STAC Items their sizes and sums, the
     # plan their sizes (in the tile's scratch shard; in the dataset only where publish.forms has the tree)

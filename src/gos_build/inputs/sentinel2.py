@@ -464,6 +464,68 @@ def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list) -> Pr
                    datetime=props.get("start_datetime") or item.properties.get("datetime"))
 
 
+def period_bounds(span: str):
+    """(start, end) UTC datetimes of a period ``"2021-04-01/2021-05-31"`` (dates: the end day included; or ISO
+    datetimes); ValueError saying what is wrong."""
+    import datetime as dt
+
+    parts = span.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"expected a date range 'YYYY-MM-DD/YYYY-MM-DD', got {span!r}")
+    out = []
+    for k, text in enumerate(parts):
+        try:
+            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.timezone.utc)
+        if k == 1 and len(text) == 10:  # a date: the whole day
+            t += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        out.append(t)
+    if out[0] > out[1]:
+        raise ValueError(f"the period {span!r} ends before it starts")
+    return out[0], out[1]
+
+
+def sensed_in(p: Product, span: str) -> bool:
+    """Whether a product's sensing time lies in the period ``span`` (:func:`period_bounds`)."""
+    import datetime as dt
+
+    start, end = period_bounds(span)
+    t = dt.datetime.fromisoformat(p.datetime.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return start <= t <= end
+
+
+def _with_datetime(config: dict, span: str) -> dict:
+    """The config with ``inputs.sentinel2.stac.datetime`` set to a period's range (its one search)."""
+    stac = {k: v for k, v in config["inputs"]["sentinel2"]["stac"].items() if k != "ids"}
+    return {**config, "inputs": {**config["inputs"], "sentinel2": {"stac": {**stac, "datetime": span}}}}
+
+
+def _period_products(products: list[Product], name: str, span: str, grid: Grid) -> list[int]:
+    """Indices of the products sensed in a period; one line where a product has no sensing time, none lies in
+    the period, or those that do do not cover the AOI."""
+    for p in products:
+        if not p.datetime:
+            raise GosBuildError(f"sentinel2.periods: product {p.name} has no sensing time (band GeoTIFFs carry none): "
+                                "it cannot be placed in a period")
+    idx = [i for i, p in enumerate(products) if sensed_in(p, span)]
+    if not idx:
+        sensed = ", ".join(sorted({p.datetime[:10] for p in products}))
+        raise GosBuildError(f"sentinel2.periods.{name}: no product sensed in {span} (the products were sensed "
+                            f"on {sensed})")
+    covered = grid.aoi_covered_by(grid.footprint(g.bounds, g.crs, 32) for i in idx for g in products[i].granules)
+    if covered < 0.9999:
+        raise GosBuildError(f"sentinel2.periods.{name}: the products sensed in {span} cover {100 * covered:.1f} % "
+                            f"of the AOI ({', '.join(products[i].name for i in idx)})")
+    log.info("sentinel2: period %s (%s): %d product(s): %s", name, span, len(idx),
+             ", ".join(products[i].name for i in idx))
+    return idx
+
+
 def invalid_scl_classes(mask_snow: bool = False) -> tuple[int, ...]:
     """SCL classes whose pixels are invalid (config ``sentinel2.mask_snow`` adds 11, snow/ice)."""
     return tuple(INVALID_SCL) + ((11,) if mask_snow else ())
@@ -475,9 +537,21 @@ def resolve(config: dict, grid: Grid) -> dict:
 
     stac = None
     extra = config.get("sentinel2", {}).get("bands")
+    periods = dict(sorted((config.get("sentinel2", {}).get("periods") or {}).items()))
     bands = needed_bands(extra or ())
+    main = None  # with STAC periods: how many of the products are the main search's (rgb's); the rest, periods'
     if is_stac(config["inputs"]["sentinel2"]):
         products, stac = _from_stac(config, grid, bands)
+        main = len(products)
+        for name, span in periods.items():  # one search per period; an item found twice is one product
+            try:
+                more, section = _from_stac(_with_datetime(config, span), grid, bands)
+            except GosBuildError as exc:
+                raise GosBuildError(f"sentinel2.periods.{name}: {exc}") from None
+            have = {p.name for p in products}
+            products += [p for p in more if p.name not in have]
+            stac.setdefault("periods", {})[name] = {"datetime": span, "items": [i["id"] for i in section["items"]]}
+            stac["cache"] += [r for r in section["cache"] if r["path"] not in {c["path"] for c in stac["cache"]}]
     else:
         products = discover(config["inputs"]["sentinel2"], bands)
     invalid_scl = invalid_scl_classes(config.get("sentinel2", {}).get("mask_snow", False))
@@ -501,6 +575,11 @@ def resolve(config: dict, grid: Grid) -> dict:
            "products": [{**asdict(p), **_product_facts(p)} for p in products]}
     if extra:  # the s2 layer's bands, in its order (the granules' bands hold them and the rgb layer's)
         doc["bands"] = list(extra)
+    if periods:
+        if main is not None and main < len(products):
+            doc["rgb"] = list(range(main))  # rgb's products: the main search's; the others are periods' only
+        doc["periods"] = {name: {"datetime": span, "products": _period_products(products, name, span, grid)}
+                          for name, span in periods.items()}
     if stac:
         doc["stac"] = stac
     return doc
