@@ -147,6 +147,30 @@ def demo_conflict(out: str | Path, bbox, seed: int) -> str | None:
     return None
 
 
+def period_bounds(span: str):
+    """(start, end) UTC datetimes of a period ``"2021-04-01/2021-05-31"`` (dates: the end day included; or ISO
+    datetimes); ValueError saying what is wrong."""
+    import datetime as dt
+
+    parts = span.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"expected a date range 'YYYY-MM-DD/YYYY-MM-DD', got {span!r}")
+    out = []
+    for k, text in enumerate(parts):
+        try:
+            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.timezone.utc)
+        if k == 1 and len(text) == 10:  # a date: the whole day
+            t += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        out.append(t)
+    if out[0] > out[1]:
+        raise ValueError(f"the period {span!r} ends before it starts")
+    return out[0], out[1]
+
+
 def _semantic_problems(cfg: dict) -> list[str]:
     out = []
     for key, bbox in (("aoi.bbox", cfg.get("aoi", {}).get("bbox")), ("demo.bbox", (cfg.get("demo") or {}).get("bbox"))):
@@ -161,8 +185,6 @@ def _semantic_problems(cfg: dict) -> list[str]:
             out.append(f"config key 'split.ratios': train + val + test must be 1, got {total:g}")
     periods = (cfg.get("sentinel2") or {}).get("periods")
     if isinstance(periods, dict):
-        from .inputs.sentinel2 import period_bounds
-
         for name, span in periods.items():
             if isinstance(span, str):
                 try:

@@ -39,6 +39,7 @@ import shapely
 from rasterio.errors import RasterioIOError
 
 from ..bands import BANDS, L1C_ONLY, RGB_BANDS, band_ids, needed_bands
+from ..config import period_bounds
 from ..errors import GosBuildError
 from ..grid import Grid
 from . import expand, file_facts
@@ -462,30 +463,6 @@ def _from_eopf_item(item, arrays: dict, grid: Grid, folder, records: list) -> Pr
                    {b: o for b, (_, o) in quant_offsets.items()}, [granule], format=f"EOPF Zarr v{facts['zarr_format']}",
                    processor_version=str(props.get("processing:version") or "") or None,
                    datetime=props.get("start_datetime") or item.properties.get("datetime"))
-
-
-def period_bounds(span: str):
-    """(start, end) UTC datetimes of a period ``"2021-04-01/2021-05-31"`` (dates: the end day included; or ISO
-    datetimes); ValueError saying what is wrong."""
-    import datetime as dt
-
-    parts = span.split("/")
-    if len(parts) != 2:
-        raise ValueError(f"expected a date range 'YYYY-MM-DD/YYYY-MM-DD', got {span!r}")
-    out = []
-    for k, text in enumerate(parts):
-        try:
-            t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.timezone.utc)
-        if k == 1 and len(text) == 10:  # a date: the whole day
-            t += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-        out.append(t)
-    if out[0] > out[1]:
-        raise ValueError(f"the period {span!r} ends before it starts")
-    return out[0], out[1]
 
 
 def sensed_in(p: Product, span: str) -> bool:
