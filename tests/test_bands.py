@@ -341,10 +341,17 @@ def test_the_modality_comparison_takes_s2_as_the_imagery():
     images = ("rgb", "s2")
     names = expand_variants(["rgb", "terrain"], TERRAIN, images)
     assert names == ["rgb+terrain", "s2+terrain", "s2", "rgb", "terrain"]
-    assert variant_inputs("s2+terrain", TERRAIN, images) == ("s2", list(range(8)))
-    assert variant_inputs("s2", TERRAIN, images) == ("s2", [])
-    assert variant_inputs("rgb+terrain", TERRAIN, images) == ("rgb", list(range(8)))
+    assert variant_inputs("s2+terrain", TERRAIN, images) == (("s2",), list(range(8)))
+    assert variant_inputs("s2", TERRAIN, images) == (("s2",), [])
+    assert variant_inputs("rgb+terrain", TERRAIN, images) == (("rgb",), list(range(8)))
     assert "s2" not in expand_variants(["rgb"], TERRAIN)
+    # periods: each with terrain and alone, all of them together with terrain; any joined by +
+    seasons = ("rgb", "s2_autumn", "s2_spring")
+    assert expand_variants([], TERRAIN, seasons) == ["rgb+terrain", "s2_autumn+terrain", "s2_autumn",
+                                                     "s2_spring+terrain", "s2_spring", "s2_autumn+s2_spring+terrain"]
+    assert variant_inputs("rgb+s2_spring", TERRAIN, seasons) == (("rgb", "s2_spring"), [])
+    with pytest.raises(GosBuildError, match="unknown variant"):
+        variant_inputs("s2_spring+s2_spring", TERRAIN, seasons)
     with pytest.raises(GosBuildError, match="unknown variant 's2'"):
         variant_inputs("s2", TERRAIN)
     cfg = default_config()
@@ -513,3 +520,10 @@ def test_a_build_with_periods_carries_a_layer_per_period(three_dates, tmp_path):
         for m in ("s2_early", "s2_late"):
             with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as ds:
                 assert (ds.read() == 0).any(axis=0).mean() <= 0.5
+    # the baseline: each period's image with terrain and alone, both periods together
+    pytest.importorskip("torch")
+    from gos_build.ml import baseline
+
+    out = baseline(d, tmp_path / "baseline", epochs=1, variants=["rgb"])
+    assert list(out["ablation"])[:8] == ["rgb+terrain", "s2+terrain", "s2", "s2_early+terrain", "s2_early",
+                                         "s2_late+terrain", "s2_late", "s2_early+s2_late+terrain"]

@@ -280,7 +280,7 @@ def test_baseline_compares_with_and_without_the_extra_layers():
     terrain = (*TERRAIN, "landforms", "tpi_300")
     names = expand_variants(["rgb", "drop-one"], terrain)
     assert names[:3] == ["rgb+terrain", GOS10M_VARIANT, "rgb"] and "rgb+terrain-tpi_300" in names
-    assert variant_inputs(GOS10M_VARIANT, terrain) == ("rgb", list(range(8)))
+    assert variant_inputs(GOS10M_VARIANT, terrain) == (("rgb",), list(range(8)))
     assert GOS10M_VARIANT not in expand_variants(["rgb"])  # GOS10m's layers only: nothing to compare
 
 

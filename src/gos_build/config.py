@@ -203,9 +203,15 @@ def _semantic_problems(cfg: dict) -> list[str]:
         from .layout import ELEVATION_LAYERS
 
         terrain = [*ELEVATION_LAYERS, *(extra if isinstance(extra, dict) else {})]
-        if not (cfg.get("sentinel2") or {}).get("bands"):
-            out += [f"config key 'baseline.modalities': '{v}' uses the layer s2, which only sentinel2.bands makes"
-                    for v in variants if v in ("s2", "s2+terrain")]
+        s2 = cfg.get("sentinel2") or {}
+        made = {"s2"} if s2.get("bands") else set()
+        made |= {f"s2_{p}" for p in (s2.get("periods") or {})} if isinstance(s2.get("periods"), dict) else set()
+        for v in variants:
+            missing = [p for p in v.split("+") if isinstance(v, str) and p.startswith("s2") and p not in made
+                       and not v.startswith("rgb+terrain-")] if isinstance(v, str) else []
+            if missing:
+                out.append(f"config key 'baseline.modalities': '{v}' uses the layer {missing[0]}, which only "
+                           f"{'sentinel2.bands' if missing[0] == 's2' else 'sentinel2.periods'} makes")
         for v in variants:
             if isinstance(v, str) and v.startswith("rgb+terrain-") and v[len("rgb+terrain-"):] not in terrain:
                 close = difflib.get_close_matches(v[len("rgb+terrain-"):], terrain, n=1)

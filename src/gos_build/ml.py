@@ -258,19 +258,25 @@ FULL = "rgb+terrain"
 VARIANTS = (FULL, "rgb", "terrain", "drop-one")  # baseline.modalities' default
 """Variants of the modality comparison: ``rgb+terrain`` (the multimodal model), ``rgb``, ``terrain``,
 ``rgb+terrain-<layer>`` (the multimodal model without one terrain layer) and ``drop-one`` (each of those);
-in a dataset with the layer s2 also ``s2`` and ``s2+terrain`` (s2's bands as the imagery)."""
+in a dataset with the imagery layers s2 (``sentinel2.bands``) or s2_<period> (``sentinel2.periods``) any of
+them, or several joined by ``+`` (their bands stacked as one image), with or without ``+terrain``."""
 
 
 GOS10M_VARIANT = "rgb+gos10m"  # rgb and GOS10m's eight elevation layers: what the extra terrain layers add
-S2_FULL = f"{S2}+terrain"  # s2's bands and every terrain layer: what the bands beyond rgb's add
 
 
 def expand_variants(names, terrain: tuple[str, ...] = TERRAIN, images: tuple[str, ...] = (RGB.name,)) -> list[str]:
     """The variants ``names`` asks for, ``drop-one`` expanded (one for each of ``terrain``, the dataset's elevation
-    layers), the multimodal model first; with s2 among ``images`` (the dataset's imagery layers) ``s2+terrain``
-    and ``s2`` after it; GosBuildError on a name that is none."""
+    layers), the multimodal model first; with imagery layers beyond rgb among ``images`` (the dataset's: s2,
+    s2_<period>) each of them with terrain and alone after it, and with two periods or more all of them with
+    terrain (what the seasons add together); GosBuildError on a name that is none."""
     out = [FULL] + ([GOS10M_VARIANT] if len(terrain) > len(TERRAIN) else [])  # what the extra layers add
-    out += [S2_FULL, S2] if S2 in images else []  # what the other bands add
+    others = [m for m in images if m != RGB.name]
+    for m in others:  # what the other bands, each season add
+        out += [f"{m}+terrain", m]
+    periods = [m for m in others if m.startswith(S2 + "_")]
+    if len(periods) > 1:
+        out.append("+".join(periods) + "+terrain")
     for name in names:
         more = [f"{FULL}-{layer}" for layer in terrain] if name == "drop-one" else [name]
         for v in more:
@@ -281,22 +287,24 @@ def expand_variants(names, terrain: tuple[str, ...] = TERRAIN, images: tuple[str
 
 
 def variant_inputs(name: str, terrain: tuple[str, ...] = TERRAIN,
-                   images: tuple[str, ...] = (RGB.name,)) -> tuple[str | None, list[int]]:
-    """(the imagery layer used -- rgb, s2 -- or None, indices in ``terrain`` -- the dataset's elevation layers --
-    of those used) of a variant name; ``images``: the dataset's imagery layers."""
-    if name in images:
-        return name, []
+                   images: tuple[str, ...] = (RGB.name,)) -> tuple[tuple[str, ...], list[int]]:
+    """(the imagery layers used -- rgb, s2, s2_<period>, their bands stacked in this order -- empty for none,
+    indices in ``terrain`` -- the dataset's elevation layers -- of those used) of a variant name; ``images``:
+    the dataset's imagery layers."""
     if name == "terrain":
-        return None, list(range(len(terrain)))
-    if name == FULL or (name == S2_FULL and S2 in images):
-        return name.split("+")[0], list(range(len(terrain)))
+        return (), list(range(len(terrain)))
     if name == GOS10M_VARIANT and len(terrain) > len(TERRAIN):
-        return RGB.name, [terrain.index(m) for m in TERRAIN]
+        return (RGB.name,), [terrain.index(m) for m in TERRAIN]
     if name.startswith(FULL + "-") and name[len(FULL) + 1:] in terrain:
         drop = terrain.index(name[len(FULL) + 1:])
-        return RGB.name, [i for i in range(len(terrain)) if i != drop]
+        return (RGB.name,), [i for i in range(len(terrain)) if i != drop]
+    parts = name.split("+")
+    with_terrain = parts[-1] == "terrain"
+    parts = parts[:-1] if with_terrain else parts
+    if parts and all(p in images for p in parts) and len(set(parts)) == len(parts):
+        return tuple(parts), list(range(len(terrain))) if with_terrain else []
     extra = f", {GOS10M_VARIANT}" if len(terrain) > len(TERRAIN) else ""
-    extra += f", {S2}, {S2_FULL}" if S2 in images else ""
+    extra += "".join(f", {m}, {m}+terrain" for m in images if m != RGB.name)
     raise GosBuildError(f"baseline.modalities: unknown variant '{name}' (expected rgb, terrain, {FULL}{extra}, "
                         f"drop-one or {FULL}-<layer> with a layer of {', '.join(terrain)})")
 
@@ -327,7 +335,7 @@ def load_chips(root: str | Path, source: str = "auto") -> dict:
     _need_torch()
     ds = GOSDataset(root, split="all", source=source)
     data = _stack(ds)
-    data.update(images=tuple(m for m in (RGB.name, S2) if m in data), ids=[c["id"] for c in ds.chips], xy=[(c["x"], c["y"]) for c in ds.chips],
+    data.update(images=imagery_layers(ds.layers), ids=[c["id"] for c in ds.chips], xy=[(c["x"], c["y"]) for c in ds.chips],
                 boundary_m=[c.get("boundary_m") for c in ds.chips], classes=[ds.classes[c] for c in ds.class_ids],
                 terrain_names=ds.terrain)
     return data
@@ -346,18 +354,19 @@ def fit(data: dict, split_of: dict[str, str], variant: str = FULL, epochs: int =
     for s in ("train", "test"):
         if not where[s]:
             raise GosBuildError(f"the {s} split is empty; nothing to train or test on")
-    image, layers = variant_inputs(variant, data.get("terrain_names", TERRAIN), data.get("images", (RGB.name,)))
+    images, layers = variant_inputs(variant, data.get("terrain_names", TERRAIN), data.get("images", (RGB.name,)))
     dev = device()
     pick = torch.tensor(layers, dtype=torch.long)
+    image = torch.cat([data[m] for m in images], dim=1) if images else data[RGB.name][:, :0]  # bands stacked
 
     def part(s):
         idx = torch.tensor(where[s], dtype=torch.long)
-        return {"image": data[image or RGB.name][idx].to(dev), "terrain": data["terrain"][idx][:, pick].to(dev),
+        return {"image": image[idx].to(dev), "terrain": data["terrain"][idx][:, pick].to(dev),
                 "label": data["label"][idx].to(dev)}
 
     cache = {s: part(s) for s in SPLITS if where[s]}
     n_classes = len(data["classes"])
-    model = BranchNet(n_classes, image=data[image].shape[1] if image else 0, terrain=len(layers)).to(dev)
+    model = BranchNet(n_classes, image=image.shape[1], terrain=len(layers)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -406,9 +415,14 @@ def train_and_evaluate(root: str | Path, split_of: dict[str, str] | None = None,
     return fit(data, split_of, variant, epochs, batch_size, lr, seed, threads)
 
 
+def imagery_layers(layers) -> tuple[str, ...]:
+    """The imagery layers of a dataset's registry, in its order: rgb, then s2 and s2_<period> where it has them."""
+    return tuple(m for m in layers if m in (RGB.name, S2) or m.startswith(S2 + "_"))
+
+
 def _stack(ds: "GOSDataset") -> dict:
     items = [ds[i] for i in range(len(ds))]
-    images = [m for m in (RGB.name, S2) if m in ds.layers]
+    images = imagery_layers(ds.layers)
     if not items:
         return {**{m: torch.zeros(0, len(ds.layers[m].bands), 64, 64) for m in images},
                 "terrain": torch.zeros(0, len(ds.terrain), 64, 64), "label": torch.zeros(0, dtype=torch.long)}
@@ -482,8 +496,7 @@ def baseline(root: str | Path, out_dir: str | Path, seed: int = 42, ratios: dict
     from .layout import read_folds
 
     layers = dataset_layers(root)
-    images = tuple(m for m in (RGB.name, S2) if m in layers)
-    names = expand_variants(variants, layers.elevation, images)  # before any training: a typo is one line
+    names = expand_variants(variants, layers.elevation, imagery_layers(layers))  # a typo is one line, before training
     data = load_chips(root)
     _, chips = read_index(root)
     classes = data["classes"]
@@ -617,9 +630,12 @@ def _report(out: dict) -> str:
         if v in ab and compared:  # the multimodal model against this variant: what the other modality adds
             d, (lo, hi) = ab[v]["against_full"]["difference"], ab[v]["against_full"]["interval"]
             lines.append("- " + difference_words(what, -d, -hi, -lo, n))
-    if S2_FULL in ab and compared:  # this variant against the multimodal model: what the other bands add
-        d, (lo, hi) = ab[S2_FULL]["against_full"]["difference"], ab[S2_FULL]["against_full"]["interval"]
-        lines.append("- " + difference_words("The image as s2's bands instead of rgb's (with terrain)", d, lo, hi, n))
+    for v in ab:  # imagery beyond rgb's, with terrain, against the multimodal model: what those bands add
+        parts = v.split("+")
+        if compared and parts[-1] == "terrain" and parts[0] != RGB.name and len(parts) > 1:
+            d, (lo, hi) = ab[v]["against_full"]["difference"], ab[v]["against_full"]["interval"]
+            what = f"The image as {' and '.join(parts[:-1])}'s bands instead of rgb's (with terrain)"
+            lines.append("- " + difference_words(what, d, lo, hi, n))
     drops = [v for v in ab if v.startswith(FULL + "-") and compared]
     if drops:
         sig = [v for v in drops if not (ab[v]["against_full"]["interval"][0] <= 0 <= ab[v]["against_full"]["interval"][1])]
