@@ -1,11 +1,14 @@
-"""Benchmark: the scale AOI with ten Sentinel-2 bands (``sentinel2.bands``) against rgb alone (never a test).
+"""Benchmark: the scale AOI with ten Sentinel-2 bands and two periods against rgb alone (never a test).
 
     python benchmarks/bands.py
 
-Builds configs/gos10m_scale.yaml twice from scratch on 2 cores, back to back: as it is (rgb), and with
-``sentinel2.bands: [B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12]`` (another AOI name, the same inputs).
-Regenerates the inputs first where they come from a generator that wrote no 20 m bands. Prints wall time, the
-tile jobs' CPU seconds and peak memory, every rule's table; writes benchmarks/runs/bands.json.
+Builds configs/gos10m_scale.yaml three times from scratch on 2 cores, back to back: as it is (rgb); with
+``sentinel2.bands: [B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12]``; and with those bands and two periods
+(``sentinel2.periods``) -- each another AOI name over the same inputs. The scale inputs are one date (two
+granules): both periods hold the same two products, so the third build measures what two periods cost, not
+what seasons show. Regenerates the inputs first where they come from a generator that wrote no 20 m bands.
+Prints wall time, the tile jobs' CPU seconds and peak memory, every rule's table; writes
+benchmarks/runs/bands.json.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import ROOT, RUNS, build, print_table, snakemake  # noqa: E402
 
 TEN = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+PERIODS = {"october": "2020-10-01/2020-10-31", "autumn": "2020-09-01/2020-11-30"}  # both hold the one date
 
 
 def main() -> None:
@@ -34,6 +38,10 @@ def main() -> None:
     bands_cfg = {**cfg, "aoi": {**cfg["aoi"], "name": "gos10m_scale_bands"}, "sentinel2": {"bands": TEN}}
     bands = RUNS / "gos10m_scale_bands.yaml"
     bands.write_text(yaml.safe_dump(bands_cfg, allow_unicode=True), encoding="utf-8")
+    periods_cfg = {**cfg, "aoi": {**cfg["aoi"], "name": "gos10m_scale_periods"},
+                   "sentinel2": {"bands": TEN, "periods": PERIODS}}
+    periods = RUNS / "gos10m_scale_periods.yaml"
+    periods.write_text(yaml.safe_dump(periods_cfg, allow_unicode=True), encoding="utf-8")
     out = {}
     if not (demo / "demo-inputs.json").exists():
         out["inputs_s"] = snakemake(str((demo / "demo-inputs.json").relative_to(ROOT)), "--cores", "2",
@@ -43,7 +51,11 @@ def main() -> None:
     print_table("rgb alone", out["rgb"])
     out["bands"] = build(bands, "gos10m_scale_bands", 2)
     print_table("ten bands", out["bands"])
-    for key in ("rgb", "bands"):
+    shutil.rmtree(ROOT / "results" / "gos10m_scale_bands", ignore_errors=True)  # disk: 10 GB a build
+    out["periods"] = build(periods, "gos10m_scale_periods", 2)
+    print_table("ten bands and two periods", out["periods"])
+    shutil.rmtree(ROOT / "results" / "gos10m_scale_periods", ignore_errors=True)
+    for key in ("rgb", "bands", "periods"):
         tile = out[key]["rules"]["tile"]
         print(f"{key}: wall {out[key]['wall_s']:.1f} s, {out[key]['chips']} chips; tile jobs {tile['jobs']}: "
               f"CPU {tile['cpu']:.1f} s, wall max {tile['wall_max']:.1f} s, peak RSS {tile['rss_max']:.0f} MB; "
