@@ -136,6 +136,50 @@ def test_each_band_of_a_safe_equals_gdal_with_its_own_offset_and_bilinear(form, 
     assert np.abs(s2[0].astype(int) - s2[1].astype(int)).mean() > 50
 
 
+@pytest.fixture(scope="module")
+def l1c_safe(offset_safe, tmp_path_factory) -> Path:
+    """The offset SAFE laid out as an L1C product: MTD_MSIL1C.xml (Level-1C, QUANTIFICATION_VALUE,
+    RADIO_ADD_OFFSET per band_id), every band in the granule's one IMG_DATA folder (``..._B05.jp2``), no SCL,
+    and a cirrus band B10 (the B09 file: a 60 m band L2A products lack)."""
+    name = offset_safe.name.replace("MSIL2A", "MSIL1C")
+    dest = tmp_path_factory.mktemp("l1c") / name
+    (granule,) = sorted((offset_safe / "GRANULE").iterdir())
+    img = dest / "GRANULE" / granule.name / "IMG_DATA"
+    img.mkdir(parents=True)
+    files = []
+    for jp2 in sorted(granule.glob("IMG_DATA/R*m/*.jp2")):
+        m = re.fullmatch(r"(T\w+_\d{8}T\d{6})_(B\w\w)_\d\dm\.jp2", jp2.name)
+        if m and not (img / f"{m.group(1)}_{m.group(2)}.jp2").exists():
+            shutil.copy(jp2, img / f"{m.group(1)}_{m.group(2)}.jp2")
+            files.append(f"{m.group(1)}_{m.group(2)}")
+            if m.group(2) == "B09":
+                shutil.copy(jp2, img / f"{m.group(1)}_B10.jp2")
+                files.append(f"{m.group(1)}_B10")
+    mtd = (offset_safe / "MTD_MSIL2A.xml").read_text(encoding="utf-8")
+    mtd = re.sub(r"<IMAGE_FILE>[^<]*</IMAGE_FILE>\s*", "", mtd)
+    listed = "".join(f"<IMAGE_FILE>GRANULE/{granule.name}/IMG_DATA/{f}</IMAGE_FILE>" for f in sorted(files))
+    mtd = mtd.replace("</Granule>", listed + "</Granule>", 1).replace("Level-2A", "Level-1C")
+    mtd = mtd.replace("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE").replace("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")
+    (dest / "MTD_MSIL1C.xml").write_text(mtd, encoding="utf-8")
+    return dest
+
+
+def test_each_band_of_an_l1c_product_equals_gdal(l1c_safe):
+    """L1C: the bands from the granule's one IMG_DATA folder at their own resolutions (B10 the cirrus band
+    among them), each with its RADIO_ADD_OFFSET; no SCL: every pixel with data is valid."""
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    bands = ["B10", "B8A", "B05", "B08"]
+    _, s2 = _s2([str(l1c_safe)], grid, bands)
+    offsets = {int(i): float(v) for i, v in re.findall(
+        r'<RADIO_ADD_OFFSET band_id="(\d+)">([-\d.]+)<', (l1c_safe / "MTD_MSIL1C.xml").read_text(encoding="utf-8"))}
+    assert len(offsets) == 13
+    for k, band in enumerate(bands):
+        (path,) = l1c_safe.glob(f"GRANULE/*/IMG_DATA/*_{band}.jp2")
+        with rasterio.open(path) as ds:
+            want = _expected(grid, ds.read(1), ds.transform, ds.crs.to_string(), offsets[BAND_ID[band]], 10000.0)
+        _assert_band(s2[k], want, f"L1C {band}")
+
+
 def test_each_band_of_a_band_folder_and_a_stac_item_equals_gdal(catalogue_bands, tmp_path, monkeypatch):
     """Band GeoTIFFs in a folder (each file's own scale/offset tags), and the same COGs as an Earth-Search-like
     STAC item served on 127.0.0.1 (asset keys nir, nir08, rededge1, swir16, swir22, coastal, blue): each band
@@ -520,6 +564,12 @@ def test_a_build_with_periods_carries_a_layer_per_period(three_dates, tmp_path):
         for m in ("s2_early", "s2_late"):
             with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as ds:
                 assert (ds.read() == 0).any(axis=0).mean() <= 0.5
+    # the overview's maps hold each period's image (its true colour: B04 B03 B02 of the four bands)
+    with rasterio.open(tmp_path / "results" / "periods" / "figures" / "overview_layers.tif") as ds:
+        names = ds.descriptions
+        assert {"s2_early R", "s2_early G", "s2_early B", "s2_late R"} <= set(names)
+        late_red = ds.read(names.index("s2_late R") + 1)
+    assert late_red.max() > 0
     # the baseline: each period's image with terrain and alone, both periods together
     pytest.importorskip("torch")
     from gos_build.ml import baseline

@@ -116,17 +116,23 @@ OVERVIEW_MAPS = (HILLSHADE.name, "labels", "observations")  # bands of overview_
 
 
 def overview_piece(grid: Grid, tile, hillshade: np.ndarray, labels: np.ndarray, observations: np.ndarray | None,
-                   out: str | Path) -> None:
+                   out: str | Path, periods: dict | None = None) -> None:
     """Write a tile's piece of the overview's maps (the tile's own pixels, decimated by :func:`overview_factor`):
-    float32 bands hillshade (average, DEM nodata excluded), class ids (nearest) and, for the median composite,
-    valid observations per pixel (nearest), for :func:`overview_layers`."""
+    float32 bands hillshade (average, DEM nodata excluded), class ids (nearest), for the median composite
+    valid observations per pixel (nearest), and for each period layer (``periods``: name -> its three shown
+    bands, uint16 (3, h, w), nodata 0) those bands (average, nodata excluded; ``<name> R`` ...), for
+    :func:`overview_layers`."""
     from .tiles import decimate_array, write_piece
 
     factor = overview_factor(grid)
     nearest = np.stack([labels] if observations is None else [labels, observations])  # uint8 both, no nodata
-    bands = np.concatenate([decimate_array(grid, tile, hillshade, DEM.nodata, factor, Resampling.average),
-                            decimate_array(grid, tile, nearest, None, factor)]).astype(np.float32)
-    write_piece(out, grid, tile, factor, bands, None, list(OVERVIEW_MAPS[: len(bands)]))
+    parts = [decimate_array(grid, tile, hillshade, DEM.nodata, factor, Resampling.average),
+             decimate_array(grid, tile, nearest, None, factor)]
+    names = list(OVERVIEW_MAPS[: 1 + len(nearest)])
+    for name, arr in (periods or {}).items():
+        parts.append(decimate_array(grid, tile, arr, 0, factor, Resampling.average))
+        names += [f"{name} {c}" for c in "RGB"]
+    write_piece(out, grid, tile, factor, np.concatenate(parts).astype(np.float32), None, names)
 
 
 def overview_layers(grid: Grid, pieces: dict[str, str | Path], out: str | Path) -> None:
@@ -138,16 +144,18 @@ def overview_layers(grid: Grid, pieces: dict[str, str | Path], out: str | Path) 
     from .tiles import place_pieces
 
     factor = overview_factor(grid)
-    maps = place_pieces(grid, factor, pieces, [DEM.nodata, 0, 0])
-    write_geotiff(out, list(maps), grid.crs, grid.transform @ rasterio.Affine.scale(factor), None,
-                  list(OVERVIEW_MAPS[: maps.shape[0]]))
+    with rasterio.open(next(iter(pieces.values()))) as ds:  # every piece has the same bands
+        names = list(ds.descriptions)
+    maps = place_pieces(grid, factor, pieces, [DEM.nodata] + [0] * (len(names) - 1))
+    write_geotiff(out, list(maps), grid.crs, grid.transform @ rasterio.Affine.scale(factor), None, names)
     log.info("figures: overview layers %d x %d px (1:%d) -> %s", maps.shape[2], maps.shape[1], factor, out)
 
 
 def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: list[dict], out: Path,
              zh_font: str | None) -> None:
-    """The AOI in panels: imagery, hillshade, labels, chips by split (and by fold); with the median
-    composite's band in ``layers`` (:func:`overview_layers`) a map of valid observations per pixel."""
+    """The AOI in panels: imagery, hillshade, labels, chips by split (and by fold); each period layer's image
+    (its shown bands in ``layers``); with the median composite's band in ``layers`` (:func:`overview_layers`)
+    a map of valid observations per pixel."""
     plt = _plt()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch, Rectangle
@@ -158,7 +166,8 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     with rasterio.open(layers) as ds:
         maps = dict(zip(ds.descriptions, ds.read()))
     observations = maps.get("observations")
-    n = 4 + bool(folds) + (observations is not None)
+    periods = sorted({d.rsplit(" ", 1)[0] for d in maps if d.startswith("s2_") and d.endswith(" R")})
+    n = 4 + bool(folds) + (observations is not None) + len(periods)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 6))
     with rasterio.open(visual) as ds:
         f = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_PX))
@@ -210,6 +219,18 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
         ax.legend(handles=[Patch(color=colours[i], label=f"fold {i + 1}") for i in range(k)], loc="lower left",
                   fontsize=8, framealpha=0.9)
         ax.set_title(f"chips by spatial fold ({k} folds)")
+    for k, name in enumerate(periods):  # each period's image: its clear observations, 2-98 % stretch
+        img = np.stack([maps[f"{name} {c}"] for c in "RGB"])
+        have = (img > 0).all(axis=0)
+        shown = np.zeros(img.shape[1:] + (4,))
+        if have.any():
+            for b in range(3):
+                lo, hi = np.percentile(img[b][have], [2, 98])
+                shown[..., b] = np.clip((img[b] - lo) / max(hi - lo, 1.0), 0, 1)
+        shown[..., 3] = have  # no clear observation: transparent
+        ax = axes[4 + bool(folds) + k]
+        ax.imshow(shown, extent=extent)
+        ax.set_title(f"{name} ({100 * (~have).mean():.1f} % without a clear observation)")
     if observations is not None:  # the median composite: how many valid observations each pixel's median had
         from matplotlib.colors import BoundaryNorm
 

@@ -22,8 +22,11 @@ observation per product with a valid pixel under it, plus one granule's window.
 
 Per tile (:func:`s2_window`): ``rgb`` (3 bands R G B = B04 B03 B02, uint16
 reflectance x 10000, nodata 0) and ``valid`` (uint8, 1 = valid); with the median composite also the
-valid observations per pixel (uint8). The tile job keeps them in memory; ``gos-build s2-tile``
-(:func:`s2_tile`) writes them as ``rgb.tif``, ``valid.tif`` and ``observations.tif``.
+valid observations per pixel (uint8); with ``sentinel2.bands`` the layer ``s2`` (those bands, 20 m and
+60 m ones interpolated bilinearly from their own lattice), with ``sentinel2.periods`` a layer
+``s2_<period>`` each (the composite of the period's products, clear observations only). The tile job keeps
+them in memory; ``gos-build s2-tile`` (:func:`s2_tile`) writes them as ``rgb.tif``, ``valid.tif``,
+``observations.tif``, ``s2.tif`` and ``s2_<period>.tif``.
 """
 
 from __future__ import annotations
@@ -40,14 +43,13 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from shapely.geometry import box
 
+from .bands import RGB_BANDS, needed_bands
 from .errors import GosBuildError
 from .grid import Grid
 from .inputs.eopf import open_raster
-from .bands import RGB_BANDS, needed_bands
 from .inputs.sentinel2 import INVALID_SCL, Granule, Product, products_from_manifest
 from .layout import RGB as RGB_LAYER
-from .layout import S2
-from .layout import OBSERVATIONS_DESCRIPTION, VALID_DESCRIPTION
+from .layout import OBSERVATIONS_DESCRIPTION, S2, VALID_DESCRIPTION
 from .resample import frac_index, nearest_indices, resample_points
 
 log = logging.getLogger(__name__)

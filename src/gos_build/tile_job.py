@@ -28,12 +28,13 @@ import time
 from pathlib import Path
 
 from .archive.shard import write_tile_shard
+from .bands import RGB_BANDS, display_bands
 from .chips import arrays_reader
 from .figures import overview_piece
 from .grid import Grid
 from .io import atomic_write_text
 from .labels import label_counts, rasterize_window
-from .layout import HILLSHADE, RGB
+from .layout import HILLSHADE, RGB, S2
 from .sentinel2 import preview_piece, s2_summary, s2_window
 from .terrain import terrain_options, terrain_window
 
@@ -78,7 +79,9 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
 
     t0 = time.perf_counter()
     preview_piece(grid, tile, rgb[(slice(None),) + own], valid[own], out["preview"])
-    overview_piece(grid, tile, terrain[HILLSHADE.tile_band - 1][own], labels[own], own_obs, out["overview"])
+    shown = display_bands(sentinel2.get("bands") or RGB_BANDS)  # each period's image in the overview
+    periods = {m: arr[(list(shown),) + own] for m, arr in imagery.items() if m.startswith(S2 + "_")}
+    overview_piece(grid, tile, terrain[HILLSHADE.tile_band - 1][own], labels[own], own_obs, out["overview"], periods)
     atomic_write_text(out["labels"], json.dumps(counts, sort_keys=True) + "\n")
     atomic_write_text(out["sentinel2"], json.dumps(s2_record, sort_keys=True) + "\n")
     seconds["maps"] = time.perf_counter() - t0
