@@ -63,3 +63,15 @@ class OfflineSchemas:
                 schema = uri.split("/")[-3] if "stac-extensions" in uri else "core"
                 out.append(f"{doc.get('id')}: {schema}: {where}: {e.message[:300]}")
         return out
+
+    def catalogue_errors(self, dataset, chips, each=None) -> list[str]:
+        """Every failure of a dataset's STAC catalogue (``stac/``: its Collection and the Item of each of
+        ``chips``) against core and the extensions it declares; ``each(item)``, if given, asserts more of
+        every Item."""
+        problems = self.errors(json.loads((dataset / "stac" / "collection.json").read_text()))
+        for c in chips:
+            item = json.loads((dataset / "stac" / c["id"] / f"{c['id']}.json").read_text())
+            if each is not None:
+                each(item)
+            problems += self.errors(item)
+        return problems
