@@ -204,11 +204,12 @@ def _semantic_problems(cfg: dict) -> list[str]:
 
         terrain = [*ELEVATION_LAYERS, *(extra if isinstance(extra, dict) else {})]
         s2 = cfg.get("sentinel2") or {}
-        made = {"s2"} if s2.get("bands") else set()
-        made |= {f"s2_{p}" for p in (s2.get("periods") or {})} if isinstance(s2.get("periods"), dict) else set()
+        periods = s2.get("periods") if isinstance(s2.get("periods"), dict) else {}
+        made = ({"s2"} if s2.get("bands") else set()) | {f"s2_{p}" for p in periods}
         for v in variants:
-            missing = [p for p in v.split("+") if isinstance(v, str) and p.startswith("s2") and p not in made
-                       and not v.startswith("rgb+terrain-")] if isinstance(v, str) else []
+            if not isinstance(v, str) or v.startswith("rgb+terrain-"):
+                continue
+            missing = [p for p in v.split("+") if p.startswith("s2") and p not in made]
             if missing:
                 out.append(f"config key 'baseline.modalities': '{v}' uses the layer {missing[0]}, which only "
                            f"{'sentinel2.bands' if missing[0] == 's2' else 'sentinel2.periods'} makes")

@@ -30,7 +30,7 @@ from .bands import display_bands
 from .errors import GosBuildError
 from .grid import Grid
 from .gtiff import read_files
-from .layout import (DEM, HILLSHADE, RGB, chip_path, dataset_layers, has_tree, read_folds, read_index,
+from .layout import (DEM, HILLSHADE, RGB, chip_path, dataset_layers, has_tree, is_period, read_folds, read_index,
                      rgb_stretch)
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     with rasterio.open(layers) as ds:
         maps = dict(zip(ds.descriptions, ds.read()))
     observations = maps.get("observations")
-    periods = sorted({d.rsplit(" ", 1)[0] for d in maps if d.startswith("s2_") and d.endswith(" R")})
+    periods = sorted({d.rsplit(" ", 1)[0] for d in maps if is_period(d) and d.endswith(" R")})
     n = 4 + bool(folds) + (observations is not None) + len(periods)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 6))
     with rasterio.open(visual) as ds:

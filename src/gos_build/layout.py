@@ -123,7 +123,12 @@ TERRAIN = tuple(
     for i, name in enumerate(TERRAIN_PARAMETERS)
 )
 HILLSHADE = TERRAIN[0]  # the overview's relief backdrop
-S2 = "s2"  # the layer of sentinel2.bands
+S2 = "s2"  # the layer of sentinel2.bands; s2_<period> those of sentinel2.periods
+
+
+def is_period(name: str) -> bool:
+    """Whether a layer's name is a period's (``s2_<period>``)."""
+    return name.startswith(S2 + "_")
 
 
 def s2_layer(bands, period: str | None = None, span: str = "") -> Layer:
@@ -139,7 +144,7 @@ def s2_layer(bands, period: str | None = None, span: str = "") -> Layer:
 
 def period_names(layers) -> tuple[str, ...]:
     """The period layers (``s2_<period>``) among a registry's names, in its order."""
-    return tuple(m for m in layers if m.startswith(S2 + "_"))
+    return tuple(m for m in layers if is_period(m))
 
 
 class Registry(Mapping):
@@ -201,9 +206,10 @@ def ordered_extra(extra: dict | None) -> dict:
 
 
 def layers_from_config(config: dict) -> Registry:
-    """The registry of a (validated) config: GOS10m's nine, ``s2`` where ``sentinel2.bands`` is given, then the
-    ``terrain.extra`` layers in the order of their names (a config passed to a job as JSON has its keys sorted:
-    one order wherever it is read), appended to the terrain stack."""
+    """The registry of a (validated) config: GOS10m's nine, ``s2`` where ``sentinel2.bands`` is given, an
+    ``s2_<period>`` for each of ``sentinel2.periods`` (by name), then the ``terrain.extra`` layers in the order of
+    their names (a config passed to a job as JSON has its keys sorted: one order wherever it is read), appended
+    to the terrain stack."""
     from .geomorphometry import extra_layer
 
     s2 = config.get("sentinel2") or {}
@@ -249,7 +255,7 @@ def dataset_layers(dataset: str | Path) -> Registry:
             if name in GOS10M:
                 out.append(GOS10M[name])
                 continue
-            if name == S2 or name.startswith(S2 + "_"):  # Sentinel-2 bands (of a period): their names say the rest
+            if name == S2 or is_period(name):  # Sentinel-2 bands (of a period): their names say the rest
                 from .bands import BANDS
 
                 unknown = [b for b in d["bands"] if b not in BANDS]
@@ -301,7 +307,7 @@ INPUT_KINDS = ("sentinel2", "dem", "polygons")
 
 def tile_path(tiles_dir: str | Path, tile_id: str, role: str) -> Path:
     """``<tiles_dir>/<tile_id>/<file>`` of a per-tile file (role: a key of :data:`TILE_FILES`, or a period layer)."""
-    return Path(tiles_dir) / tile_id / (f"{role}.tif" if role.startswith(S2 + "_") else TILE_FILES[role])
+    return Path(tiles_dir) / tile_id / (f"{role}.tif" if is_period(role) else TILE_FILES[role])
 
 
 def has_tree(dataset: str | Path, layers=None) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 from .errors import GosBuildError
 from .evaluation import wilson
 from .layout import (ELEVATION_LAYERS, GOS10M, LABEL, RGB, S2, SPLITS, chip_path, dataset_layers, has_tree,
-                     label_of, period_names)
+                     is_period, label_of, period_names)
 from .layout import read_index as dataset_index
 from .splits import MIN_BLOCKS, random_split
 
@@ -274,7 +274,7 @@ def expand_variants(names, terrain: tuple[str, ...] = TERRAIN, images: tuple[str
     others = [m for m in images if m != RGB.name]
     for m in others:  # what the other bands, each season add
         out += [f"{m}+terrain", m]
-    periods = [m for m in others if m.startswith(S2 + "_")]
+    periods = [m for m in others if is_period(m)]
     if len(periods) > 1:
         out.append("+".join(periods) + "+terrain")
     for name in names:
@@ -417,7 +417,7 @@ def train_and_evaluate(root: str | Path, split_of: dict[str, str] | None = None,
 
 def imagery_layers(layers) -> tuple[str, ...]:
     """The imagery layers of a dataset's registry, in its order: rgb, then s2 and s2_<period> where it has them."""
-    return tuple(m for m in layers if m in (RGB.name, S2) or m.startswith(S2 + "_"))
+    return tuple(m for m in layers if m in (RGB.name, S2) or is_period(m))
 
 
 def _stack(ds: "GOSDataset") -> dict:

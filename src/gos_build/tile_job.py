@@ -34,7 +34,7 @@ from .figures import overview_piece
 from .grid import Grid
 from .io import atomic_write_text
 from .labels import label_counts, rasterize_window
-from .layout import HILLSHADE, RGB, S2
+from .layout import HILLSHADE, RGB, is_period
 from .sentinel2 import preview_piece, s2_summary, s2_window
 from .terrain import terrain_options, terrain_window
 
@@ -80,7 +80,7 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
     t0 = time.perf_counter()
     preview_piece(grid, tile, rgb[(slice(None),) + own], valid[own], out["preview"])
     shown = display_bands(sentinel2.get("bands") or RGB_BANDS)  # each period's image in the overview
-    periods = {m: arr[(list(shown),) + own] for m, arr in imagery.items() if m.startswith(S2 + "_")}
+    periods = {m: arr[(list(shown),) + own] for m, arr in imagery.items() if is_period(m)}
     overview_piece(grid, tile, terrain[HILLSHADE.tile_band - 1][own], labels[own], own_obs, out["overview"], periods)
     atomic_write_text(out["labels"], json.dumps(counts, sort_keys=True) + "\n")
     atomic_write_text(out["sentinel2"], json.dumps(s2_record, sort_keys=True) + "\n")
