@@ -573,3 +573,33 @@ def test_a_build_with_periods_carries_a_layer_per_period(three_dates, tmp_path):
     out = baseline(d, tmp_path / "baseline", epochs=1, variants=["rgb"])
     assert list(out["ablation"])[:8] == ["rgb+terrain", "s2+terrain", "s2", "s2_early+terrain", "s2_early",
                                          "s2_late+terrain", "s2_late", "s2_early+s2_late+terrain"]
+
+
+def test_periods_through_stac_are_one_search_each_and_pinnable(three_dates, tmp_path, monkeypatch):
+    """Through a STAC API on 127.0.0.1: the main search (one day) gives rgb's product; each period is one more
+    search over its range, its items cached like the main one's; a period pinned by stac.period_ids takes
+    those items; the manifest says which products are rgb's and which each period's."""
+    from gos_build.demo.stac import S2_COLLECTION, StacApi, write_catalogue
+
+    catalogue = tmp_path / "catalogue"
+    write_catalogue(three_dates, catalogue)
+    monkeypatch.chdir(tmp_path)
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    with StacApi(catalogue, max_seconds=120) as api:
+        stac = {"api": api.url + "/", "collection": S2_COLLECTION, "datetime": "2020-10-26"}
+        cfg = {"inputs": {"sentinel2": {"stac": stac}}, "aoi": {"name": "aoi"},
+               "sentinel2": {"composite": "median", "periods": PERIODS}}
+        manifest = resolve("sentinel2", cfg, grid)
+        late_ids = manifest["stac"]["periods"]["late"]["items"]
+        pinned = {**cfg, "inputs": {"sentinel2": {"stac": {**stac, "period_ids": {"late": late_ids[:1]}}}}}
+        again = resolve("sentinel2", pinned, grid)
+        searches = [r for r in api.requests if "search" in r[2]]
+    names = [p["name"] for p in manifest["products"]]
+    assert manifest["rgb"] == [0] and "20201026" in names[0]  # the main search: its one day
+    early = [names[i] for i in manifest["periods"]["early"]["products"]]
+    late = [names[i] for i in manifest["periods"]["late"]["products"]]
+    assert len(early) == 1 and "20201026" in early[0] and sorted(n[11:19] for n in late) == ["20201031", "20201105"]
+    assert len(late_ids) == 2 and len(searches) >= 3 * 2  # a search for rgb's and one for each period, twice
+    assert [again["products"][i]["name"] for i in again["periods"]["late"]["products"]] == late_ids[:1]
+    rgb, valid, count, layers, _ = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
+    assert count.max() == 1 and sorted(layers) == ["s2_early", "s2_late"]  # rgb: the main search's product only

@@ -184,6 +184,14 @@ def _semantic_problems(cfg: dict) -> list[str]:
         if abs(total - 1.0) > 1e-6:
             out.append(f"config key 'split.ratios': train + val + test must be 1, got {total:g}")
     periods = (cfg.get("sentinel2") or {}).get("periods")
+    source = cfg.get("inputs", {}).get("sentinel2") if isinstance(cfg.get("inputs"), dict) else None
+    stac = source.get("stac") if isinstance(source, dict) else None
+    pinned = stac.get("period_ids") if isinstance(stac, dict) else None
+    if isinstance(pinned, dict):
+        for name in pinned:
+            if not isinstance(periods, dict) or name not in periods:
+                out.append(f"config key 'inputs.sentinel2.stac.period_ids.{name}': no such period in "
+                           f"sentinel2.periods ({', '.join(periods) if isinstance(periods, dict) else 'none'})")
     if isinstance(periods, dict):
         for name, span in periods.items():
             if isinstance(span, str):

@@ -476,10 +476,13 @@ def sensed_in(p: Product, span: str) -> bool:
     return start <= t <= end
 
 
-def _with_datetime(config: dict, span: str) -> dict:
-    """The config with ``inputs.sentinel2.stac.datetime`` set to a period's range (its one search)."""
-    stac = {k: v for k, v in config["inputs"]["sentinel2"]["stac"].items() if k != "ids"}
-    return {**config, "inputs": {**config["inputs"], "sentinel2": {"stac": {**stac, "datetime": span}}}}
+def _period_search(config: dict, name: str, span: str) -> dict:
+    """The config of one period's search: ``inputs.sentinel2.stac`` with the period's range as ``datetime`` and,
+    where ``stac.period_ids`` pins the period, its ids instead of the main search's."""
+    stac = {k: v for k, v in config["inputs"]["sentinel2"]["stac"].items() if k not in ("ids", "period_ids")}
+    pinned = (config["inputs"]["sentinel2"]["stac"].get("period_ids") or {}).get(name)
+    stac = {**stac, "datetime": span, **({"ids": list(pinned)} if pinned else {})}
+    return {**config, "inputs": {**config["inputs"], "sentinel2": {"stac": stac}}}
 
 
 def _period_products(products: list[Product], name: str, span: str, grid: Grid) -> list[int]:
@@ -522,7 +525,7 @@ def resolve(config: dict, grid: Grid) -> dict:
         main = len(products)
         for name, span in periods.items():  # one search per period; an item found twice is one product
             try:
-                more, section = _from_stac(_with_datetime(config, span), grid, bands)
+                more, section = _from_stac(_period_search(config, name, span), grid, bands)
             except GosBuildError as exc:
                 raise GosBuildError(f"sentinel2.periods.{name}: {exc}") from None
             have = {p.name for p in products}
