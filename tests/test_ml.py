@@ -165,8 +165,8 @@ def test_modality_variants_train_the_same_architecture_on_their_inputs(runs):
     from gos_build.ml import BranchNet, expand_variants, fit, load_chips, variant_inputs
 
     assert expand_variants(["rgb", "drop-one"])[:3] == ["rgb+terrain", "rgb", "rgb+terrain-dem"]
-    assert variant_inputs("rgb+terrain-slope") == (True, [i for i in range(8) if i != TERRAIN.index("slope")])
-    net = BranchNet(3, rgb=False, terrain=7)
+    assert variant_inputs("rgb+terrain-slope") == (("rgb",), [i for i in range(8) if i != TERRAIN.index("slope")])
+    net = BranchNet(3, image=0, terrain=7)
     assert net(torch.zeros(2, 3, 64, 64), torch.zeros(2, 7, 64, 64)).shape == (2, 3) and net.image is None
     data = load_chips(runs["a2"] / "dataset")
     own = {c: s for c, s in zip(data["ids"], [line.split()[3] for line in
