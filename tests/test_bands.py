@@ -603,3 +603,34 @@ def test_periods_through_stac_are_one_search_each_and_pinnable(three_dates, tmp_
     assert [again["products"][i]["name"] for i in again["periods"]["late"]["products"]] == late_ids[:1]
     rgb, valid, count, layers, _ = s2_window(manifest, grid, Window(0, 0, grid.width, grid.height))
     assert count.max() == 1 and sorted(layers) == ["s2_early", "s2_late"]  # rgb: the main search's product only
+
+
+def test_decoded_granules_and_the_stage_command_give_the_same_layers(three_dates, tmp_path):
+    """The workflow's route -- each granule's bands decoded once over the grid (s2-granule), the tiles reading
+    those -- gives the same s2 and period layers as reading the products (10, 20 and 60 m bands); ``s2-tile``
+    writes them beside rgb.tif, band descriptions the band names."""
+    from gos_build.sentinel2 import decode_granule, granule_keys, s2_tile
+
+    safes = sorted((three_dates / "sentinel2").glob("*.SAFE"))
+    grid = build_grid(bbox=AOI, tile_chips=4)
+    cfg = {"inputs": {"sentinel2": [str(p) for p in safes]}, "aoi": {"name": "aoi"},
+           "sentinel2": {"composite": "median", "bands": ["B01", "B8A", "B08"], "periods": PERIODS}}
+    manifest = resolve("sentinel2", cfg, grid)
+    dirs = [tmp_path / "granules" / key for key in granule_keys(manifest, grid)]
+    for folder in dirs:
+        decode_granule(manifest, grid, folder.name, folder)
+    first = None
+    for t in grid.tiles()[:2]:
+        direct = s2_window(manifest, grid, t.window, None, t.id)[3]
+        decoded = s2_window(manifest, grid, t.window, dirs, t.id)[3]
+        assert sorted(direct) == ["s2", "s2_early", "s2_late"]
+        for m in direct:
+            assert np.array_equal(direct[m], decoded[m]), (t.id, m)
+        first = first or direct
+    t = grid.tiles()[0]
+    s2_tile(manifest, grid, t.id, tmp_path / "tile" / "rgb.tif", tmp_path / "tile" / "valid.tif", dirs,
+            tmp_path / "tile" / "observations.tif")
+    for m in ("s2", "s2_early", "s2_late"):
+        with rasterio.open(tmp_path / "tile" / f"{m}.tif") as ds:
+            assert ds.descriptions == ("B01", "B8A", "B08") and ds.dtypes[0] == "uint16" and ds.nodata == 0
+            assert np.array_equal(ds.read(), first[m])
