@@ -97,14 +97,24 @@ def _read_dataset(dataset: Path):
     return {cid: (c["name"], c["name_zh"]) for cid, c in classes.items()}, chips
 
 
-def _cells(rects):
-    """Chip cells as one matplotlib collection (thousands of single patches cost a second per thousand);
-    no edges, as the single patches had."""
-    from matplotlib.collections import PatchCollection
+def _cells(grid: Grid, cells) -> tuple[np.ndarray, tuple]:
+    """Chip cells painted on the overview's decimated grid (:func:`overview_factor`): an RGBA image and its
+    extent (grid CRS, m). ``cells``: (x, y of the south-west corner in m, colour, alpha), later ones over
+    earlier ones. An image, not a patch a chip: a province's 350 000 chips cost the figure no more memory than
+    a county's."""
+    from matplotlib.colors import to_rgb
 
-    cells = PatchCollection(rects, match_original=True)
-    cells.set_linewidth(0)
-    return cells
+    factor = overview_factor(grid)
+    px, span = grid.resolution * factor, grid.chip_span
+    H, W = math.ceil(grid.height / factor), math.ceil(grid.width / factor)
+    img = np.zeros((H, W, 4), dtype=np.float32)
+    rgb = {}
+    for x, y, colour, alpha in cells:
+        c0, r0 = int((x - grid.x_min) // px), int((grid.y_max - y - span) // px)
+        c1 = max(c0 + 1, int(round((x + span - grid.x_min) / px)))
+        r1 = max(r0 + 1, int(round((grid.y_max - y) / px)))
+        img[max(r0, 0) : r1, max(c0, 0) : c1] = (*rgb.setdefault(colour, to_rgb(colour)), alpha)
+    return img, (grid.x_min, grid.x_min + W * px, grid.y_max - H * px, grid.y_max)
 
 
 def overview_factor(grid: Grid) -> int:
@@ -158,7 +168,7 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     a map of valid observations per pixel."""
     plt = _plt()
     from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.patches import Patch
 
     classes, chips = _read_dataset(dataset)
     extent = (grid.bounds[0], grid.bounds[2], grid.bounds[1], grid.bounds[3])
@@ -195,12 +205,10 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
     axes[2].set_title("labels (interpretation polygons)")
     ax = axes[3]
     ax.imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
-    span = grid.chip_span
-    cells = [Rectangle((c["x"], c["y"]), span, span, facecolor=SPLIT_COLOURS[c["split"]], alpha=0.75,
-                       edgecolor="none") for c in chips]
-    cells += [Rectangle((x, y), span, span, facecolor=REASON_COLOURS.get(reason, "#ff00ff"), alpha=0.8,
-                        edgecolor="none") for doc in records for x, y, reason in doc.get("rejected_cells", [])]
-    ax.add_collection(_cells(cells))
+    img, cext = _cells(grid, [(c["x"], c["y"], SPLIT_COLOURS[c["split"]], 0.75) for c in chips]
+                       + [(x, y, REASON_COLOURS.get(reason, "#ff00ff"), 0.8) for doc in records
+                          for x, y, reason in doc.get("rejected_cells", [])])
+    ax.imshow(img, extent=cext, interpolation="nearest")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.legend(handles=[Patch(color=v, label=k) for k, v in SPLIT_COLOURS.items()]
@@ -212,8 +220,8 @@ def overview(grid: Grid, dataset: Path, layers: Path, visual: Path, records: lis
         ax.imshow(np.ma.masked_equal(hs, HILLSHADE.nodata), cmap="gray", extent=extent, vmin=0, vmax=255, alpha=0.5)
         k = max(folds.values())
         colours = [FOLD_COLOURS[i % len(FOLD_COLOURS)] for i in range(k)]
-        ax.add_collection(_cells([Rectangle((c["x"], c["y"]), span, span, facecolor=colours[folds[c["id"]] - 1],
-                                            alpha=0.8, edgecolor="none") for c in chips]))
+        img, cext = _cells(grid, [(c["x"], c["y"], colours[folds[c["id"]] - 1], 0.8) for c in chips])
+        ax.imshow(img, extent=cext, interpolation="nearest")
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.legend(handles=[Patch(color=colours[i], label=f"fold {i + 1}") for i in range(k)], loc="lower left",
@@ -535,8 +543,10 @@ def make_figures(grid: Grid, dataset: str | Path, layers: str | Path, visual: st
                     "installed, nor a system CJK font): class names in English only", PACKAGED_CJK_FONT[0])
     classes, _ = _read_dataset(dataset)
     made = []
-    # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars
-    records = [json.loads(Path(s).read_text(encoding="utf-8")) for s in shard_jsons]
+    # the tiles' records (chips.json), read once: rejected cells for the overview, counts for the bars -- not
+    # their kept chips' statistics (~6 kB a chip parsed: a province's would be gigabytes), dropped as each is read
+    records = [{k: v for k, v in json.loads(Path(s).read_text(encoding="utf-8")).items() if k != "chips"}
+               for s in shard_jsons]
     steps = [("overview.png", lambda p: overview(grid, dataset, layers, Path(visual), records, p, zh)),
              ("counts.png", lambda p: counts(dataset, records, p)),
              ("histograms.png", lambda p: histograms(dataset, p))]
