@@ -560,12 +560,16 @@ def test_a_build_with_periods_carries_a_layer_per_period(three_dates, tmp_path):
         for m in ("s2_early", "s2_late"):
             with rasterio.open(d / chip_path(m, classes[c["class_id"]]["name"], c["id"])) as ds:
                 assert (ds.read() == 0).any(axis=0).mean() <= 0.5
-    # the overview's maps hold each period's image (its true colour: B04 B03 B02 of the four bands)
+    # the overview's maps hold each period's image, in false colour (B08, B04, B03 of the four bands): at this
+    # AOI's size undecimated, so a chip's window of them is its tree file's bands
+    c = chips[0]
+    with rasterio.open(d / chip_path("s2_late", classes[c["class_id"]]["name"], c["id"])) as chip:
+        want, (x0, y0, x1, y1) = chip.read([1, 2, 3]).astype(np.float32), chip.bounds
     with rasterio.open(tmp_path / "results" / "periods" / "figures" / "overview_layers.tif") as ds:
         names = ds.descriptions
-        assert {"s2_early R", "s2_early G", "s2_early B", "s2_late R"} <= set(names)
-        late_red = ds.read(names.index("s2_late R") + 1)
-    assert late_red.max() > 0
+        assert {"s2_early R", "s2_early G", "s2_early B", "s2_late R"} <= set(names) and ds.res == (10.0, 10.0)
+        got = ds.read([names.index(f"s2_late {b}") + 1 for b in "RGB"], window=ds.window(x0, y0, x1, y1))
+    assert np.array_equal(got, want)
     # the baseline: each period's image with terrain and alone, both periods together
     pytest.importorskip("torch")
     from gos_build.ml import baseline

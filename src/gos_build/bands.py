@@ -58,6 +58,11 @@ def needed_bands(extra=()) -> tuple[str, ...]:
     return RGB_BANDS + tuple(b for b in extra if b not in RGB_BANDS)
 
 
+def period_bands(bands=None) -> tuple[str, ...]:
+    """The bands of a period layer (``sentinel2.periods``): those of ``sentinel2.bands``, else rgb's B04 B03 B02."""
+    return tuple(bands or RGB_BANDS)
+
+
 def is_spectral(bands) -> bool:
     """Whether a layer's band names are Sentinel-2 bands (its STAC assets then carry ``eo:bands``)."""
     return bool(bands) and all(b in BANDS for b in bands)

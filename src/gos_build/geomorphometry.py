@@ -391,10 +391,12 @@ def extra_problems(extra: dict, resolution: float, taken: tuple[str, ...]) -> li
     """What is wrong with ``terrain.extra`` beyond its schema (one line each, naming the key): a name that
     clashes with another layer (``taken``) or a reserved one, parameters the kind does not take or lacks, a
     radius below one cell."""
+    from .layout import is_period  # layout's registry imports this module
+
     out = []
     for name, spec in extra.items():
         key = f"terrain.extra.{name}"
-        if name in taken or name in RESERVED_NAMES or name.startswith("s2_"):
+        if name in taken or name in RESERVED_NAMES or is_period(name):
             out.append(f"config key '{key}': the name '{name}' is taken by another layer or file "
                        f"({', '.join(taken)}, s2, s2_<period>, ...); choose another")
         if not isinstance(spec, dict) or spec.get("kind") not in _PARAMS:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .bands import RGB_BANDS
+from .bands import period_bands
 from .errors import GosBuildError
 
 ID_PATTERN = r"[EW]\d{7,8}[NS]\d{7,8}"  # a lattice cell's id (tiles and chips): its south-west corner, metres
@@ -219,7 +219,7 @@ def layers_from_config(config: dict) -> Registry:
         return GOS10M
     first_band = len(GOS10M.elevation) + 1
     added = [extra_layer(name, spec, DEM.tile_file, first_band + i) for i, (name, spec) in enumerate(extra.items())]
-    imagery = ([s2_layer(bands)] if bands else []) + [s2_layer(bands or RGB_BANDS, p, span) for p, span in periods]
+    imagery = ([s2_layer(bands)] if bands else []) + [s2_layer(period_bands(bands), p, span) for p, span in periods]
     return Registry((*GOS10M.values(), *imagery, *added))
 
 

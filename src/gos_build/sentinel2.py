@@ -43,7 +43,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from .bands import RGB_BANDS, needed_bands
+from .bands import RGB_BANDS, needed_bands, period_bands
 from .errors import GosBuildError
 from .grid import Grid
 from .inputs.eopf import open_raster
@@ -244,12 +244,16 @@ class _GranuleWindow:
         inv = ~transform
         return inv.d * x + inv.e * y + inv.f - 0.5, inv.a * x + inv.b * y + inv.c - 0.5
 
+    def _window_reflectance(self, i: int, dn) -> np.ndarray:
+        """Band i's whole source window as reflectance, once: every block interpolates in it."""
+        if i not in self._z:
+            self._z[i] = self._reflectance(i, dn)
+        return self._z[i]
+
     def _interpolate(self, i: int, dn, data, usable, r, c):
         """Band i (digital numbers ``dn`` of its window) interpolated bilinearly at fractional (r, c): over its
         usable pixels, and over those with data (float32 each, NaN where none)."""
-        if i not in self._z:  # the whole source window, once: every block interpolates in it
-            self._z[i] = self._reflectance(i, dn)
-        z = self._z[i]
+        z = self._window_reflectance(i, dn)
         return resample_points(z, r, c, "bilinear", valid=usable), resample_points(z, r, c, "bilinear", valid=data)
 
     def values(self, rows: slice):
@@ -279,14 +283,13 @@ class _GranuleWindow:
             if x is None:
                 x, y = self._points(rows)
             for i, (transform, dn, data, usable) in self.coarse.items():
-                if i not in self._z:  # the whole source window, once: every block interpolates in it
-                    self._z[i] = self._reflectance(i, dn)
+                z = self._window_reflectance(i, dn)
                 r, c = self._frac(transform, x, y)
-                vals[i] = resample_points(self._z[i], r, c, "bilinear", valid=usable)
+                vals[i] = resample_points(z, r, c, "bilinear", valid=usable)
                 # over the pixels with data where the grid pixel is not valid, or no usable pixel is near
                 fill = ~nn_valid | np.isnan(vals[i])
                 if fill.any():
-                    vals[i][fill] = resample_points(self._z[i], r[fill], c[fill], "bilinear", valid=data)
+                    vals[i][fill] = resample_points(z, r[fill], c[fill], "bilinear", valid=data)
         return vals, nn_data, nn_valid
 
 
@@ -531,7 +534,7 @@ def s2_window(manifest: dict, grid: Grid, window: Window, granule_dirs=None, lab
     layers, period_counts = {}, {}
     if extra:  # each band's nodata its own: a 20 m band may lack a pixel the 10 m bands have
         layers[S2] = np.stack([_stored(refl[i], ~np.isnan(refl[i])) for i in (bands.index(b) for b in extra)])
-    wanted = extra or RGB_BANDS
+    wanted = period_bands(extra)
     for name, spec in (manifest.get("periods") or {}).items():
         pbands = needed_bands(wanted)
         prefl, pvalid, pcount = compose([products[i] for i in spec["products"]], pbands)
@@ -587,9 +590,9 @@ def s2_tile(manifest: dict, grid: Grid, tile_id: str, out_rgb: str | Path, out_v
     write_tile(out_valid, grid, tile, mask, None, [VALID_DESCRIPTION])
     if count is not None:
         write_tile(out_observations, grid, tile, count, None, [OBSERVATIONS_DESCRIPTION])
-    for name, arr in layers.items():  # s2, s2_<period>: beside rgb.tif, named as the layers
+    for name, arr in layers.items():  # s2, s2_<period>: beside rgb.tif, named as the layers (the same bands)
         write_tile(Path(out_rgb).with_name(f"{name}.tif"), grid, tile, arr, RGB_LAYER.nodata,
-                   list(manifest.get("bands") or RGB_BANDS))
+                   list(period_bands(manifest.get("bands"))))
     return s2_summary(tile_id, rgb, mask, count, period_counts)
 
 

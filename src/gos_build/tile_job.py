@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from .archive.shard import write_tile_shard
-from .bands import RGB_BANDS, display_bands
+from .bands import display_bands, period_bands
 from .chips import arrays_reader
 from .figures import overview_piece
 from .grid import Grid
@@ -79,7 +79,7 @@ def build_tile(grid: Grid, tile_id: str, config: dict, sentinel2: dict, granule_
 
     t0 = time.perf_counter()
     preview_piece(grid, tile, rgb[(slice(None),) + own], valid[own], out["preview"])
-    shown = display_bands(sentinel2.get("bands") or RGB_BANDS)  # each period's image in the overview
+    shown = display_bands(period_bands(sentinel2.get("bands")))  # each period's image in the overview
     periods = {m: arr[(list(shown),) + own] for m, arr in imagery.items() if is_period(m)}
     overview_piece(grid, tile, terrain[HILLSHADE.tile_band - 1][own], labels[own], own_obs, out["overview"], periods)
     atomic_write_text(out["labels"], json.dumps(counts, sort_keys=True) + "\n")

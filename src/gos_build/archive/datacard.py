@@ -201,11 +201,17 @@ def _composite_line(inv: dict, obs: dict | None) -> str:
                 "observation (else the least cloudy with data, marked invalid).")
     line = f"Composite: per pixel and band the median of the valid observations of {n} product(s)"
     if obs and obs.get("pixels"):
-        share = {k: v / obs["pixels"] for k, v in obs["pixels_by_count"].items()}
-        line += (f"; valid observations per pixel: mean {obs['mean']:g}, "
-                 + ", ".join(f"{k}: {100 * v:.1f} %" for k, v in share.items())
-                 + f"; {obs['none']} px ({100 * share.get('0', 0.0):.2f} %) had none and are nodata")
+        shares, text = _by_count(obs)
+        line += (f"; valid observations per pixel: mean {obs['mean']:g}, {text}"
+                 f"; {obs['none']} px ({100 * shares.get('0', 0.0):.2f} %) had none and are nodata")
     return line + "."
+
+
+def _by_count(obs: dict) -> tuple[dict, str]:
+    """The share of pixels by number of observations (:func:`gos_build.sentinel2.observation_summary`), and in
+    words (``0: 0.7 %, 1: 17.6 %, 2: 81.8 %``)."""
+    shares = {k: v / obs["pixels"] for k, v in obs["pixels_by_count"].items()}
+    return shares, ", ".join(f"{k}: {100 * v:.1f} %" for k, v in shares.items())
 
 
 def _period_lines(inv: dict, observed: dict) -> list[str]:
@@ -220,10 +226,9 @@ def _period_lines(inv: dict, observed: dict) -> list[str]:
                 f"{_count(len(spec['products']), 'product')}: {names}")
         obs = observed.get(name)
         if obs and obs.get("pixels"):
-            share = {k: v / obs["pixels"] for k, v in obs["pixels_by_count"].items()}
-            line += ("; clear observations per pixel: " + ", ".join(f"{k}: {100 * v:.1f} %" for k, v in share.items())
-                     + f" (mean {obs['mean']:g}); {100 * share.get('0', 0.0):.2f} % of the pixels had none "
-                     "(nodata in the layer)")
+            shares, text = _by_count(obs)
+            line += (f"; clear observations per pixel: {text} (mean {obs['mean']:g}); "
+                     f"{100 * shares.get('0', 0.0):.2f} % of the pixels had none (nodata in the layer)")
         out.append(line + ".")
     return ([""] + out) if out else []
 

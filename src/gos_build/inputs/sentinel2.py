@@ -121,6 +121,9 @@ def _missing_band(product: str, band: str, level: str, have) -> GosBuildError:
                          f"(the product has {', '.join(sorted(have)) or 'none'})")
 
 
+_IMAGE_BAND_RE = re.compile(r"_(B0[1-9]|B1[0-2]|B8A)(?:_(10|20|60)m)?$")  # a SAFE's IMAGE_FILE of a band
+
+
 def _safe_product(name: str, mtd: bytes, exists, root: str, where: str, bands=RGB_BANDS) -> Product:
     """A Product from a SAFE's main metadata; ``exists(rel)`` tells whether a file is in the product. ``bands``:
     those to read (the rgb layer's first), each from its finest resolution in the product (L2A's ``R10m``,
@@ -142,18 +145,16 @@ def _safe_product(name: str, mtd: bytes, exists, root: str, where: str, bands=RG
         else:
             offsets[band] = 0.0
     by_granule: dict[str, dict] = {}
-    resolutions = {f"_{band}{suffix}": (band, rank) for band in BANDS
-                   for rank, suffix in enumerate(("", "_10m", "_20m", "_60m"))}  # L1C's, then L2A's finest first
     for rel in meta["image_files"]:
         parts = rel.split("/")
         if len(parts) < 2 or parts[0] != "GRANULE":
             continue
         g = by_granule.setdefault(parts[1], {})
-        hit = resolutions.get(rel[rel.rfind("_", 0, rel.rfind("_")):]) or resolutions.get(rel[rel.rfind("_"):])
-        if hit and hit[0] in bands and (hit[0] not in RGB_BANDS or hit[1] < 2):  # rgb: 10 m (L1C: its own)
-            band, rank = hit
-            if band not in g or rank < g[band][1]:
-                g[band] = (rel, rank)
+        hit = _IMAGE_BAND_RE.search(rel)  # ..._B05_20m (L2A), ..._B05 (L1C: the band's own resolution, 0 here)
+        if hit and hit[1] in bands:
+            band, res = hit[1], int(hit[2] or 0)
+            if (band not in RGB_BANDS or res <= 10) and (band not in g or res < g[band][1]):  # rgb: 10 m; finest
+                g[band] = (rel, res)
         if rel.endswith("_SCL_20m"):
             g["SCL"] = (rel, 0)
     if not by_granule:
