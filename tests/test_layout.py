@@ -84,7 +84,7 @@ def test_layer_names_are_spelled_in_layout_only():
 
 
 FLOORS = {  # module (or package) -> floor; a module imports only from its own floor or below
-    "errors": 0, "io": 0, "gtiff": 0, "parallel": 0, "resample": 0, "bands": 0,  # bands: Sentinel-2's, a table
+    "errors": 0, "io": 0, "zipjoin": 0, "gtiff": 0, "parallel": 0, "resample": 0, "bands": 0,  # bands: Sentinel-2's, a table
     # the vocabulary: layout's registry takes each terrain.extra kind's units and definition from
     # geomorphometry (pure array functions and the kinds), and the config checks names against both
     "layout": 1, "geomorphometry": 1, "config": 1,

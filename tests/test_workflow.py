@@ -29,14 +29,15 @@ def test_cores_1_and_2_give_the_same_bytes(runs):
 
 
 def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
-    """The demo's AOI, every form, split.folds: 3, packed chunks of 5 chips; the publishing jobs over one tile column each, then over one group of every
-    tile: the same MANIFEST (packed chunks and the Parquet shards cross the groups: a group reads the chips that
-    end them from the next groups' tiles), and it validates."""
+    """The demo's AOI, every form, split.folds: 3, packed chunks of 5 chips, zips in parts of 0.3 MB; the
+    publishing jobs over one tile column each, then over one group of every tile: the same MANIFEST (packed
+    chunks and the Parquet shards cross the groups: a group reads the chips that end them from the next groups'
+    tiles) and the same zips, byte for byte (joined from the groups' segments), and it validates."""
     forms = ["tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet"]
-    manifests, groups = {}, {}
+    manifests, groups, zips = {}, {}, {}
     for group_tiles in (1, 1000):
         cfg = workflow_config(inputs, "aoi", list(DEMO_BBOX), split={"folds": 3, "block_chips": 4},
-                              publish={"forms": forms, "zips": False, "group_tiles": group_tiles,
+                              publish={"forms": forms, "zips": {"part_gb": 0.0003}, "group_tiles": group_tiles,
                                        "chunk_chips": 5})
         res = run_workflow(tmp_path / str(group_tiles), cfg, "--cores", "2")
         assert res.returncode == 0, res.stderr[-3000:]
@@ -44,6 +45,7 @@ def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
         plan = json.loads((aoi / "publish" / "plan" / "plan.json").read_text(encoding="utf-8"))
         groups[group_tiles] = plan["groups"]
         manifests[group_tiles] = (aoi / "dataset" / "MANIFEST.sha256").read_bytes()
+        zips[group_tiles] = {z.name: z.read_bytes() for z in (aoi / "dist").glob("*.zip")}
         res = run_cli("validate", str(aoi / "dataset"))
         assert res.returncode == 0, res.stdout + res.stderr
     assert len(groups[1000]) == 1 and len(groups[1]) >= 3
@@ -51,6 +53,8 @@ def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
     train = [g["range"]["train"] for g in groups[1]]
     assert any(start < end and end % 5 and end < train[-1][1] for start, end in train)
     assert manifests[1] == manifests[1000]
+    assert sorted(zips[1]) == sorted(zips[1000]) and any(".part02-of-" in n for n in zips[1]), sorted(zips[1])
+    assert all(zips[1][name] == zips[1000][name] for name in zips[1])
 
 
 def test_the_dataset_validates_and_has_the_documented_layout(runs):

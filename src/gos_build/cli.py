@@ -310,7 +310,7 @@ def _cmd_dataset(args) -> None:
 def _cmd_package(args) -> None:
     from .archive.package import package
 
-    package(args.dataset, args.dist, args.aoi, int(args.part_gb * 1e9))
+    package(args.dataset, args.dist, args.aoi, int(args.part_gb * 1e9), args.groups)
 
 
 def _cmd_validate(args) -> None:
@@ -516,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--aoi", required=True)
     pk.add_argument("--part-gb", type=float, default=ZIP_PART_GB, metavar="GB",
                     help=f"cut a zip larger than this into parts (default {ZIP_PART_GB}; config publish.zips.part_gb)")
+    pk.add_argument("groups", nargs="*", help="the publishing groups' folders (publish/groups/<k>), whose zip "
+                    "segments are joined; without them every file is zipped here")
 
     va = command("validate", _cmd_validate, "check a dataset folder: manifest, chip geometry, splits, labels")
     va.add_argument("dataset")

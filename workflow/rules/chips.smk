@@ -81,7 +81,8 @@ rule dataset:
 
 rule package:
     input:
-        rules.dataset.output[0],
+        dataset=rules.dataset.output[0],
+        groups=expand(rules.publish_group.output[0], group=GROUPS),  # their zip segments (publish/groups/<k>/zips)
     output:
         directory(f"{OUT}/dist"),
     log:
@@ -97,4 +98,5 @@ rule package:
         mem_mb=1000,
         runtime=30,
     shell:
-        "gos-build --log {log} package --dataset {input} --dist {output} --aoi {params.aoi} --part-gb {params.part_gb}"
+        "gos-build --log {log} package --dataset {input.dataset} --dist {output} --aoi {params.aoi}"
+        " --part-gb {params.part_gb} {input.groups}"

@@ -2,7 +2,7 @@
 
 After the plan (:mod:`gos_build.archive.plan`: the split, the statistics, the groups of tiles), each group's
 job lets every writer place the files of the group's chips (``publish/groups/<k>/files/``, with their sha256 in
-``sums.txt``); the last job writes what spans the dataset (index files, datacard, the forms' catalogues and
+``sums.txt``, and with ``publish.zips`` their zip entries in ``zips/``: :mod:`gos_build.archive.package`); the last job writes what spans the dataset (index files, datacard, the forms' catalogues and
 metadata) under a temporary name, links the groups' files in, merges the manifest from the groups' sums and
 renames the folder into place when complete. Nothing in the last job reads a chip.
 """
@@ -68,8 +68,9 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
     their sha256 and the writers' notes for the last job. ``shards``: the tile shard folders
     (``tiles/<tile>/shard``) -- the group's, and those of the tiles whose chips end its packed chunks and
     Parquet shards. Returns the group's chip count."""
+    from .package import SEGMENTS_DIR, write_segments
     from .plan import FILES_DIR, read_chips, read_plan
-    from ..config import chunk_chips
+    from ..config import chunk_chips, zip_part_bytes
 
     plan = read_plan(plan_dir)
     if not 0 <= k < len(plan["groups"]):
@@ -116,9 +117,14 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
                     t0 = time.perf_counter()
                     notes[name] = writer.place(own, dest, context)
                     log.info("publish group %d: writer %s %.1f s", k, name, time.perf_counter() - t0)
+        files = files_under(dest)
         with open(tmp / SUMS_FILE, "w", encoding="utf-8") as f:
-            f.writelines(f"{digests[rel]}  {rel}\n" for rel in files_under(dest))
+            f.writelines(f"{digests[rel]}  {rel}\n" for rel in files)
         (tmp / PARTS_FILE).write_text(json.dumps(notes, sort_keys=True) + "\n", encoding="utf-8")
+        if zip_part_bytes(config) is not None:  # the zips' entries of its files, joined by the package job
+            t0 = time.perf_counter()
+            write_segments(dest, files, tmp / SEGMENTS_DIR, list(context["layers"]))
+            log.info("publish group %d: zip segments %.1f s", k, time.perf_counter() - t0)
     log.info("publish group %d: %d chips (%s) of %d tiles -> %s", k, len(own),
              ", ".join(f"{s} {ranges[s][0]}..{ranges[s][1]}" for s in SPLITS), len(plan["groups"][k]["tiles"]),
              out_dir)

@@ -4,15 +4,25 @@ one folder are the dataset (it validates and loads).
 
 A zip larger than ``publish.zips.part_gb`` is cut into parts, ``<aoi>_<name>.part01-of-03.zip`` ..., each a zip
 of its own holding whole files (in the tree's order), none larger than the limit unless one file alone is; a zip
-within it keeps its one name, ``<aoi>_<name>.zip``. A form the dataset does not have gets no zip."""
+within it keeps its one name, ``<aoi>_<name>.zip``. A form the dataset does not have gets no zip.
+
+The work per file is done beside the tiles: each publishing group zips its files into a segment per zip
+(:func:`write_segments`, ``publish/groups/<k>/zips``), and the package job joins the segments
+(:mod:`gos_build.zipjoin`), zipping only the few files the last job wrote; the bytes are those of zipping the
+dataset in one job, whatever the grouping."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
+import tempfile
+import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
-from ..io import files_under, write_zip
+from ..errors import GosBuildError
 from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, dataset_layers, split_file
 from ..readers import PACKED as PACKED_DIR, PARQUET as PARQUET_DIR
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
@@ -42,20 +52,19 @@ def _member_bytes(name: str, size: int, deflated: bool) -> int:
     return size + 30 + 24 + 46 + 2 * 20 + 2 * len(name.encode("utf-8")) + (5 * (size // 16000 + 1) if deflated else 0)
 
 
-def cut_parts(files: list[tuple[str, int]], limit: int | None, deflated=lambda name: False) -> list[list[str]]:
+def cut_parts(files: Iterable[tuple[str, int]], limit: int | None, deflated=lambda name: False) -> list[int]:
     """``files`` (name, size in bytes, in the zip's order) cut into runs whose zips hold at most ``limit`` bytes
-    each (a file larger than that alone in its part); one run when ``limit`` is None."""
-    if limit is None:
-        return [[n for n, _ in files]] if files else []
-    parts, run, used = [], [], ZIP_END
+    each (a file larger than that alone in its part): the number of files in each run; one run when ``limit``
+    is None."""
+    counts, n, used = [], 0, ZIP_END
     for name, size in files:
-        cost = _member_bytes(name, size, deflated(name))
-        if run and used + cost > limit:
-            parts.append(run)
-            run, used = [], ZIP_END
-        run.append(name)
+        cost = 0 if limit is None else _member_bytes(name, size, deflated(name))
+        if n and limit is not None and used + cost > limit:
+            counts.append(n)
+            n, used = 0, ZIP_END
+        n += 1
         used += cost
-    return parts + ([run] if run else [])
+    return counts + ([n] if n else [])
 
 
 # members compressed in the zips: text. GeoTIFFs and the store's chunks are compressed already, so they
@@ -63,33 +72,151 @@ def cut_parts(files: list[tuple[str, int]], limit: int | None, deflated=lambda n
 TEXT_SUFFIXES = (".txt", ".json", ".geojson", ".md", ".csv", ".sha256", ".zarray", ".zattrs", ".zgroup")
 
 
-def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | None = None) -> list[Path]:
-    """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), streaming each file;
-    each at most ``part_bytes`` (``publish.zips.part_gb``), else cut into parts (:func:`cut_parts`)."""
-    dataset = Path(dataset)
-    groups = {m: [f"{m}/{r}" for r in files_under(dataset / m) if r.endswith(".tif")] for m in dataset_layers(dataset)}
-    groups["labels"] = [n for n in METADATA_FILES if (dataset / n).exists()]
-    for form in CATALOGUE_DIRS:  # the catalogues (Croissant's files are METADATA_FILES)
-        groups["labels"] += [f"{form}/{r}" for r in files_under(dataset / form)]
-    groups[PACKED_DIR] = [f"{PACKED_DIR}/{r}" for r in files_under(dataset / PACKED_DIR)]
-    groups[PARQUET_DIR] = [f"{PARQUET_DIR}/{r}" for r in files_under(dataset / PARQUET_DIR)]
-    missing = sorted(set(files_under(dataset)) - {f for files in groups.values() for f in files} - {".snakemake_timestamp"})
-    if missing:  # a form added to the dataset but to no zip: the downloads would not be the dataset
-        raise RuntimeError(f"package: {len(missing)} file(s) of {dataset} in no zip (first: {missing[0]})")
-    def text(name: str) -> bool:
-        return name.endswith(TEXT_SUFFIXES)
+def text(name: str) -> bool:
+    """Whether member ``name`` is deflated in the zips (:data:`TEXT_SUFFIXES`)."""
+    return name.endswith(TEXT_SUFFIXES)
 
+
+_METADATA_RANK = {n: i for i, n in enumerate(METADATA_FILES)}
+SEGMENTS_DIR = "zips"  # in a publishing group's folder: its files' zip entries, a segment per zip (zipjoin)
+
+
+def zip_of(rel: str, layers) -> str | None:
+    """The zip holding the dataset's file ``rel`` (posix path in it): a layer's GeoTIFFs its layer's,
+    the metadata files and the catalogues ``labels``, the packed store and the Parquet form their own; None for
+    a file of no zip. ``layers``: the dataset's layer names."""
+    if rel in _METADATA_RANK:
+        return "labels"
+    top = rel.split("/", 1)[0]
+    if top in CATALOGUE_DIRS:
+        return "labels"
+    if top in (PACKED_DIR, PARQUET_DIR):
+        return top
+    if top in layers and rel.endswith(".tif") and "/" in rel:
+        return top
+    return None
+
+
+def zip_order(rel: str) -> tuple:
+    """The order of the members of a zip: the metadata files in :data:`METADATA_FILES`' order, then every other
+    file by its path's components (the tree's, the manifest's)."""
+    return _METADATA_RANK.get(rel, len(METADATA_FILES)), rel.split("/")
+
+
+def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers) -> dict[str, int]:
+    """Zip ``files`` (posix paths under ``folder``) into one segment per zip at ``out/<zip name>``
+    (:func:`gos_build.zipjoin.write_segment`; text deflated), in the zip's order. Returns the entries per zip.
+    A publishing group writes its files' segments; the package job joins the groups' segments."""
+    from ..zipjoin import write_segment
+
+    folder, out = Path(folder), Path(out)
+    by_zip: dict[str, list[str]] = {}
+    for rel in files:
+        name = zip_of(rel, layers)
+        if name is None:  # a form added to the dataset but to no zip: the downloads would not be the dataset
+            raise RuntimeError(f"package: {folder / rel} is in no zip")
+        by_zip.setdefault(name, []).append(rel)
+    out.mkdir(parents=True, exist_ok=True)
+    return {name: write_segment(out / name, [(rel, folder / rel) for rel in sorted(rels, key=zip_order)], text)
+            for name, rels in by_zip.items()}
+
+
+def _paths(lines) -> Iterator[str]:
+    return (line[66:].rstrip("\n") for line in lines)
+
+
+def own_files(dataset: Path, groups: list[Path]) -> list[str]:
+    """The files of ``dataset`` that no group wrote (those spanning it, written by the last job), from its
+    ``MANIFEST.sha256`` and the groups' ``sums.txt`` (both in the manifest's order, read a line at a time), and
+    the manifest itself. Checks that every file the dataset holds is in its manifest (by count)."""
+    from .gather import SUMS_FILE
+
+    manifest = dataset / MANIFEST_FILE
+    streams = [open(Path(g) / SUMS_FILE, encoding="utf-8") for g in groups]
+    own, listed = [], 0
+    try:
+        theirs = heapq.merge(*(_paths(s) for s in streams), key=lambda rel: rel.split("/"))
+        nxt = next(theirs, None)
+        with open(manifest, encoding="utf-8") as f:
+            for rel in _paths(f):
+                listed += 1
+                if rel == nxt:
+                    nxt = next(theirs, None)
+                else:
+                    own.append(rel)
+        if nxt is not None:
+            raise GosBuildError(f"package: {nxt} of a publishing group is not in {manifest}; the groups are not "
+                                "this dataset's (rerun: snakemake --forcerun publish_plan)")
+    finally:
+        for s in streams:
+            s.close()
+    held = _count_files(dataset) - 1  # the manifest is not in itself
+    if held != listed:
+        raise GosBuildError(f"package: {dataset} holds {held} files besides {MANIFEST_FILE}, which lists {listed}; "
+                            "validate the dataset (gos-build validate) or rebuild it")
+    return own + [MANIFEST_FILE]
+
+
+def _count_files(folder: Path) -> int:
+    """The files under ``folder`` but Snakemake's ``.snakemake_timestamp`` (a directory at a time, no list)."""
+    n, todo = 0, [folder]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(e.path)
+                elif e.name != ".snakemake_timestamp":
+                    n += 1
+    return n
+
+
+def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | None = None,
+            groups: list[str | Path] = ()) -> list[Path]:
+    """Write the zips (fixed timestamps, sorted entries; text deflated, the rest stored), each at most
+    ``part_bytes`` (``publish.zips.part_gb``), else cut into parts (:func:`cut_parts`).
+
+    ``groups``: the publishing groups' folders (``publish/groups/<k>``), whose jobs zipped their files into
+    segments (``zips/``, :func:`write_segments`): the zips are joined from those and from a segment of the
+    files spanning the dataset zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again). Without
+    groups every file is zipped here. Memory does not grow with the files: the segments' indexes and the
+    manifest are read a line at a time."""
+    from ..zipjoin import join, read_index
+
+    dataset, dist = Path(dataset), Path(dist)
+    if not (dataset / MANIFEST_FILE).is_file():
+        raise GosBuildError(f"package: {dataset / MANIFEST_FILE} is missing; is {dataset} a finished dataset?")
+    layers = list(dataset_layers(dataset))
+    groups = [Path(g) for g in groups]
+    for g in groups:
+        if not (g / SEGMENTS_DIR).is_dir():
+            raise GosBuildError(f"package: {g / SEGMENTS_DIR} is missing: the group was published without zips "
+                                "(publish.zips); rerun its job (snakemake --forcerun publish_group)")
+    dist.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, files in groups.items():
-        parts = cut_parts([(rel, os.stat(dataset / rel).st_size) for rel in files], part_bytes, text)
-        for k, part in enumerate(parts, start=1):
-            out = package_path(dist, aoi, name, k, len(parts))
-            write_zip(out, [(rel, dataset / rel) for rel in part], deflate=text)
-            written.append(out)
-            if part_bytes is not None and out.stat().st_size > part_bytes:
-                log.warning("package: %s is %.2f GB, above publish.zips.part_gb: %s alone is larger", out.name,
-                            out.stat().st_size / 1e9, part[0])
-        if len(parts) > 1:
-            log.info("package: %s in %d parts of at most %g GB", name, len(parts), part_bytes / 1e9)
+    with tempfile.TemporaryDirectory(prefix=".package.", suffix=".tmp", dir=dist) as scratch:
+        t0 = time.perf_counter()
+        own = own_files(dataset, groups)
+        write_segments(dataset, own, scratch, layers)
+        log.info("package: %d files spanning the dataset zipped in %.1f s; joining the segments of %d groups",
+                 len(own), time.perf_counter() - t0, len(groups))
+        folders = [g / SEGMENTS_DIR for g in groups] + [Path(scratch)]
+        for name in [*layers, "labels", PACKED_DIR, PARQUET_DIR]:
+            stems = [f / name for f in folders if (f / f"{name}.idx").is_file()]
+
+            def entries():
+                return heapq.merge(*(read_index(s) for s in stems), key=lambda e: zip_order(e.name))
+
+            counts = cut_parts(((e.name, e.size) for e in entries()), part_bytes, text)
+            members = entries()
+            for k, n in enumerate(counts, start=1):
+                out = package_path(dist, aoi, name, k, len(counts))
+                first = next(members)
+                join(out, itertools.chain([first], itertools.islice(members, n - 1)))
+                written.append(out)
+                if part_bytes is not None and out.stat().st_size > part_bytes:
+                    log.warning("package: %s is %.2f GB, above publish.zips.part_gb: %s alone is larger", out.name,
+                                out.stat().st_size / 1e9, first.name)
+            if len(counts) > 1:
+                log.info("package: %s in %d parts of at most %g GB", name, len(counts), part_bytes / 1e9)
     log.info("package: %d archives in %s", len(written), dist)
     return written
