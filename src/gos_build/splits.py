@@ -59,18 +59,31 @@ def random_split(chips: list[dict], seed: int = 42, ratios: dict | None = None) 
     return out
 
 
-def _blocks(chips: list[dict], chip_span: float, block_chips: int):
-    """(chip id -> lattice cell, chip id -> block) for chips on the chip lattice."""
-    cell = {c["id"]: (math.floor(c["x"] / chip_span + 1e-9), math.floor(c["y"] / chip_span + 1e-9)) for c in chips}
-    block_of = {cid: (ix // block_chips, iy // block_chips) for cid, (ix, iy) in cell.items()}
-    return cell, block_of
+def _cell(c, chip_span: float) -> tuple[int, int]:
+    """A chip's cell of the chip lattice (column, row from the CRS origin)."""
+    return math.floor(c["x"] / chip_span + 1e-9), math.floor(c["y"] / chip_span + 1e-9)
 
 
-def _apply_buffer(cell, block_of, assigned, block_chips: int, buffer_chips: int) -> dict[str, str]:
+def _blocks(chips: list[dict], chip_span: float, block_chips: int) -> dict:
+    """chip id -> block (column, row) for chips on the chip lattice; a block's tuple is shared by its chips
+    (a province's chips hold one pointer each, not a tuple each)."""
+    shared: dict = {}
+    block_of = {}
+    for c in chips:
+        ix, iy = _cell(c, chip_span)
+        b = ix // block_chips, iy // block_chips
+        block_of[c["id"]] = shared.setdefault(b, b)
+    return block_of
+
+
+def _apply_buffer(chips, chip_span: float, block_of, assigned, block_chips: int,
+                  buffer_chips: int) -> dict[str, str]:
     out = {}
-    for cid, (ix, iy) in cell.items():
+    for c in chips:
+        cid = c["id"]
         own = assigned[block_of[cid]]
         if buffer_chips:
+            ix, iy = _cell(c, chip_span)
             near = {assigned.get(((ix + dx) // block_chips, (iy + dy) // block_chips))
                     for dx in range(-buffer_chips, buffer_chips + 1) for dy in range(-buffer_chips, buffer_chips + 1)}
             if near - {own, None}:
@@ -83,7 +96,7 @@ def block_unstratified_split(chips: list[dict], chip_span: float, block_chips: i
                              seed: int = 42, ratios: dict | None = None) -> dict[str, str]:
     """chip id -> split by whole seeded blocks, sizes only; buffer-dropped chips are absent."""
     ratios = ratios or DEFAULT_RATIOS
-    cell, block_of = _blocks(chips, chip_span, block_chips)
+    block_of = _blocks(chips, chip_span, block_chips)
     size = Counter(block_of.values())
     total = sum(size.values())
     target = {s: ratios[s] * total for s in SPLITS}
@@ -93,7 +106,7 @@ def block_unstratified_split(chips: list[dict], chip_span: float, block_chips: i
         s = max(SPLITS, key=lambda s: (target[s] - have[s], -SPLITS.index(s)))
         assigned[b] = s
         have[s] += size[b]
-    return _apply_buffer(cell, block_of, assigned, block_chips, buffer_chips)
+    return _apply_buffer(chips, chip_span, block_of, assigned, block_chips, buffer_chips)
 
 
 def stratified_groups(counts: dict, ratios: list[float], seed: int, max_rounds: int = 50,
@@ -187,16 +200,16 @@ def block_split(chips: list[dict], chip_span: float, block_chips: int = 8, buffe
                 ratios: dict | None = None) -> dict[str, str]:
     """chip id -> split by whole blocks, stratified by class (module docstring); buffer-dropped chips are absent."""
     ratios = ratios or DEFAULT_RATIOS
-    cell, block_of = _blocks(chips, chip_span, block_chips)
+    block_of = _blocks(chips, chip_span, block_chips)
     counts, _ = _class_counts(chips, block_of)
     group = stratified_groups(counts, [ratios[s] for s in SPLITS], seed)
     assigned = {b: SPLITS[g] for b, g in group.items()}
-    return _apply_buffer(cell, block_of, assigned, block_chips, buffer_chips)
+    return _apply_buffer(chips, chip_span, block_of, assigned, block_chips, buffer_chips)
 
 
 def block_folds(chips: list[dict], chip_span: float, k: int, block_chips: int = 8, seed: int = 42) -> dict[str, int]:
     """chip id -> fold 1..k: whole blocks, each fold holding about 1/k of every class."""
-    _, block_of = _blocks(chips, chip_span, block_chips)
+    block_of = _blocks(chips, chip_span, block_chips)
     counts, _ = _class_counts(chips, block_of)
     group = stratified_groups(counts, [1.0 / k] * k, seed)
     return {c["id"]: group[block_of[c["id"]]] + 1 for c in chips}
@@ -207,7 +220,7 @@ def class_balance(chips: list[dict], split_of: dict[str, str], chip_span: float,
 
     ``split_of`` may map to splits or to folds; what the datacard reports.
     """
-    _, block_of = _blocks(chips, chip_span, block_chips)
+    block_of = _blocks(chips, chip_span, block_chips)
     kept = [c for c in chips if c["id"] in split_of]
     present = {split_of[c["id"]] for c in kept}
     groups = list(SPLITS) if present <= set(SPLITS) else sorted(present)
@@ -239,7 +252,7 @@ def weak_data(class_names: dict[int, str], chips: list[dict], chip_span: float |
         only = next(iter(have))
         out.append(f"one class only ({class_names.get(only, only)}): a classifier learns nothing from this dataset "
                    "and no accuracy of it means anything")
-    block_of = _blocks(chips, chip_span, block_chips)[1] if chip_span and block_chips else None
+    block_of = _blocks(chips, chip_span, block_chips) if chip_span and block_chips else None
     groups = [("split", {c["id"]: c["split"] for c in chips}, list(SPLITS))]
     if fold_of:
         groups.append(("fold", fold_of, sorted(set(fold_of.values()))))

@@ -25,6 +25,7 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
+from sys import intern
 
 from ..config import group_tiles
 from ..errors import GosBuildError
@@ -104,21 +105,25 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
 
     classes = classes_from_config(config["classes"])
     chip_span = grid.chip_span
-    chips, rejected = [], Counter()
+    chips, rejected, shared = [], Counter(), {}
     candidates = partial = 0
     for path in records:  # the records without their statistics (summed below, in a second pass)
         doc = _read_record(path)
         rejected.update(doc["rejected"])
         candidates += doc["candidates"]
         partial += doc["partial_aoi"]
+        tile = intern(doc["tile"])
+        if any("bytes" not in c for c in doc["chips"]):
+            raise GosBuildError(f"{path}: written by an earlier gos-build (no chip sizes); rerun the tile jobs "
+                                "(snakemake --forcerun tile)")
         for c in doc["chips"]:
-            if "bytes" not in c:
-                raise GosBuildError(f"{path}: written by an earlier gos-build (no chip sizes); rerun the tile jobs "
-                                    "(snakemake --forcerun tile)")
-            chips.append({k: c.get(k) for k in FIELDS if k not in ("tile", "split", "fold")} | {"tile": doc["tile"]})
-    chips.sort(key=lambda c: c["id"])
-    ids = [c["id"] for c in chips]
-    if len(set(ids)) != len(ids):
+            chip = Chip([c.get(k) for k in FIELDS])  # slots, not a dict: ~half the memory a chip
+            # the names and the lattice's coordinates are shared, not held a chip each (a tile's chips have 32)
+            chip.tile, chip["class"] = tile, intern(chip["class"])
+            chip.x, chip.y = shared.setdefault(chip.x, chip.x), shared.setdefault(chip.y, chip.y)
+            chips.append(chip)
+    chips.sort(key=lambda c: c.id)
+    if any(a.id == b.id for a, b in zip(chips, chips[1:])):
         raise GosBuildError("chips: the same chip id came from two tiles")
     if not chips:
         raise GosBuildError(f"chips: no chip passed the filters ({candidates} candidates; rejected: "
@@ -127,7 +132,9 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
     split_cfg = config["split"]
     split_of = splits_from_config(chips, chip_span, split_cfg)
     buffered = len(chips) - len(split_of)
-    chips = [dict(c, split=split_of[c["id"]]) for c in chips if c["id"] in split_of]
+    chips = [c for c in chips if c.id in split_of]
+    for c in chips:
+        c.split = split_of[c.id]
     block = split_cfg.get("block_chips", 8)
     balance = {"splits": class_balance(chips, split_of, chip_span, block)}
     fold_of = {}
@@ -235,23 +242,28 @@ class Chip:
         except AttributeError:
             raise KeyError(key) from None
 
+    def __setitem__(self, key: str, value) -> None:
+        setattr(self, key, value)
+
     def get(self, key: str, default=None):
         return getattr(self, key, default)
 
 
 def read_chips(plan_dir: str | Path):
     """The plan's chips, in the dataset's order: :class:`Chip` records (the repeated names -- tile, class,
-    split -- shared, not copied a chip)."""
-    from sys import intern
-
+    split -- and the lattice's coordinates shared, not copied a chip)."""
     path = Path(plan_dir) / CHIPS_FILE
-    shared = FIELDS.index("tile"), FIELDS.index("class"), FIELDS.index("split")
+    names = FIELDS.index("tile"), FIELDS.index("class"), FIELDS.index("split")
+    coords = FIELDS.index("x"), FIELDS.index("y")
+    seen: dict = {}
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 values = json.loads(line)
-                for i in shared:
+                for i in names:
                     values[i] = intern(values[i])
+                for i in coords:
+                    values[i] = seen.setdefault(values[i], values[i])
                 yield Chip(values)
     except (OSError, ValueError) as exc:
         raise GosBuildError(f"{path}: cannot read the publishing plan's chips ({exc})") from None
