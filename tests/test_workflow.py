@@ -32,7 +32,8 @@ def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
     """The demo's AOI, every form, split.folds: 3, packed chunks of 5 chips, zips in parts of 0.3 MB; the
     publishing jobs over one tile column each, then over one group of every tile: the same MANIFEST (packed
     chunks and the Parquet shards cross the groups: a group reads the chips that end them from the next groups'
-    tiles) and the same zips, byte for byte (joined from the groups' segments), and it validates."""
+    tiles) and the same zips, byte for byte (joined from the groups' segments, then, forced again once the
+    segments are gone, zipped by the package job alone), and it validates."""
     forms = ["tree", "stac", "stac-geoparquet", "croissant", "packed", "parquet"]
     manifests, groups, zips = {}, {}, {}
     for group_tiles in (1, 1000):
@@ -46,6 +47,12 @@ def test_the_files_do_not_depend_on_the_groups_of_tiles(inputs, tmp_path):
         groups[group_tiles] = plan["groups"]
         manifests[group_tiles] = (aoi / "dataset" / "MANIFEST.sha256").read_bytes()
         zips[group_tiles] = {z.name: z.read_bytes() for z in (aoi / "dist").glob("*.zip")}
+        assert not list((aoi / "publish" / "groups").glob("*/zips"))  # the segments go once the zips are whole
+        if group_tiles == 1:  # the package job again without the groups' segments: it zips their files itself
+            res = run_workflow(tmp_path / str(group_tiles), cfg, "--cores", "2", "--forcerun", "package")
+            assert res.returncode == 0, res.stderr[-3000:]
+            again = {z.name: z.read_bytes() for z in (aoi / "dist").glob("*.zip")}
+            assert again == zips[group_tiles]
         res = run_cli("validate", str(aoi / "dataset"))
         assert res.returncode == 0, res.stdout + res.stderr
     assert len(groups[1000]) == 1 and len(groups[1]) >= 3

@@ -17,6 +17,7 @@ import heapq
 import itertools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -177,8 +178,10 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
 
     ``groups``: the publishing groups' folders (``publish/groups/<k>``), whose jobs zipped their files into
     segments (``zips/``, :func:`write_segments`): the zips are joined from those and from a segment of the
-    files spanning the dataset zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again). Without
-    groups every file is zipped here. Memory does not grow with the files: the segments' indexes and the
+    other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and the segments are removed
+    once every zip is written (they are a second copy of the zips' bytes). A group without segments (removed
+    by an earlier run, or published without zips) has its files zipped here; without groups every file is.
+    The bytes are the same either way. Memory does not grow with the files: the segments' indexes and the
     manifest are read a line at a time."""
     from ..zipjoin import join, read_index
 
@@ -186,20 +189,19 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     if not (dataset / MANIFEST_FILE).is_file():
         raise GosBuildError(f"package: {dataset / MANIFEST_FILE} is missing; is {dataset} a finished dataset?")
     layers = list(dataset_layers(dataset))
-    groups = [Path(g) for g in groups]
-    for g in groups:
-        if not (g / SEGMENTS_DIR).is_dir():
-            raise GosBuildError(f"package: {g / SEGMENTS_DIR} is missing: the group was published without zips "
-                                "(publish.zips); rerun its job (snakemake --forcerun publish_group)")
+    zipped = [Path(g) for g in groups if (Path(g) / SEGMENTS_DIR).is_dir()]
+    if len(zipped) < len(groups):
+        log.info("package: %d of %d groups without zip segments (removed by an earlier run?): their files are "
+                 "zipped here", len(groups) - len(zipped), len(groups))
     dist.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory(prefix=".package.", suffix=".tmp", dir=dist) as scratch:
         t0 = time.perf_counter()
-        own = own_files(dataset, groups)
+        own = own_files(dataset, zipped)
         write_segments(dataset, own, scratch, layers)
-        log.info("package: %d files spanning the dataset zipped in %.1f s; joining the segments of %d groups",
-                 len(own), time.perf_counter() - t0, len(groups))
-        folders = [g / SEGMENTS_DIR for g in groups] + [Path(scratch)]
+        log.info("package: %d files zipped here in %.1f s; joining them with the segments of %d groups",
+                 len(own), time.perf_counter() - t0, len(zipped))
+        folders = [g / SEGMENTS_DIR for g in zipped] + [Path(scratch)]
         for name in [*layers, "labels", PACKED_DIR, PARQUET_DIR]:
             stems = [f / name for f in folders if (f / f"{name}.idx").is_file()]
 
@@ -218,5 +220,10 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                                 out.stat().st_size / 1e9, first.name)
             if len(counts) > 1:
                 log.info("package: %s in %d parts of at most %g GB", name, len(counts), part_bytes / 1e9)
-    log.info("package: %d archives in %s", len(written), dist)
+    freed = 0
+    for g in zipped:  # the zips are whole: their segments are a second copy of their bytes
+        freed += sum(e.stat().st_size for e in os.scandir(g / SEGMENTS_DIR))
+        shutil.rmtree(g / SEGMENTS_DIR)
+    log.info("package: %d archives in %s in %.1f s; the groups' zip segments removed (%.2f GB)", len(written),
+             dist, time.perf_counter() - t0, freed / 1e9)
     return written
