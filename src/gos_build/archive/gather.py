@@ -57,9 +57,14 @@ def _context(plan: dict, config: dict, grid) -> dict:
             "provenance": plan["provenance"], "stats": plan["stats"], "parquet": plan["parquet"]}
 
 
+def manifest_path(line: str) -> str:
+    """The path of a manifest's (or a group's ``sums.txt``) ``"<sha256>  <path>"`` line."""
+    return line[66:].rstrip("\n")
+
+
 def _key(line: str) -> list[str]:
     """The manifest's order of a ``"<sha256>  <path>"`` line: its path's components (:func:`files_under`)."""
-    return line[66:].rstrip("\n").split("/")
+    return manifest_path(line).split("/")
 
 
 def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config: dict, grid, out_dir: str | Path,

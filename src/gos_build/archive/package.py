@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from ..errors import GosBuildError
 from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, dataset_layers, split_file
@@ -122,24 +122,20 @@ def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, la
             for name, rels in by_zip.items()}
 
 
-def _paths(lines) -> Iterator[str]:
-    return (line[66:].rstrip("\n") for line in lines)
-
-
 def own_files(dataset: Path, groups: list[Path]) -> list[str]:
     """The files of ``dataset`` that no group wrote (those spanning it, written by the last job), from its
     ``MANIFEST.sha256`` and the groups' ``sums.txt`` (both in the manifest's order, read a line at a time), and
     the manifest itself. Checks that every file the dataset holds is in its manifest (by count)."""
-    from .gather import SUMS_FILE
+    from .gather import SUMS_FILE, manifest_path
 
     manifest = dataset / MANIFEST_FILE
     streams = [open(Path(g) / SUMS_FILE, encoding="utf-8") for g in groups]
     own, listed = [], 0
     try:
-        theirs = heapq.merge(*(_paths(s) for s in streams), key=lambda rel: rel.split("/"))
+        theirs = heapq.merge(*(map(manifest_path, s) for s in streams), key=lambda rel: rel.split("/"))
         nxt = next(theirs, None)
         with open(manifest, encoding="utf-8") as f:
-            for rel in _paths(f):
+            for rel in map(manifest_path, f):
                 listed += 1
                 if rel == nxt:
                     nxt = next(theirs, None)
