@@ -303,40 +303,51 @@ def discover(patterns, bands=RGB_BANDS) -> list[Product]:
 
 
 
+SAMPLE_ROWS = 128  # rows of the sample taken at a time: ~26 km of the AOI, a band of each granule read for them
+
+
 def _valid_fraction(products: list[Product], grid: Grid, invalid_scl) -> float:
-    """Share of the AOI with a valid pixel in some product, from a coarse (~ 200 m) sample."""
+    """Share of the AOI with a valid pixel in some product, from a coarse (~ 200 m) sample, taken in bands of
+    :data:`SAMPLE_ROWS` rows: memory does not grow with the AOI."""
+    from pyproj import Transformer
+
     step = 20
     rows = np.arange(step // 2, grid.height, step)
     cols = np.arange(step // 2, grid.width, step)
-    cc, rr = np.meshgrid(cols, rows)
-    x = grid.x_min + (cc + 0.5) * grid.resolution
-    y = grid.y_max - (rr + 0.5) * grid.resolution
-    inside = shapely.contains_xy(grid.aoi, x, y)
-    if not inside.any():
-        return 1.0
-    x, y = x[inside], y[inside]
-    ok = np.zeros(x.shape, dtype=bool)
-    from pyproj import Transformer
-
-    for p in products:
-        for g in p.granules:
-            gx, gy = Transformer.from_crs(grid.crs, g.crs, always_xy=True).transform(x, y)
-            src = g.scl if g.scl else g.bands["B04"]
-            with open_raster(src) as ds:
-                # the pixel under each point (rasterio's sample(), without its Python loop): one read of
-                # the window holding them
-                r, c = rasterio.transform.rowcol(ds.transform, gx, gy)
-                r, c = np.asarray(r), np.asarray(c)
-                within = (r >= 0) & (c >= 0) & (r < ds.height) & (c < ds.width)
-                vals = np.zeros(r.shape, dtype=ds.dtypes[0])
-                if within.any():
-                    r0, c0 = int(r[within].min()), int(c[within].min())
-                    block = ds.read(1, window=Window(c0, r0, int(c[within].max()) - c0 + 1,
-                                                     int(r[within].max()) - r0 + 1))
-                    vals[within] = block[r[within] - r0, c[within] - c0]
-            good = within & (~np.isin(vals, invalid_scl) if g.scl else vals != 0)
-            ok |= good
-    return float(ok.mean())
+    to_granule = {}
+    inside_n = ok_n = 0
+    for first in range(0, len(rows), SAMPLE_ROWS):
+        cc, rr = np.meshgrid(cols, rows[first : first + SAMPLE_ROWS])
+        x = grid.x_min + (cc + 0.5) * grid.resolution
+        y = grid.y_max - (rr + 0.5) * grid.resolution
+        inside = shapely.contains_xy(grid.aoi, x, y)
+        x, y = x[inside], y[inside]
+        if not x.size:
+            continue
+        ok = np.zeros(x.shape, dtype=bool)
+        for p in products:
+            for g in p.granules:
+                if g.crs not in to_granule:
+                    to_granule[g.crs] = Transformer.from_crs(grid.crs, g.crs, always_xy=True)
+                gx, gy = to_granule[g.crs].transform(x, y)
+                src = g.scl if g.scl else g.bands["B04"]
+                with open_raster(src) as ds:
+                    # the pixel under each point (rasterio's sample(), without its Python loop): one read of
+                    # the window holding them
+                    r, c = rasterio.transform.rowcol(ds.transform, gx, gy)
+                    r, c = np.asarray(r), np.asarray(c)
+                    within = (r >= 0) & (c >= 0) & (r < ds.height) & (c < ds.width)
+                    vals = np.zeros(r.shape, dtype=ds.dtypes[0])
+                    if within.any():
+                        r0, c0 = int(r[within].min()), int(c[within].min())
+                        block = ds.read(1, window=Window(c0, r0, int(c[within].max()) - c0 + 1,
+                                                         int(r[within].max()) - r0 + 1))
+                        vals[within] = block[r[within] - r0, c[within] - c0]
+                good = within & (~np.isin(vals, invalid_scl) if g.scl else vals != 0)
+                ok |= good
+        inside_n += int(ok.size)
+        ok_n += int(ok.sum())
+    return ok_n / inside_n if inside_n else 1.0
 
 
 
