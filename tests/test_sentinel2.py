@@ -353,3 +353,26 @@ def test_zip_entry_escaping_the_folder_is_refused(auvergne_demo, tmp_path):
 def test_glob_matching_nothing():
     with pytest.raises(GosBuildError, match=r"inputs.sentinel2: '/nowhere/\*.SAFE' matches no file"):
         discover(["/nowhere/*.SAFE"])
+
+
+@pytest.mark.parametrize("rows", [1, 128])
+def test_the_valid_share_is_rasterio_s_sample_of_the_scl(auvergne_demo, tmp_path, monkeypatch, rows):
+    """``aoi_valid_estimate``: the share of the ~200 m sample points (every 20th grid pixel's centre inside the
+    AOI) whose SCL pixel is valid, by rasterio's own ``sample()`` of the product's SCL -- whether the sample is
+    taken a row at a time or in bands of 128 rows (memory bounded whatever the AOI)."""
+    import shapely
+    from pyproj import Transformer
+
+    monkeypatch.setattr("gos_build.inputs.sentinel2.SAMPLE_ROWS", rows)
+    (safe,) = _safes(auvergne_demo)
+    grid = build_grid(bbox=AOI)
+    doc = inventory([str(safe)], grid, tmp_path / "inv.json")
+    rr, cc = np.mgrid[10 : grid.height : 20, 10 : grid.width : 20]
+    x, y = grid.x_min + (cc + 0.5) * grid.resolution, grid.y_max - (rr + 0.5) * grid.resolution
+    inside = shapely.contains_xy(grid.aoi, x, y)
+    (scl,) = safe.rglob("*_SCL_20m.jp2")
+    with rasterio.open(scl) as ds:
+        gx, gy = Transformer.from_crs(grid.crs, ds.crs, always_xy=True).transform(x[inside], y[inside])
+        values = np.array([v[0] for v in ds.sample(zip(gx, gy))])
+    expected = (~np.isin(values, doc["invalid_scl"])).mean()
+    assert 0.5 < expected < 1 and doc["aoi_valid_estimate"] == pytest.approx(expected, abs=1e-12)
