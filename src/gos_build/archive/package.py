@@ -205,6 +205,11 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                 return heapq.merge(*(read_index(s) for s in stems), key=lambda e: zip_order(e.name))
 
             counts = cut_parts(((e.name, e.size) for e in entries()), part_bytes, text)
+            if len(counts) == 1 and stems == [Path(scratch) / name]:  # zipped here whole: the segment is the zip
+                out = package_path(dist, aoi, name)
+                os.replace(Path(scratch) / f"{name}.zip", out)
+                written.append(out)
+                continue
             members = entries()
             for k, n in enumerate(counts, start=1):
                 out = package_path(dist, aoi, name, k, len(counts))
