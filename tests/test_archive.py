@@ -101,10 +101,10 @@ def _members(tmp_path):
 @pytest.mark.parametrize("zip64, streamed", [(False, False), (True, False), (False, True), (True, True)])
 def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypatch, zip64, streamed):
     """Members zipped into two segments (interleaved: every other file; each segment the bytes ``write_zip``
-    writes for its members), then joined in the zip's order: the same bytes as ``write_zip`` of the same members -- with zipfile's limits lowered so that sizes, offsets
-    and the entry count need zip64 records (``zip64``), as a 5 GB part or one of 70 000 files would; members
-    read in blocks (``streamed``), as those above 16 MB are -- and a zip that zipfile and ``unzip -t`` read back
-    whole."""
+    writes for its members), then joined in the zip's order: the same bytes as ``write_zip`` of the same
+    members -- with zipfile's limits lowered so that sizes, offsets and the entry count need zip64 records
+    (``zip64``), as a 5 GB part or one of 70 000 files would; members read in blocks (``streamed``), as those
+    above 16 MB are -- and a zip that zipfile and ``unzip -t`` read back whole."""
     import shutil
     import subprocess
     import zipfile

@@ -2,9 +2,10 @@
 
 After the plan (:mod:`gos_build.archive.plan`: the split, the statistics, the groups of tiles), each group's
 job lets every writer place the files of the group's chips (``publish/groups/<k>/files/``, with their sha256 in
-``sums.txt``, and with ``publish.zips`` their zip entries in ``zips/``: :mod:`gos_build.archive.package`); the last job writes what spans the dataset (index files, datacard, the forms' catalogues and
-metadata) under a temporary name, links the groups' files in, merges the manifest from the groups' sums and
-renames the folder into place when complete. Nothing in the last job reads a chip.
+``sums.txt``, and with ``publish.zips`` their zip entries in ``zips/``: :mod:`gos_build.archive.package`); the
+last job writes what spans the dataset (index files, datacard, the forms' catalogues and metadata) under a
+temporary name, links the groups' files in, merges the manifest from the groups' sums and renames the folder
+into place when complete. Nothing in the last job reads a chip.
 """
 
 from __future__ import annotations

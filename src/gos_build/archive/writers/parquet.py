@@ -215,7 +215,9 @@ def write_footprints(path: Path, chips: list[dict], crs: str, span: float, colum
     writer.close()
 
 
-INDEX_ROW_GROUP = 16_384  # chips a row group of a GeoParquet index (one group below it, the bytes pq.write_table wrote: the demo, the scale AOI; a province's last job holds one group at a time)
+# chips a row group of a GeoParquet index: one group below it (the bytes pq.write_table wrote: the demo, the scale
+# AOI); a province's last job holds one group at a time
+INDEX_ROW_GROUP = 16_384
 FOOTPRINT_STEP = 8192
 
 
