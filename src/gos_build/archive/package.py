@@ -93,7 +93,7 @@ def zip_of(rel: str, layers) -> str | None:
         return "labels"
     if top in (PACKED_DIR, PARQUET_DIR):
         return top
-    if top in layers and rel.endswith(".tif") and "/" in rel:
+    if top in layers and rel.endswith(".tif"):
         return top
     return None
 
@@ -104,10 +104,10 @@ def zip_order(rel: str) -> tuple:
     return _METADATA_RANK.get(rel, len(METADATA_FILES)), rel.split("/")
 
 
-def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers) -> dict[str, int]:
+def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers) -> None:
     """Zip ``files`` (posix paths under ``folder``) into one segment per zip at ``out/<zip name>``
-    (:func:`gos_build.zipjoin.write_segment`; text deflated), in the zip's order. Returns the entries per zip.
-    A publishing group writes its files' segments; the package job joins the groups' segments."""
+    (:func:`gos_build.zipjoin.write_segment`; text deflated), in the zip's order. A publishing group writes its
+    files' segments; the package job joins the groups' segments."""
     from ..zipjoin import write_segment
 
     folder, out = Path(folder), Path(out)
@@ -118,8 +118,8 @@ def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, la
             raise RuntimeError(f"package: {folder / rel} is in no zip")
         by_zip.setdefault(name, []).append(rel)
     out.mkdir(parents=True, exist_ok=True)
-    return {name: write_segment(out / name, [(rel, folder / rel) for rel in sorted(rels, key=zip_order)], text)
-            for name, rels in by_zip.items()}
+    for name, rels in by_zip.items():
+        write_segment(out / name, [(rel, folder / rel) for rel in sorted(rels, key=zip_order)], text)
 
 
 def own_files(dataset: Path, groups: list[Path]) -> list[str]:

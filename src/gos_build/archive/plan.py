@@ -112,16 +112,12 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
         rejected.update(doc["rejected"])
         candidates += doc["candidates"]
         partial += doc["partial_aoi"]
-        tile = intern(doc["tile"])
+        tile = doc["tile"]
         if any("bytes" not in c for c in doc["chips"]):
             raise GosBuildError(f"{path}: written by an earlier gos-build (no chip sizes); rerun the tile jobs "
                                 "(snakemake --forcerun tile)")
         for c in doc["chips"]:
-            chip = Chip([c.get(k) for k in FIELDS])  # slots, not a dict: ~half the memory a chip
-            # the names and the lattice's coordinates are shared, not held a chip each (a tile's chips have 32)
-            chip.tile, chip["class"] = tile, intern(chip["class"])
-            chip.x, chip.y = shared.setdefault(chip.x, chip.x), shared.setdefault(chip.y, chip.y)
-            chips.append(chip)
+            chips.append(_chip([tile if k == "tile" else c.get(k) for k in FIELDS], shared))
     chips.sort(key=lambda c: c.id)
     if any(a.id == b.id for a, b in zip(chips, chips[1:])):
         raise GosBuildError("chips: the same chip id came from two tiles")
@@ -249,21 +245,29 @@ class Chip:
         return getattr(self, key, default)
 
 
+_NAMES = FIELDS.index("tile"), FIELDS.index("class"), FIELDS.index("split")
+_COORDS = FIELDS.index("x"), FIELDS.index("y")
+
+
+def _chip(values: list, seen: dict) -> Chip:
+    """A :class:`Chip` of ``values`` (:data:`FIELDS`' order) with its repeated names (tile, class, split) and the
+    lattice's coordinates (a tile's chips have 32 of each) shared through ``seen``, not held a chip each."""
+    for i in _NAMES:
+        if values[i] is not None:
+            values[i] = intern(values[i])
+    for i in _COORDS:
+        values[i] = seen.setdefault(values[i], values[i])
+    return Chip(values)
+
+
 def read_chips(plan_dir: str | Path):
-    """The plan's chips, in the dataset's order: :class:`Chip` records (the repeated names -- tile, class,
-    split -- and the lattice's coordinates shared, not copied a chip)."""
+    """The plan's chips, in the dataset's order: :class:`Chip` records, their repeated values shared
+    (:func:`_chip`)."""
     path = Path(plan_dir) / CHIPS_FILE
-    names = FIELDS.index("tile"), FIELDS.index("class"), FIELDS.index("split")
-    coords = FIELDS.index("x"), FIELDS.index("y")
     seen: dict = {}
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
-                values = json.loads(line)
-                for i in names:
-                    values[i] = intern(values[i])
-                for i in coords:
-                    values[i] = seen.setdefault(values[i], values[i])
-                yield Chip(values)
+                yield _chip(json.loads(line), seen)
     except (OSError, ValueError) as exc:
         raise GosBuildError(f"{path}: cannot read the publishing plan's chips ({exc})") from None
