@@ -45,7 +45,9 @@ rule s2_granule:
     resources:
         mem_mb=1000,
         runtime=20,
-        gdal_cache_mb=256,
+        # a row of the product's blocks is read at a time, each block once: the cache need not hold more than
+        # that row (a 10 m band's: 11 blocks of 1024 x 1024 px, 22 MB); 256 MB let the job's memory grow with the AOI
+        gdal_cache_mb=32,
     shell:
         "gos-build --log {log} --threads {threads} --gdal-cache-mb {resources.gdal_cache_mb} s2-granule"
         " --grid {input.grid} --manifest {input.manifest} --granule {wildcards.granule} --out {output}"
