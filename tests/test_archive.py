@@ -66,6 +66,65 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path):
     assert "folds.txt" in (tmp_path / "ds" / "MANIFEST.sha256").read_text()
 
 
+def test_package_refuses_a_dataset_that_is_not_its_manifest(tmp_path):
+    """`gos-build package` as the workflow runs it, on a dataset published from hand-made records (the tree form,
+    no chip files): a file added to the dataset, one taken away, and a group's file the manifest does not list
+    are each one message naming the folder, with no dist/ left; the dataset as published packages, its zips
+    holding exactly the manifest's files (read by zipfile)."""
+    import zipfile
+
+    from gos_build.archive.writers import tree
+    from helpers import run_cli
+
+    chips = [{"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "class_id": 1 + (i + j) % 3,
+              "class": CLASSES[1 + (i + j) % 3]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
+              "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}, "bytes": 0} for i in range(8) for j in range(8)]
+    records = tmp_path / "t.json"
+    records.write_text(json.dumps({"candidates": 64, "partial_aoi": 0, "kept": 64, "chips": chips, "tile": TILE,
+                                   "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    shard = tmp_path / TILE / "shard"
+    shard.mkdir(parents=True)
+    (shard / tree.SUMS_FILE).write_text("")
+    cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
+                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}},
+           "publish": {"forms": ["tree"], "zips": {"part_gb": 4}}}
+    ds, work, dist = tmp_path / "ds", tmp_path / "work", tmp_path / "dist"
+    publish([records], [shard], cfg, GRID, {}, ds, work)
+    groups = sorted(str(g) for g in (work / "groups").iterdir())
+    listed = [line[66:] for line in (ds / "MANIFEST.sha256").read_text(encoding="utf-8").splitlines()]
+
+    def package():
+        return run_cli("package", "--dataset", str(ds), "--dist", str(dist), "--aoi", "hand", "--part-gb", "4",
+                       *groups)
+
+    (ds / "notes.txt").write_text("mine\n")
+    res = package()
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{ds} holds {len(listed) + 1} files besides MANIFEST.sha256, which lists {len(listed)}" in res.stderr
+    assert not dist.exists()
+    (ds / "notes.txt").unlink()
+    kept = (ds / "labels.txt").read_bytes()
+    (ds / "labels.txt").unlink()
+    res = package()
+    assert res.returncode == 2 and f"{ds} holds {len(listed) - 1} files" in res.stderr and not dist.exists()
+    (ds / "labels.txt").write_bytes(kept)
+    sums = work / "groups" / "0" / "sums.txt"
+    theirs = sums.read_text(encoding="utf-8")
+    sums.write_text(theirs + f"{'0' * 64}  zz/stray.tif\n", encoding="utf-8")
+    res = package()
+    assert res.returncode == 2 and f"zz/stray.tif of a publishing group is not in {ds / 'MANIFEST.sha256'}" in \
+        res.stderr and not dist.exists()
+    sums.write_text(theirs, encoding="utf-8")
+    res = package()
+    assert res.returncode == 0, res.stderr
+    names = []
+    for z in sorted(dist.glob("*.zip")):
+        with zipfile.ZipFile(z) as zf:
+            assert zf.testzip() is None
+            names += zf.namelist()
+    assert sorted(set(names) - {"MANIFEST.sha256"}) == sorted(set(listed)) and "MANIFEST.sha256" in names
+
+
 def test_zip_parts_hold_whole_files_within_the_limit():
     """Parts cut by hand: members of 100 B budget 100 + 140 + 2 x len(name) each (+ 98 for the zip's end)."""
     from gos_build.archive.package import ZIP_END, cut_parts, package_path

@@ -189,11 +189,11 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     if len(zipped) < len(groups):
         log.info("package: %d of %d groups without zip segments (removed by an earlier run?): their files are "
                  "zipped here", len(groups) - len(zipped), len(groups))
+    t0 = time.perf_counter()
+    own = own_files(dataset, zipped)  # before dist exists: a refused dataset leaves nothing behind
     dist.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory(prefix=".package.", suffix=".tmp", dir=dist) as scratch:
-        t0 = time.perf_counter()
-        own = own_files(dataset, zipped)
         write_segments(dataset, own, scratch, layers)
         log.info("package: %d files zipped here in %.1f s; joining them with the segments of %d groups",
                  len(own), time.perf_counter() - t0, len(zipped))
