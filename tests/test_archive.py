@@ -125,6 +125,96 @@ def test_package_refuses_a_dataset_that_is_not_its_manifest(tmp_path):
     assert sorted(set(names) - {"MANIFEST.sha256"}) == sorted(set(listed)) and "MANIFEST.sha256" in names
 
 
+def test_zips_are_the_same_whatever_segments_are_left(tmp_path, monkeypatch):
+    """Hand-made tiles of 8 x 8 chips (their shards' GeoTIFF bytes made up: the tree form links them), a group a
+    tile column: the package joins each zip from the groups' segments and removes them zip by zip (when a zip
+    is joined, no segment of a zip joined before it is left). A second package of the same dataset with one
+    group's segments gone and another's of one zip gone, and a third with no groups at all (every file zipped
+    by the package job), write the same zips, byte for byte, in parts."""
+    import hashlib
+    import shutil
+    import zipfile
+
+    from gos_build import zipjoin
+    from gos_build.archive.package import SEGMENTS_DIR, package
+    from gos_build.archive.writers import tree
+
+    grid = build_grid(bbox=[127.7, 43.3, 128.0, 43.5], crs="EPSG:32652", tile_chips=8)
+    span = grid.chip_span
+    x0, y0, x1, y1 = grid.bounds
+    records, shards = [], []
+    for t in grid.tiles():
+        tx, ty = x0 + t.col_off * grid.resolution, y1 - (t.row_off + t.height) * grid.resolution
+        chips, listing = [], []
+        shard = tmp_path / t.id / "shard"
+        for i in range(t.width // grid.chip_size):
+            for j in range(t.height // grid.chip_size):
+                x, y = tx + i * span, ty + j * span
+                cid = 1 + (int(x // span) + int(y // span)) % 3
+                chip = {"id": f"E{int(x):07d}N{int(y):07d}", "class_id": cid, "class": CLASSES[cid]["name"],
+                        "purity": 1.0, "x": x, "y": y, "cloud": 0.0, "stats": {}, "bytes": 0}
+                for layer in ("dem", "rgb"):
+                    rel = f"{layer}/{chip['class']}/{chip['id']}.tif"
+                    data = hashlib.sha256(rel.encode()).digest() * (40 + len(chips) % 7)
+                    (shard / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (shard / rel).write_bytes(data)
+                    listing.append(f"{hashlib.sha256(data).hexdigest()}  {rel}\n")
+                    chip["bytes"] += len(data)
+                chips.append(chip)
+        (shard / tree.SUMS_FILE).write_text("".join(sorted(listing, key=lambda line: line[66:])))
+        rec = tmp_path / f"{t.id}.json"
+        rec.write_text(json.dumps({"candidates": len(chips), "partial_aoi": 0, "kept": len(chips), "chips": chips,
+                                   "tile": t.id, "rejected": {"purity": 0, "cloud": 0, "nodata": 0,
+                                                              "unlabelled": 0}}))
+        records.append(rec)
+        shards.append(shard)
+    cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
+                                         "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}},
+           "publish": {"forms": ["tree"], "zips": {"part_gb": 4}, "group_tiles": 1}}
+    ds, work = tmp_path / "ds", tmp_path / "work"
+    publish(records, shards, cfg, grid, {}, ds, work)
+    groups = sorted((work / "groups").iterdir(), key=lambda g: int(g.name))
+    assert len(groups) >= 3 and all((g / SEGMENTS_DIR / "rgb.idx").is_file() for g in groups)
+    other = tmp_path / "other"
+    shutil.copytree(work / "groups", other)
+    others = [other / g.name for g in groups]
+    shutil.rmtree(others[0] / SEGMENTS_DIR)
+    (others[1] / SEGMENTS_DIR / "rgb.idx").unlink()
+
+    joined, real_join = [], zipjoin.join
+
+    def zip_name(path):  # hand_rgb.part02-of-19.zip -> rgb
+        return path.name.split(".")[0].removeprefix("hand_")
+
+    def join(out, entries):
+        done = {zip_name(p) for p in joined} - {zip_name(out)}
+        joined.append(out)
+        for g in groups:
+            if (g / SEGMENTS_DIR).is_dir():
+                left = {p.name.split(".")[0] for p in (g / SEGMENTS_DIR).iterdir()}
+                assert not left & done, (out.name, left, done)
+        return real_join(out, entries)
+
+    monkeypatch.setattr(zipjoin, "join", join)
+    part = 120_000  # bytes: the rgb and dem zips in parts
+    made = {}
+    for name, folders in (("all", groups), ("some", others), ("none", [])):
+        dist = tmp_path / f"dist_{name}"
+        package(ds, dist, "hand", part, folders)
+        made[name] = {z.name: z.read_bytes() for z in sorted(dist.glob("*.zip"))}
+    assert {zip_name(p) for p in joined} >= {"dem", "rgb"}
+    assert any(".part" in n for n in made["all"])
+    assert made["all"] == made["some"] == made["none"]
+    assert not any((g / SEGMENTS_DIR).exists() for g in groups + others)
+    names = []
+    for data in made["all"].values():
+        zf = zipfile.ZipFile(__import__("io").BytesIO(data))
+        assert zf.testzip() is None
+        names += zf.namelist()
+    listed = {line[66:] for line in (ds / "MANIFEST.sha256").read_text().splitlines()} | {"MANIFEST.sha256"}
+    assert set(names) == listed
+
+
 def test_zip_parts_hold_whole_files_within_the_limit():
     """Parts cut by hand: members of 100 B budget 100 + 140 + 2 x len(name) each (+ 98 for the zip's end)."""
     from gos_build.archive.package import ZIP_END, cut_parts, package_path

@@ -122,27 +122,32 @@ def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, la
         write_segment(out / name, [(rel, folder / rel) for rel in sorted(rels, key=zip_order)], text)
 
 
-def own_files(dataset: Path, groups: list[Path]) -> list[str]:
-    """The files of ``dataset`` that no group wrote (those spanning it, written by the last job), from its
-    ``MANIFEST.sha256`` and the groups' ``sums.txt`` (both in the manifest's order, read a line at a time), and
-    the manifest itself. Checks that every file the dataset holds is in its manifest (by count)."""
+def own_files(dataset: Path, groups: list[Path], segments: list[frozenset], layers) -> list[str]:
+    """The files of ``dataset`` the package job zips itself: those no group wrote (those spanning it, written
+    by the last job; the manifest itself), and a group's whose zip it has no segment of (``segments``: per
+    group, the zips it has segments of). From ``MANIFEST.sha256`` and the groups' ``sums.txt`` (both in the
+    manifest's order, read a line at a time). Checks that every file the dataset holds is in its manifest (by
+    count) and every group's file too."""
     from .gather import SUMS_FILE, manifest_path
 
     manifest = dataset / MANIFEST_FILE
     streams = [open(Path(g) / SUMS_FILE, encoding="utf-8") for g in groups]
     own, listed = [], 0
     try:
-        theirs = heapq.merge(*(map(manifest_path, s) for s in streams), key=lambda rel: rel.split("/"))
+        theirs = heapq.merge(*(zip(map(manifest_path, s), itertools.repeat(k)) for k, s in enumerate(streams)),
+                             key=lambda item: item[0].split("/"))
         nxt = next(theirs, None)
         with open(manifest, encoding="utf-8") as f:
             for rel in map(manifest_path, f):
                 listed += 1
-                if rel == nxt:
+                if nxt is not None and rel == nxt[0]:
+                    if zip_of(rel, layers) not in segments[nxt[1]]:
+                        own.append(rel)
                     nxt = next(theirs, None)
                 else:
                     own.append(rel)
         if nxt is not None:
-            raise GosBuildError(f"package: {nxt} of a publishing group is not in {manifest}; the groups are not "
+            raise GosBuildError(f"package: {nxt[0]} of a publishing group is not in {manifest}; the groups are not "
                                 "this dataset's (rerun: snakemake --forcerun publish_plan)")
     finally:
         for s in streams:
@@ -152,6 +157,20 @@ def own_files(dataset: Path, groups: list[Path]) -> list[str]:
         raise GosBuildError(f"package: {dataset} holds {held} files besides {MANIFEST_FILE}, which lists {listed}; "
                             "validate the dataset (gos-build validate) or rebuild it")
     return own + [MANIFEST_FILE]
+
+
+def _segment(stem: Path) -> bool:
+    """Whether segment ``stem`` is there whole: its zip and its index (written last)."""
+    return stem.with_name(stem.name + ".idx").is_file() and stem.with_name(stem.name + ".zip").is_file()
+
+
+def _remove_segment(stem: Path) -> int:
+    """Remove segment ``stem``, its index first (a segment without an index is none): the bytes freed."""
+    idx, seg = stem.with_name(stem.name + ".idx"), stem.with_name(stem.name + ".zip")
+    size = seg.stat().st_size + idx.stat().st_size
+    idx.unlink()
+    seg.unlink()
+    return size
 
 
 def _count_files(folder: Path) -> int:
@@ -174,32 +193,32 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
 
     ``groups``: the publishing groups' folders (``publish/groups/<k>``), whose jobs zipped their files into
     segments (``zips/``, :func:`write_segments`): the zips are joined from those and from a segment of the
-    other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and the segments are removed
-    once every zip is written (they are a second copy of the zips' bytes). A group without segments (removed
-    by an earlier run, or published without zips) has its files zipped here; without groups every file is.
-    The bytes are the same either way. Memory does not grow with the files: the segments' indexes and the
-    manifest are read a line at a time."""
+    other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and each zip's segments are
+    removed once it is written (they are a second copy of its bytes: the disk holds one zip's bytes twice at
+    most). A group's files whose segment is gone (removed by an earlier run, or published without zips) are
+    zipped here; without groups every file is. The bytes are the same either way. Memory does not grow with the
+    files: the segments' indexes and the manifest are read a line at a time."""
     from ..zipjoin import join, read_index
 
     dataset, dist = Path(dataset), Path(dist)
     if not (dataset / MANIFEST_FILE).is_file():
         raise GosBuildError(f"package: {dataset / MANIFEST_FILE} is missing; is {dataset} a finished dataset?")
     layers = list(dataset_layers(dataset))
-    zipped = [Path(g) for g in groups if (Path(g) / SEGMENTS_DIR).is_dir()]
-    if len(zipped) < len(groups):
-        log.info("package: %d of %d groups without zip segments (removed by an earlier run?): their files are "
-                 "zipped here", len(groups) - len(zipped), len(groups))
+    names = [*layers, "labels", PACKED_DIR, PARQUET_DIR]
+    groups = [Path(g) for g in groups]
+    segments = [frozenset(n for n in names if _segment(g / SEGMENTS_DIR / n)) for g in groups]
     t0 = time.perf_counter()
-    own = own_files(dataset, zipped)  # before dist exists: a refused dataset leaves nothing behind
+    own = own_files(dataset, groups, segments, layers)  # before dist exists: a refused dataset leaves nothing behind
     dist.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, freed = [], 0
     with tempfile.TemporaryDirectory(prefix=".package.", suffix=".tmp", dir=dist) as scratch:
         write_segments(dataset, own, scratch, layers)
-        log.info("package: %d files zipped here in %.1f s; joining them with the segments of %d groups",
-                 len(own), time.perf_counter() - t0, len(zipped))
-        folders = [g / SEGMENTS_DIR for g in zipped] + [Path(scratch)]
-        for name in [*layers, "labels", PACKED_DIR, PARQUET_DIR]:
-            stems = [f / name for f in folders if (f / f"{name}.idx").is_file()]
+        log.info("package: %d files zipped here in %.1f s; joining them with %d segments of %d groups", len(own),
+                 time.perf_counter() - t0, sum(map(len, segments)), sum(1 for z in segments if z))
+        for name in names:
+            stems = [g / SEGMENTS_DIR / name for g, z in zip(groups, segments) if name in z]
+            if (Path(scratch) / f"{name}.idx").is_file():
+                stems.append(Path(scratch) / name)
 
             def entries():
                 return heapq.merge(*(read_index(s) for s in stems), key=lambda e: zip_order(e.name))
@@ -221,10 +240,14 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                                 out.stat().st_size / 1e9, first.name)
             if len(counts) > 1:
                 log.info("package: %s in %d parts of at most %g GB", name, len(counts), part_bytes / 1e9)
-    freed = 0
-    for g in zipped:  # the zips are whole: their segments are a second copy of their bytes
-        freed += sum(e.stat().st_size for e in os.scandir(g / SEGMENTS_DIR))
-        shutil.rmtree(g / SEGMENTS_DIR)
+            # this zip is whole: its segments are a second copy of its bytes (removed zip by zip, so that the
+            # disk holds at most one zip's bytes twice; a rerun zips here what a removed segment held)
+            for stem in stems:
+                if stem.parent != Path(scratch):
+                    freed += _remove_segment(stem)
+    for g, z in zip(groups, segments):
+        if z:
+            shutil.rmtree(g / SEGMENTS_DIR, ignore_errors=True)
     log.info("package: %d archives in %s in %.1f s; the groups' zip segments removed (%.2f GB)", len(written),
              dist, time.perf_counter() - t0, freed / 1e9)
     return written
