@@ -324,3 +324,43 @@ def test_records_of_another_grid_are_refused_by_the_plan(tmp_path):
                                             r"grid \(1 such\)"):
         publish([j], [], cfg, GRID, {}, tmp_path / "ds", tmp_path / "work")
     assert not (tmp_path / "work" / "plan").exists()
+
+
+def test_each_parquet_shard_goes_to_a_group_holding_its_chips_and_the_work_evens_out():
+    """The scale AOI's five groups and four shards (train 2 of 3 119 chips, val 1, test 1): every shard to a
+    group holding some of its chips; the most work any group has is the least any such choice gives (all 5 x 3
+    x 5 x 3 choices tried), lower than when each shard went to the group of its first chip; an empty split's one
+    shard to group 0."""
+    import itertools
+
+    from gos_build.archive.plan import SHARD_CHIP_WORK, shard_writers
+
+    ranges = [{"train": [0, 500], "val": [0, 32], "test": [0, 49]},
+              {"train": [500, 2428], "val": [32, 139], "test": [49, 718]},
+              {"train": [2428, 4270], "val": [139, 399], "test": [718, 1254]},
+              {"train": [4270, 5927], "val": [399, 712], "test": [1254, 1673]},
+              {"train": [5927, 6237], "val": [712, 893], "test": [1673, 1780]}]
+    n = {"train": 6237, "val": 893, "test": 1780}
+    shards = [("train", 0, 0, 3119), ("train", 1, 3119, 6237), ("val", 0, 0, 893), ("test", 0, 0, 1780)]
+
+    def worst(writers):  # the most work of a group: its own chips, and its shards' at SHARD_CHIP_WORK
+        work = [sum(e - s for s, e in r.values()) for r in ranges]
+        for (split, k, lo, hi) in shards:
+            work[writers[split][k]] += SHARD_CHIP_WORK * (hi - lo)
+        return max(work)
+
+    def holders(split, lo, hi):
+        return [g for g, r in enumerate(ranges) if r[split][0] < hi and lo < r[split][1]]
+
+    cut = {"train": {"shards": 2, "per": 3119}, "val": {"shards": 1, "per": 893}, "test": {"shards": 1, "per": 1780}}
+    shard_writers(cut, ranges, n)
+    writers = {s: cut[s]["writers"] for s in cut}
+    assert all(writers[s][k] in holders(s, lo, hi) for s, k, lo, hi in shards)
+    best = min(worst({"train": [a, b], "val": [c], "test": [d]})
+               for a, b, c, d in itertools.product(*(holders(s, lo, hi) for s, _, lo, hi in shards)))
+    first_chip = {"train": [0, 2], "val": [0], "test": [0]}
+    assert worst(writers) == pytest.approx(best) and best < 0.75 * worst(first_chip)
+
+    empty = {"train": {"shards": 1, "per": 1}, "val": {"shards": 1, "per": 1}, "test": {"shards": 1, "per": 1}}
+    shard_writers(empty, [{"train": [0, 0], "val": [0, 0], "test": [0, 0]}] * 3, {"train": 0, "val": 0, "test": 0})
+    assert [empty[s]["writers"] for s in ("train", "val", "test")] == [[0], [0], [0]]

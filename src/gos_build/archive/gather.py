@@ -83,13 +83,17 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
         raise GosBuildError(f"publish: no group {k} in {plan_dir} ({len(plan['groups'])} groups)")
     ranges, n, cut = plan["groups"][k]["range"], plan["n"], plan["parquet"]
     chunk = chunk_chips(config)
-    need = {}  # per split: the chips [start, end) of the group, then those that end its chunks and shards
+    need = {}  # per split: the chips [start, end) of the group, those that end its chunks, and its Parquet shards'
     for s in SPLITS:
         start, end = ranges[s]
-        stop = end
+        lo, hi = start, end
         if start < end:
-            stop = max(stop, math.ceil(end / chunk) * chunk, math.ceil(end / cut[s]["per"]) * cut[s]["per"])
-        need[s] = (start, min(stop, n[s]))
+            hi = max(hi, math.ceil(end / chunk) * chunk)
+        per = cut[s]["per"]
+        for j, writer in enumerate(cut[s]["writers"]):
+            if writer == k:  # a shard holding some of the group's chips (or an empty split's): one run with them
+                lo, hi = min(lo, j * per), max(hi, (j + 1) * per)
+        need[s] = (lo, min(hi, n[s]))
     runs = {s: [] for s in SPLITS}
     own = []
     index = {s: 0 for s in SPLITS}
@@ -99,7 +103,7 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
         index[s] += 1
         if need[s][0] <= i < need[s][1]:
             runs[s].append(c)
-            if i < ranges[s][1]:
+            if ranges[s][0] <= i < ranges[s][1]:
                 own.append(c)
     shard_of = {Path(p).parent.name: str(p) for p in shards}
     missing = sorted({c["tile"] for run in runs.values() for c in run} - set(shard_of))
@@ -107,7 +111,8 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
         raise GosBuildError(f"publish: group {k} needs the shard of tile {missing[0]} ({len(missing)} missing)")
     context = _context(plan, config, grid)
     context["folds"] = {c["id"]: c["fold"] for run in runs.values() for c in run if c["fold"] is not None}
-    context["part"] = {"group": k, "range": ranges, "n": n, "parquet": cut, "runs": runs, "shard_of": shard_of,
+    context["part"] = {"group": k, "range": ranges, "n": n, "parquet": cut, "runs": runs,
+                       "offset": {s: need[s][0] for s in SPLITS}, "shard_of": shard_of,
                        "plan_files": str(Path(plan_dir) / FILES_DIR)}
     with atomic_folder(out_dir) as tmp:
         dest = tmp / FILES_DIR

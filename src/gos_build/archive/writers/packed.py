@@ -95,16 +95,16 @@ def place(chips: list[dict], dest: Path, context: dict) -> None:
     part = context["part"]
     size = context["chip_size"]
     layers = context["layers"]
-    runs = part["runs"]
     per = chunk_chips(context["config"])
-    where = _rows(sorted({part["shard_of"][c["tile"]] for run in runs.values() for c in run}))
+    chunked = {}  # per split: the first chunk starting in the group, and the chips of its chunks
     for split in SPLITS:
         start, end = part["range"][split]
-        first = -(-start // per) * per  # the first chunk starting in the group
-        if first >= end:
-            continue
-        run = runs[split]
-        mine = run[first - start : first - start + -(-(end - first) // per) * per]
+        first = -(-start // per) * per
+        if first < end:
+            at = first - part["offset"][split]  # the group's run of chips starts at this one of the split
+            chunked[split] = first, part["runs"][split][at : at + -(-(end - first) // per) * per]
+    where = _rows(sorted({part["shard_of"][c["tile"]] for _, mine in chunked.values() for c in mine}))
+    for split, (first, mine) in chunked.items():
         missing = [c["id"] for c in mine if c["id"] not in where]
         if missing:
             raise GosBuildError(f"packed: {len(missing)} chips are in no shard's {SHARD_IDS} (first: {missing[0]})")

@@ -116,9 +116,9 @@ def thumbnail(rgb: np.ndarray, table: np.ndarray) -> bytes:
 
 
 def place(chips: list[dict], dest: Path, context: dict) -> None:
-    """Write the shards under ``dest/parquet`` that start with a chip of the group (the plan cuts each split
-    into shards by the chips' bytes; a shard's first chip decides, the rest may lie in the next group's
-    tiles), reading the chips' GeoTIFFs from their tiles' shards."""
+    """Write the shards under ``dest/parquet`` the plan gives the group (it cuts each split into shards by the
+    chips' bytes and gives each to a group holding some of its chips: :func:`gos_build.archive.plan.
+    shard_writers`), reading the chips' GeoTIFFs from their tiles' shards."""
     part = context["part"]
     classes = context["classes"]
     crs = context["crs"]
@@ -131,19 +131,15 @@ def place(chips: list[dict], dest: Path, context: dict) -> None:
     layers = context["layers"].names
     tasks = []
     for split in SPLITS:
-        start, end = part["range"][split]
-        n, per = part["n"][split], part["parquet"][split]["per"]
-        n_shards = part["parquet"][split]["shards"]
-        run = part["runs"][split]
-        owned = [k for k in range(n_shards) if start <= k * per < end]
-        if n == 0 and part["group"] == 0:
-            owned = [0]  # an empty split: a shard of the schema alone, written by the first group
-        for k in owned:
+        per, n_shards = part["parquet"][split]["per"], part["parquet"][split]["shards"]
+        run, offset = part["runs"][split], part["offset"][split]  # the chips the group reads, from this one on
+        owned = [k for k, writer in enumerate(part["parquet"][split]["writers"]) if writer == part["group"]]
+        for k in owned:  # (an empty split's one shard: the schema alone)
             rows = [{"chip_id": c["id"], "label": index_of[c["class_id"]], "class_id": c["class_id"],
                      "class_name": classes[c["class_id"]]["name"], "split": split, "fold": folds.get(c["id"]),
                      "x": float(c["x"]), "y": float(c["y"]), "purity": round(c["purity"], 4),
                      "boundary_m": c.get("boundary_m"), "src": part["shard_of"][c["tile"]]}
-                    for c in run[k * per - start : (k + 1) * per - start]]
+                    for c in run[k * per - offset : (k + 1) * per - offset]]
             tasks.append((str(dest), shard_name(split, k, n_shards), rows, crs, span, with_folds, class_names,
                           stretch, layers))
     if tasks:
