@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import __version__
@@ -606,7 +607,9 @@ def _run(args) -> int:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads or 1))
     try:
+        t0 = time.perf_counter()
         args.func(args)
+        log.info("%s: done in %.1f s; peak memory %s", args.command, time.perf_counter() - t0, _peak_memory())
     except GosBuildError as exc:
         if args.log:
             log.error("%s", exc)
@@ -634,6 +637,19 @@ def _run(args) -> int:
             print(f"gos-build: internal error: {exc!r} (traceback in {args.log})", file=sys.stderr)
         return 1
     return 0
+
+
+def _peak_memory() -> str:
+    """This process's peak resident memory (MiB, the kernel's high-water mark: exact, not sampled), and its
+    largest worker's where it had workers; "unknown" where the platform does not say."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return "unknown"
+    unit = 1 << 20 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / (1 << 20)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / (1 << 20)
+    return f"{own:.0f} MB" + (f" (its largest worker {workers:.0f} MB)" if workers else "")
 
 
 def _setup_logging(args) -> None:
