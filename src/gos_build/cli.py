@@ -646,7 +646,7 @@ def _peak_memory() -> str:
         import resource
     except ImportError:  # not a Unix
         return "unknown"
-    unit = 1 << 20 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB on Linux
+    unit = 1 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB on Linux
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / (1 << 20)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / (1 << 20)
     return f"{own:.0f} MB" + (f" (its largest worker {workers:.0f} MB)" if workers else "")

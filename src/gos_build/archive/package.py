@@ -245,9 +245,8 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
             for stem in stems:
                 if stem.parent != Path(scratch):
                     freed += _remove_segment(stem)
-    for g, z in zip(groups, segments):
-        if z:
-            shutil.rmtree(g / SEGMENTS_DIR, ignore_errors=True)
+    for g in groups:  # what is left there: a segment a killed run had begun to remove
+        shutil.rmtree(g / SEGMENTS_DIR, ignore_errors=True)
     log.info("package: %d archives in %s in %.1f s; the groups' zip segments removed (%.2f GB)", len(written),
              dist, time.perf_counter() - t0, freed / 1e9)
     return written
