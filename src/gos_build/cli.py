@@ -640,14 +640,21 @@ def _run(args) -> int:
 
 
 def _peak_memory() -> str:
-    """This process's peak resident memory (MiB, the kernel's high-water mark: exact, not sampled), and its
-    largest worker's where it had workers; "unknown" where the platform does not say."""
+    """This process's peak resident memory (MiB): the kernel's high-water mark of its own memory (Linux's
+    ``VmHWM``: exact, not sampled; ``getrusage``'s ``ru_maxrss`` elsewhere, which on Linux would also hold the
+    forking parent's, Snakemake's, carried across ``exec``), and its largest worker's where it had workers;
+    "unknown" where the platform does not say."""
     try:
         import resource
     except ImportError:  # not a Unix
         return "unknown"
     unit = 1 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB on Linux
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / (1 << 20)
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            own = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / (1 << 20)
     return f"{own:.0f} MB" + (f" (its largest worker {workers:.0f} MB)" if workers else "")
 
