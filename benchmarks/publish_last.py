@@ -83,16 +83,16 @@ def make_records(grid, n_chips: int, work: Path) -> list[Path]:
 def make_groups(plan_dir: Path, grid, work: Path) -> list[Path]:
     """Each group's folder as its job leaves it, less its files: notes and sums."""
     from gos_build.archive.gather import PARTS_FILE, SUMS_FILE
-    from gos_build.archive.plan import FILES_DIR, read_chips, read_plan
+    from gos_build.archive.plan import FILES_DIR, group_of_chips, read_chips, read_plan
     from gos_build.archive.writers.stac import item_path, label_path
     from gos_build.grid import chip_footprints_lonlat
     from gos_build.layout import chip_path
 
     plan = read_plan(plan_dir)
-    group_of = {t: k for k, g in enumerate(plan["groups"]) for t in g["tiles"]}
+    group_of = group_of_chips(plan["groups"])
     by_group: dict[int, list[dict]] = {}
     for c in read_chips(plan_dir):
-        by_group.setdefault(group_of[c["tile"]], []).append(c)
+        by_group.setdefault(group_of(c["x"]), []).append(c)
     folders = []
     for k in range(len(plan["groups"])):
         folder = work / "groups" / str(k)

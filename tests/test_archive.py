@@ -364,3 +364,35 @@ def test_each_parquet_shard_goes_to_a_group_holding_its_chips_and_the_work_evens
     empty = {"train": {"shards": 1, "per": 1}, "val": {"shards": 1, "per": 1}, "test": {"shards": 1, "per": 1}}
     shard_writers(empty, [{"train": [0, 0], "val": [0, 0], "test": [0, 0]}] * 3, {"train": 0, "val": 0, "test": 0})
     assert [empty[s]["writers"] for s in ("train", "val", "test")] == [[0], [0], [0]]
+
+
+def test_publishing_groups_are_whole_columns_or_strips_of_tall_ones():
+    """A grid of tiles of 4 x 4 chips, its first column 9 tiles tall, the others 10: with group_tiles 5 the first
+    is one group, whole; each other is two strips of two chip columns. The groups' eastings run west to east
+    without overlap, every chip of the grid falls in exactly one group, which reads its tile, and a strip holds
+    half its column's chips; with group_tiles 1000 one group holds every tile."""
+    from gos_build.archive.plan import group_of_chips, publish_groups
+
+    grid = build_grid(bbox=[127.7, 43.3, 128.0, 43.5], crs="EPSG:32652", tile_chips=4)
+    heights = {}
+    for t in grid.tiles():
+        heights[t.col_off] = heights.get(t.col_off, 0) + 1
+    assert [heights[c] for c in sorted(heights)][:2] == [9, 10] and set(heights.values()) == {9, 10}
+    groups = publish_groups(grid, 5)
+    assert all(a["x"][1] <= b["x"][0] for a, b in zip(groups, groups[1:]))
+    assert [len(g["tiles"]) for g in groups] == [9] + [10] * (2 * (len(heights) - 1))
+    assert groups[0]["x"][1] - groups[0]["x"][0] == grid.tile_span
+    assert all(g["x"][1] - g["x"][0] == 2 * grid.chip_span for g in groups[1:])
+    group_of = group_of_chips(groups)
+    x0, _, _, _ = grid.bounds
+    held, column = [0] * len(groups), {}
+    for t in grid.tiles():
+        for i in range(t.width // grid.chip_size):
+            x = x0 + t.col_off * grid.resolution + i * grid.chip_span
+            k = group_of(x)
+            assert groups[k]["x"][0] <= x < groups[k]["x"][1] and t.id in groups[k]["tiles"]
+            held[k] += t.height // grid.chip_size
+            column[t.col_off] = column.get(t.col_off, 0) + t.height // grid.chip_size
+    second = column[sorted(column)[1]]
+    assert held[1] == held[2] == second // 2 and second > 0
+    assert len(publish_groups(grid, 1000)) == 1

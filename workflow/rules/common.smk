@@ -50,8 +50,9 @@ except GosBuildError as exc:
 TILES = [t.id for t in GRID.tiles()]
 if not TILES:
     raise WorkflowError(f"aoi: the AOI of '{AOI}' covers no processing tile")
-# the publishing jobs' groups of whole tile columns (publish.group_tiles), by number: publish/groups/<k>
-GROUPS = [str(k) for k in range(len(publish_groups(GRID.tiles(), group_tiles(config))))]
+# the publishing jobs' groups of whole tile columns or strips of tall ones (publish.group_tiles), by number:
+# publish/groups/<k>
+GROUPS = [str(k) for k in range(len(publish_groups(GRID, group_tiles(config))))]
 _TILE_CHIPS = {t.id: t.width * t.height // GRID.chip_size**2 for t in GRID.tiles()}
 
 

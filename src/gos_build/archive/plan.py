@@ -11,9 +11,9 @@ Publishing runs in three steps (``workflow/rules/chips.smk``):
 3. :func:`gos_build.archive.gather.build_dataset` (job ``dataset``, once, light): the files spanning the
    dataset, then the groups' files linked in, and the manifest merged from the groups' sums.
 
-A group is one or more whole tile columns, west to east (:func:`publish_groups`). Chip ids name the
-south-west corner, easting first (``E0500480N4880000``), so the chips of a tile column -- and of a group --
-are one run of the dataset's order, in every split. What a group writes is cut by the dataset's order, not by
+A group is one or more whole tile columns, or a strip of a tall column, west to east (:func:`publish_groups`).
+Chip ids name the south-west corner, easting first (``E0500480N4880000``), so the chips of an interval of
+eastings -- a tile column, a strip, a group -- are one run of the dataset's order, in every split. What a group writes is cut by the dataset's order, not by
 the groups: a packed chunk that starts in a group is written by it, reading the few chips it holds of the next
 group from their tiles' shards; a Parquet shard (thousands of chips, spanning groups) by a group that holds
 some of its chips, chosen to even out the groups' work (:func:`shard_writers`). The files therefore do not
@@ -22,6 +22,7 @@ depend on the grouping.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from sys import intern
 
 from ..config import group_tiles
 from ..errors import GosBuildError
+from ..grid import parse_lattice_id
 from ..io import atomic_folder
 from ..layout import SPLITS, Registry, classes_from_config, layers_from_config
 from ..splits import block_folds, class_balance, splits_from_config, weak_data
@@ -44,19 +46,44 @@ FILES_DIR = "files"  # in the plan and in each group: files of the dataset, at t
 FIELDS = ("id", "tile", "class", "class_id", "split", "fold", "x", "y", "purity", "boundary_m", "bytes")
 
 
-def publish_groups(tiles, group_tiles: int) -> list[list[str]]:
-    """The tiles' ids in groups: whole tile columns (by the tile's west edge), west to east, a group closed once
-    it holds at least ``group_tiles`` tiles (``publish.group_tiles``). ``tiles``: :meth:`Grid.tiles`."""
+def publish_groups(grid, group_tiles: int) -> list[dict]:
+    """The publishing groups, west to east: each an interval of the grid's x (``x``: [west, east), metres in the
+    grid CRS; a chip is in the group its south-west corner's x falls in: :func:`group_of_chips`) and the tiles
+    whose chips it holds (``tiles``). Whole tile columns are gathered until a group holds at least
+    ``group_tiles`` tiles (``publish.group_tiles``); a column of at least twice that many tiles is cut into
+    strips of whole chip columns, ``group_tiles`` tiles' worth or a little more each, so that a group's size,
+    and its job's memory, do not grow with the AOI's north-south extent."""
     columns: dict[int, list[str]] = {}
-    for t in tiles:
-        columns.setdefault(t.col_off, []).append(t.id)
-    groups, run = [], []
-    for col in sorted(columns):
-        run += sorted(columns[col])
+    for t in grid.tiles():
+        columns.setdefault(parse_lattice_id(t.id)[0], []).append(t.id)
+    span, chips = grid.tile_span, grid.tile_chips
+    groups, run, west = [], [], None
+    for x in sorted(columns):
+        tiles = sorted(columns[x])
+        strips = len(tiles) // group_tiles
+        if strips >= 2:
+            if run:
+                groups.append({"tiles": run, "x": [west, x]})
+                run = []
+            edges = [x + (i * chips // strips) * grid.chip_span for i in range(strips)] + [x + span]
+            groups += [{"tiles": tiles, "x": [a, b]} for a, b in zip(edges, edges[1:])]
+            continue
+        if not run:
+            west = x
+        run += tiles
         if len(run) >= group_tiles:
-            groups.append(run)
+            groups.append({"tiles": run, "x": [west, x + span]})
             run = []
-    return groups + ([run] if run else [])
+    if run:
+        groups.append({"tiles": run, "x": [west, max(columns) + span]})
+    return groups
+
+
+def group_of_chips(groups: list[dict]):
+    """The index in ``groups`` (:func:`publish_groups`) of the group holding a chip whose south-west corner lies
+    at ``x`` (metres, grid CRS): a function of ``x``."""
+    wests = [g["x"][0] for g in groups]
+    return lambda x: max(bisect.bisect_right(wests, x) - 1, 0)
 
 
 def layer_stats(acc: dict, layers: Registry) -> dict:
@@ -158,9 +185,9 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
                "kept": len(chips) + buffered, "dropped_by_buffer": buffered, "in_dataset": len(chips),
                "counts": {str(k): v for k, v in counts.items()}, "balance": balance, "warnings": warnings}
 
-    groups = publish_groups(grid.tiles(), group_tiles(config))
-    group_of_tile = {t: k for k, tiles in enumerate(groups) for t in tiles}
-    strangers = sorted({c["tile"] for c in chips} - set(group_of_tile))
+    groups = publish_groups(grid, group_tiles(config))
+    group_of = group_of_chips(groups)
+    strangers = sorted({c["tile"] for c in chips} - {t.id for t in grid.tiles()})
     if strangers:
         raise GosBuildError(f"publish: tile {strangers[0]} of the records is not a tile of this grid "
                             f"({len(strangers)} such); were the records made with another grid?")
@@ -168,7 +195,7 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
     index = {s: 0 for s in SPLITS}
     last = {s: -1 for s in SPLITS}
     for c in chips:  # each group's run of each split, checked to be one run
-        s, g = c["split"], group_of_tile[c["tile"]]
+        s, g = c["split"], group_of(c["x"])
         if g < last[s]:
             raise GosBuildError(f"publish: chip {c['id']} (tile {c['tile']}) is out of its group's run; the chip ids "
                                 "do not sort west to east in this grid")
@@ -184,7 +211,7 @@ def make_plan(records: list[str | Path], config: dict, grid, provenance: dict, o
     cut = parquet_cut(chips)
     shard_writers(cut, ranges, index)
     plan = {"summary": summary, "stats": stats, "provenance": provenance,
-            "groups": [{"tiles": tiles, "range": r} for tiles, r in zip(groups, ranges)],
+            "groups": [{**g, "range": r} for g, r in zip(groups, ranges)],
             "n": index, "parquet": cut}
     context = {"classes": classes, "layers": layers, "crs": grid.crs, "chip_size": grid.chip_size,
                "resolution": grid.resolution, "config": config, "provenance": provenance, "stats": stats}
