@@ -18,6 +18,20 @@ CLASSES = {1: {"name": "tectonic", "name_zh": "构造地貌", "values": ["tecton
            3: {"name": "fluvial", "name_zh": "流水地貌", "values": ["fluvial"]}}
 
 
+def _chip(x: float, y: float, label: int) -> dict:
+    """A hand-made chip record (south-west corner x, y in the grid's metres; class ``label``) as a tile job
+    writes it."""
+    return {"id": f"E{int(x):07d}N{int(y):07d}", "class_id": label, "class": CLASSES[label]["name"],
+            "purity": 1.0, "x": float(x), "y": float(y), "cloud": 0.0, "stats": {}, "bytes": 0}
+
+
+def _records(path, chips: list[dict], tile: str = TILE):
+    """Write a tile's record (``tiles/<id>/chips.json``) holding ``chips``, all kept: ``path``."""
+    path.write_text(json.dumps({"candidates": len(chips), "partial_aoi": 0, "kept": len(chips), "chips": chips,
+                                "tile": tile, "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    return path
+
+
 def test_no_chip_passing_the_filters(tmp_path):
     j = tmp_path / "t.json"
     j.write_text(json.dumps({"candidates": 12, "partial_aoi": 0, "kept": 0, "chips": [], "tile": TILE,
@@ -36,16 +50,10 @@ def test_folds_and_class_balance_in_the_datacard(tmp_path):
     the shards hold): 20 x 20 chips, class 3 in only two blocks; split.folds: 3."""
     from gos_build.archive.writers import tree
 
-    chips = []
-    for i in range(20):
-        for j in range(20):
-            label = 3 if (i // 4, j // 4) in ((0, 0), (4, 4)) else 1 if i < 10 else 2
-            chips.append({"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "class_id": label,
-                          "class": CLASSES[label]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
-                          "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}, "bytes": 0})
-    j = tmp_path / "t.json"
-    j.write_text(json.dumps({"candidates": 400, "partial_aoi": 0, "kept": 400, "chips": chips, "tile": TILE,
-                             "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    chips = [_chip(399360 + i * 640, 4797440 + j * 640,
+                   3 if (i // 4, j // 4) in ((0, 0), (4, 4)) else 1 if i < 10 else 2)
+             for i in range(20) for j in range(20)]
+    j = _records(tmp_path / "t.json", chips)
     z = tmp_path / TILE / "shard"
     z.mkdir(parents=True)
     (z / tree.SUMS_FILE).write_text("")
@@ -76,12 +84,8 @@ def test_package_refuses_a_dataset_that_is_not_its_manifest(tmp_path):
     from gos_build.archive.writers import tree
     from helpers import run_cli
 
-    chips = [{"id": f"E{399360 + i * 640:07d}N{4797440 + j * 640:07d}", "class_id": 1 + (i + j) % 3,
-              "class": CLASSES[1 + (i + j) % 3]["name"], "purity": 1.0, "x": 399360.0 + i * 640,
-              "y": 4797440.0 + j * 640, "cloud": 0.0, "stats": {}, "bytes": 0} for i in range(8) for j in range(8)]
-    records = tmp_path / "t.json"
-    records.write_text(json.dumps({"candidates": 64, "partial_aoi": 0, "kept": 64, "chips": chips, "tile": TILE,
-                                   "rejected": {"purity": 0, "cloud": 0, "nodata": 0, "unlabelled": 0}}))
+    chips = [_chip(399360 + i * 640, 4797440 + j * 640, 1 + (i + j) % 3) for i in range(8) for j in range(8)]
+    records = _records(tmp_path / "t.json", chips)
     shard = tmp_path / TILE / "shard"
     shard.mkdir(parents=True)
     (shard / tree.SUMS_FILE).write_text("")
@@ -150,9 +154,7 @@ def test_zips_are_the_same_whatever_segments_are_left(tmp_path, monkeypatch):
         for i in range(t.width // grid.chip_size):
             for j in range(t.height // grid.chip_size):
                 x, y = tx + i * span, ty + j * span
-                cid = 1 + (int(x // span) + int(y // span)) % 3
-                chip = {"id": f"E{int(x):07d}N{int(y):07d}", "class_id": cid, "class": CLASSES[cid]["name"],
-                        "purity": 1.0, "x": x, "y": y, "cloud": 0.0, "stats": {}, "bytes": 0}
+                chip = _chip(x, y, 1 + (int(x // span) + int(y // span)) % 3)
                 for layer in ("dem", "rgb"):
                     rel = f"{layer}/{chip['class']}/{chip['id']}.tif"
                     data = hashlib.sha256(rel.encode()).digest() * (40 + len(chips) % 7)
@@ -162,11 +164,7 @@ def test_zips_are_the_same_whatever_segments_are_left(tmp_path, monkeypatch):
                     chip["bytes"] += len(data)
                 chips.append(chip)
         (shard / tree.SUMS_FILE).write_text("".join(sorted(listing, key=lambda line: line[66:])))
-        rec = tmp_path / f"{t.id}.json"
-        rec.write_text(json.dumps({"candidates": len(chips), "partial_aoi": 0, "kept": len(chips), "chips": chips,
-                                   "tile": t.id, "rejected": {"purity": 0, "cloud": 0, "nodata": 0,
-                                                              "unlabelled": 0}}))
-        records.append(rec)
+        records.append(_records(tmp_path / f"{t.id}.json", chips, t.id))
         shards.append(shard)
     cfg = {"classes": CLASSES, "split": {"method": "block", "block_chips": 4, "seed": 1,
                                          "ratios": {"train": 0.7, "val": 0.1, "test": 0.2}},
