@@ -103,11 +103,19 @@ class DiskSampler(threading.Thread):
     ``every`` seconds with statvfs (cheap: a walk of ~100 000 files every second would cost the run a core).
     It counts every writer of that file system: run nothing else beside a benchmark."""
 
-    def __init__(self, folder: Path, every: float = 0.25):
+    def __init__(self, folder: Path, every: float = 0.25, settle_s: float = 60.0):
         super().__init__(daemon=True)
         self.folder, self.every, self.peak = folder, every, 0
         self._stop_event = threading.Event()
-        self.base = self._used()
+        # the base once the file system has settled: blocks of files deleted just before (an earlier build's
+        # results) are freed for a while after, and used bytes falling during the run hid its peak
+        self.base, t0 = self._used(), time.perf_counter()
+        while time.perf_counter() - t0 < settle_s:
+            time.sleep(1.0)
+            now = self._used()
+            if now == self.base:
+                break
+            self.base = now
 
     def _used(self) -> int:
         st = os.statvfs(self.folder)
