@@ -10,9 +10,10 @@ import sys
 def test_the_log_ends_with_the_time_and_the_exact_peak_memory(tmp_path):
     """A job's log says its peak memory for the cluster's ``mem_mb``: the kernel's high-water mark of the
     process, which the parent that waits for it reads too (``RUSAGE_CHILDREN`` of a process whose only child it
-    is): the two agree to a few MB (what the process allocates after writing the line). A parent holding 300 MB
-    when it starts the job (as Snakemake holds ~200) does not count: Linux carries a process's ``ru_maxrss``
-    across ``exec``, so the parent's figure then says 300, the log the job's own."""
+    is): the two agree within 15 MB (what the process allocates after writing the line, up to its exit: 0-8 MB
+    seen). A parent holding 300 MB when it starts the job (as Snakemake holds ~200) does not count: Linux
+    carries a process's ``ru_maxrss`` across ``exec``, so the parent's figure then says 300, the log the job's
+    own."""
     probe = ("import resource, subprocess, sys; ballast = bytearray(int(sys.argv[3]) << 20); "
              "r = subprocess.run([sys.executable, '-m', 'gos_build.cli', '--log', sys.argv[1], 'grid', sys.argv[2], "
              "'--bbox', '128.0', '43.6', '128.1', '43.7']); "
@@ -29,6 +30,6 @@ def test_the_log_ends_with_the_time_and_the_exact_peak_memory(tmp_path):
         assert m, last
         peaks[ballast] = int(m.group(2)), float(measured)
     logged, measured = peaks[0]
-    assert 20 < logged <= measured + 0.5 and measured - logged < 5
+    assert 20 < logged <= measured + 0.5 and measured - logged < 15
     logged, measured = peaks[300]
     assert measured > 300 and abs(logged - peaks[0][0]) < 5
