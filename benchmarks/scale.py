@@ -169,8 +169,8 @@ def print_table(title: str, run: dict) -> None:
     print("| rule | jobs | wall s (sum) | wall s (max job) | CPU s | peak RSS MB (sampled) | peak MB (its log) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for rule, r in sorted(run["rules"].items(), key=lambda kv: -kv[1]["wall_sum"]):
-        print(f"| {rule} | {r['jobs']} | {r['wall_sum']:.1f} | {r['wall_max']:.1f} | {r['cpu']:.1f} | {r['rss_max']:.0f} "
-              f"| {r.get('peak_log_mb', float('nan')):.0f} |")
+        print(f"| {rule} | {r['jobs']} | {r['wall_sum']:.1f} | {r['wall_max']:.1f} | {r['cpu']:.1f} "
+              f"| {r['rss_max']:.0f} | {r.get('peak_log_mb', float('nan')):.0f} |")
 
 
 def gdal_pair(grid, hgts: list[Path], work: Path) -> dict:

@@ -13,11 +13,11 @@ Publishing runs in three steps (``workflow/rules/chips.smk``):
 
 A group is one or more whole tile columns, or a strip of a tall column, west to east (:func:`publish_groups`).
 Chip ids name the south-west corner, easting first (``E0500480N4880000``), so the chips of an interval of
-eastings -- a tile column, a strip, a group -- are one run of the dataset's order, in every split. What a group writes is cut by the dataset's order, not by
-the groups: a packed chunk that starts in a group is written by it, reading the few chips it holds of the next
-group from their tiles' shards; a Parquet shard (thousands of chips, spanning groups) by a group that holds
-some of its chips, chosen to even out the groups' work (:func:`shard_writers`). The files therefore do not
-depend on the grouping.
+eastings -- a tile column, a strip, a group -- are one run of the dataset's order, in every split. What a group
+writes is cut by the dataset's order, not by the groups: a packed chunk that starts in a group is written by
+it, reading the few chips it holds of the next group from their tiles' shards; a Parquet shard (thousands of
+chips, spanning groups) by a group that holds some of its chips, chosen to even out the groups' work
+(:func:`shard_writers`). The files therefore do not depend on the grouping.
 """
 
 from __future__ import annotations
