@@ -649,12 +649,11 @@ def _peak_memory() -> str:
     except ImportError:  # not a Unix
         return "unknown"
     unit = 1 if sys.platform == "darwin" else 1 << 10  # ru_maxrss: bytes on macOS, KiB on Linux
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / (1 << 20)
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             own = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / (1 << 20)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / (1 << 20)
     return f"{own:.0f} MB" + (f" (its largest worker {workers:.0f} MB)" if workers else "")
 
