@@ -50,14 +50,19 @@ class Entry(NamedTuple):
     flags: int
 
 
+def segment_files(stem: str | Path) -> tuple[Path, Path]:
+    """The files of segment ``stem``: its zip, ``<stem>.zip``, and its index, ``<stem>.idx``."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".zip"), stem.with_name(stem.name + ".idx")
+
+
 def write_segment(stem: str | Path, members, deflate=lambda name: False) -> int:
     """Zip ``members`` (``(name, data)`` pairs, :func:`write_zip`) to ``<stem>.zip`` and write its index,
     ``<stem>.idx`` (each atomically). Returns the number of entries."""
-    stem = Path(stem)
-    seg = stem.with_name(stem.name + ".zip")
+    seg, index = segment_files(stem)
     write_zip(seg, members, deflate=deflate)
     n = 0
-    with zipfile.ZipFile(seg) as zf, open(seg, "rb") as f, atomic_path(stem.with_name(stem.name + ".idx")) as tmp, \
+    with zipfile.ZipFile(seg) as zf, open(seg, "rb") as f, atomic_path(index) as tmp, \
             open(tmp, "w", encoding="utf-8") as idx:
         for info in zf.infolist():
             f.seek(info.header_offset)
@@ -74,9 +79,9 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False) -> int:
 
 def read_index(stem: str | Path) -> Iterator[Entry]:
     """The entries of segment ``stem`` (``<stem>.idx``), in its order, read a line at a time."""
-    stem = Path(stem)
-    source = str(stem.with_name(stem.name + ".zip"))
-    with open(stem.with_name(stem.name + ".idx"), encoding="utf-8") as idx:
+    seg, index = segment_files(stem)
+    source = str(seg)
+    with open(index, encoding="utf-8") as idx:
         for line in idx:
             *numbers, name = line.rstrip("\n").split("\t")
             yield Entry(name, source, *map(int, numbers))

@@ -26,6 +26,7 @@ from typing import Iterable
 from ..errors import GosBuildError
 from ..layout import CLASSES_FILE, FOLDS_FILE, LABELS_FILE, LAYERS_FILE, SPLITS, dataset_layers, split_file
 from ..readers import PACKED as PACKED_DIR, PARQUET as PARQUET_DIR
+from ..zipjoin import segment_files
 from .gather import DATACARD_FILE, MANIFEST_FILE, STATS_FILE
 from .writers import stac, stac_table
 
@@ -161,12 +162,12 @@ def own_files(dataset: Path, groups: list[Path], segments: list[frozenset], laye
 
 def _segment(stem: Path) -> bool:
     """Whether segment ``stem`` is there whole: its zip and its index (written last)."""
-    return stem.with_name(stem.name + ".idx").is_file() and stem.with_name(stem.name + ".zip").is_file()
+    return all(p.is_file() for p in segment_files(stem))
 
 
 def _remove_segment(stem: Path) -> int:
     """Remove segment ``stem``, its index first (a segment without an index is none): the bytes freed."""
-    idx, seg = stem.with_name(stem.name + ".idx"), stem.with_name(stem.name + ".zip")
+    seg, idx = segment_files(stem)
     size = seg.stat().st_size + idx.stat().st_size
     idx.unlink()
     seg.unlink()
@@ -217,7 +218,7 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                  time.perf_counter() - t0, sum(map(len, segments)), sum(1 for z in segments if z))
         for name in names:
             stems = [g / SEGMENTS_DIR / name for g, z in zip(groups, segments) if name in z]
-            if (Path(scratch) / f"{name}.idx").is_file():
+            if _segment(Path(scratch) / name):
                 stems.append(Path(scratch) / name)
 
             def entries():
@@ -226,7 +227,7 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
             counts = cut_parts(((e.name, e.size) for e in entries()), part_bytes, text)
             if len(counts) == 1 and stems == [Path(scratch) / name]:  # zipped here whole: the segment is the zip
                 out = package_path(dist, aoi, name)
-                os.replace(Path(scratch) / f"{name}.zip", out)
+                os.replace(segment_files(Path(scratch) / name)[0], out)
                 written.append(out)
                 continue
             members = entries()
