@@ -245,13 +245,17 @@ def _members(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("zip64, streamed", [(False, False), (True, False), (False, True), (True, True)])
-def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypatch, zip64, streamed):
+@pytest.mark.parametrize("zip64, streamed, by_reference", [(False, False, False), (True, False, False),
+                                                           (False, True, False), (True, True, False),
+                                                           (False, False, True), (True, True, True)])
+def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypatch, zip64, streamed, by_reference):
     """Members zipped into two segments (interleaved: every other file; each segment the bytes ``write_zip``
     writes for its members), then joined in the zip's order: the same bytes as ``write_zip`` of the same
     members -- with zipfile's limits lowered so that sizes, offsets and the entry count need zip64 records
     (``zip64``), as a 5 GB part or one of 70 000 files would; members read in blocks (``streamed``), as those
-    above 16 MB are -- and a zip that zipfile and ``unzip -t`` read back whole."""
+    above 16 MB are; the stored files zipped by reference (``by_reference``, a publishing group's way: the
+    segment is then zipfile's zip of the deflated members alone, the join copies the files) -- and a zip that
+    zipfile and ``unzip -t`` read back whole."""
     import shutil
     import subprocess
     import zipfile
@@ -267,11 +271,14 @@ def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypa
     members = _members(tmp_path)
     text = lambda n: n.endswith((".json", ".txt"))  # noqa: E731
     write_zip(tmp_path / "whole.zip", members, deflate=text)
-    assert write_segment(tmp_path / "s0", members[0::2], text) == 3
-    assert write_segment(tmp_path / "s1", members[1::2], text) == 3
-    write_zip(tmp_path / "half.zip", members[1::2], deflate=text)  # a segment is itself zipfile's zip
+    assert write_segment(tmp_path / "s0", members[0::2], text, by_reference) == 3
+    assert write_segment(tmp_path / "s1", members[1::2], text, by_reference) == 3
+    held = [(n, p) for n, p in members[1::2] if text(n) or not by_reference]
+    write_zip(tmp_path / "half.zip", held, deflate=text)  # a segment is itself zipfile's zip of what it holds
     assert (tmp_path / "s1.zip").read_bytes() == (tmp_path / "half.zip").read_bytes()
-    entries = [e for pair in zip(read_index(tmp_path / "s0"), read_index(tmp_path / "s1")) for e in pair]
+    root = tmp_path / "src"
+    entries = [e for pair in zip(read_index(tmp_path / "s0", root), read_index(tmp_path / "s1", root)) for e in pair]
+    assert [e.offset < 0 for e in entries] == [by_reference and not text(n) for n, _ in members]
     assert [e.name for e in entries] == [n for n, _ in members]
     assert join(tmp_path / "joined.zip", iter(entries)) == 6
     assert (tmp_path / "joined.zip").read_bytes() == (tmp_path / "whole.zip").read_bytes()
@@ -283,6 +290,20 @@ def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypa
     if shutil.which("unzip"):
         res = subprocess.run(["unzip", "-t", str(tmp_path / "joined.zip")], capture_output=True, text=True)
         assert res.returncode == 0 and "No errors detected" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_file_changed_since_its_group_zipped_it_is_named(tmp_path):
+    """A file zipped by reference whose size is no longer the one its segment's index holds: one message naming
+    it, no zip left."""
+    from gos_build.errors import GosBuildError
+    from gos_build.zipjoin import join, read_index, write_segment
+
+    members = _members(tmp_path)
+    write_segment(tmp_path / "s", members, by_reference=True)
+    (tmp_path / "src" / "a" / "1.tif").write_bytes(b"shorter")
+    with pytest.raises(GosBuildError, match=r"src/a/1\.tif is 7 bytes, 3000 when its publishing group zipped it"):
+        join(tmp_path / "out.zip", read_index(tmp_path / "s", tmp_path / "src"))
+    assert not list(tmp_path.glob("*out.zip*"))
 
 
 def test_a_part_joined_from_runs_of_segments(tmp_path):

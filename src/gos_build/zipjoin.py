@@ -1,25 +1,33 @@
 """Zips joined from segments: entries zipped by separate jobs, one zip made by copying their bytes.
 
-A *segment* is a zip written by :func:`gos_build.io.write_zip` (``<stem>.zip``) with its index (``<stem>.idx``):
-one line per entry, in the segment's order, saying where the entry's local header and data lie in the segment
-and what the central directory says of it. :func:`join` writes a zip of entries taken from any segments, in
-any order, by copying those bytes (``os.copy_file_range``: the kernel copies; nothing is read, checksummed or
-deflated again) and writing the central directory. The bytes are those :func:`write_zip` writes for the same
-members in the same order: a local entry does not depend on where it lies, only the central directory does
+A *segment* (:func:`write_segment`) is a zip, the bytes :func:`gos_build.io.write_zip` (zipfile) writes for its
+members (``<stem>.zip``), with its index (``<stem>.idx``): one line per entry, in the segment's order, saying
+where the entry's local header and data lie in the segment and what the central directory says of it. A stored
+file may be zipped *by reference*: its line holds its CRC-32 and size, the segment none of its bytes (a
+publishing group's files are the dataset's own: a second copy of their bytes would only be copied again).
+:func:`join` writes a zip of entries taken from any segments, in any order, by copying those bytes (and a
+by-reference entry's local header, then its file; ``os.copy_file_range``: the kernel copies, nothing is read,
+checksummed or deflated again) and writing the central directory. The bytes are those zipfile writes for the
+same members in the same order: a local entry does not depend on where it lies, only the central directory does
 (with zipfile's zip64 records where zipfile writes them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import sys
 import tempfile
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from .io import ZIP_DATE, atomic_path, write_zip
+from . import io as _io
+from .errors import GosBuildError
+from .io import ZIP_DATE, atomic_path
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # APPNOTE 4.3.7, zipfile's structFileHeader
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # APPNOTE 4.3.12, zipfile's structCentralDir
@@ -56,35 +64,116 @@ def segment_files(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".zip"), stem.with_name(stem.name + ".idx")
 
 
-def write_segment(stem: str | Path, members, deflate=lambda name: False) -> int:
-    """Zip ``members`` (``(name, data)`` pairs, :func:`write_zip`) to ``<stem>.zip`` and write its index,
-    ``<stem>.idx`` (each atomically). Returns the number of entries."""
+def _local(name: str, crc: int, csize: int, size: int, method: int) -> tuple[bytes, int, int]:
+    """The local header zipfile writes for a member of ``size`` bytes (``ZipFile.writestr`` or ``open(info, "w")``
+    on a seekable file, ``ZipInfo.FileHeader``): (header, version needed, flag bits). zip64's extra field where
+    zipfile decides on it, from the size alone (``size * 1.05 > ZIP64_LIMIT``)."""
+    try:
+        encoded, flags = name.encode("ascii"), 0
+    except UnicodeEncodeError:
+        encoded, flags = name.encode("utf-8"), 0x800
+    version, extra = zipfile.DEFAULT_VERSION, b""
+    if size * 1.05 > zipfile.ZIP64_LIMIT:  # read at each call: the tests lower it
+        extra = struct.pack("<HHQQ", 1, 16, size, csize)
+        size = csize = 0xFFFFFFFF
+        version = ZIP64_VERSION
+    header = _LOCAL.pack(b"PK\003\004", version, 0, flags, method, _DOS_TIME, _DOS_DATE, crc, csize, size,
+                         len(encoded), len(extra))
+    return header + encoded + extra, version, flags
+
+
+@contextlib.contextmanager
+def _member(data):
+    """(size in bytes, its blocks as zipfile reads them, whether it is a file) of a member's ``data`` (bytes or a
+    file's path): bytes in one block, a file whole up to :data:`gos_build.io.ZIP_READ_WHOLE`, else in 1 MB
+    blocks (:func:`gos_build.io.write_zip`'s reads, so that a deflated member is compressed in the same steps)."""
+    if isinstance(data, (bytes, bytearray)):
+        yield len(data), iter([bytes(data)]), False
+        return
+    with open(data, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        whole = size <= _io.ZIP_READ_WHOLE  # read at each call: the tests lower it
+        yield size, (iter([f.read()]) if whole else iter(lambda: f.read(1 << 20), b"")), True
+
+
+def write_segment(stem: str | Path, members, deflate=lambda name: False, by_reference: bool = False) -> int:
+    """Zip ``members`` (``(name, data)`` pairs, data bytes or a file's path, in the zip's order) into segment
+    ``stem``: ``<stem>.zip``, the bytes :func:`gos_build.io.write_zip` (zipfile) writes for them, and its index
+    ``<stem>.idx``, a line per entry (each file atomically, the index last). ``deflate(name)``: whether a member
+    is deflated.
+
+    ``by_reference``: a stored file member is not copied into the segment -- its index line says so (offset
+    -1), with its CRC-32 and size, and :func:`join` copies the file itself (found by its name under the
+    ``root`` given to :func:`read_index`; a publishing group's files are the dataset's). The segment then holds
+    the deflated members alone. Memory does not grow with the members. Returns the number of entries."""
     seg, index = segment_files(stem)
-    write_zip(seg, members, deflate=deflate)
+    system, attr = (0 if sys.platform == "win32" else 3), 0o644 << 16  # zipfile's create_system; write_zip's mode
     n = 0
-    with zipfile.ZipFile(seg) as zf, open(seg, "rb") as f, atomic_path(index) as tmp, \
-            open(tmp, "w", encoding="utf-8") as idx:
-        for info in zf.infolist():
-            f.seek(info.header_offset)
-            (_, version, _, flags, *_, name_len, extra_len) = _LOCAL.unpack(f.read(_LOCAL.size))
-            length = _LOCAL.size + name_len + extra_len + info.compress_size
-            if "\t" in info.filename or "\n" in info.filename:
-                raise ValueError(f"{seg}: member name {info.filename!r} has a tab or a line break")
-            idx.write(f"{info.header_offset}\t{length}\t{info.CRC}\t{info.compress_size}\t{info.file_size}\t"
-                      f"{info.compress_type}\t{version}\t{info.create_system}\t{info.external_attr}\t{flags}\t"
-                      f"{info.filename}\n")
-            n += 1
+    with atomic_path(index) as tmp_idx:
+        with atomic_path(seg) as tmp_seg, open(tmp_seg, "wb") as out, open(tmp_idx, "w", encoding="utf-8") as idx, \
+                tempfile.TemporaryFile(dir=Path(tmp_seg).parent) as central:
+            pos = count = 0
+            for name, data in members:
+                if "\t" in name or "\n" in name:
+                    raise ValueError(f"{seg}: member name {name!r} has a tab or a line break")
+                method = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
+                crc = csize = 0
+                with _member(data) as (size, blocks, is_file):
+                    if by_reference and is_file and method == zipfile.ZIP_STORED:
+                        for block in blocks:
+                            crc = zlib.crc32(block, crc)
+                        header, version, flags = _local(name, crc, size, size, method)
+                        idx.write(f"-1\t{len(header) + size}\t{crc}\t{size}\t{size}\t{method}\t{version}\t"
+                                  f"{system}\t{attr}\t{flags}\t{name}\n")
+                        n += 1
+                        continue
+                    out.write(_local(name, 0, 0, size, method)[0])  # its length; its values once the data is in
+                    squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15) if method else None
+                    for block in blocks:  # zipfile's _ZipWriteFile: CRC-32 of the data, then compressed
+                        crc = zlib.crc32(block, crc)
+                        if squeeze:
+                            block = squeeze.compress(block)
+                        csize += len(block)
+                        out.write(block)
+                    if squeeze:
+                        block = squeeze.flush()
+                        csize += len(block)
+                        out.write(block)
+                header, version, flags = _local(name, crc, csize, size, method)
+                out.seek(pos)
+                out.write(header)
+                out.seek(0, os.SEEK_END)
+                e = Entry(name, str(seg), pos, len(header) + csize, crc, csize, size, method, version, system, attr,
+                          flags)
+                central.write(_central(e, pos))
+                idx.write("\t".join(map(str, e[2:])) + f"\t{name}\n")
+                pos += e.length
+                count += 1
+                n += 1
+            size = central.tell()
+            central.seek(0)
+            for block in iter(lambda: central.read(1 << 20), b""):
+                out.write(block)
+            out.write(_end(count, pos, size))
     return n
 
 
-def read_index(stem: str | Path) -> Iterator[Entry]:
-    """The entries of segment ``stem`` (``<stem>.idx``), in its order, read a line at a time."""
+def read_index(stem: str | Path, root: str | Path | None = None) -> Iterator[Entry]:
+    """The entries of segment ``stem`` (``<stem>.idx``), in its order, read a line at a time; an entry written
+    by reference (:func:`write_segment`) has its file, ``root / name``, as its source and offset -1."""
     seg, index = segment_files(stem)
     source = str(seg)
+    folder = None if root is None else os.path.join(root, "")  # joined by hand: pathlib costs 10 us an entry
     with open(index, encoding="utf-8") as idx:
         for line in idx:
             *numbers, name = line.rstrip("\n").split("\t")
-            yield Entry(name, source, *map(int, numbers))
+            offset, *rest = map(int, numbers)
+            if offset >= 0:
+                yield Entry(name, source, offset, *rest)
+            elif folder is None:
+                raise ValueError(f"{index}: {name} is zipped by reference: read_index needs the folder of the files")
+            else:
+                yield Entry(name, folder + name, -1, *rest)
 
 
 def _central(e: Entry, header_offset: int) -> bytes:
@@ -144,6 +233,20 @@ def _write(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _copy_file(e: Entry, dst: int) -> None:
+    """The data of entry ``e`` zipped by reference: its file, ``e.source``, appended at ``dst`` -- checked to be
+    the size its index says (a file changed since its segment was written would make a zip with a wrong CRC)."""
+    fd = os.open(e.source, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size != e.size:
+            raise GosBuildError(f"zip: {e.source} is {size} bytes, {e.size} when its publishing group zipped it: "
+                                "the dataset changed since (rerun: snakemake --forcerun publish_plan)")
+        _copy(fd, dst, 0, size)
+    finally:
+        os.close(fd)
+
+
 class _Sources(OrderedDict):
     """Open segments by path, the least recently used closed beyond ``keep``."""
 
@@ -177,6 +280,17 @@ def join(path: str | Path, entries: Iterable[Entry]) -> int:
         pos = 0
         run = None  # [source, offset, length] of the entries not yet copied
         for e in entries:
+            if e.offset < 0:  # by reference: its local header, then the file itself
+                if run:
+                    _copy(sources.fd(run[0]), dst, run[1], run[2])
+                    run = None
+                header = _local(e.name, e.crc, e.csize, e.size, e.method)[0]
+                _write(dst, header)
+                _copy_file(e, dst)
+                central.write(_central(e, pos))
+                pos += len(header) + e.csize
+                count += 1
+                continue
             if run and run[0] == e.source and run[1] + run[2] == e.offset:
                 run[2] += e.length
             else:

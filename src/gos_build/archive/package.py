@@ -7,9 +7,10 @@ of its own holding whole files (in the tree's order), none larger than the limit
 within it keeps its one name, ``<aoi>_<name>.zip``. A form the dataset does not have gets no zip.
 
 The work per file is done beside the tiles: each publishing group zips its files into a segment per zip
-(:func:`write_segments`, ``publish/groups/<k>/zips``), and the package job joins the segments
-(:mod:`gos_build.zipjoin`), zipping only the few files the last job wrote; the bytes are those of zipping the
-dataset in one job, whatever the grouping."""
+(:func:`write_segments`, ``publish/groups/<k>/zips``: its text deflated, its GeoTIFFs, chunks and shards by
+reference -- their CRC-32 and size, not a second copy of their bytes), and the package job joins the segments
+(:mod:`gos_build.zipjoin`), copying the referenced files from the dataset and zipping only the few files the
+last job wrote; the bytes are those of zipping the dataset in one job, whatever the grouping."""
 
 from __future__ import annotations
 
@@ -105,10 +106,12 @@ def zip_order(rel: str) -> tuple:
     return _METADATA_RANK.get(rel, len(METADATA_FILES)), rel.split("/")
 
 
-def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers) -> None:
+def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers,
+                   by_reference: bool = False) -> None:
     """Zip ``files`` (posix paths under ``folder``) into one segment per zip at ``out/<zip name>``
     (:func:`gos_build.zipjoin.write_segment`; text deflated), in the zip's order. A publishing group writes its
-    files' segments; the package job joins the groups' segments."""
+    files' segments, its stored files ``by_reference`` (their CRC-32 and size: the package job copies them from
+    the dataset); the package job joins the groups' segments."""
     from ..zipjoin import write_segment
 
     folder, out = Path(folder), Path(out)
@@ -120,7 +123,9 @@ def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, la
         by_zip.setdefault(name, []).append(rel)
     out.mkdir(parents=True, exist_ok=True)
     for name, rels in by_zip.items():
-        write_segment(out / name, [(rel, folder / rel) for rel in sorted(rels, key=zip_order)], text)
+        # paths joined by hand: pathlib costs 10 us a file
+        write_segment(out / name, [(rel, os.path.join(folder, rel)) for rel in sorted(rels, key=zip_order)], text,
+                      by_reference)
 
 
 def own_files(dataset: Path, groups: list[Path], segments: list[frozenset], layers) -> list[str]:
@@ -193,10 +198,10 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     ``part_bytes`` (``publish.zips.part_gb``), else cut into parts (:func:`cut_parts`).
 
     ``groups``: the publishing groups' folders (``publish/groups/<k>``), whose jobs zipped their files into
-    segments (``zips/``, :func:`write_segments`): the zips are joined from those and from a segment of the
-    other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and each zip's segments are
-    removed once it is written (they are a second copy of its bytes: the disk holds one zip's bytes twice at
-    most). A group's files whose segment is gone (removed by an earlier run, or published without zips) are
+    segments (``zips/``, :func:`write_segments`: the text deflated, the stored files by reference -- their
+    CRC-32 and size): the zips are joined from those, the stored files copied from ``dataset``, and from a
+    segment of the other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and each zip's
+    segments are removed once it is written. A group's files whose segment is gone (removed by an earlier run, or published without zips) are
     zipped here; without groups every file is. The bytes are the same either way. Memory does not grow with the
     files: the segments' indexes and the manifest are read a line at a time."""
     from ..zipjoin import join, read_index
@@ -222,7 +227,7 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                 stems.append(Path(scratch) / name)
 
             def entries():
-                return heapq.merge(*(read_index(s) for s in stems), key=lambda e: zip_order(e.name))
+                return heapq.merge(*(read_index(s, dataset) for s in stems), key=lambda e: zip_order(e.name))
 
             counts = cut_parts(((e.name, e.size) for e in entries()), part_bytes, text)
             if len(counts) == 1 and stems == [Path(scratch) / name]:  # zipped here whole: the segment is the zip
@@ -241,8 +246,8 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
                                 out.stat().st_size / 1e9, first.name)
             if len(counts) > 1:
                 log.info("package: %s in %d parts of at most %g GB", name, len(counts), part_bytes / 1e9)
-            # this zip is whole: its segments are a second copy of its bytes (removed zip by zip, so that the
-            # disk holds at most one zip's bytes twice; a rerun zips here what a removed segment held)
+            # this zip is whole: its segments are done with (removed zip by zip; a rerun zips here what a removed
+            # segment held)
             for stem in stems:
                 if stem.parent != Path(scratch):
                     freed += _remove_segment(stem)
