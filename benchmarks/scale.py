@@ -148,9 +148,9 @@ def build(config: Path, name: str, cores: int) -> dict:
         subprocess.run(["sync"], check=False)
         peak = sampler.stop()
     table = rule_table(RUNS / name)
-    for rule, peak in log_peaks(ROOT / "logs" / name).items():
+    for rule, mb in log_peaks(ROOT / "logs" / name).items():
         if rule in table:
-            table[rule]["peak_log_mb"] = peak
+            table[rule]["peak_log_mb"] = mb
     chips = len((out / "dataset" / "labels.txt").read_text().splitlines()) - 1
     product = disk_bytes(out / "dataset") + disk_bytes(out / "dist")
     return {"cores": cores, "wall_s": wall, "chips": chips, "rules": table,
