@@ -134,14 +134,18 @@ def test_zips_are_the_same_whatever_segments_are_left(tmp_path, monkeypatch):
     tile column: the package joins each zip from the groups' segments and removes them zip by zip (when a zip
     is joined, no segment of a zip joined before it is left). A second package of the same dataset with one
     group's segments gone and another's of one zip gone, and a third with no groups at all (every file zipped
-    by the package job), write the same zips, byte for byte, in parts."""
+    by the package job), write the same zips, byte for byte, in parts -- the groups' larger files zipped by
+    reference, the smaller into their segments."""
     import hashlib
     import shutil
     import zipfile
 
     from gos_build import zipjoin
+    from gos_build.archive import package as package_module
     from gos_build.archive.package import SEGMENTS_DIR, package
     from gos_build.archive.writers import tree
+
+    monkeypatch.setattr(package_module, "REFERENCE_BYTES", 1400)  # of the files (1 280-1 472 B), some by reference
 
     grid = build_grid(bbox=[127.7, 43.3, 128.0, 43.5], crs="EPSG:32652", tile_chips=8)
     span = grid.chip_span
@@ -173,6 +177,8 @@ def test_zips_are_the_same_whatever_segments_are_left(tmp_path, monkeypatch):
     publish(records, shards, cfg, grid, {}, ds, work)
     groups = sorted((work / "groups").iterdir(), key=lambda g: int(g.name))
     assert len(groups) >= 3 and all((g / SEGMENTS_DIR / "rgb.idx").is_file() for g in groups)
+    offsets = [line.split("\t")[0] for g in groups for line in (g / SEGMENTS_DIR / "rgb.idx").open()]
+    assert "-1" in offsets and len(set(offsets)) > 2  # both ways
     other = tmp_path / "other"
     shutil.copytree(work / "groups", other)
     others = [other / g.name for g in groups]
@@ -245,17 +251,17 @@ def _members(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("zip64, streamed, by_reference", [(False, False, False), (True, False, False),
-                                                           (False, True, False), (True, True, False),
-                                                           (False, False, True), (True, True, True)])
+@pytest.mark.parametrize("zip64, streamed, by_reference", [(False, False, None), (True, False, None),
+                                                           (False, True, None), (True, True, None),
+                                                           (False, False, 0), (True, True, 0), (False, False, 3000)])
 def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypatch, zip64, streamed, by_reference):
     """Members zipped into two segments (interleaved: every other file; each segment the bytes ``write_zip``
     writes for its members), then joined in the zip's order: the same bytes as ``write_zip`` of the same
     members -- with zipfile's limits lowered so that sizes, offsets and the entry count need zip64 records
     (``zip64``), as a 5 GB part or one of 70 000 files would; members read in blocks (``streamed``), as those
-    above 16 MB are; the stored files zipped by reference (``by_reference``, a publishing group's way: the
-    segment is then zipfile's zip of the deflated members alone, the join copies the files) -- and a zip that
-    zipfile and ``unzip -t`` read back whole."""
+    above 16 MB are; the stored files (of at least 3 000 bytes) zipped by reference (``by_reference``, a
+    publishing group's way: the segment is then zipfile's zip of the other members, the join copies the files)
+    -- and a zip that zipfile and ``unzip -t`` read back whole."""
     import shutil
     import subprocess
     import zipfile
@@ -273,12 +279,14 @@ def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypa
     write_zip(tmp_path / "whole.zip", members, deflate=text)
     assert write_segment(tmp_path / "s0", members[0::2], text, by_reference) == 3
     assert write_segment(tmp_path / "s1", members[1::2], text, by_reference) == 3
-    held = [(n, p) for n, p in members[1::2] if text(n) or not by_reference]
+    referred = {n for n, p in members if by_reference is not None and not text(n) and p.stat().st_size >= by_reference}
+    assert by_reference != 3000 or referred == {"a/1.tif", "a/big.tif"}
+    held = [(n, p) for n, p in members[1::2] if n not in referred]
     write_zip(tmp_path / "half.zip", held, deflate=text)  # a segment is itself zipfile's zip of what it holds
     assert (tmp_path / "s1.zip").read_bytes() == (tmp_path / "half.zip").read_bytes()
     root = tmp_path / "src"
     entries = [e for pair in zip(read_index(tmp_path / "s0", root), read_index(tmp_path / "s1", root)) for e in pair]
-    assert [e.offset < 0 for e in entries] == [by_reference and not text(n) for n, _ in members]
+    assert [e.name for e in entries if e.offset < 0] == [n for n, _ in members if n in referred]
     assert [e.name for e in entries] == [n for n, _ in members]
     assert join(tmp_path / "joined.zip", iter(entries)) == 6
     assert (tmp_path / "joined.zip").read_bytes() == (tmp_path / "whole.zip").read_bytes()
@@ -299,7 +307,7 @@ def test_a_file_changed_since_its_group_zipped_it_is_named(tmp_path):
     from gos_build.zipjoin import join, read_index, write_segment
 
     members = _members(tmp_path)
-    write_segment(tmp_path / "s", members, by_reference=True)
+    write_segment(tmp_path / "s", members, by_reference=0)
     (tmp_path / "src" / "a" / "1.tif").write_bytes(b"shorter")
     with pytest.raises(GosBuildError, match=r"src/a/1\.tif is 7 bytes, 3000 when its publishing group zipped it"):
         join(tmp_path / "out.zip", read_index(tmp_path / "s", tmp_path / "src"))

@@ -96,16 +96,16 @@ def _member(data):
         yield size, (iter([f.read()]) if whole else iter(lambda: f.read(1 << 20), b"")), True
 
 
-def write_segment(stem: str | Path, members, deflate=lambda name: False, by_reference: bool = False) -> int:
+def write_segment(stem: str | Path, members, deflate=lambda name: False, by_reference: int | None = None) -> int:
     """Zip ``members`` (``(name, data)`` pairs, data bytes or a file's path, in the zip's order) into segment
     ``stem``: ``<stem>.zip``, the bytes :func:`gos_build.io.write_zip` (zipfile) writes for them, and its index
     ``<stem>.idx``, a line per entry (each file atomically, the index last). ``deflate(name)``: whether a member
     is deflated.
 
-    ``by_reference``: a stored file member is not copied into the segment -- its index line says so (offset
-    -1), with its CRC-32 and size, and :func:`join` copies the file itself (found by its name under the
-    ``root`` given to :func:`read_index`; a publishing group's files are the dataset's). The segment then holds
-    the deflated members alone. Memory does not grow with the members. Returns the number of entries."""
+    ``by_reference``: a stored file member of at least this many bytes is not copied into the segment -- its
+    index line says so (offset -1), with its CRC-32 and size, and :func:`join` copies the file itself (found by
+    its name under the ``root`` given to :func:`read_index`; a publishing group's files are the dataset's).
+    None: every member in the segment. Memory does not grow with the members. Returns the number of entries."""
     seg, index = segment_files(stem)
     system, attr = (0 if sys.platform == "win32" else 3), 0o644 << 16  # zipfile's create_system; write_zip's mode
     n = 0
@@ -119,7 +119,7 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
                 method = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
                 crc = csize = 0
                 with _member(data) as (size, blocks, is_file):
-                    if by_reference and is_file and method == zipfile.ZIP_STORED:
+                    if by_reference is not None and is_file and method == zipfile.ZIP_STORED and size >= by_reference:
                         for block in blocks:
                             crc = zlib.crc32(block, crc)
                         header, version, flags = _local(name, crc, size, size, method)

@@ -74,7 +74,7 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
     their sha256 and the writers' notes for the last job. ``shards``: the tile shard folders
     (``tiles/<tile>/shard``) -- the group's, and those of the tiles whose chips end its packed chunks and
     Parquet shards. Returns the group's chip count."""
-    from .package import SEGMENTS_DIR, write_segments
+    from .package import REFERENCE_BYTES, SEGMENTS_DIR, write_segments
     from .plan import FILES_DIR, read_chips, read_plan
     from ..config import chunk_chips, zip_part_bytes
 
@@ -134,7 +134,7 @@ def publish_group(plan_dir: str | Path, k: int, shards: list[str | Path], config
         (tmp / PARTS_FILE).write_text(json.dumps(notes, sort_keys=True) + "\n", encoding="utf-8")
         if zip_part_bytes(config) is not None:  # the zips' entries of its files, joined by the package job
             t0 = time.perf_counter()
-            write_segments(dest, files, tmp / SEGMENTS_DIR, list(context["layers"]), by_reference=True)
+            write_segments(dest, files, tmp / SEGMENTS_DIR, list(context["layers"]), by_reference=REFERENCE_BYTES)
             log.info("publish group %d: zip segments %.1f s", k, time.perf_counter() - t0)
     log.info("publish group %d: %d chips (%s) of %d tiles -> %s", k, len(own),
              ", ".join(f"{s} {ranges[s][0]}..{ranges[s][1]}" for s in SPLITS), len(plan["groups"][k]["tiles"]),

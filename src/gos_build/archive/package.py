@@ -106,12 +106,20 @@ def zip_order(rel: str) -> tuple:
     return _METADATA_RANK.get(rel, len(METADATA_FILES)), rel.split("/")
 
 
+# a publishing group's stored files from this size on are zipped by reference: the package job copies them from the
+# dataset instead of from a second copy in the group's segment. Smaller ones (the chip GeoTIFFs, a few kB) are
+# copied into the segment: for them the package job's work per file -- open, local header, copy: 10-40 us, most
+# of it reading the file back from disk at 19 000 km2 -- would outweigh copying their bytes twice
+REFERENCE_BYTES = 64 << 10
+
+
 def write_segments(folder: str | Path, files: Iterable[str], out: str | Path, layers,
-                   by_reference: bool = False) -> None:
+                   by_reference: int | None = None) -> None:
     """Zip ``files`` (posix paths under ``folder``) into one segment per zip at ``out/<zip name>``
     (:func:`gos_build.zipjoin.write_segment`; text deflated), in the zip's order. A publishing group writes its
-    files' segments, its stored files ``by_reference`` (their CRC-32 and size: the package job copies them from
-    the dataset); the package job joins the groups' segments."""
+    files' segments, its stored files of at least ``by_reference`` bytes (:data:`REFERENCE_BYTES`) by reference
+    (their CRC-32 and size: the package job copies them from the dataset); the package job joins the groups'
+    segments."""
     from ..zipjoin import write_segment
 
     folder, out = Path(folder), Path(out)
@@ -198,12 +206,13 @@ def package(dataset: str | Path, dist: str | Path, aoi: str, part_bytes: int | N
     ``part_bytes`` (``publish.zips.part_gb``), else cut into parts (:func:`cut_parts`).
 
     ``groups``: the publishing groups' folders (``publish/groups/<k>``), whose jobs zipped their files into
-    segments (``zips/``, :func:`write_segments`: the text deflated, the stored files by reference -- their
-    CRC-32 and size): the zips are joined from those, the stored files copied from ``dataset``, and from a
-    segment of the other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and each zip's
-    segments are removed once it is written. A group's files whose segment is gone (removed by an earlier run, or published without zips) are
-    zipped here; without groups every file is. The bytes are the same either way. Memory does not grow with the
-    files: the segments' indexes and the manifest are read a line at a time."""
+    segments (``zips/``, :func:`write_segments`: the text deflated, the large stored files by reference --
+    their CRC-32 and size): the zips are joined from those (the referenced files copied from ``dataset``) and
+    from a segment of the other files zipped here (:mod:`gos_build.zipjoin`: copied, not zipped again), and
+    each zip's segments are removed once it is written. A group's files whose segment is gone (removed by an
+    earlier run, or published without zips) are zipped here; without groups every file is. The bytes are the
+    same either way. Memory does not grow with the files: the segments' indexes and the manifest are read a
+    line at a time."""
     from ..zipjoin import join, read_index
 
     dataset, dist = Path(dataset), Path(dist)
