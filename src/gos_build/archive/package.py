@@ -7,7 +7,7 @@ of its own holding whole files (in the tree's order), none larger than the limit
 within it keeps its one name, ``<aoi>_<name>.zip``. A form the dataset does not have gets no zip.
 
 The work per file is done beside the tiles: each publishing group zips its files into a segment per zip
-(:func:`write_segments`, ``publish/groups/<k>/zips``: its text deflated, its GeoTIFFs, chunks and shards by
+(:func:`write_segments`, ``publish/groups/<k>/zips``: its text deflated, its store chunks and Parquet shards by
 reference -- their CRC-32 and size, not a second copy of their bytes), and the package job joins the segments
 (:mod:`gos_build.zipjoin`), copying the referenced files from the dataset and zipping only the few files the
 last job wrote; the bytes are those of zipping the dataset in one job, whatever the grouping."""
