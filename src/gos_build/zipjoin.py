@@ -127,22 +127,30 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
                                   f"{system}\t{attr}\t{flags}\t{name}\n")
                         n += 1
                         continue
-                    out.write(_local(name, 0, 0, size, method)[0])  # its length; its values once the data is in
                     squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15) if method else None
+                    whole = [] if size <= _io.ZIP_READ_WHOLE else None  # else streamed: the header written after
+                    if whole is None:
+                        out.write(_local(name, 0, 0, size, method)[0])  # its length; its values once the data is in
+                    emit = out.write if whole is None else whole.append
                     for block in blocks:  # zipfile's _ZipWriteFile: CRC-32 of the data, then compressed
                         crc = zlib.crc32(block, crc)
                         if squeeze:
                             block = squeeze.compress(block)
                         csize += len(block)
-                        out.write(block)
+                        emit(block)
                     if squeeze:
                         block = squeeze.flush()
                         csize += len(block)
-                        out.write(block)
+                        emit(block)
                 header, version, flags = _local(name, crc, csize, size, method)
-                out.seek(pos)
-                out.write(header)
-                out.seek(0, os.SEEK_END)
+                if whole is None:
+                    out.seek(pos)
+                    out.write(header)
+                    out.seek(0, os.SEEK_END)
+                else:
+                    out.write(header)
+                    for block in whole:
+                        out.write(block)
                 e = Entry(name, str(seg), pos, len(header) + csize, crc, csize, size, method, version, system, attr,
                           flags)
                 central.write(_central(e, pos))
