@@ -87,3 +87,29 @@ def run_configfile(workdir: Path, path: Path, *args, env: dict | None = None,
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
                            str(workdir), "--configfile", str(path), *args], capture_output=True, text=True, env=env,
                           umask=umask)
+
+
+def zipfile_zip(path: Path, members, deflate=lambda name: False) -> None:
+    """The reference zip of ``members`` (``(name, bytes or path)``) through Python's ``zipfile`` itself, as
+    gos-build's segments mean to write it: fixed date, mode 644, ``deflate(name)``'s members deflated, a file
+    read whole up to ``zipjoin.ZIP_READ_WHOLE`` (``writestr``), else streamed in 1 MB blocks (``open(info,
+    "w")``, its size given first)."""
+    import zipfile
+
+    from gos_build import zipjoin
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=zipjoin.ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
+            if not isinstance(data, (bytes, bytearray)):
+                with open(data, "rb") as src:
+                    size = os.fstat(src.fileno()).st_size
+                    if size > zipjoin.ZIP_READ_WHOLE:
+                        info.file_size = size
+                        with zf.open(info, "w") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        continue
+                    data = src.read()
+            zf.writestr(info, data)

@@ -9,6 +9,7 @@ import pytest
 from gos_build.archive.gather import publish
 from gos_build.errors import GosBuildError
 from gos_build.grid import build_grid
+from helpers import zipfile_zip
 
 # a grid over the hand-made chips below (UTM 52N, x 399 360..412 160, y 4 797 440..4 810 240): one tile
 GRID = build_grid(bbox=[127.7, 43.3, 128.0, 43.5], crs="EPSG:32652", tile_chips=256)
@@ -255,8 +256,8 @@ def _members(tmp_path):
                                                            (False, True, None), (True, True, None),
                                                            (False, False, 0), (True, True, 0), (False, False, 3000)])
 def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypatch, zip64, streamed, by_reference):
-    """Members zipped into two segments (interleaved: every other file; each segment the bytes ``write_zip``
-    writes for its members), then joined in the zip's order: the same bytes as ``write_zip`` of the same
+    """Members zipped into two segments (interleaved: every other file; each segment the bytes ``zipfile``
+    writes for its members), then joined in the zip's order: the same bytes as ``zipfile``'s zip of the same
     members -- with zipfile's limits lowered so that sizes, offsets and the entry count need zip64 records
     (``zip64``), as a 5 GB part or one of 70 000 files would; members read in blocks (``streamed``), as those
     above 16 MB are; the stored files (of at least 3 000 bytes) zipped by reference (``by_reference``, a
@@ -266,23 +267,22 @@ def test_a_zip_joined_from_segments_is_the_zip_zipfile_writes(tmp_path, monkeypa
     import subprocess
     import zipfile
 
-    from gos_build.io import write_zip
     from gos_build.zipjoin import join, read_index, write_segment
 
     if zip64:
         monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 2500)
         monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 4)
     if streamed:  # members above 1 kB read in blocks, their header written after their data (a Parquet shard's way)
-        monkeypatch.setattr("gos_build.io.ZIP_READ_WHOLE", 1000)
+        monkeypatch.setattr("gos_build.zipjoin.ZIP_READ_WHOLE", 1000)
     members = _members(tmp_path)
     text = lambda n: n.endswith((".json", ".txt"))  # noqa: E731
-    write_zip(tmp_path / "whole.zip", members, deflate=text)
+    zipfile_zip(tmp_path / "whole.zip", members, deflate=text)
     assert write_segment(tmp_path / "s0", members[0::2], text, by_reference) == 3
     assert write_segment(tmp_path / "s1", members[1::2], text, by_reference) == 3
     referred = {n for n, p in members if by_reference is not None and not text(n) and p.stat().st_size >= by_reference}
     assert by_reference != 3000 or referred == {"a/1.tif", "a/big.tif"}
     held = [(n, p) for n, p in members[1::2] if n not in referred]
-    write_zip(tmp_path / "half.zip", held, deflate=text)  # a segment is itself zipfile's zip of what it holds
+    zipfile_zip(tmp_path / "half.zip", held, deflate=text)  # a segment is itself zipfile's zip of what it holds
     assert (tmp_path / "s1.zip").read_bytes() == (tmp_path / "half.zip").read_bytes()
     root = tmp_path / "src"
     entries = [e for pair in zip(read_index(tmp_path / "s0", root), read_index(tmp_path / "s1", root)) for e in pair]
@@ -316,8 +316,7 @@ def test_a_file_changed_since_its_group_zipped_it_is_named(tmp_path):
 
 def test_a_part_joined_from_runs_of_segments(tmp_path):
     """A zip of a subset in another order than the segment's (the second and first entries, then the last
-    two): the bytes ``write_zip`` writes for those members in that order."""
-    from gos_build.io import write_zip
+    two): the bytes ``zipfile`` writes for those members in that order."""
     from gos_build.zipjoin import join, read_index, write_segment
 
     members = _members(tmp_path)
@@ -325,7 +324,7 @@ def test_a_part_joined_from_runs_of_segments(tmp_path):
     entries = list(read_index(tmp_path / "s"))
     pick = [1, 0, 4, 5]
     join(tmp_path / "part.zip", [entries[i] for i in pick])
-    write_zip(tmp_path / "ref.zip", [members[i] for i in pick])
+    zipfile_zip(tmp_path / "ref.zip", [members[i] for i in pick])
     assert (tmp_path / "part.zip").read_bytes() == (tmp_path / "ref.zip").read_bytes()
 
 

@@ -116,21 +116,23 @@ def test_files_follow_the_umask_atomic_writes_included(tmp_path):
     import numpy as np
     from affine import Affine
 
-    from gos_build.io import atomic_write_text, write_folder, write_geotiff, write_zip
+    from gos_build.io import atomic_write_text, write_folder, write_geotiff
+    from gos_build.zipjoin import write_segment
 
     for mask, want in ((0o022, 0o644), (0o027, 0o640), (0o002, 0o664)):
         old = os.umask(mask)
         try:
             out = tmp_path / f"u{mask:03o}"
             atomic_write_text(out / "a.txt", "text\n")
-            write_zip(out / "b.zip", [("m.txt", b"member")])
+            write_segment(out / "b", [("m.txt", b"member")])  # b.zip and its index, b.idx
             write_folder(out / "shard", [("x/c.bin", b"bytes")])
             write_geotiff(out / "d.tif", np.zeros((8, 8), np.uint8), "EPSG:32652", Affine(10, 0, 0, 0, -10, 80), 0,
                           ["band"])
         finally:
             os.umask(old)
         modes = {p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
-        assert modes == {"a.txt": want, "b.zip": want, "shard/x/c.bin": want, "d.tif": want}, (oct(mask), modes)
+        want_all = {"a.txt": want, "b.zip": want, "b.idx": want, "shard/x/c.bin": want, "d.tif": want}
+        assert modes == want_all, (oct(mask), modes)
 
 
 @pytest.mark.slow

@@ -361,35 +361,3 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry: no wall clock in the bytes
-ZIP_READ_WHOLE = 16 << 20  # members up to this size are read whole, larger ones streamed
-
-
-def write_zip(path: str | Path, members, deflate=lambda name: False) -> None:
-    """Write a deterministic zip at ``path``, atomically.
-
-    ``members``: ``(name, data)`` pairs in the order to store them, ``data``
-    being bytes or a file path (streamed, never held whole in memory).
-    Entries carry a fixed date and mode; ``deflate(name)`` says which to compress.
-    """
-    import shutil
-    import zipfile
-
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for name, data in members:
-                info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
-                if not isinstance(data, (bytes, bytearray)):
-                    with open(data, "rb") as src:
-                        size = os.fstat(src.fileno()).st_size
-                        if size > ZIP_READ_WHOLE:  # streamed: memory stays small whatever the file
-                            info.file_size = size
-                            with zf.open(info, "w") as dst:
-                                shutil.copyfileobj(src, dst, 1 << 20)
-                            continue
-                        data = src.read()  # small files (chips, items) in one read: 40 % less time a member
-                zf.writestr(info, data)

@@ -1,10 +1,11 @@
 """Zips joined from segments: entries zipped by separate jobs, one zip made by copying their bytes.
 
-A *segment* (:func:`write_segment`) is a zip, the bytes :func:`gos_build.io.write_zip` (zipfile) writes for its
-members (``<stem>.zip``), with its index (``<stem>.idx``): one line per entry, in the segment's order, saying
-where the entry's local header and data lie in the segment and what the central directory says of it. A stored
-file may be zipped *by reference*: its line holds its CRC-32 and size, the segment none of its bytes (a
-publishing group's files are the dataset's own: a second copy of their bytes would only be copied again).
+A *segment* (:func:`write_segment`) is a zip, the bytes Python's ``zipfile`` writes for its members
+(``<stem>.zip``; fixed date, mode 644), with its index (``<stem>.idx``): one line per entry, in the segment's
+order, saying where the entry's local header and data lie in the segment and what the central directory says
+of it. A stored file may be zipped *by reference*: its line holds its CRC-32 and size, the segment none of its
+bytes (a publishing group's files are the dataset's own: a second copy of their bytes would only be copied
+again).
 :func:`join` writes a zip of entries taken from any segments, in any order, by copying those bytes (and a
 by-reference entry's local header, then its file; ``os.copy_file_range``: the kernel copies, nothing is read,
 checksummed or deflated again) and writing the central directory. The bytes are those zipfile writes for the
@@ -25,9 +26,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from . import io as _io
 from .errors import GosBuildError
-from .io import ZIP_DATE, atomic_path
+from .io import atomic_path
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # APPNOTE 4.3.7, zipfile's structFileHeader
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # APPNOTE 4.3.12, zipfile's structCentralDir
@@ -35,6 +35,8 @@ _END = struct.Struct("<4s4H2LH")  # end of central directory, APPNOTE 4.3.16
 _END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record, 4.3.14
 _LOCATOR64 = struct.Struct("<4sLQL")  # zip64 end of central directory locator, 4.3.15
 ZIP64_VERSION = 45
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry: no wall clock in the bytes
+ZIP_READ_WHOLE = 16 << 20  # members up to this size are read whole, larger ones in 1 MB blocks
 _DOS_TIME = ZIP_DATE[3] << 11 | ZIP_DATE[4] << 5 | ZIP_DATE[5] // 2
 _DOS_DATE = (ZIP_DATE[0] - 1980) << 9 | ZIP_DATE[1] << 5 | ZIP_DATE[2]
 
@@ -85,20 +87,21 @@ def _local(name: str, crc: int, csize: int, size: int, method: int) -> tuple[byt
 @contextlib.contextmanager
 def _member(data):
     """(size in bytes, its blocks as zipfile reads them, whether it is a file) of a member's ``data`` (bytes or a
-    file's path): bytes in one block, a file whole up to :data:`gos_build.io.ZIP_READ_WHOLE`, else in 1 MB
-    blocks (:func:`gos_build.io.write_zip`'s reads, so that a deflated member is compressed in the same steps)."""
+    file's path): bytes in one block, a file whole up to :data:`ZIP_READ_WHOLE`, else in 1 MB
+    blocks (as ``zipfile`` is fed them: ``writestr`` whole, ``open(info, "w")`` in blocks, so that a deflated
+    member is compressed in the same steps)."""
     if isinstance(data, (bytes, bytearray)):
         yield len(data), iter([bytes(data)]), False
         return
     with open(data, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        whole = size <= _io.ZIP_READ_WHOLE  # read at each call: the tests lower it
+        whole = size <= ZIP_READ_WHOLE  # read at each call: the tests lower it
         yield size, (iter([f.read()]) if whole else iter(lambda: f.read(1 << 20), b"")), True
 
 
 def write_segment(stem: str | Path, members, deflate=lambda name: False, by_reference: int | None = None) -> int:
     """Zip ``members`` (``(name, data)`` pairs, data bytes or a file's path, in the zip's order) into segment
-    ``stem``: ``<stem>.zip``, the bytes :func:`gos_build.io.write_zip` (zipfile) writes for them, and its index
+    ``stem``: ``<stem>.zip``, the bytes ``zipfile`` writes for them (a test compares), and its index
     ``<stem>.idx``, a line per entry (each file atomically, the index last). ``deflate(name)``: whether a member
     is deflated.
 
@@ -107,7 +110,7 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
     its name under the ``root`` given to :func:`read_index`; a publishing group's files are the dataset's).
     None: every member in the segment. Memory does not grow with the members. Returns the number of entries."""
     seg, index = segment_files(stem)
-    system, attr = (0 if sys.platform == "win32" else 3), 0o644 << 16  # zipfile's create_system; write_zip's mode
+    system, attr = (0 if sys.platform == "win32" else 3), 0o644 << 16  # zipfile's create_system; rw-r--r--
     n = 0
     with atomic_path(index) as tmp_idx:
         with atomic_path(seg) as tmp_seg, open(tmp_seg, "wb") as out, open(tmp_idx, "w", encoding="utf-8") as idx, \
@@ -128,7 +131,7 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
                         n += 1
                         continue
                     squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15) if method else None
-                    whole = [] if size <= _io.ZIP_READ_WHOLE else None  # else streamed: the header written after
+                    whole = [] if size <= ZIP_READ_WHOLE else None  # else streamed: the header written after
                     if whole is None:
                         out.write(_local(name, 0, 0, size, method)[0])  # its length; its values once the data is in
                     emit = out.write if whole is None else whole.append
