@@ -335,7 +335,11 @@ def test_every_form_carries_the_s2_layer(bands_dataset, runs, tmp_path):
         assert "https://stac-extensions.github.io/eo/v1.1.0/schema.json" in item["stac_extensions"]
         eo = item["assets"]["s2"]["eo:bands"]
         assert [b["name"] for b in eo] == S2_BANDS and [b["common_name"] for b in eo][6:8] == ["nir", "nir08"]
-        assert eo[7]["center_wavelength"] == pytest.approx(0.8647) and "eo:bands" not in item["assets"]["rgb"]
+        assert eo[7]["center_wavelength"] == pytest.approx(0.8647)
+        # rgb's red, green, blue are s2's B04 B03 B02: the same wavelengths under rgb's band names
+        rgb = {b["name"]: b for b in item["assets"]["rgb"]["eo:bands"]}
+        assert list(rgb) == ["red", "green", "blue"]
+        assert [{**rgb[c], "name": b} for c, b in zip(rgb, ("B04", "B03", "B02"))] == [eo[2], eo[1], eo[0]]
 
     problems = OfflineSchemas().catalogue_errors(d, chips, each)
     assert not problems, problems[:5]

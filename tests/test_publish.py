@@ -30,7 +30,8 @@ def auvergne_dataset(auvergne_demo, tmp_path_factory):
 
 @pytest.mark.parametrize("which", ["demo", "auvergne"])
 def test_stac_catalogue_passes_core_and_extension_schemas(which, runs, auvergne_dataset):
-    """The collection and every item against STAC core and the five extensions' published schemas (offline)."""
+    """The collection and every item against STAC core and the six extensions' published schemas (offline); the
+    rgb asset's eo:bands are Sentinel-2's B04 B03 B02 (ESA's centre wavelengths, S2A), named as its raster:bands."""
     from stac_schemas import OfflineSchemas
 
     schemas = OfflineSchemas()  # skips where ../shared/stac-schemas is absent
@@ -43,8 +44,13 @@ def test_stac_catalogue_passes_core_and_extension_schemas(which, runs, auvergne_
     for chip in chips:
         item = json.loads((d / "stac" / chip["id"] / f"{chip['id']}.json").read_text())
         assert set(item["stac_extensions"]) == {f"https://stac-extensions.github.io/{e}/schema.json" for e in (
-            "label/v1.0.1", "ml-aoi/v0.2.0", "projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0")}
+            "label/v1.0.1", "ml-aoi/v0.2.0", "projection/v2.0.0", "raster/v1.1.0", "file/v2.1.0", "eo/v1.1.0")}
         assert item["properties"]["ml-aoi:split"] == splits[chip["split"]]
+        rgb = item["assets"]["rgb"]
+        assert [(b["name"], b["common_name"], b["center_wavelength"]) for b in rgb["eo:bands"]] == [
+            ("red", "red", 0.6646), ("green", "green", 0.5598), ("blue", "blue", 0.4924)]
+        assert [b["name"] for b in rgb["raster:bands"]] == ["red", "green", "blue"]
+        assert not any("eo:bands" in a for k, a in item["assets"].items() if k != "rgb")  # the DEM, labels
         problems += schemas.errors(item)
     assert problems == [], "\n".join(problems[:20])
     assert len(chips) >= 10

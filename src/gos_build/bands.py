@@ -63,9 +63,21 @@ def period_bands(bands=None) -> tuple[str, ...]:
     return tuple(bands or RGB_BANDS)
 
 
-def is_spectral(bands) -> bool:
-    """Whether a layer's band names are Sentinel-2 bands (its STAC assets then carry ``eo:bands``)."""
-    return bool(bands) and all(b in BANDS for b in bands)
+def sentinel2_bands(bands) -> tuple[str, ...] | None:
+    """The Sentinel-2 band (B01 ... B12, B8A) each of a layer's bands is: its own name where that is one (s2, the
+    periods' layers), rgb's red, green, blue as B04 B03 B02 (:data:`RGB_BANDS`); None where any band is neither
+    (the DEM, its parameters, the labels)."""
+    rgb = {BANDS[b].common_name: b for b in RGB_BANDS}
+    names = tuple(b if b in BANDS else rgb.get(b) for b in bands)
+    return names if names and None not in names else None
+
+
+def eo_bands(bands) -> list[dict] | None:
+    """A layer's bands as STAC eo v1.1.0 describes them (``eo:bands``), each under its name in the layer (rgb's
+    ``red`` is B04's wavelengths, as ``raster:bands`` names it); None for a layer of other bands
+    (:func:`sentinel2_bands`)."""
+    s2 = sentinel2_bands(bands)
+    return None if s2 is None else [{**BANDS[b].eo(), "name": name} for name, b in zip(bands, s2)]
 
 
 FALSE_COLOUR = ("B08", "B04", "B03")  # near infrared, red, green as red, green, blue: vegetation bright red

@@ -15,17 +15,16 @@ import hashlib
 import json
 from pathlib import Path
 
-from ...bands import BANDS, RGB_BANDS, is_spectral
-from ...layout import CLASS_ID, CLASS_ID_MEANING, LABEL, LABEL_MEANING, RGB, chip_path, label_of
+from ...bands import BANDS, sentinel2_bands
+from ...layout import CLASS_ID, CLASS_ID_MEANING, LABEL, LABEL_MEANING, chip_path, label_of
 
 
 def spectral_bands(layers) -> list[tuple[str, str]]:
-    """(``<layer>:<band>`` name, Sentinel-2 band) of every spectral band of the layers: rgb's red, green, blue
-    (B04 B03 B02), then each band of s2."""
-    out = [(f"{RGB.name}:{band}", s2) for band, s2 in zip(RGB.bands, RGB_BANDS)]
+    """(``<layer>:<band>`` name, Sentinel-2 band) of every band of the layers that is a Sentinel-2 band, in the
+    layers' order: rgb's red, green, blue (B04 B03 B02), then s2's and the periods' (:func:`sentinel2_bands`)."""
+    out = []
     for m, layer in layers.items():
-        if is_spectral(layer.bands):
-            out += [(f"{m}:{b}", b) for b in layer.bands]
+        out += [(f"{m}:{b}", s2) for b, s2 in zip(layer.bands, sentinel2_bands(layer.bands) or ())]
     return out
 CSV_FILE = "chips.csv"
 JSON_FILE = "croissant.json"

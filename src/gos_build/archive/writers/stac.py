@@ -24,7 +24,7 @@ import os
 import re
 from pathlib import Path
 
-from ...bands import BANDS, is_spectral
+from ...bands import eo_bands
 from ...grid import chip_footprints_lonlat
 from ...io import write_new_file
 from ...parallel import ordered
@@ -240,7 +240,8 @@ class ItemTemplates:
             scaling = {"scale": layer.scale, "offset": layer.offset} if layer.scaled else {}  # value x scale + offset
             bands_of[m] = [{"name": b, "data_type": _DTYPES[layer.dtype], "nodata": layer.nodata,
                             "unit": layer.units, **scaling} for b in layer.bands]
-            eo_of[m] = {"eo:bands": [BANDS[b].eo() for b in layer.bands]} if is_spectral(layer.bands) else {}
+            eo = eo_bands(layer.bands)  # Sentinel-2's bands (rgb's red, green, blue too): their wavelengths
+            eo_of[m] = {"eo:bands": eo} if eo else {}
         extensions = list(EXTENSIONS.values()) + ([CLASSIFICATION] if any(ly.classes for ly in layers.values())
                                                   else []) + ([EO] if any(eo_of.values()) else [])
         slot = _Template.slot
