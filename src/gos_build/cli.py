@@ -606,6 +606,7 @@ def _run(args) -> int:
     # a process, most of a small job's start-up. A job's share too (read on import: numpy is not loaded yet)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads or 1))
+    _reuse_freed_memory()
     try:
         t0 = time.perf_counter()
         args.func(args)
@@ -637,6 +638,28 @@ def _run(args) -> int:
             print(f"gos-build: internal error: {exc!r} (traceback in {args.log})", file=sys.stderr)
         return 1
     return 0
+
+
+def _reuse_freed_memory() -> None:
+    """glibc's allocator keeps what the process frees for its next allocations instead of handing it back to the
+    kernel: a tile's layers are arrays of 4-32 MB, allocated and freed over and over, and above glibc's mmap
+    threshold each one came back as fresh pages for the kernel to fault in and zero (a tenth of a tile job's
+    time; ~170 000 page faults, 40 000 with this). The peak memory stays the same (the memory is reused, not
+    added); a job holds it until it ends. Left alone where the user tunes the allocator (``GLIBC_TUNABLES``,
+    ``MALLOC_*_``) and off glibc."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc" or "GLIBC_TUNABLES" in os.environ or any(
+            k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: blocks up to 1 GiB from the heap, reused once freed
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB freed at the heap's top
 
 
 def _peak_memory() -> str:
