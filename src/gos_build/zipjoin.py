@@ -86,17 +86,17 @@ def _local(name: str, crc: int, csize: int, size: int, method: int) -> tuple[byt
 
 @contextlib.contextmanager
 def _member(data):
-    """(size in bytes, its blocks as zipfile reads them, whether it is a file) of a member's ``data`` (bytes or a
-    file's path): bytes in one block, a file whole up to :data:`ZIP_READ_WHOLE`, else in 1 MB
-    blocks (as ``zipfile`` is fed them: ``writestr`` whole, ``open(info, "w")`` in blocks, so that a deflated
-    member is compressed in the same steps)."""
+    """(size in bytes, its blocks as zipfile reads them, whether it is a file, whether it is read whole) of a
+    member's ``data`` (bytes or a file's path): bytes in one block, a file whole up to :data:`ZIP_READ_WHOLE`,
+    else in 1 MB blocks (as ``zipfile`` is fed them: ``writestr`` whole, ``open(info, "w")`` in blocks, so that
+    a deflated member is compressed in the same steps)."""
     if isinstance(data, (bytes, bytearray)):
-        yield len(data), iter([bytes(data)]), False
+        yield len(data), iter([bytes(data)]), False, True
         return
     with open(data, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         whole = size <= ZIP_READ_WHOLE  # read at each call: the tests lower it
-        yield size, (iter([f.read()]) if whole else iter(lambda: f.read(1 << 20), b"")), True
+        yield size, (iter([f.read()]) if whole else iter(lambda: f.read(1 << 20), b"")), True, whole
 
 
 def write_segment(stem: str | Path, members, deflate=lambda name: False, by_reference: int | None = None) -> int:
@@ -121,7 +121,7 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
                     raise ValueError(f"{seg}: member name {name!r} has a tab or a line break")
                 method = zipfile.ZIP_DEFLATED if deflate(name) else zipfile.ZIP_STORED
                 crc = csize = 0
-                with _member(data) as (size, blocks, is_file):
+                with _member(data) as (size, blocks, is_file, read_whole):
                     if by_reference is not None and is_file and method == zipfile.ZIP_STORED and size >= by_reference:
                         for block in blocks:
                             crc = zlib.crc32(block, crc)
@@ -131,7 +131,7 @@ def write_segment(stem: str | Path, members, deflate=lambda name: False, by_refe
                         n += 1
                         continue
                     squeeze = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15) if method else None
-                    whole = [] if size <= ZIP_READ_WHOLE else None  # else streamed: the header written after
+                    whole = [] if read_whole else None  # else streamed: the header written after the data
                     if whole is None:
                         out.write(_local(name, 0, 0, size, method)[0])  # its length; its values once the data is in
                     emit = out.write if whole is None else whole.append
