@@ -73,16 +73,32 @@ def rule_table(bench_dir: Path) -> dict[str, dict]:
     return dict(rows)
 
 
+# a command's last log line (gos_build.cli): "<date> <time>,<ms> INFO gos_build: <command>: done in <s> s; peak
+# memory <MB> MB[ (its largest worker ...)]"
+_DONE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*: done in ([\d.]+) s; peak memory (\d+) MB")
+
+
+def job_done(path: Path) -> tuple[float, float, float] | None:
+    """(end in seconds of the epoch, the command's seconds, its peak memory in MB) from a job's log's last
+    ``done in`` line (what C libraries said may follow it); None where the job did not finish."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    m = next((m for m in map(_DONE.match, reversed(lines)) if m), None)
+    if m is None:
+        return None
+    from datetime import datetime
+
+    return datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp(), float(m[2]), float(m[3])
+
+
 def log_peaks(log_dir: Path) -> dict[str, float]:
     """Per rule, the largest peak memory (MB) its jobs' logs end with (``<rule>.log``, ``<rule>/<job>.log``): the
     kernel's high-water mark of each job's process, exact where Snakemake's benchmark samples."""
     peaks: dict[str, float] = {}
     for path in sorted(log_dir.rglob("*.log")):
         rule = path.relative_to(log_dir).parts[0].removesuffix(".log")
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        m = re.search(r": done in [\d.]+ s; peak memory (\d+) MB", lines[-1]) if lines else None
-        if m:
-            peaks[rule] = max(peaks.get(rule, 0.0), float(m.group(1)))
+        done = job_done(path)
+        if done:
+            peaks[rule] = max(peaks.get(rule, 0.0), done[2])
     return peaks
 
 

@@ -13,22 +13,21 @@ cannot fall below the jobs' seconds divided by the cores.
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import datetime
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-_DONE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*: done in ([\d.]+) s")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import ROOT, job_done  # noqa: E402
 
 
 def jobs(logs: Path) -> list[tuple[float, float, str]]:
     """(start, end, job) of every finished job under ``logs``, in seconds of the epoch, by start."""
     out = []
     for path in sorted(logs.rglob("*.log")):
-        done = [m for m in map(_DONE.match, path.read_text(encoding="utf-8").splitlines()) if m]
+        done = job_done(path)
         if done:
-            end = datetime.strptime(done[-1][1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            out.append((end - float(done[-1][2]), end, str(path.relative_to(logs).with_suffix(""))))
+            end, seconds, _ = done
+            out.append((end - seconds, end, str(path.relative_to(logs).with_suffix(""))))
     return sorted(out)
 
 
