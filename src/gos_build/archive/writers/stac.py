@@ -9,7 +9,8 @@ asset ``labels`` (``stac/<chip_id>/labels.geojson``, a FeatureCollection of one 
 footprint, whose property ``class`` holds the class name; ``label:properties: [class]``,
 ``label:classes``); ml-aoi (``ml-aoi:split`` in the extension's words -- ``train``, ``validate``,
 ``test`` -- and ``ml-aoi:role`` feature or label on each asset); projection (code, shape, transform),
-raster (data type, nodata, unit, scale) and file (size, sha256 multihash). The Items are written by the
+raster (data type, nodata, unit, scale), file (size, sha256 multihash) and eo (each Sentinel-2 band's common
+name and wavelengths: rgb's red, green, blue, s2's and the periods' bands). The Items are written by the
 groups' jobs after the GeoTIFF tree, from its files (:func:`place`); the Collection by the last
 (:func:`finish`).
 """
